@@ -1,0 +1,1 @@
+"""Curation Studio core library."""

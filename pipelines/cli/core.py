@@ -1,0 +1,167 @@
+"""`curate init`, `curate ingest`, `curate records`, `curate status`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from tqdm import tqdm
+
+from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from pipelines.config import load_config
+from pipelines.errors import ConfigError
+from pipelines.ingest import IngestConfig, IngestResult, ingest
+from pipelines.samples import sample_dir
+from pipelines.store import list_records, stage_counts
+
+
+def _print_ingest(result: IngestResult) -> None:
+    for f in result.files:
+        echo(f"{Path(f.file).name}: {f.rows} rows -> {f.added} added, {f.duplicates} exact "
+             f"duplicates folded, {f.unchanged} unchanged, {f.rejected} rejected")
+    echo(f"total: {result.added} added, {result.duplicates} duplicates, {result.unchanged} "
+         f"unchanged, {result.rejected} rejected")
+    if result.reject_report:
+        echo(f"reject report: {result.reject_report}")
+
+
+@app.command("init")
+def init_cmd(
+    workspace: str = WorkspaceOpt,
+    sample: bool = typer.Option(False, "--sample", help="Load sample_data/ and its curation.yaml."),
+    as_json: bool = JsonOpt,
+):
+    """Create a workspace; with --sample, load the insurance-claims sample into it.
+
+    Example: curate init --workspace ws --sample
+    """
+    ws = open_workspace(workspace, create=True)
+    summary: dict = {"workspace": str(ws.path), "sample": sample}
+    if sample:
+        src = sample_dir()
+        cfg = load_config(src / "curation.yaml")
+        if not ws.config_path.exists():
+            shutil.copyfile(src / "curation.yaml", ws.config_path)
+        files = [src / f for f in cfg.files]
+        # The sample has deliberately broken rows (empty notes): keep the rest, report those.
+        result = ingest(ws, files, IngestConfig.from_curation(cfg, skip_invalid=True))
+        _print_ingest(result)
+        summary.update({k: v for k, v in result.to_dict().items() if k != "files"})
+    echo(f"workspace ready: {ws.path}")
+    emit(summary, as_json)
+
+
+@app.command("ingest")
+def ingest_cmd(
+    files: list[Path] = typer.Argument(..., help="CSV, JSONL or Parquet files."),
+    workspace: str = WorkspaceOpt,
+    schema: Optional[str] = typer.Option(None, help="text | instruction | chat (default: detect)."),
+    text_field: Optional[str] = typer.Option(None, help="Column holding the text."),
+    prompt_field: Optional[str] = typer.Option(None, help="Column holding the prompt."),
+    response_field: Optional[str] = typer.Option(None, help="Column holding the response."),
+    system_field: Optional[str] = typer.Option(None, help="Column holding a system prompt."),
+    messages_field: Optional[str] = typer.Option(None, help="Column holding chat messages."),
+    label_field: Optional[str] = typer.Option(None, help="Column holding a raw label."),
+    gold_prefix: Optional[str] = typer.Option(None, help="Prefix of gold-label columns (gold_)."),
+    skip_invalid: bool = typer.Option(False, "--skip-invalid",
+                                      help="Ingest valid rows; write a reject report for the rest."),
+    as_json: bool = JsonOpt,
+):
+    """Ingest files into the workspace (creating it if needed). Re-ingesting adds nothing.
+
+    Without --skip-invalid a bad row rejects the whole call and nothing is stored.
+
+    Example: curate ingest notes.csv --workspace ws --schema text --text-field body
+    """
+    ws = open_workspace(workspace, create=True)
+    cfg = load_config(ws.config_path)
+    fmap = cfg.fields
+    overrides = {"text": text_field, "prompt": prompt_field, "response": response_field,
+                 "system": system_field, "messages": messages_field, "label": label_field}
+    from dataclasses import replace
+
+    fmap = replace(fmap, **{k: v for k, v in overrides.items() if v})
+    config = IngestConfig.from_curation(cfg, schema=schema, gold_prefix=gold_prefix,
+                                        skip_invalid=skip_invalid)
+    config.fields = fmap
+    with tqdm(desc="ingest", unit=" rows", disable=not sys.stderr.isatty()) as bar:
+        result = ingest(ws, files, config, progress=bar.update)
+    _print_ingest(result)
+    emit({k: v for k, v in result.to_dict().items()}, as_json)
+
+
+_PREVIEW = 70
+
+
+@app.command("records")
+def records_cmd(
+    workspace: str = WorkspaceOpt,
+    fmt: str = typer.Option("table", "--format", help="table | csv | jsonl"),
+    scheme: Optional[str] = typer.Option(None, help="Label scheme for the label columns "
+                                                    "(default: the first in curation.yaml)."),
+    limit: Optional[int] = typer.Option(None, help="At most this many records."),
+    search: Optional[str] = typer.Option(None, help="Only records whose text contains this."),
+    as_json: bool = JsonOpt,
+):
+    """List records with their source and, as later steps add them, dedup/label/review columns.
+
+    Example: curate records --workspace ws --format jsonl --limit 5
+    """
+    if fmt not in ("table", "csv", "jsonl"):
+        raise ConfigError(f"--format must be table, csv or jsonl, got {fmt!r}")
+    ws = open_workspace(workspace)
+    cfg = load_config(ws.config_path)
+    if scheme is None and cfg.schemes:
+        scheme = next(iter(cfg.schemes))
+    elif scheme is not None:
+        cfg.scheme(scheme)
+    with ws.connect() as conn:
+        rows = list_records(conn, scheme=scheme, limit=limit, search=search)
+    cols = ["id", "source", "text", "cluster_id", "excluded", "label", "confidence",
+            "review_status"]
+    if fmt == "jsonl":
+        for r in rows:
+            out = {k: r[k] for k in cols}
+            out.update(prompt=r["prompt"], response=r["response"], n_sources=r["n_sources"],
+                       raw_label=r["raw_label"], scheme=scheme)
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow([r[k] for k in cols])
+    else:
+        echo(f"{'id':<18} {'source':<28} {'excl':<4} {'label':<16} {'conf':>5}  text")
+        for r in rows:
+            src = Path(r["source"].rsplit(":", 1)[0]).name + ":" + r["source"].rsplit(":", 1)[1]
+            if r["n_sources"] > 1:
+                src += f" (+{r['n_sources'] - 1})"
+            text = " ".join(r["text"].split())
+            text = text[:_PREVIEW] + ("..." if len(text) > _PREVIEW else "")
+            conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
+            echo(f"{r['id']:<18} {src:<28} {'yes' if r['excluded'] else '':<4} "
+                 f"{(r['label'] or ''):<16} {conf:>5}  {text}")
+    if as_json:
+        emit({"records": len(rows), "scheme": scheme}, True)
+
+
+@app.command("status")
+def status_cmd(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """Counts per stage: records, duplicates folded, excluded, labelled, reviewed, exported, trained.
+
+    Example: curate status --workspace ws --json
+    """
+    ws = open_workspace(workspace)
+    with ws.connect() as conn:
+        counts = stage_counts(conn)
+    echo(f"workspace: {ws.path}")
+    for key, value in counts.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "0"
+        echo(f"  {key:<18} {value}")
+    emit({"workspace": str(ws.path), **counts}, as_json)

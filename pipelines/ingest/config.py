@@ -1,0 +1,37 @@
+"""Configuration of the ingest step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.config import SCHEMA_KINDS, CurationConfig, FieldMap
+from pipelines.errors import ConfigError
+
+__all__ = ["IngestConfig"]
+
+
+@dataclass
+class IngestConfig:
+    schema: str | None = field(default=None, metadata={
+        "help": "text | instruction | chat; None detects it from the first row's fields"})
+    fields: FieldMap = field(default_factory=FieldMap, metadata={
+        "help": "which column feeds which record field"})
+    gold_prefix: str = field(default="gold_", metadata={
+        "help": "columns named <prefix><scheme> hold held-out gold labels"})
+    skip_invalid: bool = field(default=False, metadata={
+        "help": "ingest the valid rows and write a reject report instead of rejecting the file"})
+    batch_size: int = field(default=1000, metadata={"help": "rows per database batch"})
+
+    def __post_init__(self):
+        if self.schema is not None and self.schema not in SCHEMA_KINDS:
+            raise ConfigError(f"schema must be one of {', '.join(SCHEMA_KINDS)}, got {self.schema!r}")
+        if not self.gold_prefix:
+            raise ConfigError("gold_prefix must not be empty")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    @classmethod
+    def from_curation(cls, cfg: CurationConfig, **overrides) -> "IngestConfig":
+        base = dict(schema=cfg.schema, fields=cfg.fields, gold_prefix=cfg.gold_prefix)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)

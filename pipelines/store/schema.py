@@ -1,0 +1,117 @@
+"""The workspace schema and its in-code migrations.
+
+`PRAGMA user_version` holds the schema version. Each migration runs in its own transaction, so a
+database is always at a whole version. Later steps add migrations at the end of `MIGRATIONS`;
+never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Migration", "MIGRATIONS", "SCHEMA_VERSION"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+_V1 = """
+-- One row per distinct (normalised) content. `rowid` is the ingestion order.
+CREATE TABLE records (
+    rowid        INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    kind         TEXT NOT NULL CHECK (kind IN ('text', 'instruction', 'chat')),
+    text         TEXT NOT NULL,          -- what LFs and embeddings read
+    prompt       TEXT,
+    response     TEXT,
+    system       TEXT,
+    messages     TEXT,                   -- JSON list of {role, content} (chat)
+    raw_label    TEXT,                   -- a label column as ingested (may be noisy)
+    gold         TEXT NOT NULL DEFAULT '{}',  -- JSON {scheme: label}; never shown to LFs
+    meta         TEXT NOT NULL DEFAULT '{}',  -- JSON: every other column of the first source
+    ingested_at  TEXT NOT NULL
+);
+
+-- Every (file, row) a record came from: exact duplicates fold into one record, nothing is lost.
+CREATE TABLE record_sources (
+    record_id    TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    file         TEXT NOT NULL,          -- absolute path as ingested
+    row          INTEGER NOT NULL,       -- 1-based data row (CSV header excluded; JSONL line)
+    line         INTEGER,                -- physical line where the row starts
+    file_sha256  TEXT,
+    meta         TEXT NOT NULL DEFAULT '{}',
+    ingested_at  TEXT NOT NULL,
+    PRIMARY KEY (file, row, record_id)
+);
+CREATE INDEX record_sources_record ON record_sources(record_id);
+
+-- Lineage: one row per pipeline step run (ingest, dedup, filter, label, review, export, train).
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    step         TEXT NOT NULL,
+    scheme       TEXT,
+    params       TEXT NOT NULL DEFAULT '{}',
+    metrics      TEXT NOT NULL DEFAULT '{}',
+    status       TEXT NOT NULL DEFAULT 'done',
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT
+);
+CREATE INDEX runs_step ON runs(step, id);
+
+-- Dedup / filter decisions: flags, never deletions.
+CREATE TABLE dedup (
+    record_id          TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+    cluster_id         TEXT,
+    representative_id  TEXT,
+    similarity         REAL,
+    method             TEXT,              -- exact | semantic | filter
+    excluded           INTEGER NOT NULL DEFAULT 0,
+    reason             TEXT,
+    run_id             INTEGER REFERENCES runs(id)
+);
+CREATE INDEX dedup_cluster ON dedup(cluster_id);
+
+-- A person's keep/drop decision; later runs respect it.
+CREATE TABLE dedup_overrides (
+    record_id   TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+    decision    TEXT NOT NULL CHECK (decision IN ('keep', 'drop')),
+    decided_at  TEXT NOT NULL
+);
+
+-- Aggregated programmatic labels, per scheme.
+CREATE TABLE labels (
+    record_id   TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    scheme      TEXT NOT NULL,
+    label       TEXT,                     -- NULL: every LF abstained
+    confidence  REAL,
+    model       TEXT,                     -- label_model | majority
+    run_id      INTEGER REFERENCES runs(id),
+    PRIMARY KEY (record_id, scheme)
+);
+CREATE INDEX labels_scheme ON labels(scheme, confidence);
+
+-- Human review state, per scheme (record <-> Label Studio task).
+CREATE TABLE review (
+    record_id        TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    scheme           TEXT NOT NULL,
+    project_id       INTEGER,
+    task_id          INTEGER,
+    status           TEXT NOT NULL DEFAULT 'pending',   -- pending | reviewed | skipped
+    human_label      TEXT,
+    edited_response  TEXT,
+    reviewer         TEXT,
+    reviewed_at      TEXT,
+    PRIMARY KEY (record_id, scheme)
+);
+CREATE INDEX review_task ON review(task_id);
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "records, sources, runs, dedup, labels, review", _V1),
+]
+
+SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
