@@ -1,0 +1,49 @@
+"""Fixtures shared across the suite."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def fresh_ws(tmp_path):
+    """An empty workspace in a temporary folder."""
+    from pipelines.store import Workspace
+
+    return Workspace.create(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def sample_ws_template(tmp_path_factory):
+    """The sample data ingested once per session (as `curate init --sample` does)."""
+    from pipelines.config import load_config
+    from pipelines.ingest import IngestConfig, ingest
+    from pipelines.samples import sample_dir
+    from pipelines.store import Workspace
+    import shutil
+
+    root = tmp_path_factory.mktemp("sample") / "ws"
+    ws = Workspace.create(root)
+    src = sample_dir()
+    shutil.copyfile(src / "curation.yaml", ws.config_path)
+    cfg = load_config(ws.config_path)
+    ingest(ws, [src / f for f in cfg.files], IngestConfig.from_curation(cfg, skip_invalid=True))
+    return ws
+
+
+@pytest.fixture
+def sample_ws(sample_ws_template, tmp_path):
+    """A private copy of the ingested sample workspace, safe to modify."""
+    import shutil
+
+    from pipelines.store import Workspace
+
+    dst = tmp_path / "sample_ws"
+    shutil.copytree(sample_ws_template.path, dst)
+    return Workspace.open(dst)
