@@ -1,0 +1,92 @@
+"""`curate export`, `curate export list`, `curate export diff`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from pipelines.export import diff_exports, export_dataset, list_exports
+
+export_app = typer.Typer(
+    help="Write a versioned, hashed dataset (train/eval JSONL + manifest) from the curated records.\n\n"
+         "Example: curate export --workspace ws --scheme summary_quality --format chat",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(export_app, name="export")
+
+
+@export_app.callback()
+def export_cmd(
+    ctx: typer.Context,
+    workspace: str = WorkspaceOpt,
+    scheme: Optional[str] = typer.Option(None, help="Label scheme that selects the records."),
+    format: Optional[str] = typer.Option(None, "--format",
+                                         help="chat | alpaca | classification."),
+    eval_fraction: Optional[float] = typer.Option(None, help="Share of records for eval (0.1)."),
+    min_confidence: Optional[float] = typer.Option(
+        None, help="Minimum label-model confidence (0.8); human labels always pass."),
+    accept: Optional[str] = typer.Option(
+        None, help="Comma-separated final labels to export (default: ACCEPT or every class)."),
+    as_json: bool = JsonOpt,
+):
+    """Export the curated records as a new immutable version W/exports/vNNNN/.
+
+    Example: curate export --workspace ws --scheme claim_type --format classification --json
+    """
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = {"workspace": workspace}
+        return
+    ws = open_workspace(workspace)
+    result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
+                            min_confidence=min_confidence, accept_labels=accept)
+    echo(f"{result.version}: {result.train} train, {result.eval} eval ({result.format}, "
+         f"scheme {result.scheme}) -> {result.path}")
+    for split in ("train", "eval"):
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(result.labels[split].items()))
+        echo(f"  {split}: {parts}")
+    if result.skipped:
+        echo("  left out: " + ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())))
+    emit(result.to_dict(), as_json)
+
+
+@export_app.command("list")
+def list_cmd(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """List the export versions of a workspace.
+
+    Example: curate export list --workspace ws
+    """
+    rows = list_exports(open_workspace(workspace))
+    for r in rows:
+        echo(f"{r['version']}  {r['created_at']}  {r['scheme']:<18} {r['format']:<15} "
+             f"train {r['train']:>6}  eval {r['eval']:>5}")
+    if not rows:
+        echo("no exports yet (run `curate export`)")
+    emit({"exports": rows}, as_json)
+
+
+@export_app.command("diff")
+def diff_cmd(
+    a: str = typer.Argument(..., help="Older version (v1, 1 or v0001)."),
+    b: str = typer.Argument(..., help="Newer version."),
+    workspace: str = WorkspaceOpt,
+    limit: int = typer.Option(20, help="Ids to print per list (all go into --json)."),
+    as_json: bool = JsonOpt,
+):
+    """List records added, removed and changed between two export versions.
+
+    Example: curate export diff v1 v2 --workspace ws
+    """
+    d = diff_exports(open_workspace(workspace), a, b)
+    echo(f"{d['from']} -> {d['to']}: {len(d['added'])} added, {len(d['removed'])} removed, "
+         f"{len(d['changed'])} changed")
+    for rid in d["added"][:limit]:
+        echo(f"  + {rid}")
+    for rid in d["removed"][:limit]:
+        echo(f"  - {rid}")
+    for c in d["changed"][:limit]:
+        echo(f"  ~ {c['id']} ({', '.join(c['fields'])})")
+    emit({**d, "n_added": len(d["added"]), "n_removed": len(d["removed"]),
+          "n_changed": len(d["changed"])}, as_json)

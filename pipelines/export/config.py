@@ -1,0 +1,65 @@
+"""`ExportConfig`: which records an export takes, how it splits them and how it renders them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from pipelines.errors import ConfigError
+
+__all__ = ["ExportConfig", "FORMATS"]
+
+FORMATS = ("chat", "alpaca", "classification")
+
+
+@dataclass
+class ExportConfig:
+    """Options of one export; `curation.yaml`'s `export:` section fills the defaults."""
+
+    scheme: str | None = field(default=None, metadata={
+        "help": "label scheme that selects the records (default: the first in curation.yaml)"})
+    format: str | None = field(default=None, metadata={
+        "help": "chat | alpaca | classification (default: chat for an ACCEPT/REJECT scheme on "
+                "instruction/chat data, classification otherwise)"})
+    eval_fraction: float = field(default=0.1, metadata={
+        "help": "share of records (by record-id hash) that go to eval.jsonl"})
+    min_confidence: float = field(default=0.8, metadata={
+        "help": "a label-model label needs at least this confidence; human labels always pass"})
+    accept_labels: list[str] | None = field(default=None, metadata={
+        "help": "final labels that make a record exportable (default: ACCEPT when the scheme has "
+                "it, otherwise every class)"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "system message prepended in the chat format"})
+    include_unlabelled: bool = field(default=False, metadata={
+        "help": "also export records the scheme has no label for (chat/alpaca only)"})
+
+    def __post_init__(self):
+        if self.format is not None and self.format not in FORMATS:
+            raise ConfigError(f"export.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if not isinstance(self.eval_fraction, (int, float)) or not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError(f"export.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
+        if not isinstance(self.min_confidence, (int, float)) or not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"export.min_confidence must be in [0, 1], got {self.min_confidence!r}")
+        if self.accept_labels is not None:
+            if isinstance(self.accept_labels, str):
+                self.accept_labels = [s.strip() for s in self.accept_labels.split(",") if s.strip()]
+            if not self.accept_labels:
+                raise ConfigError("export.accept_labels must name at least one label")
+            self.accept_labels = [str(x) for x in self.accept_labels]
+        if self.system_prompt is not None and not isinstance(self.system_prompt, str):
+            raise ConfigError(f"export.system_prompt must be text, got {self.system_prompt!r}")
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], **overrides: Any) -> "ExportConfig":
+        """Build from curation.yaml's `export:` mapping, then apply non-None overrides."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(section) - names
+        if unknown:
+            raise ConfigError(f"curation.yaml export: unknown key(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(names))}")
+        values = dict(section)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,262 @@
+"""Write, list, read and compare immutable, hashed dataset versions under `W/exports/vNNNN/`.
+
+A version is written into a temporary folder next to the final one and renamed into place only
+when every file and the manifest are complete, so a crash mid-export leaves no `vNNNN`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pipelines.config import load_config
+from pipelines.errors import ExportError
+from pipelines.export.config import ExportConfig
+from pipelines.export.render import render_row
+from pipelines.export.select import Selection, resolve_format, select_rows
+from pipelines.store import Workspace, finish_run, start_run, utcnow
+from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
+
+__all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset", "list_exports",
+           "export_path", "load_manifest", "read_split", "diff_exports", "parse_version"]
+
+_VERSION_RE = re.compile(r"^v(\d{4,})$")
+LINEAGE_STEPS = ("ingest", "dedup", "filter", "label", "review")
+
+
+@dataclass
+class ExportResult:
+    version: str
+    path: Path
+    format: str
+    scheme: str
+    train: int
+    eval: int
+    skipped: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "path": str(self.path), "format": self.format,
+                "scheme": self.scheme, "train": self.train, "eval": self.eval,
+                "skipped": self.skipped, "labels": self.labels}
+
+
+def _tool_version() -> str:
+    try:
+        return metadata.version("curation-studio")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0.1.0+source"
+
+
+def parse_version(version: str | int) -> str:
+    """'v1', '1', 'v0001' or 1 -> 'v0001'."""
+    text = str(version).strip().lower().lstrip("v")
+    if not text.isdigit():
+        raise ExportError(f"export version must look like v0001 (or 1), got {version!r}")
+    return f"v{int(text):04d}"
+
+
+def export_path(ws: Workspace, version: str | int) -> Path:
+    """The folder of an existing version; `ExportError` listing the known ones otherwise."""
+    name = parse_version(version)
+    path = ws.subdir("exports") / name
+    if not (path / "manifest.json").is_file():
+        known = [e["version"] for e in list_exports(ws)]
+        raise ExportError(f"unknown export version {version!r} in {path.parent}; "
+                          f"known: {', '.join(known) if known else 'none (run `curate export`)'}")
+    return path
+
+
+def resolve_config(ws: Workspace, **overrides: Any) -> tuple[ExportConfig, Any]:
+    """The export config from curation.yaml's `export:` section plus overrides, and the scheme."""
+    cur = load_config(ws.config_path)
+    cfg = ExportConfig.from_section(cur.section("export"), **overrides)
+    scheme = cur.scheme(cfg.scheme)
+    cfg.scheme = scheme.name
+    return cfg, scheme
+
+
+def _select(ws: Workspace, cfg: ExportConfig, scheme) -> tuple[str, Selection]:
+    with ws.connect() as conn:
+        cands = list(iter_export_candidates(conn, scheme.name))
+    fmt = resolve_format(cfg, scheme, {c["kind"] for c in cands})
+    return fmt, select_rows(cands, cfg, scheme, fmt)
+
+
+def _label_counts(sel: Selection) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {"train": {}, "eval": {}}
+    for r in sel.rows:
+        key = r.label if r.label is not None else "(none)"
+        out[r.split][key] = out[r.split].get(key, 0) + 1
+    return out
+
+
+def preview_export(ws: Workspace, cfg: ExportConfig | None = None, **overrides: Any) -> dict[str, Any]:
+    """Counts an export with these options would write, without writing anything (studio)."""
+    if cfg is None:
+        cfg, scheme = resolve_config(ws, **overrides)
+    else:
+        cfg, scheme = resolve_config(ws, **{**cfg.to_dict(), **overrides})
+    fmt, sel = _select(ws, cfg, scheme)
+    counts = _label_counts(sel)
+    return {"scheme": scheme.name, "format": fmt,
+            "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),
+            "labels": counts, "skipped": sel.skipped}
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dump_line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+
+
+def _next_version(exports: Path) -> str:
+    nums = [int(m.group(1)) for p in exports.iterdir() if (m := _VERSION_RE.match(p.name))]
+    return f"v{(max(nums) + 1 if nums else 1):04d}"
+
+
+def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig) -> list[dict[str, Any]]:
+    """Write train/eval JSONL; return the manifest's per-record entries."""
+    entries: list[dict[str, Any]] = []
+    handles = {s: open(tmp / f"{s}.jsonl", "w", encoding="utf-8") for s in ("train", "eval")}
+    lines = {"train": 0, "eval": 0}
+    try:
+        for row in sel.rows:
+            line = _dump_line(render_row(row, fmt, cfg.system_prompt))
+            handles[row.split].write(line + "\n")
+            lines[row.split] += 1
+            entries.append({"id": row.id, "split": row.split, "line": lines[row.split],
+                            "label": row.label, "label_source": row.label_source,
+                            "sha256": hashlib.sha256(line.encode("utf-8")).hexdigest()})
+    finally:
+        for fh in handles.values():
+            fh.close()
+    return entries
+
+
+def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> None:
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False,
+                                                  sort_keys=True) + "\n", encoding="utf-8")
+
+
+def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, **overrides: Any) -> ExportResult:
+    """Select, split and render records into a new immutable version `W/exports/vNNNN/`.
+
+    Args:
+        cfg: a full config; when None, curation.yaml's `export:` section plus `overrides`.
+    Raises:
+        ExportError: when the train split would be empty or a record cannot be rendered.
+    """
+    if cfg is None:
+        cfg, scheme = resolve_config(ws, **overrides)
+    else:
+        cfg, scheme = resolve_config(ws, **{**cfg.to_dict(), **overrides})
+    fmt, sel = _select(ws, cfg, scheme)
+    counts = _label_counts(sel)
+    n_train, n_eval = sum(counts["train"].values()), sum(counts["eval"].values())
+    if n_train == 0:
+        why = ", ".join(f"{k}: {v}" for k, v in sorted(sel.skipped.items())) or "no records"
+        raise ExportError(f"export of scheme {scheme.name!r} ({fmt}) would have an empty train "
+                          f"split (left out: {why}); label or review more records, or lower "
+                          f"--min-confidence (now {cfg.min_confidence})")
+
+    exports = ws.subdir("exports")
+    version = _next_version(exports)
+    tmp = exports / f".tmp-{version}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        entries = _write_files(tmp, sel, fmt, cfg)
+        with ws.connect() as conn:
+            lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
+            sources = source_files(conn)
+        manifest = {
+            "version": version,
+            "created_at": utcnow(),
+            "tool": {"name": "curation-studio", "version": _tool_version()},
+            "scheme": scheme.name,
+            "format": fmt,
+            "config": cfg.to_dict(),
+            "counts": {"train": n_train, "eval": n_eval, "labels": counts,
+                       "skipped": sel.skipped},
+            "files": {name: {"sha256": _sha256_file(tmp / name),
+                             "bytes": (tmp / name).stat().st_size}
+                      for name in ("train.jsonl", "eval.jsonl")},
+            "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],
+                               "params": r["params"]} for step, r in lineage.items()},
+            "sources": sources,
+            "records": entries,
+        }
+        _write_manifest(tmp, manifest)
+        final = exports / version
+        if final.exists():
+            raise ExportError(f"{final} appeared while exporting (another export running?)")
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    with ws.transaction() as conn:
+        run_id = start_run(conn, "export", {"version": version, "format": fmt, **cfg.to_dict()},
+                           scheme=scheme.name)
+        finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
+    return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
+                        train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts)
+
+
+def load_manifest(ws: Workspace, version: str | int) -> dict[str, Any]:
+    path = export_path(ws, version) / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def read_split(ws: Workspace, version: str | int, split: str) -> list[dict[str, Any]]:
+    """The rows of train.jsonl or eval.jsonl of a version."""
+    path = export_path(ws, version) / f"{split}.jsonl"
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def list_exports(ws: Workspace) -> list[dict[str, Any]]:
+    """Every complete version, oldest first: version, created_at, scheme, format, counts."""
+    out = []
+    for p in sorted(ws.subdir("exports").iterdir()):
+        if not _VERSION_RE.match(p.name) or not (p / "manifest.json").is_file():
+            continue
+        m = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+        out.append({"version": m["version"], "created_at": m["created_at"], "scheme": m["scheme"],
+                    "format": m["format"], "train": m["counts"]["train"],
+                    "eval": m["counts"]["eval"], "path": str(p)})
+    return out
+
+
+def diff_exports(ws: Workspace, a: str | int, b: str | int) -> dict[str, Any]:
+    """Records added, removed and changed (content, label or split) from version a to b."""
+    ma, mb = load_manifest(ws, a), load_manifest(ws, b)
+    ra = {e["id"]: e for e in ma["records"]}
+    rb = {e["id"]: e for e in mb["records"]}
+    changed = []
+    for rid in sorted(ra.keys() & rb.keys()):
+        what = [k for k in ("sha256", "label", "split") if ra[rid][k] != rb[rid][k]]
+        if what:
+            changed.append({"id": rid, "fields": ["content" if k == "sha256" else k for k in what],
+                            "from": {k: ra[rid][k] for k in ("label", "split")},
+                            "to": {k: rb[rid][k] for k in ("label", "split")}})
+    return {"from": ma["version"], "to": mb["version"],
+            "added": sorted(rb.keys() - ra.keys()), "removed": sorted(ra.keys() - rb.keys()),
+            "changed": changed}

@@ -1,0 +1,120 @@
+"""Which records an export takes, with what final label, on which side of the split.
+
+Pure functions over the candidate dicts that `pipelines.store.exports.iter_export_candidates`
+yields, so the rules are testable without a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from pipelines.config import SchemeConfig
+from pipelines.errors import ExportError
+from pipelines.export.config import ExportConfig
+
+__all__ = ["ExportRow", "Selection", "split_of", "final_label", "resolve_format",
+           "resolve_accept_labels", "select_rows"]
+
+
+@dataclass
+class ExportRow:
+    """One record chosen for an export."""
+
+    id: str
+    split: str               # train | eval
+    label: str | None        # the final label used
+    label_source: str        # human | model | gold | none
+    record: dict[str, Any]   # the candidate dict (record columns + stage columns)
+
+
+@dataclass
+class Selection:
+    rows: list[ExportRow]
+    skipped: dict[str, int]  # why records were left out -> count
+
+
+def split_of(record_id: str, eval_fraction: float) -> str:
+    """`eval` for a stable `eval_fraction` of ids, `train` for the rest.
+
+    The bucket is the first 8 hex digits of sha256(id) / 2**32: it depends on the id only, so a
+    record stays on the same side across versions as long as the fraction does not change.
+    """
+    bucket = int(hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:8], 16) / 2**32
+    return "eval" if bucket < eval_fraction else "train"
+
+
+def final_label(cand: dict[str, Any], scheme: str) -> tuple[str | None, str]:
+    """(label, source): gold for held-out gold records, else human > label model."""
+    gold = (cand.get("gold") or {}).get(scheme)
+    if gold is not None:
+        return str(gold), "gold"
+    if cand.get("review_status") == "reviewed" and cand.get("human_label"):
+        return cand["human_label"], "human"
+    if cand.get("label") is not None:
+        return cand["label"], "model"
+    return None, "none"
+
+
+def resolve_format(cfg: ExportConfig, scheme: SchemeConfig, kinds: set[str]) -> str:
+    if cfg.format:
+        return cfg.format
+    conversational = bool(kinds & {"instruction", "chat"})
+    return "chat" if conversational and "ACCEPT" in scheme.classes else "classification"
+
+
+def resolve_accept_labels(cfg: ExportConfig, scheme: SchemeConfig, fmt: str) -> list[str]:
+    if cfg.accept_labels:
+        unknown = [x for x in cfg.accept_labels if x not in scheme.classes]
+        if unknown:
+            raise ExportError(f"accept label(s) {', '.join(unknown)} are not classes of scheme "
+                              f"{scheme.name!r} ({', '.join(scheme.classes)})")
+        return list(cfg.accept_labels)
+    if fmt != "classification" and "ACCEPT" in scheme.classes:
+        return ["ACCEPT"]
+    return list(scheme.classes)
+
+
+def select_rows(candidates: Iterable[dict[str, Any]], cfg: ExportConfig, scheme: SchemeConfig,
+                fmt: str) -> Selection:
+    """Apply the export rules in order; count every reason a record is left out.
+
+    1. excluded by dedup/filter -> out;
+    2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
+       and for the export's scheme its gold label is its final label;
+    3. otherwise the final label (human > label model) must be one of the accepted labels, and
+       a label-model label needs `confidence >= min_confidence`.
+    """
+    accept = set(resolve_accept_labels(cfg, scheme, fmt))
+    rows: list[ExportRow] = []
+    skipped: dict[str, int] = {}
+
+    def skip(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    for cand in candidates:
+        if cand["excluded"]:
+            skip("excluded")
+            continue
+        label, source = final_label(cand, scheme.name)
+        if fmt != "classification" and cand["kind"] == "text":
+            skip("text record (no prompt/response) in a conversational format")
+            continue
+        if source == "none":
+            if cfg.include_unlabelled and fmt != "classification":
+                split = "eval" if cand.get("gold") else split_of(cand["id"], cfg.eval_fraction)
+                rows.append(ExportRow(cand["id"], split, None, "none", cand))
+            else:
+                skip("unlabelled")
+            continue
+        if label not in accept:
+            skip(f"label {label}")
+            continue
+        if source == "model" and (cand.get("confidence") or 0.0) < cfg.min_confidence:
+            skip("below min_confidence")
+            continue
+        # Any gold label (this scheme or another) marks a held-out record: never train on it.
+        split = "eval" if cand.get("gold") else split_of(cand["id"], cfg.eval_fraction)
+        rows.append(ExportRow(cand["id"], split, label, source, cand))
+    return Selection(rows=rows, skipped=skipped)
