@@ -1,0 +1,243 @@
+"""What the pages share: the workspace, cached calls into `pipelines/`, and error display.
+
+Pages describe the UI; every piece of work is a call into `pipelines/` (or `trainer/`) made here,
+cached with `@st.cache_data` (query results) or `@st.cache_resource` (handles, models). Query
+caches are keyed by the workspace's *data version* (the database files' size and mtime), so a
+write from any process - a button here, `curate` in a terminal, a training run - shows at once,
+while an unchanged workspace answers from memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import streamlit as st
+
+from pipelines.config import CurationConfig, load_config
+from pipelines.errors import StudioError, WorkspaceError
+from pipelines.store import Workspace, get_record, list_records, list_runs, stage_counts
+
+__all__ = [
+    "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "counts", "runs",
+    "records_page", "record", "records_by_ids", "ingest_uploads", "show_errors", "step_module",
+    "step_unavailable", "refresh",
+]
+
+WORKSPACE_ENV = "CURATE_WORKSPACE"
+
+
+def workspace_path() -> Path:
+    """The workspace folder: $CURATE_WORKSPACE (set by `curate studio`), else ./workspace."""
+    return Path(os.environ.get(WORKSPACE_ENV) or "workspace").expanduser().resolve()
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(path: str) -> Workspace:
+    # Creating is what `curate ingest` does too: a new folder becomes an empty workspace, so the
+    # Overview page can take the first upload.
+    return Workspace.create(path)
+
+
+def workspace() -> Workspace:
+    return _workspace(str(workspace_path()))
+
+
+def data_version(ws: Workspace | None = None) -> tuple:
+    """A cheap token that changes whenever the workspace database or config changes."""
+    ws = ws or workspace()
+    token = []
+    for p in (ws.db_path, Path(str(ws.db_path) + "-wal"), ws.config_path):
+        try:
+            s = p.stat()
+            token.append((s.st_size, s.st_mtime_ns))
+        except FileNotFoundError:
+            token.append(None)
+    return tuple(token)
+
+
+def refresh() -> None:
+    """Forget cached query results (after a write this process made)."""
+    st.cache_data.clear()
+
+
+@contextlib.contextmanager
+def show_errors() -> Iterator[None]:
+    """Turn a `StudioError` (the user's mistake) into `st.error` with its message."""
+    try:
+        yield
+    except StudioError as exc:
+        st.error(str(exc), icon=":material/error:")
+
+
+# -- cached reads ------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def _config(path: str, version: tuple) -> CurationConfig:
+    return load_config(Path(path) / "curation.yaml")
+
+
+def config() -> CurationConfig:
+    ws = workspace()
+    return _config(str(ws.path), data_version(ws))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _counts(path: str, version: tuple) -> dict[str, Any]:
+    with Workspace(Path(path)).connect() as conn:
+        return stage_counts(conn)
+
+
+def counts() -> dict[str, Any]:
+    ws = workspace()
+    return _counts(str(ws.path), data_version(ws))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _runs(path: str, version: tuple, step: str | None) -> list[dict[str, Any]]:
+    with Workspace(Path(path)).connect() as conn:
+        return list_runs(conn, step)
+
+
+def runs(step: str | None = None) -> list[dict[str, Any]]:
+    ws = workspace()
+    return _runs(str(ws.path), data_version(ws), step)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _records_page(path: str, version: tuple, scheme: str | None, search: str | None,
+                  excluded: bool | None, label: str | None, limit: int,
+                  offset: int) -> list[dict[str, Any]]:
+    with Workspace(Path(path)).connect() as conn:
+        return list_records(conn, scheme=scheme, search=search or None, excluded=excluded,
+                            label=label, limit=limit, offset=offset)
+
+
+def records_page(*, scheme: str | None = None, search: str | None = None,
+                 excluded: bool | None = None, label: str | None = None, limit: int = 50,
+                 offset: int = 0) -> list[dict[str, Any]]:
+    """One page of records, filtered and paginated in SQL (never the whole table)."""
+    ws = workspace()
+    return _records_page(str(ws.path), data_version(ws), scheme, search, excluded, label,
+                         limit, offset)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _records_by_ids(path: str, version: tuple, scheme: str | None,
+                    ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    with Workspace(Path(path)).connect() as conn:
+        rows = list_records(conn, scheme=scheme, ids=list(ids))
+    order = {rid: i for i, rid in enumerate(ids)}
+    return sorted(rows, key=lambda r: order.get(r["id"], len(order)))
+
+
+def records_by_ids(ids: list[str], scheme: str | None = None) -> list[dict[str, Any]]:
+    """These records (in the given order) with their stage columns."""
+    ws = workspace()
+    return _records_by_ids(str(ws.path), data_version(ws), scheme, tuple(ids))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _record(path: str, version: tuple, record_id: str) -> dict[str, Any] | None:
+    with Workspace(Path(path)).connect() as conn:
+        return get_record(conn, record_id)
+
+
+def record(record_id: str) -> dict[str, Any] | None:
+    ws = workspace()
+    return _record(str(ws.path), data_version(ws), record_id)
+
+
+# -- writes ------------------------------------------------------------------------------------
+def ingest_uploads(uploads: list[Any], *, skip_invalid: bool) -> dict[str, Any]:
+    """Ingest uploaded files exactly as `curate ingest` would (same validation and messages).
+
+    Each upload is kept under its original name in the workspace's `uploads/` folder, so the
+    messages and the lineage (record sources) name a file that still exists. If the ingest fails,
+    the files written for it are removed again: nothing half-done stays behind.
+    """
+    from pipelines.ingest import IngestConfig, ingest
+
+    ws = workspace()
+    cfg = load_config(ws.config_path)
+    folder = ws.subdir("uploads")
+    created: list[Path] = []  # files this call wrote: removed again if the ingest fails
+    paths: list[Path] = []
+    try:
+        for up in uploads:
+            data = up.getvalue()
+            path = _upload_path(folder, up.name, data)
+            if not path.exists():
+                fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+                created.append(path)
+            paths.append(path)
+        result = ingest(ws, paths, IngestConfig.from_curation(cfg, skip_invalid=skip_invalid))
+    except BaseException:
+        for p in created:
+            p.unlink(missing_ok=True)
+        raise
+    finally:
+        refresh()
+    return result.to_dict()
+
+
+def _upload_path(folder: Path, name: str, data: bytes) -> Path:
+    """Where an upload is kept: its own name, or name-<hash> if a different file has that name."""
+    name = Path(name or "").name
+    if not name or name.startswith("."):
+        raise WorkspaceError(f"cannot use the uploaded file name {name!r}")
+    path = folder / name
+    if path.exists() and path.read_bytes() != data:
+        digest = hashlib.sha256(data).hexdigest()[:8]
+        path = folder / f"{path.stem}-{digest}{path.suffix}"
+    return path
+
+
+# -- steps that may not have landed yet --------------------------------------------------------
+def step_module(name: str):
+    """Import `pipelines.<name>` (or another dotted module); None if that step is not there yet."""
+    try:
+        return importlib.import_module(name if "." in name else f"pipelines.{name}")
+    except ModuleNotFoundError as exc:
+        # Only "the step's own module is not there" means not landed; a missing third-party
+        # package inside a landed step is a real error and must show.
+        if (exc.name or "").startswith(("pipelines", "trainer")) or exc.name == name:
+            return None
+        raise
+
+
+def step_unavailable(what: str) -> None:
+    st.info(f"{what} is not available yet in this build: the pipeline step has not landed. "
+            "The rest of the studio works without it.", icon=":material/construction:")
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _semantic_search(path: str, version: tuple, query: str, k: int) -> list[dict[str, Any]]:
+    from pipelines.dedup import search
+
+    hits = search(Workspace(Path(path)), query, k)
+    return [_hit_dict(h) for h in hits]
+
+
+def _hit_dict(hit: Any) -> dict[str, Any]:
+    """Normalise one search hit to {"id", "score"} (a dict, a (id, score) pair or an object)."""
+    if isinstance(hit, dict):
+        return {"id": hit.get("id") or hit.get("record_id"),
+                "score": float(hit.get("score", hit.get("similarity", 0.0)))}
+    if isinstance(hit, (tuple, list)):
+        return {"id": hit[0], "score": float(hit[1])}
+    return {"id": getattr(hit, "id", None) or getattr(hit, "record_id"),
+            "score": float(getattr(hit, "score", getattr(hit, "similarity", 0.0)))}
+
+
+def semantic_search(query: str, k: int) -> list[dict[str, Any]]:
+    """Nearest records to `query` by embedding, via `pipelines.dedup.search`."""
+    ws = workspace()
+    return _semantic_search(str(ws.path), data_version(ws), query, k)
