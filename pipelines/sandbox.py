@@ -1,0 +1,296 @@
+"""Run an analyst's labeling-function source on a sample, in a separate process with a time limit.
+
+The studio's LF editor sends whatever the analyst typed here. The code runs in a child Python
+process (`python -m pipelines.sandbox`) that is killed when it passes `timeout_s`, so an endless
+loop, a crash or a `sys.exit()` in user code cannot hang or take down the studio. Errors come back
+with the line of the source they happened on: a syntax error fails the whole run, an exception
+inside one LF on one record is counted as a fault of that LF (as snorkel's fault-tolerant
+appliers do) and the others go on.
+
+The sample's records are passed as plain attribute objects (`x.text`, `x.prompt`, `x.response`,
+`x.raw_label`, ...); gold labels are never passed. Votes are class indices (-1 abstains); an LF
+may also return a class name, which is mapped to its index.
+
+This is isolation against mistakes, not a security boundary: the analyst already runs code on
+this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from pipelines.errors import ConfigError, LabelingError
+
+__all__ = ["SandboxConfig", "LFResult", "SandboxResult", "run_lf_source", "EDITOR_FILENAME"]
+
+EDITOR_FILENAME = "<lf editor>"
+ABSTAIN = -1
+# Fields of a record an LF may read; gold labels are deliberately absent.
+RECORD_FIELDS = ("id", "kind", "text", "prompt", "response", "system", "messages", "raw_label",
+                 "meta")
+
+
+@dataclass
+class SandboxConfig:
+    """Limits for one sandboxed run of LF source."""
+
+    timeout_s: float = field(default=20.0, metadata={
+        "help": "seconds the child process may run (imports included) before it is killed"})
+    max_faults_shown: int = field(default=3, metadata={
+        "help": "example errors kept per LF"})
+
+    def __post_init__(self):
+        if not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
+            raise ConfigError(f"sandbox.timeout_s must be a positive number, got {self.timeout_s!r}")
+        if not isinstance(self.max_faults_shown, int) or self.max_faults_shown < 0:
+            raise ConfigError(f"sandbox.max_faults_shown must be >= 0, got {self.max_faults_shown!r}")
+
+
+@dataclass
+class LFResult:
+    """One LF on the sample: its votes (one per record, -1 abstain) and what went wrong."""
+
+    name: str
+    source: str                      # "editor" or the module it came from
+    votes: list[int]
+    faults: int = 0
+    fault_examples: list[dict[str, Any]] = field(default_factory=list)  # {id, line, error}
+
+    @property
+    def coverage(self) -> float:
+        return sum(v != ABSTAIN for v in self.votes) / len(self.votes) if self.votes else 0.0
+
+    def vote_counts(self, classes: Sequence[str]) -> dict[str, int]:
+        out = {c: 0 for c in classes}
+        for v in self.votes:
+            if v != ABSTAIN:
+                out[classes[v]] += 1
+        return out
+
+
+@dataclass
+class SandboxResult:
+    """The editor's LFs (and the context LFs they are compared with) on the sample."""
+
+    n_records: int
+    record_ids: list[str]
+    lfs: list[LFResult] = field(default_factory=list)          # from the editor
+    context: list[LFResult] = field(default_factory=list)      # the scheme's existing LFs
+    error: str | None = None          # the run failed as a whole (syntax error, timeout, ...)
+    error_line: int | None = None     # line of the editor source the error points at
+    stderr: str = ""
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def _others(self, lf: LFResult) -> list[LFResult]:
+        # A context LF that the editor redefines (same name) is replaced, not compared with.
+        mine = {o.name for o in self.lfs}
+        return [o for o in self.lfs if o is not lf] + [o for o in self.context
+                                                       if o.name not in mine]
+
+    def conflicts(self, lf: LFResult) -> float:
+        """Share of records where `lf` votes and some other LF votes a different class."""
+        others = self._others(lf)
+        if not self.n_records:
+            return 0.0
+        n = 0
+        for i, v in enumerate(lf.votes):
+            if v != ABSTAIN and any(o.votes[i] not in (ABSTAIN, v) for o in others):
+                n += 1
+        return n / self.n_records
+
+    def overlaps(self, lf: LFResult) -> float:
+        """Share of records where `lf` and at least one other LF both vote."""
+        others = self._others(lf)
+        if not self.n_records:
+            return 0.0
+        return sum(1 for i, v in enumerate(lf.votes)
+                   if v != ABSTAIN and any(o.votes[i] != ABSTAIN for o in others)) / self.n_records
+
+    def summary(self, classes: Sequence[str]) -> list[dict[str, Any]]:
+        """One row per editor LF: coverage, overlaps, conflicts, faults and votes per class."""
+        return [{"lf": lf.name, "coverage": round(lf.coverage, 4),
+                 "overlaps": round(self.overlaps(lf), 4), "conflicts": round(self.conflicts(lf), 4),
+                 "faults": lf.faults, **lf.vote_counts(classes)} for lf in self.lfs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Sequence[str], *,
+                  context_modules: Sequence[str] = (), config: SandboxConfig | None = None,
+                  ) -> SandboxResult:
+    """Run the LFs defined in `source` on `records` in a child process with a time limit.
+
+    Args:
+        source: Python source defining `@labeling_function()`s (or plain `lf_*` functions).
+        records: the sample; only `RECORD_FIELDS` are passed to the child.
+        classes: the scheme's classes, in index order.
+        context_modules: dotted modules whose LFs are applied too, for overlaps and conflicts.
+    Raises:
+        LabelingError: the child could not be started or returned nothing readable.
+    """
+    config = config or SandboxConfig()
+    rows = [{k: r.get(k) for k in RECORD_FIELDS} for r in records]
+    payload = {"source": source, "records": rows, "classes": list(classes),
+               "context_modules": list(context_modules),
+               "max_faults_shown": config.max_faults_shown}
+    ids = [str(r["id"]) for r in rows]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="curate-sandbox-") as tmp:
+        inp, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
+        inp.write_text(json.dumps(payload, default=str), encoding="utf-8")
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipelines.sandbox", str(inp), str(out)],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                timeout=config.timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
+        except subprocess.TimeoutExpired as exc:
+            return SandboxResult(
+                n_records=len(rows), record_ids=ids, elapsed_s=time.perf_counter() - started,
+                stderr=_tail(exc.stderr),
+                error=f"stopped after {config.timeout_s:g} s (time limit): an endless loop, or "
+                      f"too slow for {len(rows)} records?")
+        except OSError as exc:
+            raise LabelingError(f"cannot start the LF sandbox ({sys.executable}): {exc}") from exc
+        elapsed = time.perf_counter() - started
+        if not out.is_file():
+            return SandboxResult(
+                n_records=len(rows), record_ids=ids, elapsed_s=elapsed, stderr=_tail(proc.stderr),
+                error=f"the LF process ended (exit status {proc.returncode}) before reporting: "
+                      f"{_last_line(proc.stderr) or 'no message'}")
+        try:
+            data = json.loads(out.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise LabelingError(f"the LF sandbox wrote an unreadable report: {exc}") from exc
+    return SandboxResult(
+        n_records=len(rows), record_ids=ids, elapsed_s=elapsed, stderr=_tail(proc.stderr),
+        error=data.get("error"), error_line=data.get("error_line"),
+        lfs=[LFResult(**d) for d in data.get("lfs", [])],
+        context=[LFResult(**d) for d in data.get("context", [])])
+
+
+def _tail(text: str | bytes | None, n: int = 4000) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return (text or "")[-n:]
+
+
+def _last_line(text: str | None) -> str:
+    lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+# -- the child process ---------------------------------------------------------------------------
+def _editor_line(tb) -> int | None:
+    """The deepest traceback line that lies in the editor's source."""
+    line = None
+    for frame, lineno in traceback.walk_tb(tb):
+        if frame.f_code.co_filename == EDITOR_FILENAME:
+            line = lineno
+    return line
+
+
+def _def_line(fn: Any) -> int | None:
+    """The `def` line of an LF written in the editor (for a bad return value)."""
+    code = getattr(getattr(fn, "_f", fn), "__code__", None)
+    return code.co_firstlineno if code and code.co_filename == EDITOR_FILENAME else None
+
+
+def _collect_lfs(namespace: dict[str, Any], module_name: str) -> list[tuple[str, Any]]:
+    """LabelingFunction objects, and plain functions named lf_* defined in this module."""
+    # Only code that imported snorkel can hold a LabelingFunction: do not pay its import otherwise.
+    core = sys.modules.get("snorkel.labeling.lf.core")
+    lf_type = getattr(core, "LabelingFunction", None)
+    found = []
+    for name, obj in namespace.items():
+        if lf_type is not None and isinstance(obj, lf_type):
+            found.append((obj.name, obj))
+        elif (callable(obj) and name.startswith("lf_") and getattr(obj, "__module__", None)
+              == module_name and not isinstance(obj, type)):
+            found.append((name, obj))
+    return found
+
+
+def _apply(name: str, origin: str, fn: Any, xs: list[Any], classes: list[str],
+           max_faults_shown: int) -> dict[str, Any]:
+    index = {c: i for i, c in enumerate(classes)}
+    votes, faults, examples = [], 0, []
+    for x in xs:
+        try:
+            v = fn(x)
+            if isinstance(v, str) and v in index:
+                v = index[v]
+            if v is None:
+                v = ABSTAIN
+            if isinstance(v, bool) or not isinstance(v, int) or not ABSTAIN <= v < len(classes):
+                raise ValueError(f"returned {v!r}; expected a class index 0..{len(classes) - 1}, "
+                                 f"a class name or -1 (abstain)")
+        except Exception as exc:  # a user's LF failing on one record is a fault, not fatal
+            faults += 1
+            if len(examples) < max_faults_shown:
+                line = _editor_line(exc.__traceback__) or _def_line(fn)
+                examples.append({"id": x.id, "line": line,
+                                 "error": f"{type(exc).__name__}: {exc}"})
+            v = ABSTAIN
+        votes.append(int(v))
+    return {"name": name, "source": origin, "votes": votes, "faults": faults,
+            "fault_examples": examples}
+
+
+def _child(inp: Path, out: Path) -> None:
+    import importlib
+    import types
+
+    payload = json.loads(inp.read_text(encoding="utf-8"))
+    classes, limit = payload["classes"], payload["max_faults_shown"]
+    xs = [types.SimpleNamespace(**r) for r in payload["records"]]
+    report: dict[str, Any] = {"lfs": [], "context": []}
+    module_name = "curate_lf_editor"
+    module = types.ModuleType(module_name)
+    module.__file__ = EDITOR_FILENAME
+    sys.modules[module_name] = module
+    try:
+        code = compile(payload["source"], EDITOR_FILENAME, "exec")
+        exec(code, module.__dict__)
+    except SyntaxError as exc:
+        report.update(error=f"SyntaxError: {exc.msg}", error_line=exc.lineno)
+    except BaseException as exc:  # noqa: BLE001 - whatever the module body raised, report it
+        report.update(error=f"{type(exc).__name__}: {exc}", error_line=_editor_line(exc.__traceback__))
+    if "error" not in report:
+        lfs = _collect_lfs(module.__dict__, module_name)
+        if not lfs:
+            report.update(error="no labeling function found: decorate a function with "
+                                "@labeling_function() (from snorkel.labeling), or name it lf_...")
+        names = [n for n, _ in lfs]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            report.update(error=f"two labeling functions share the name {dup[0]!r}")
+        if "error" not in report:
+            # User code may print: keep our stdout clean by sending its output to stderr.
+            sys.stdout = sys.stderr
+            report["lfs"] = [_apply(n, "editor", f, xs, classes, limit) for n, f in lfs]
+            for mod_name in payload["context_modules"]:
+                mod = importlib.import_module(mod_name)
+                report["context"] += [_apply(n, mod_name, f, xs, classes, 0)
+                                      for n, f in _collect_lfs(vars(mod), mod.__name__)]
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report), encoding="utf-8")
+    os.replace(tmp, out)
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,93 @@
+"""The LF sandbox: user code runs in a child process with a time limit; errors carry lines."""
+
+import pytest
+
+from pipelines.errors import ConfigError
+from pipelines.sandbox import SandboxConfig, run_lf_source
+
+CLASSES = ["auto_collision", "property_water", "property_fire"]
+RECORDS = [{"id": f"r{i}", "text": t, "prompt": t, "response": "s", "gold": {"x": "secret"}}
+           for i, t in enumerate(["a fire in the garage", "water leak in the bath",
+                                  "rear-end collision", "nothing to see"])]
+
+
+def test_votes_coverage_faults_and_conflicts():
+    src = (
+        "def lf_fire(x):\n"
+        "    return 2 if 'fire' in x.text else -1\n"
+        "\n"
+        "def lf_water(x):\n"
+        "    if 'nothing' in x.text:\n"
+        "        raise KeyError('boom')\n"
+        "    return 'property_water' if 'water' in x.text or 'fire' in x.text else None\n"
+        "\n"
+        "def helper(x):\n"          # not an LF: no lf_ prefix, no decorator
+        "    return 0\n"
+    )
+    res = run_lf_source(src, RECORDS, CLASSES)
+    assert res.ok, res.error
+    by = {lf.name: lf for lf in res.lfs}
+    assert set(by) == {"lf_fire", "lf_water"}
+    assert by["lf_fire"].votes == [2, -1, -1, -1]
+    assert by["lf_water"].votes == [1, 1, -1, -1]           # class name mapped, None abstains
+    assert by["lf_water"].faults == 1
+    assert by["lf_water"].fault_examples[0] == {"id": "r3", "line": 6, "error": "KeyError: 'boom'"}
+    assert by["lf_fire"].coverage == 0.25
+    rows = {r["lf"]: r for r in res.summary(CLASSES)}
+    assert rows["lf_fire"]["conflicts"] == 0.25 and rows["lf_water"]["conflicts"] == 0.25
+    assert rows["lf_water"]["property_water"] == 2
+
+
+def test_gold_is_never_passed_to_user_code():
+    res = run_lf_source("def lf_peek(x):\n    return 0 if hasattr(x, 'gold') else 1\n",
+                        RECORDS, CLASSES)
+    assert res.lfs[0].votes == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("src, error, line", [
+    ("def lf_a(x):\n    return 0\n  oops\n", "SyntaxError", 3),
+    ("import math\nvalue = 1 / 0\n", "ZeroDivisionError", 2),
+    ("x = 1\n", "no labeling function found", None),
+])
+def test_module_errors_name_their_line(src, error, line):
+    res = run_lf_source(src, RECORDS, CLASSES)
+    assert not res.ok and error in res.error and res.error_line == line
+
+
+def test_bad_vote_is_a_fault_at_the_def_line():
+    res = run_lf_source("\ndef lf_big(x):\n    return 7\n", RECORDS, CLASSES)
+    lf = res.lfs[0]
+    assert lf.faults == 4 and lf.votes == [-1] * 4
+    assert lf.fault_examples[0]["line"] == 2 and "returned 7" in lf.fault_examples[0]["error"]
+
+
+def test_endless_loop_is_stopped_by_the_time_limit():
+    res = run_lf_source("def lf_spin(x):\n    while True:\n        pass\n", RECORDS, CLASSES,
+                        config=SandboxConfig(timeout_s=2))
+    assert not res.ok and "time limit" in res.error
+    assert res.elapsed_s < 10
+
+
+def test_hard_exit_of_the_child_is_reported():
+    res = run_lf_source("import os\ndef lf_die(x):\n    os._exit(3)\n", RECORDS, CLASSES)
+    assert not res.ok and "exit status 3" in res.error
+
+
+def test_snorkel_lfs_and_context_modules(tmp_path, monkeypatch):
+    mod = tmp_path / "ctx_lfs.py"
+    mod.write_text("def lf_ctx(x):\n    return 0 if 'collision' in x.text else -1\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    src = ("from snorkel.labeling import labeling_function\n"
+           "@labeling_function()\n"
+           "def lf_crash(x):\n"
+           "    return 1 if 'collision' in x.text else -1\n")
+    res = run_lf_source(src, RECORDS, CLASSES, context_modules=["ctx_lfs"])
+    assert res.ok, res.error
+    assert res.lfs[0].votes == [-1, -1, 1, -1]
+    assert [c.name for c in res.context] == ["lf_ctx"]
+    assert res.summary(CLASSES)[0]["conflicts"] == 0.25
+
+
+def test_config_is_validated():
+    with pytest.raises(ConfigError, match="timeout_s"):
+        SandboxConfig(timeout_s=0)
