@@ -241,3 +241,114 @@ def semantic_search(query: str, k: int) -> list[dict[str, Any]]:
     """Nearest records to `query` by embedding, via `pipelines.dedup.search`."""
     ws = workspace()
     return _semantic_search(str(ws.path), data_version(ws), query, k)
+
+
+# -- export ------------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=16)
+def _export_preview(path: str, version: tuple, options: tuple) -> dict[str, Any]:
+    from pipelines.export import preview_export
+
+    return preview_export(Workspace(Path(path)), **dict(options))
+
+
+def export_preview(**options: Any) -> dict[str, Any]:
+    """Counts an export with these options would write (nothing is written)."""
+    ws = workspace()
+    return _export_preview(str(ws.path), data_version(ws), _freeze(options))
+
+
+def _freeze(options: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+
+
+def run_export(**options: Any) -> dict[str, Any]:
+    """Write a new export version (atomic: a failure leaves no version behind)."""
+    from pipelines.export import export_dataset
+
+    try:
+        return export_dataset(workspace(), **options).to_dict()
+    finally:
+        refresh()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _exports(path: str, version: tuple) -> list[dict[str, Any]]:
+    from pipelines.export import list_exports
+
+    return list_exports(Workspace(Path(path)))
+
+
+def exports() -> list[dict[str, Any]]:
+    ws = workspace()
+    return _exports(str(ws.path), data_version(ws))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _manifest(path: str, version: str) -> dict[str, Any]:
+    from pipelines.export import load_manifest
+
+    # Export versions are immutable: the version alone is a valid cache key.
+    m = load_manifest(Workspace(Path(path)), version)
+    m["records"] = len(m.get("records", []))  # the per-record list is too long to show
+    return m
+
+
+def manifest(version: str) -> dict[str, Any]:
+    return _manifest(str(workspace().path), version)
+
+
+def export_file_reader(version: str, split: str):
+    """A callable for `st.download_button` that reads the split only when clicked."""
+    from pipelines.export import export_path
+
+    path = export_path(workspace(), version) / f"{split}.jsonl"
+    return lambda: path.read_bytes()
+
+
+# -- training ----------------------------------------------------------------------------------
+def trainer_available() -> bool:
+    """The trainer package and its `curate train` command have landed."""
+    return step_module("trainer.runs") is not None and step_module("trainer.config") is not None
+
+
+def train_defaults() -> "Any":
+    """A TrainConfig from curation.yaml's `train:` section (the form's starting values)."""
+    from trainer.config import TrainConfig
+
+    return TrainConfig.from_dict(config().section("train"), where="curation.yaml train")
+
+
+def start_training(export_version: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Validate the form's values and start `curate train` as its own process.
+
+    Only values that differ from the dataclass defaults are passed (as `--set key=value`), so
+    the run's config.yaml records what the user chose.
+    """
+    import json
+
+    from trainer.config import TrainConfig
+    from trainer.runs import new_run_id, start_detached
+
+    cfg = TrainConfig.from_dict(values, where="the training form")
+    defaults = TrainConfig().to_dict()
+    args: list[str] = []
+    for key, value in cfg.to_dict().items():
+        if value != defaults[key]:
+            args += ["--set", f"{key}={json.dumps(value)}"]
+    ws = workspace()
+    return start_detached(ws, export_version, args, run_id=new_run_id(cfg.head, export_version))
+
+
+def train_runs() -> list[dict[str, Any]]:
+    """Every training run's summary, read from its files (cheap: no cache, always current)."""
+    from trainer.runs import list_train_runs
+
+    return list_train_runs(workspace())
+
+
+def run_progress(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(summary, log events) of one run, for the live view."""
+    from trainer.runs import read_events, run_dir, run_summary
+
+    rd = run_dir(workspace(), run_id)
+    return run_summary(rd), [e for e in read_events(rd.events) if e.get("event") == "log"]

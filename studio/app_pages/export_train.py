@@ -1,9 +1,182 @@
-"""Export & Train (placeholder until the pipeline step lands)."""
+"""Export & Train: choose rules, preview counts, export, train the tiny model and follow it live."""
+
+import json
 
 import streamlit as st
 
 from studio import _data
 
 st.title("Export & Train")
-if _data.step_module("export") is None:
-    _data.step_unavailable("The Export & Train step")
+
+cfg = _data.config()
+if not cfg.schemes:
+    st.warning("curation.yaml declares no label schemes: add one to export labelled data.")
+    st.stop()
+
+# -- what to export ---------------------------------------------------------------------------
+st.subheader("1. Choose what to export")
+section = cfg.section("export")
+with st.container(border=True):
+    c1, c2, c3, c4 = st.columns(4)
+    scheme = c1.selectbox("Scheme", list(cfg.schemes), key="exp_scheme")
+    fmt = c2.selectbox("Format", ["auto", "chat", "alpaca", "classification"], key="exp_format",
+                       help="auto: chat for an ACCEPT/REJECT scheme on instruction data, "
+                            "classification otherwise")
+    min_conf = c3.slider("Min. label-model confidence", 0.0, 1.0,
+                         float(section.get("min_confidence", 0.8)), 0.05, key="exp_min_conf",
+                         help="Human and gold labels always pass.")
+    eval_fraction = c4.slider("Eval share", 0.0, 0.5, float(section.get("eval_fraction", 0.1)),
+                              0.05, key="exp_eval")
+    classes = cfg.schemes[scheme].classes
+    accept = st.multiselect("Export records whose final label is", classes, key="exp_accept",
+                            placeholder="default: ACCEPT if the scheme has it, else every class")
+
+options = {"scheme": scheme, "format": None if fmt == "auto" else fmt,
+           "min_confidence": min_conf, "eval_fraction": eval_fraction,
+           "accept_labels": accept or None}
+preview = None
+with _data.show_errors():
+    preview = _data.export_preview(**options)
+if preview:
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Train examples", f"{preview['train']:,}")
+    m2.metric("Eval examples", f"{preview['eval']:,}")
+    m3.metric("Left out", f"{sum(preview['skipped'].values()):,}",
+              help=", ".join(f"{k}: {v}" for k, v in preview["skipped"].items()) or None)
+    labels = sorted(set(preview["labels"]["train"]) | set(preview["labels"]["eval"]))
+    st.dataframe([{"label": lab, "train": preview["labels"]["train"].get(lab, 0),
+                   "eval": preview["labels"]["eval"].get(lab, 0)} for lab in labels],
+                 hide_index=True, width="content")
+    st.caption(f"Format: **{preview['format']}**. Left out: " + (", ".join(
+        f"{k} {v:,}" for k, v in preview["skipped"].items()) or "nothing"))
+
+# -- training options -------------------------------------------------------------------------
+train_values: dict = {}
+if not _data.trainer_available():
+    _data.step_unavailable("Training")
+else:
+    from trainer.config import TrainConfig
+
+    st.subheader("2. Training options")
+    with _data.show_errors():
+        defaults = _data.train_defaults()
+        with st.expander("Options (generated from the trainer's config)", expanded=False):
+            cols = st.columns(3)
+            for i, spec in enumerate(TrainConfig.field_specs()):
+                name, kind, value = spec["name"], spec["type"], getattr(defaults, spec["name"])
+                col, key, help_ = cols[i % 3], f"train_{spec['name']}", spec["help"]
+                if spec["choices"]:
+                    train_values[name] = col.selectbox(name, spec["choices"], key=key, help=help_,
+                                                       index=list(spec["choices"]).index(value))
+                elif kind == "bool" and spec["default"] is None:
+                    choice = col.selectbox(name, ["default", "on", "off"], key=key, help=help_,
+                                           index={None: 0, True: 1, False: 2}[value])
+                    train_values[name] = {"default": None, "on": True, "off": False}[choice]
+                elif kind == "bool":
+                    train_values[name] = col.checkbox(name, value=bool(value), key=key, help=help_)
+                elif kind == "int":
+                    train_values[name] = int(col.number_input(name, value=int(value), step=1,
+                                                              key=key, help=help_))
+                elif kind == "float":
+                    train_values[name] = float(col.number_input(name, value=float(value),
+                                                                format="%g", key=key, help=help_))
+                else:
+                    text = col.text_input(name, value=value or "", key=key, help=help_)
+                    train_values[name] = text.strip() or None
+
+# -- actions ----------------------------------------------------------------------------------
+st.subheader("3. Export" + (" and train" if train_values else ""))
+b1, b2, _ = st.columns([1, 1.3, 3])
+do_export = b1.button("Export", key="btn_export", disabled=not preview)
+do_both = b2.button("Export and train", key="btn_export_train", type="primary",
+                    disabled=not (preview and train_values))
+if do_export or do_both:
+    with _data.show_errors():
+        with st.spinner("Exporting..."):
+            result = _data.run_export(**options)
+        st.success(f"Exported **{result['version']}**: {result['train']:,} train, "
+                   f"{result['eval']:,} eval ({result['format']}).")
+        if do_both:
+            started = _data.start_training(result["version"], train_values)
+            st.session_state["train_run"] = started["run_id"]
+            st.success(f"Training run **{started['run_id']}** started in its own process.")
+
+# -- runs -------------------------------------------------------------------------------------
+if _data.trainer_available():
+    st.subheader("Training runs")
+    runs = _data.train_runs()
+    if not runs:
+        st.caption("No training run yet.")
+    else:
+        ids = [r["run_id"] for r in reversed(runs)]
+        current = st.session_state.get("train_run")
+        run_id = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0,
+                              key="train_run_select")
+
+        first, _ = _data.run_progress(run_id)
+        live = first["status"] in ("running", "pending")
+
+        # While the run goes on, only this part re-reads events.jsonl every 2 s.
+        @st.fragment(run_every=2 if live else None)
+        def live_run(run_id: str) -> None:
+            with _data.show_errors():
+                summary, logs = _data.run_progress(run_id)
+                status = summary["status"]
+                if live and status not in ("running", "pending"):
+                    st.rerun(scope="app")  # finished: one full rerun stops the polling
+                steps, total = summary["steps"] or 0, summary["max_steps"] or 0
+                st.progress(min(steps / total, 1.0) if total else 0.0,
+                            text=f"{status}: step {steps:,} of {total or '?'}"
+                                 + (f", loss {summary['loss']:.4f}" if summary["loss"] else ""))
+                if logs:
+                    st.line_chart([{"step": e["step"], "loss": e["loss"]} for e in logs],
+                                  x="step", y="loss", height=260)
+                    last = logs[-1]
+                    if status == "running" and last.get("eta_s") is not None:
+                        st.caption(f"{last.get('tokens_per_s', 0):,.0f} tokens/s, "
+                                   f"about {last['eta_s']:.0f} s left")
+                if summary["error"]:
+                    st.error(f"The run failed: {summary['error']}")
+                if summary["eval"]:
+                    st.markdown("**Evaluation: base vs tuned**")
+                    render_eval(summary["eval"])
+
+        def render_eval(evaluation: dict) -> None:
+            rows = evaluation.get("table") if isinstance(evaluation, dict) else None
+            if isinstance(rows, list) and rows:
+                st.dataframe(rows, hide_index=True, width="content")
+            elif isinstance(evaluation, dict) and isinstance(evaluation.get("base"), dict):
+                tuned = evaluation.get("tuned") or {}
+                st.dataframe([{"metric": k, "base": v, "tuned": tuned.get(k)}
+                              for k, v in evaluation["base"].items()
+                              if not isinstance(v, (dict, list))],
+                             hide_index=True, width="content")
+            else:
+                st.json(evaluation, expanded=False)
+            samples = evaluation.get("samples") if isinstance(evaluation, dict) else None
+            if samples:
+                with st.expander("Generations, base vs tuned"):
+                    st.dataframe(samples, hide_index=True)
+
+        live_run(run_id)
+        with st.expander("All runs"):
+            st.dataframe([{k: r[k] for k in ("run_id", "status", "head", "export", "steps",
+                                              "max_steps", "loss")} for r in reversed(runs)],
+                         hide_index=True, width="stretch")
+
+# -- exports ----------------------------------------------------------------------------------
+st.subheader("Exports")
+versions = _data.exports()
+if not versions:
+    st.caption("No export yet.")
+else:
+    st.dataframe([{k: v[k] for k in ("version", "created_at", "scheme", "format", "train", "eval")}
+                  for v in reversed(versions)], hide_index=True, width="stretch")
+    version = st.selectbox("Export", [v["version"] for v in reversed(versions)], key="exp_version")
+    d1, d2, _ = st.columns([1, 1, 3])
+    d1.download_button("train.jsonl", _data.export_file_reader(version, "train"),
+                       file_name=f"{version}-train.jsonl", mime="application/jsonl")
+    d2.download_button("eval.jsonl", _data.export_file_reader(version, "eval"),
+                       file_name=f"{version}-eval.jsonl", mime="application/jsonl")
+    with st.expander(f"Manifest of {version}"):
+        st.json(json.loads(json.dumps(_data.manifest(version), default=str)), expanded=1)

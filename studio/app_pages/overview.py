@@ -40,8 +40,8 @@ reviewed = sum(counts["reviewed"].values())
 STAGES = [
     ("Ingested", counts["records"], f"{counts['folded_duplicates']} exact duplicates folded"),
     ("Excluded", counts["excluded"], f"{counts['clusters']} dedup clusters"),
-    ("Labelled", labelled, ", ".join(f"{k}: {v}" for k, v in counts["labelled"].items()) or "-"),
-    ("Reviewed", reviewed, ", ".join(f"{k}: {v}" for k, v in counts["reviewed"].items()) or "-"),
+    ("Labelled", labelled, ", ".join(f"{k}: {v}" for k, v in counts["labelled"].items()) or "none yet"),
+    ("Reviewed", reviewed, ", ".join(f"{k}: {v}" for k, v in counts["reviewed"].items()) or "none yet"),
     ("Exported", counts["exports"], "export versions"),
     ("Trained", counts["trained"], "finished training runs"),
 ]
