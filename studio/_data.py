@@ -352,3 +352,74 @@ def run_progress(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     rd = run_dir(workspace(), run_id)
     return run_summary(rd), [e for e in read_events(rd.events) if e.get("event") == "log"]
+
+
+# -- dedup -------------------------------------------------------------------------------------
+def dedup_defaults() -> "Any":
+    """A DedupConfig from curation.yaml's `dedup:` section (the page's starting values)."""
+    from pipelines.dedup import DedupConfig
+
+    return DedupConfig.from_section(config().section("dedup"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _dedup_preview(path: str, version: tuple, params: tuple) -> dict[str, Any]:
+    # A resource, not data: the result is large and read-only, so it is kept, not pickled.
+    from pipelines.dedup import DedupConfig, run_dedup
+
+    result = run_dedup(Workspace(Path(path)), DedupConfig(**dict(params)), commit=False)
+    return {"summary": result.to_dict(),
+            "sizes": sorted((c.size for c in result.cluster_list), reverse=True)}
+
+
+def dedup_preview(params: dict[str, Any]) -> dict[str, Any]:
+    """What a dedup run with `params` would do (clusters, exclusions); nothing is stored."""
+    ws = workspace()
+    return _dedup_preview(str(ws.path), data_version(ws), _freeze(params))
+
+
+def dedup_commit(params: dict[str, Any]) -> dict[str, Any]:
+    """Run dedup and store its clusters and per-record decisions (one transaction)."""
+    from pipelines.dedup import DedupConfig, run_dedup
+
+    try:
+        return run_dedup(workspace(), DedupConfig(**params), commit=True).to_dict()
+    finally:
+        refresh()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _clusters(path: str, version: tuple, top: int | None) -> list[dict[str, Any]]:
+    from pipelines.dedup import list_clusters
+
+    return [c.to_dict() for c in list_clusters(Workspace(Path(path)), top=top)]
+
+
+def clusters(top: int | None = 50) -> list[dict[str, Any]]:
+    """The largest stored clusters with their members (text, scores, decision)."""
+    ws = workspace()
+    return _clusters(str(ws.path), data_version(ws), top)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _cluster_sizes(path: str, version: tuple) -> list[int]:
+    from pipelines.store.dedup import cluster_sizes as sizes
+
+    with Workspace(Path(path)).connect() as conn:
+        return [n for _, n in sizes(conn, None)]
+
+
+def cluster_sizes() -> list[int]:
+    """Size of every stored cluster, largest first (counts only, no member texts)."""
+    ws = workspace()
+    return _cluster_sizes(str(ws.path), data_version(ws))
+
+
+def set_override(record_id: str, decision: str | None) -> dict[str, Any]:
+    """A person's keep/drop (None clears it): wins over every dedup run."""
+    from pipelines.dedup import set_override as _set
+
+    try:
+        return _set(workspace(), record_id, decision)
+    finally:
+        refresh()

@@ -1,9 +1,119 @@
-"""Dedup (placeholder until the pipeline step lands)."""
+"""Dedup: preview a threshold's effect before committing, then browse clusters and keep/drop."""
+
+from collections import Counter
 
 import streamlit as st
 
 from studio import _data
 
 st.title("Dedup")
+
 if _data.step_module("dedup") is None:
-    _data.step_unavailable("The Dedup step")
+    _data.step_unavailable("Deduplication")
+    st.stop()
+
+counts = _data.counts()
+with _data.show_errors():
+    defaults = _data.dedup_defaults()
+
+# -- settings and preview ---------------------------------------------------------------------
+st.subheader("1. Find duplicates")
+with st.container(border=True):
+    c1, c2, c3 = st.columns([2, 1, 1])
+    threshold = c1.slider("Similarity threshold (cosine)", 0.70, 1.00, float(defaults.threshold),
+                          0.01, key="dedup_threshold",
+                          help="At or above it, two records merge on meaning alone (unless their "
+                               "facts conflict). Below it, down to the candidate floor, they "
+                               "merge only on shared facts or near-identical wording.")
+    verify = c2.toggle("Check facts", value=defaults.verify, key="dedup_verify",
+                       help="Refuse merges whose amounts, dates or ids conflict.")
+    same_prompt = c3.toggle("Same prompt = duplicate", value=defaults.same_prompt,
+                            key="dedup_same_prompt",
+                            help="One prompt with several responses forms a cluster.")
+params = {**defaults.params(), "threshold": threshold, "verify": verify,
+          "same_prompt": same_prompt}
+params["candidate_threshold"] = min(params["candidate_threshold"], threshold)
+
+b1, b2, _ = st.columns([1, 1, 3])
+if b1.button("Preview", key="dedup_preview", help="Nothing is stored."):
+    st.session_state["dedup_previewed"] = params
+if b2.button("Commit", key="dedup_commit", type="primary",
+             help="Store the clusters and exclusions (reversible: keep/drop below)."):
+    with _data.show_errors(), st.spinner("Deduplicating..."):
+        done = _data.dedup_commit(params)
+        st.success(f"Stored {done['clusters']:,} clusters; {done['excluded']:,} records excluded "
+                   f"({done['exact']:,} exact, {done['same_prompt']:,} same prompt, "
+                   f"{done['semantic']:,} semantic; {done['overrides']:,} overrides respected).")
+
+if st.session_state.get("dedup_previewed") == params:
+    with _data.show_errors():
+        with st.spinner("Embedding and comparing (the first run embeds every record)..."):
+            preview = _data.dedup_preview(params)
+        s = preview["summary"]
+        st.markdown(f"**Preview at {threshold:.2f}** (nothing stored yet)")
+        m = st.columns(5)
+        m[0].metric("Clusters", f"{s['clusters']:,}")
+        m[1].metric("Would exclude", f"{s['excluded']:,}",
+                    delta=f"{s['excluded'] - counts['excluded']:+,} vs now", delta_color="off")
+        m[2].metric("Exact + same prompt", f"{s['exact'] + s['same_prompt']:,}")
+        m[3].metric("Semantic", f"{s['semantic']:,}")
+        m[4].metric("Refused (facts conflict)", f"{s['conflicts']:,}",
+                    help="Candidate pairs whose amounts/dates/ids differ: kept apart. "
+                         f"{s['conflicts_above_threshold']:,} of them cosine alone would merge.")
+        if preview["sizes"]:
+            hist = Counter(preview["sizes"])
+            st.bar_chart([{"cluster size": str(k), "clusters": v} for k, v in sorted(hist.items())],
+                         x="cluster size", y="clusters", height=200)
+elif st.session_state.get("dedup_previewed"):
+    st.caption("Settings changed: press **Preview** to see their effect.")
+
+# -- stored clusters --------------------------------------------------------------------------
+st.subheader("2. Clusters")
+sizes = _data.cluster_sizes()
+if not sizes:
+    st.caption("No clusters stored yet: preview, then commit a dedup run.")
+    st.stop()
+
+left, right = st.columns([1, 2])
+with left:
+    hist = Counter(sizes)
+    st.metric("Stored clusters", f"{len(sizes):,}",
+              help=f"{counts['excluded']:,} records excluded in all")
+    st.bar_chart([{"cluster size": str(k), "clusters": v} for k, v in sorted(hist.items())],
+                 x="cluster size", y="clusters", height=220)
+with right:
+    top = _data.clusters(top=50)
+    labels = {c["cluster_id"]: f"{len(c['members'])} records - "
+              f"{(c['members'][0]['text'] or '')[:80]}" for c in top}
+    cluster_id = st.selectbox(f"Open a cluster (largest {len(top)})", list(labels),
+                              format_func=labels.get, key="dedup_cluster")
+
+cluster = next(c for c in top if c["cluster_id"] == cluster_id)
+st.markdown(f"**Cluster `{cluster_id}`**: representative `{cluster['representative_id']}`")
+DECISIONS = {"auto": None, "keep": "keep", "drop": "drop"}
+per_row = 3
+members = cluster["members"]
+for start in range(0, len(members), per_row):
+    for col, mem in zip(st.columns(per_row), members[start:start + per_row]):
+        with col.container(border=True):
+            rid = mem["record_id"]
+            badge = ":red[excluded]" if mem["excluded"] else ":green[kept]"
+            rep = " (representative)" if rid == cluster["representative_id"] else ""
+            st.markdown(f"`{rid}` {badge}{rep}")
+            sim = mem.get("similarity")
+            st.caption(f"{mem['method']}" + (f", similarity {sim:.3f}" if sim is not None else "")
+                       + (f", lexical {mem['lexical']:.2f}" if mem.get("lexical") is not None
+                          else "") + (f", facts {mem['facts']}" if mem.get("facts") else ""))
+            if mem.get("prompt"):
+                st.write(mem["prompt"])
+                st.markdown(f"> {mem.get('response') or ''}")
+            else:
+                st.write(mem["text"])
+            st.caption(mem.get("reason") or "")
+            current = mem.get("override") or "auto"
+            choice = st.segmented_control("Decision", list(DECISIONS), default=current,
+                                          key=f"ovr_{rid}", label_visibility="collapsed")
+            if choice is not None and choice != current:
+                with _data.show_errors():
+                    _data.set_override(rid, DECISIONS[choice])
+                    st.rerun()

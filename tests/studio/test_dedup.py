@@ -1,0 +1,41 @@
+"""The Dedup page: preview changes nothing, commit stores clusters, keep/drop overrides."""
+
+import pytest
+
+from pipelines.store import stage_counts
+
+pytest.importorskip("pipelines.dedup")
+pytestmark = pytest.mark.slow  # loads the embedding model
+
+
+def _excluded(ws):
+    with ws.connect() as conn:
+        return stage_counts(conn)["excluded"]
+
+
+def test_preview_then_commit_then_override(tiny_ws, page):
+    at = page("dedup")
+    assert any("No clusters stored" in c.value for c in at.caption)
+    at.slider(key="dedup_threshold").set_value(0.85).run()
+    at.button(key="dedup_preview").click().run(timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Would exclude"]) >= 1
+    assert _excluded(tiny_ws) == 0  # a preview stores nothing
+
+    at.button(key="dedup_commit").click().run(timeout=180)
+    assert any("Stored" in s.value for s in at.success), [e.value for e in at.error]
+    excluded = _excluded(tiny_ws)
+    assert excluded == int(metrics["Would exclude"])
+
+    cluster = at.selectbox(key="dedup_cluster")
+    assert cluster.value is not None
+    # Keep an excluded member: it comes back, and the count drops by one.
+    dropped = [k for k in at.session_state if str(k).startswith("ovr_")]
+    assert dropped
+    with tiny_ws.connect() as conn:
+        rid = conn.execute("SELECT record_id FROM dedup WHERE excluded = 1 AND cluster_id = ?",
+                           (cluster.value,)).fetchone()[0]
+    at.button_group(key=f"ovr_{rid}").set_value("keep").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert _excluded(tiny_ws) == excluded - 1
