@@ -110,8 +110,40 @@ CREATE TABLE review (
 CREATE INDEX review_task ON review(task_id);
 """
 
+# v3 (labeling): one row per labeling run (where its L matrix lies) and per-LF statistics.
+_V3 = """
+CREATE TABLE lf_runs (
+    run_id       INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    scheme       TEXT NOT NULL,
+    matrix_path  TEXT NOT NULL,          -- labels/<scheme>/run-<id>.npz: L, record ids, LF names
+    n_records    INTEGER NOT NULL,
+    n_lfs        INTEGER NOT NULL,
+    chosen_model TEXT,                   -- label_model | majority
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX lf_runs_scheme ON lf_runs(scheme, run_id);
+
+CREATE TABLE lf_stats (
+    run_id          INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    lf_name         TEXT NOT NULL,
+    scheme          TEXT NOT NULL,
+    origin          TEXT,                -- module name or workspace file the LF came from
+    source_sha256   TEXT,
+    coverage        REAL,
+    overlaps        REAL,
+    conflicts       REAL,
+    emp_accuracy    REAL,                -- NULL: no gold-labelled record where it voted
+    n_gold_votes    INTEGER,
+    faults          INTEGER NOT NULL DEFAULT 0,
+    fault_examples  TEXT NOT NULL DEFAULT '[]',   -- JSON list of record ids
+    fault_message   TEXT,
+    PRIMARY KEY (run_id, lf_name)
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
+    Migration(3, "labeling: lf_runs, lf_stats", _V3),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

@@ -1,0 +1,76 @@
+"""`curate label`: apply a scheme's labeling functions and store one label per record."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from pipelines.config import load_config
+from pipelines.weak_supervision import LabelConfig, LabelingResult, run_labeling
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.1f}%"
+
+
+def _print_result(r: LabelingResult) -> None:
+    echo(f"scheme {r.scheme}: {r.n_lfs} LFs on {r.n_records} records ({r.engine} engine, "
+         f"{r.seconds:.1f} s), run {r.run_id}")
+    for err in r.load_errors:
+        echo(f"  skipped module: {err}")
+    echo(f"{'LF':<30} {'polarity':<28} {'cover':>6} {'overlap':>7} {'conflict':>8} "
+         f"{'acc(gold)':>9} {'n':>4} {'faults':>6}")
+    for s in r.lf_summary:
+        pol = ",".join(s["polarity"])
+        pol = pol if len(pol) <= 28 else pol[:25] + "..."
+        echo(f"{s['lf']:<30} {pol:<28} {_pct(s['coverage']):>6} {_pct(s['overlaps']):>7} "
+             f"{_pct(s['conflicts']):>8} {_pct(s['emp_accuracy']):>9} {s['n_gold_votes']:>4} "
+             f"{s['faults'] or '':>6}")
+        if s["faults"]:
+            echo(f"    faults on: {', '.join(s['fault_examples'])}")
+    echo(f"coverage of the LF set: {_pct(r.coverage)}; unlabelled (every LF abstained): "
+         f"{r.abstained}")
+    echo(f"on {r.n_gold} gold records: label model {_pct(r.label_model_accuracy) or 'n/a'}, "
+         f"majority vote {_pct(r.majority_accuracy) or 'n/a'} -> using {r.model}")
+    for note in r.notes:
+        echo(f"  note: {note}")
+    echo("labels: " + ", ".join(f"{k}={v}" for k, v in r.label_counts.items()))
+
+
+@app.command("label")
+def label_cmd(
+    workspace: str = WorkspaceOpt,
+    scheme: Optional[str] = typer.Option(None, help="Label scheme from curation.yaml "
+                                                    "(default: the first)."),
+    model: Optional[str] = typer.Option(None, help="auto | label_model | majority "
+                                                   "(default: auto, the better on gold labels)."),
+    engine: Optional[str] = typer.Option(None, help="fast | pandas | dask (default: fast)."),
+    dask_address: Optional[str] = typer.Option(None, "--dask-address",
+                                               help="Existing Dask scheduler (implies --engine "
+                                                    "dask); default: a LocalCluster."),
+    epochs: Optional[int] = typer.Option(None, help="Label model training epochs (500)."),
+    seed: Optional[int] = typer.Option(None, help="Label model seed."),
+    as_json: bool = JsonOpt,
+):
+    """Apply the scheme's LFs (its lf_modules and W/lfs/*.py), aggregate, store the labels.
+
+    Prints each LF's coverage, overlaps, conflicts, accuracy on gold labels and faults, and the
+    label model vs majority vote on gold labels. `curate records` then shows label/confidence.
+
+    Example: curate label --workspace ws --scheme claim_type --json
+    """
+    ws = open_workspace(workspace)
+    cfg = load_config(ws.config_path)
+    if dask_address and engine is None:
+        engine = "dask"
+    config = LabelConfig.from_section(cfg.section("label"), scheme=scheme, model=model,
+                                      engine=engine, dask_address=dask_address, epochs=epochs,
+                                      seed=seed)
+    result = run_labeling(ws, config, progress=sys.stderr.isatty())
+    _print_result(result)
+    summary = result.to_dict()
+    summary["n_lfs"] = result.n_lfs
+    emit(summary, as_json)
