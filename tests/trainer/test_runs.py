@@ -1,0 +1,52 @@
+"""Run folders: events file parsing, status, corrupted-checkpoint fallback (no training)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from trainer.runs import EventWriter, RunDir, latest_checkpoint, read_events, run_summary
+
+
+def test_events_roundtrip_and_partial_last_line(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.path.mkdir()
+    (rd.path / "config.yaml").write_text("head: sft\n")
+    w = EventWriter(rd.events)
+    w.write("start", head="sft", export="v0001", max_steps=4)
+    w.write("log", step=1, max_steps=4, loss=2.5, lr=1e-3, tokens_per_s=10.0, eta_s=3.0)
+    with open(rd.events, "a") as fh:
+        fh.write('{"event": "log", "step": 2')          # a half-written line of a live run
+    events = read_events(rd.path)
+    assert [e["event"] for e in events] == ["start", "log"]
+    s = run_summary(rd)
+    assert (s["status"], s["steps"], s["loss"], s["head"]) == ("running", 1, 2.5, "sft")
+    with open(rd.events, "a") as fh:
+        fh.write("\n")
+    w.write("end", status="done", error=None)
+    assert run_summary(rd)["status"] == "done"
+
+
+def test_dead_process_reads_as_interrupted(tmp_path):
+    rd = RunDir(tmp_path / "run")
+    rd.path.mkdir()
+    EventWriter(rd.events).write("start", head="sft")
+    (rd.path / "pid").write_text("999999999")
+    assert run_summary(rd)["status"] == "interrupted"
+
+
+def test_corrupted_checkpoint_falls_back_to_earlier(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    rd = RunDir(tmp_path / "run")
+    for step in (2, 4, 6):
+        ck = rd.checkpoints / f"checkpoint-{step}"
+        ck.mkdir(parents=True)
+        (ck / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        save_file({"w": torch.ones(2)}, str(ck / "adapter_model.safetensors"))
+    (rd.checkpoints / "checkpoint-6" / "adapter_model.safetensors").write_bytes(b"\x00garbage")
+    (rd.checkpoints / "checkpoint-4" / "trainer_state.json").write_text("{not json")
+    notices: list[str] = []
+    assert latest_checkpoint(rd, notices).name == "checkpoint-2"
+    assert len(notices) == 2 and "checkpoint-6" in notices[0] and "checkpoint-4" in notices[1]

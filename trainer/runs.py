@@ -1,0 +1,244 @@
+"""Training runs on disk: `W/runs/<id>/` with config.yaml, events.jsonl, checkpoints/, adapter/,
+eval.json, and helpers to follow them from another process (the studio).
+
+`events.jsonl` has one JSON object per line: `{"event": "start", ...}`, then one
+`{"event": "log", "step", "max_steps", "epoch", "loss", "lr", "tokens_per_s", "eta_s"}` per
+logging step, `{"event": "eval", ...}` and a final `{"event": "end", "status": ...}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import TrainError
+
+__all__ = ["RunDir", "new_run_id", "run_dir", "read_events", "list_train_runs", "run_summary",
+           "EventWriter", "events_callback", "start_detached", "latest_checkpoint", "checkpoints"]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def new_run_id(head: str, export_version: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{head}-{export_version}"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+
+def run_dir(ws, run_id: str, *, must_exist: bool = True) -> RunDir:
+    if not _RUN_ID.match(run_id):
+        raise TrainError(f"invalid run id {run_id!r}")
+    path = ws.subdir("runs") / run_id
+    if must_exist and not path.is_dir():
+        known = [r["run_id"] for r in list_train_runs(ws)][-5:]
+        raise TrainError(f"no training run {run_id!r} in {path.parent}; recent: "
+                         f"{', '.join(known) if known else 'none'}")
+    return RunDir(path)
+
+
+class EventWriter:
+    """Appends one JSON line per event and flushes, so a reader sees progress as it happens."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, event: str, **data: Any) -> None:
+        line = json.dumps({"event": event, "time": time.time(), **data}, default=str)
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+
+
+def events_callback(writer: EventWriter):
+    """A `TrainerCallback` that turns the Trainer's logs into `log` events with tokens/s and ETA."""
+    from transformers import TrainerCallback
+
+    class _Events(TrainerCallback):
+        def __init__(self):
+            self.t0 = None
+            self.step0 = 0
+            self.tokens0 = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0, self.step0 = time.time(), state.global_step
+            self.tokens0 = state.num_input_tokens_seen or 0
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" not in logs or self.t0 is None:
+                return
+            elapsed = max(time.time() - self.t0, 1e-9)
+            done = state.global_step - self.step0
+            tokens = (state.num_input_tokens_seen or 0) - self.tokens0
+            left = max(state.max_steps - state.global_step, 0)
+            writer.write("log", step=state.global_step, max_steps=state.max_steps,
+                         epoch=round(state.epoch or 0.0, 4), loss=float(logs["loss"]),
+                         lr=float(logs.get("learning_rate", 0.0)),
+                         grad_norm=float(logs["grad_norm"]) if "grad_norm" in logs else None,
+                         tokens_per_s=round(tokens / elapsed, 1),
+                         eta_s=round(left * elapsed / done, 1) if done else None)
+
+    return _Events()
+
+
+def read_events(path: str | Path) -> list[dict[str, Any]]:
+    """Every complete event line (a half-written last line of a live run is skipped)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "events.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def run_summary(rd: RunDir) -> dict[str, Any]:
+    """Status of a run from its files: running/done/failed/interrupted, last step and loss, eval."""
+    events = read_events(rd.events)
+    start = next((e for e in events if e["event"] == "start"), {})
+    logs = [e for e in events if e["event"] == "log"]
+    end = [e for e in events if e["event"] == "end"]
+    status = end[-1]["status"] if end and end[-1]["time"] >= start.get("time", 0) else "running"
+    pid_file = rd.path / "pid"
+    if status == "running" and pid_file.exists() and not _pid_alive(int(pid_file.read_text() or 0)):
+        status = "interrupted"
+    elif status == "running" and not start:
+        status = "pending"
+    evaluation = None
+    if rd.eval_json.exists():
+        evaluation = json.loads(rd.eval_json.read_text(encoding="utf-8"))
+    return {"run_id": rd.id, "path": str(rd.path), "status": status,
+            "head": start.get("head"), "export": start.get("export"),
+            "steps": logs[-1]["step"] if logs else 0,
+            "max_steps": logs[-1]["max_steps"] if logs else start.get("max_steps"),
+            "loss": logs[-1]["loss"] if logs else None,
+            "error": end[-1].get("error") if end else None, "eval": evaluation}
+
+
+def list_train_runs(ws) -> list[dict[str, Any]]:
+    root = ws.subdir("runs")
+    return [run_summary(RunDir(p)) for p in sorted(root.iterdir())
+            if p.is_dir() and (p / "config.yaml").exists()]
+
+
+def checkpoints(rd: RunDir) -> list[Path]:
+    """checkpoint-N folders, newest first."""
+    if not rd.checkpoints.is_dir():
+        return []
+    found = [p for p in rd.checkpoints.iterdir()
+             if p.is_dir() and re.fullmatch(r"checkpoint-\d+", p.name)]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True)
+
+
+def _checkpoint_ok(path: Path) -> str | None:
+    """None if the checkpoint looks loadable, else what is wrong with it."""
+    state = path / "trainer_state.json"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        return f"trainer_state.json unreadable ({exc.__class__.__name__})"
+    weights = [p for p in path.glob("*.safetensors")]
+    if not weights:
+        return "no weights (*.safetensors)"
+    from safetensors import safe_open
+
+    for w in weights:
+        try:
+            with safe_open(str(w), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_tensor(key)
+        except Exception as exc:  # safetensors raises its own error types for corrupt files
+            return f"{w.name} unreadable ({exc})"
+    return None
+
+
+def latest_checkpoint(rd: RunDir, notices: list[str] | None = None) -> Path | None:
+    """The newest checkpoint that loads; corrupted ones are reported in `notices` and skipped."""
+    for ckpt in checkpoints(rd):
+        problem = _checkpoint_ok(ckpt)
+        if problem is None:
+            return ckpt
+        if notices is not None:
+            notices.append(f"checkpoint {ckpt.name} is corrupted ({problem}); using an earlier one")
+    return None
+
+
+def start_detached(ws, export_version: str, args: list[str], run_id: str | None = None) -> dict[str, Any]:
+    """Launch `curate train` as a separate process (own session) and return at once.
+
+    The child writes `W/runs/<id>/train.log` and `events.jsonl`; follow it with `read_events`
+    or `run_summary`. Returns {"run_id", "pid", "path"}.
+    """
+    run_id = run_id or new_run_id("run", export_version)
+    rd = run_dir(ws, run_id, must_exist=False)
+    rd.path.mkdir(parents=True, exist_ok=True)
+    repo_root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(repo_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cmd = [sys.executable, "-c", "from pipelines.cli import _entry; _entry()", "train",
+           "--workspace", str(ws.path), "--export", export_version, "--run-id", run_id, *args]
+    with open(rd.log, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True, cwd=str(ws.path))
+    (rd.path / "pid").write_text(str(proc.pid))
+    return {"run_id": run_id, "pid": proc.pid, "path": str(rd.path)}

@@ -1,0 +1,238 @@
+"""One training run from an export version to `W/runs/<id>/`: the function the CLI and studio call.
+
+    result = train(ws, "v0001", TrainConfig(head="sft", max_steps=30))
+
+reads the export, plans device and precision, builds the head's trainer (TRL SFT or a LoRA
+classifier), evaluates the base model, trains (resuming from the newest loadable checkpoint when
+asked), evaluates the tuned model, saves the adapter and writes `eval.json`. Progress goes to
+`events.jsonl` as it happens; lineage goes to the workspace's `runs` table (step 'train').
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable
+
+from pipelines.config import load_config
+from pipelines.errors import StudioError, TrainError
+from pipelines.export import export_path, load_manifest, read_split
+from pipelines.store import start_run
+from pipelines.store.exports import update_run_metrics
+from trainer.config import TrainConfig
+from trainer.device import plan_device
+from trainer.evaluate import (classification_metrics, format_eval_table, majority_baseline,
+                              perplexity)
+from trainer.runs import (EventWriter, RunDir, events_callback, latest_checkpoint,
+                          list_train_runs, new_run_id, run_dir)
+
+__all__ = ["train", "resolve_base_model"]
+
+_FORMATS = {"sft": ("chat", "alpaca"), "classifier": ("classification",)}
+
+
+def resolve_base_model(ws, cfg: TrainConfig) -> str:
+    if cfg.base_model:
+        return cfg.base_model
+    if cfg.head == "classifier":
+        from trainer.classifier import default_encoder
+
+        return default_encoder()
+    from trainer.tiny import ensure_workspace_model
+
+    return str(ensure_workspace_model(ws))
+
+
+def _pick_run(ws, export: str, cfg: TrainConfig, run_id: str | None, resume: bool) -> RunDir:
+    if resume:
+        if run_id is None:
+            mine = [r for r in list_train_runs(ws) if r["export"] == export]
+            if not mine:
+                raise TrainError(f"--resume: no earlier run on export {export} to resume")
+            run_id = mine[-1]["run_id"]
+        return run_dir(ws, run_id)
+    rd = run_dir(ws, run_id or new_run_id(cfg.head, export), must_exist=False)
+    if rd.config_yaml.exists():
+        raise TrainError(f"run {rd.id} already exists; pass --resume to continue it")
+    rd.path.mkdir(parents=True, exist_ok=True)
+    return rd
+
+
+def _write_json_atomic(path, obj) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None = None,
+          resume: bool = False, progress: bool = True,
+          echo: Callable[[str], None] = print, callbacks: list | None = None) -> dict[str, Any]:
+    """Train one adapter on export `export`; returns the summary (run_id, status, steps, eval).
+
+    Args:
+        cfg: the run's options; on `resume` the run's saved config is used and `cfg.max_steps`
+            (when set) may extend it.
+        run_id: a folder name under W/runs (a detached launcher creates it first).
+        callbacks: extra transformers `TrainerCallback`s (tests use one to stop a run early).
+    """
+    cfg = cfg or TrainConfig()
+    path = export_path(ws, export)
+    manifest = load_manifest(ws, export)
+    version = manifest["version"]
+    rd = _pick_run(ws, version, cfg, run_id, resume)
+    if resume and rd.config_yaml.exists():
+        saved = TrainConfig.from_yaml(rd.config_yaml)
+        cfg = saved.replace(max_steps=cfg.max_steps if cfg.max_steps != -1 else None)
+    fmt = manifest["format"]
+    if fmt not in _FORMATS[cfg.head]:
+        raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
+                         f"{' or '.join(_FORMATS[cfg.head])} (re-export with --format, or pick "
+                         f"--head {'classifier' if cfg.head == 'sft' else 'sft'})")
+    train_rows = read_split(ws, version, "train")
+    if not train_rows:
+        raise TrainError(f"export {version} has an empty train split ({path / 'train.jsonl'})")
+    eval_rows = read_split(ws, version, "eval")[: cfg.eval_max_examples]
+    on = "eval"
+    if not eval_rows:
+        eval_rows, on = train_rows[:16], "train (the export has no eval split)"
+    base = resolve_base_model(ws, cfg)
+    cfg = cfg.replace(base_model=base)
+    cfg.save_yaml(rd.config_yaml)
+    plan = plan_device(cfg)
+    for n in plan.notices:
+        echo(f"notice: {n}")
+
+    events = EventWriter(rd.events)
+    (rd.path / "pid").write_text(str(os.getpid()))
+    with ws.transaction() as conn:
+        lineage_id = start_run(conn, "train", {"run_id": rd.id, "export": version, "head": cfg.head,
+                                               "method": plan.method, "base_model": base,
+                                               "resume": resume}, scheme=manifest.get("scheme"))
+    events.write("start", run_id=rd.id, export=version, head=cfg.head, method=plan.method,
+                 device=plan.device, base_model=base, resume=resume, notices=plan.notices,
+                 max_steps=cfg.max_steps, n_train=len(train_rows), n_eval=len(eval_rows))
+    t0 = time.time()
+    status, error = "failed", None
+    try:
+        cbs = [events_callback(events), *(callbacks or [])]
+        notices: list[str] = []
+        ckpt = latest_checkpoint(rd, notices) if resume else None
+        if resume and ckpt is None:
+            notices.append("no loadable checkpoint: starting from step 0")
+        for n in notices:
+            echo(f"notice: {n}")
+        if cfg.head == "sft":
+            ev, steps = _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt,
+                                 progress, echo)
+        else:
+            ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
+                                        cbs, ckpt, progress)
+        ev.update({"on": on, "n_eval": len(eval_rows), "export": version, "run_id": rd.id,
+                   "head": cfg.head, "method": plan.method, "device": plan.device,
+                   "notices": plan.notices + notices, "train_seconds": round(time.time() - t0, 1)})
+        _write_json_atomic(rd.eval_json, ev)
+        events.write("eval", base=ev["base"], tuned=ev["tuned"])
+        status = "done"
+        echo(format_eval_table(ev))
+        return {"run_id": rd.id, "status": status, "steps": steps, "path": str(rd.path),
+                "adapter": str(rd.adapter), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
+                "notices": ev["notices"]}
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted (resume with --resume)"
+        raise
+    except StudioError as exc:
+        error = str(exc)
+        raise
+    except Exception as exc:
+        import torch
+
+        if isinstance(exc, torch.OutOfMemoryError):
+            error = (f"out of memory on {plan.device}: lower batch_size (now {cfg.batch_size}) or "
+                     f"max_seq_length (now {cfg.max_seq_length}), raise grad_accum, or use "
+                     f"--method qlora")
+            raise TrainError(error) from None
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        events.write("end", status=status, error=error, seconds=round(time.time() - t0, 1))
+        with ws.transaction() as conn:
+            update_run_metrics(conn, lineage_id, {"run_dir": str(rd.path), "error": error},
+                               status if status != "done" else "done")
+        if status == "done" and rd.eval_json.exists():
+            with ws.transaction() as conn:
+                ev = json.loads(rd.eval_json.read_text(encoding="utf-8"))
+                update_run_metrics(conn, lineage_id, {"run_dir": str(rd.path), "base": ev["base"],
+                                                      "tuned": ev["tuned"]}, "done")
+
+
+def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo):
+    from trainer.sft import build_sft_trainer, generate, to_prompt_completion
+
+    trainer, tok, notices = build_sft_trainer(cfg, base, plan, train_rows, eval_rows, fmt,
+                                              rd.checkpoints, callbacks=cbs, progress=progress)
+    for n in notices:
+        echo(f"notice: {n}")
+        plan.notices.append(n)
+    prompts = [to_prompt_completion(r, fmt) for r in eval_rows[: cfg.generations]]
+    # The LoRA B matrices start at zero, so before training the wrapped model *is* the base.
+    base_loss = trainer.evaluate()["eval_loss"]
+    base_gen = generate(trainer.model, tok, [p["prompt"] for p in prompts], cfg.max_new_tokens)
+    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    tuned_loss = trainer.evaluate()["eval_loss"]
+    tuned_gen = generate(trainer.model, tok, [p["prompt"] for p in prompts], cfg.max_new_tokens)
+    trainer.save_model(str(rd.adapter))
+    tok.save_pretrained(str(rd.adapter))
+    if cfg.merge and plan.method == "lora":
+        trainer.model.merge_and_unload().save_pretrained(str(rd.path / "merged"))
+        tok.save_pretrained(str(rd.path / "merged"))
+    ev = {
+        "base": {"eval_loss": round(base_loss, 4), "perplexity": perplexity(base_loss)},
+        "tuned": {"eval_loss": round(tuned_loss, 4), "perplexity": perplexity(tuned_loss),
+                  "train_loss": round(out.training_loss, 4)},
+        "generations": [{"prompt": p["prompt"][-1]["content"], "reference":
+                         p["completion"][0]["content"], "base": b, "tuned": t}
+                        for p, b, t in zip(prompts, base_gen, tuned_gen)],
+    }
+    return ev, trainer.state.global_step
+
+
+def _classes(ws, manifest, rows) -> list[str]:
+    scheme = manifest.get("scheme")
+    cur = load_config(ws.config_path)
+    if scheme in cur.schemes:
+        return list(cur.schemes[scheme].classes)
+    return sorted({r["label"] for r in rows})
+
+
+def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cbs, ckpt, progress):
+    from trainer.classifier import build_classifier_trainer, predict_labels
+
+    classes = _classes(ws, manifest, train_rows + eval_rows)
+    trainer, tok = build_classifier_trainer(cfg, base, plan, train_rows, classes, rd.checkpoints,
+                                            callbacks=cbs, progress=progress)
+    max_len = trainer._curate_max_len
+    texts = [r["text"] for r in eval_rows]
+    truth = [r["label"] for r in eval_rows]
+    gold_lines = {e["line"] for e in manifest["records"]
+                  if e["split"] == "eval" and e["label_source"] == "gold"}
+    gold_idx = [i for i in range(len(eval_rows)) if i + 1 in gold_lines]
+
+    def metrics(pred):
+        m = classification_metrics(truth, pred, classes)
+        g = classification_metrics([truth[i] for i in gold_idx], [pred[i] for i in gold_idx], classes)
+        return {**m, "gold_n": g["n"], "gold_accuracy": g["accuracy"], "gold_macro_f1": g["macro_f1"]}
+
+    base_pred = predict_labels(trainer.model, tok, texts, classes, cfg.eval_batch_size, max_len)
+    majority = majority_baseline([r["label"] for r in train_rows])
+    maj = classification_metrics(truth, [majority] * len(truth), classes)
+    trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    tuned_pred = predict_labels(trainer.model, tok, texts, classes, cfg.eval_batch_size, max_len)
+    trainer.save_model(str(rd.adapter))
+    tok.save_pretrained(str(rd.adapter))
+    base_m = {**metrics(base_pred), "majority_label": majority,
+              "majority_accuracy": maj["accuracy"], "majority_macro_f1": maj["macro_f1"]}
+    ev = {"classes": classes, "base": base_m, "tuned": metrics(tuned_pred),
+          "examples": [{"text": t[:200], "label": y, "base": b, "tuned": p}
+                       for t, y, b, p in list(zip(texts, truth, base_pred, tuned_pred))[:5]]}
+    return ev, trainer.state.global_step
