@@ -8,6 +8,7 @@ majority-vote scores of the run (snorkel#1713).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -77,6 +78,10 @@ class LFReport:
         return pd.DataFrame([{c: getattr(s, c) for c in cols} for s in self.lfs])
 
 
+def _name(classes: Sequence[str], v: int) -> str:
+    return classes[v] if 0 <= v < len(classes) else str(int(v))
+
+
 def conflict_matrix(L: np.ndarray) -> np.ndarray:
     """m x m: fraction of rows where LFs a and b both vote and disagree (diagonal 0)."""
     n, m = L.shape
@@ -106,9 +111,11 @@ def analyze_matrix(L: np.ndarray, lf_names: Sequence[str], classes: Sequence[str
     faults = faults or {}
     origins = origins or {}
     if n:
-        an = LFAnalysis(L)
-        coverages, overlaps, conflicts = an.lf_coverages(), an.lf_overlaps(), an.lf_conflicts()
-        total = (an.label_coverage(), an.label_overlap(), an.label_conflict())
+        with warnings.catch_warnings():  # scipy's int64 -> float64 FutureWarning inside snorkel
+            warnings.simplefilter("ignore", FutureWarning)
+            an = LFAnalysis(L)
+            coverages, overlaps, conflicts = an.lf_coverages(), an.lf_overlaps(), an.lf_conflicts()
+            total = (an.label_coverage(), an.label_overlap(), an.label_conflict())
     else:
         coverages = overlaps = conflicts = np.zeros(m)
         total = (0.0, 0.0, 0.0)
@@ -123,8 +130,7 @@ def analyze_matrix(L: np.ndarray, lf_names: Sequence[str], classes: Sequence[str
         f = faults.get(name)
         stats.append(LFStat(
             name=name,
-            polarity=[classes[v] if 0 <= v < len(classes) else str(v)
-                      for v in sorted(set(col[col != -1].tolist()))],
+            polarity=[_name(classes, v) for v in sorted(set(col[col != -1].tolist()))],
             coverage=float(coverages[j]), overlaps=float(overlaps[j]),
             conflicts=float(conflicts[j]),
             emp_accuracy=float(right.sum() / n_votes) if n_votes else None,
@@ -132,12 +138,12 @@ def analyze_matrix(L: np.ndarray, lf_names: Sequence[str], classes: Sequence[str
             faults=int(getattr(f, "count", 0) or 0) if f is not None else 0,
             fault_examples=list(getattr(f, "examples", []) or []) if f is not None else [],
             fault_message=str(getattr(f, "message", "") or "") if f is not None else "",
-            wrong_examples=[{"record_id": str(record_ids[i]), "voted": classes[col[i]],
-                             "gold": classes[gold[i]]} for i in wrong_idx[:wrong_examples]],
+            wrong_examples=[{"record_id": str(record_ids[i]), "voted": _name(classes, col[i]),
+                             "gold": _name(classes, gold[i])} for i in wrong_idx[:wrong_examples]],
             origin=origins.get(name),
         ))
     return LFReport(
         scheme=scheme, classes=list(classes), n_records=n, n_gold=int(has_gold.sum()),
         coverage=float(total[0]), overlap=float(total[1]), conflict=float(total[2]), lfs=stats,
-        conflict_matrix=conflict_matrix(L).round(6).tolist(),
+        conflict_matrix=conflict_matrix(L).tolist(),
     )

@@ -132,7 +132,8 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         notes.append("no cached embeddings (run dedup first): embedding LFs abstain")
 
     params = {**config.to_dict(), "scheme": sc.name, "classes": classes,
-              "lfs": dict(lfset.hashes), "lf_origins": dict(lfset.origins)}
+              "lf_names": lfset.names, "lfs": dict(lfset.hashes),
+              "lf_origins": dict(lfset.origins)}
     with ws.transaction() as conn:
         run_id = start_run(conn, "label", params, scheme=sc.name)
     try:
