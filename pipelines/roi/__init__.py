@@ -1,0 +1,27 @@
+"""Curation ROI: does curation measurably improve the fine-tuned micro-model?
+
+The same micro-model (LoRA + classifier head on the packaged MiniLM encoder, fixed seed and
+budget) is trained on datasets that differ only in curation (raw labels, majority vote, label
+model, dedup + label model + N simulated reviews) and scored on the held-out gold set, with
+leakage checks between the gold set and every training set. `compare_runs` gives the studio's
+"Did curation pay?" table over real training runs.
+
+    from pipelines.roi import RoiConfig, run_roi
+    report = run_roi(ws, RoiConfig(scheme="claim_type", seeds=3))
+"""
+
+from pipelines.roi.arms import Arm, ArmSet, Pool, PoolRecord, build_arms, cap_arm, review_order
+from pipelines.roi.compare import compare_runs
+from pipelines.roi.config import ARM_NAMES, DEFAULT_REVIEW_BUDGETS, RoiConfig
+from pipelines.roi.leakage import LeakageError, check_leakage, fold_text, near_gold_ids
+from pipelines.roi.run import SIMULATED_REVIEW_NOTE, evaluate_arms, format_table, run_roi
+from pipelines.roi.score import accuracy, macro_f1, mean_ci
+
+__all__ = [
+    "RoiConfig", "ARM_NAMES", "DEFAULT_REVIEW_BUDGETS",
+    "PoolRecord", "Pool", "Arm", "ArmSet", "build_arms", "cap_arm", "review_order",
+    "LeakageError", "near_gold_ids", "check_leakage", "fold_text",
+    "accuracy", "macro_f1", "mean_ci",
+    "evaluate_arms", "run_roi", "format_table", "SIMULATED_REVIEW_NOTE",
+    "compare_runs",
+]

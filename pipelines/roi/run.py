@@ -1,0 +1,156 @@
+"""Train the same micro-model on every arm, score it on the gold set, and report.
+
+`run_roi(ws, config)` is what `curate roi` and `bench/roi.py` call: it prepares the arms from the
+workspace (prepare.py), then `evaluate_arms` fits one model per (arm, seed) with the same budget
+and reports accuracy and macro-F1 on the gold records with a 95% interval over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pipelines.roi.arms import ArmSet
+from pipelines.roi.config import RoiConfig
+from pipelines.roi.score import accuracy, macro_f1, mean_ci
+
+__all__ = ["evaluate_arms", "run_roi", "format_table", "SIMULATED_REVIEW_NOTE"]
+
+SIMULATED_REVIEW_NOTE = (
+    "curated_<N>: the human review is SIMULATED: the N least-confident training records (by "
+    "label-model confidence) get their ground-truth label; gold evaluation records are never "
+    "reviewed or trained on")
+
+
+def _budget(config: RoiConfig):
+    from pipelines.roi.train import ArmBudget
+
+    return ArmBudget(epochs=config.epochs, batch_size=config.batch_size, max_len=config.max_len,
+                     lr=config.lr, lora_r=config.lora_r, max_steps=config.max_steps,
+                     model_path=config.model_path, device=config.device)
+
+
+def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
+                  say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Fit every arm `config.seeds` times and score it on the gold set; the report dict."""
+    from tqdm import tqdm
+
+    from pipelines.roi.train import fit_and_predict
+
+    budget = _budget(config)
+    eval_texts = [arms.texts[i] for i in arms.eval_ids]
+    seeds = list(range(config.seeds))
+    bar = tqdm(total=len(arms.arms) * len(seeds), desc="roi fits", unit=" fit",
+               disable=not (progress and sys.stderr.isatty()))
+    rows, device = [], None
+    t_all = time.perf_counter()
+    try:
+        for arm in arms.arms:
+            per_seed = []
+            texts = [arms.texts[i] for i in arm.ids]
+            for seed in seeds:
+                fit = fit_and_predict(texts, arm.labels, eval_texts, arms.classes, seed=seed,
+                                      budget=budget)
+                device = fit.device
+                per_seed.append({
+                    "seed": seed,
+                    "accuracy": round(accuracy(arms.eval_labels, fit.predictions), 4),
+                    "macro_f1": round(macro_f1(arms.eval_labels, fit.predictions, arms.classes), 4),
+                    "train_seconds": round(fit.train_seconds, 2), "steps": fit.steps,
+                    "final_loss": round(fit.final_loss, 4)})
+                bar.update(1)
+            acc, acc_ci = mean_ci([s["accuracy"] for s in per_seed])
+            f1, f1_ci = mean_ci([s["macro_f1"] for s in per_seed])
+            secs = [s["train_seconds"] for s in per_seed]
+            row = {"name": arm.name, "accuracy": round(acc, 4), "macro_f1": round(f1, 4),
+                   "ci": [round(x, 4) for x in acc_ci], "ci_macro_f1": [round(x, 4) for x in f1_ci],
+                   "n_train": arm.n_train, "reviewed": arm.reviewed,
+                   "train_seconds": round(sum(secs) / len(secs), 2),
+                   "train_seconds_total": round(sum(secs), 2), "steps": per_seed[0]["steps"],
+                   "label_counts": arm.label_counts(), "per_seed": per_seed, "notes": arm.notes}
+            rows.append(row)
+            say(f"{arm.name:<12} acc {acc:.3f} [{acc_ci[0]:.3f}, {acc_ci[1]:.3f}]  macro-F1 "
+                f"{f1:.3f}  n_train {arm.n_train}  {row['train_seconds']:.1f} s/fit")
+    finally:
+        bar.close()
+    return _report(arms, config, rows, device, time.perf_counter() - t_all)
+
+
+def _report(arms: ArmSet, config: RoiConfig, rows: list[dict], device: str | None,
+            seconds: float) -> dict[str, Any]:
+    by = {r["name"]: r for r in rows}
+    raw = by.get("raw")
+    curated = [r for r in rows if r["name"].startswith("curated_")]
+    best = max(curated, key=lambda r: r["accuracy"]) if curated else None
+    verdict: dict[str, Any] = {}
+    if raw and best:
+        delta = best["accuracy"] - raw["accuracy"]
+        verdict = {"best_curated": best["name"], "delta_accuracy_vs_raw": round(delta, 4),
+                   "delta_macro_f1_vs_raw": round(best["macro_f1"] - raw["macro_f1"], 4),
+                   "intervals_overlap": not (best["ci"][0] > raw["ci"][1]
+                                             or raw["ci"][0] > best["ci"][1]),
+                   "goal": "curated >= raw + 0.10 accuracy, intervals not overlapping"}
+        verdict["goal_met"] = delta >= 0.10 and not verdict["intervals_overlap"]
+    return {
+        "scheme": arms.scheme, "classes": arms.classes, "n_eval": len(arms.eval_ids),
+        "seeds": config.seeds, "device": device, "seconds": round(seconds, 1),
+        "budget": {k: getattr(config, k) for k in ("epochs", "batch_size", "max_len", "lr",
+                                                   "lora_r", "max_steps", "max_train")},
+        "model": "LoRA (r=%d) + classifier head on all-MiniLM-L6-v2" % config.lora_r,
+        "arms": rows, "verdict": verdict, "leakage": arms.leakage, "pool": arms.pool_stats,
+        "simulated_review": SIMULATED_REVIEW_NOTE, "notes": arms.notes,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The report as a plain-text table with deltas against the raw arm."""
+    rows = report["arms"]
+    raw = next((r for r in rows if r["name"] == "raw"), rows[0])
+    out = [f"{'arm':<13}{'n_train':>8}{'reviewed':>9}{'accuracy':>10}{'95% CI':>17}"
+           f"{'macro-F1':>10}{'d acc':>8}{'s/fit':>8}"]
+    for r in rows:
+        ci = f"[{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+        out.append(f"{r['name']:<13}{r['n_train']:>8}{r['reviewed']:>9}{r['accuracy']:>10.3f}"
+                   f"{ci:>17}{r['macro_f1']:>10.3f}{r['accuracy'] - raw['accuracy']:>+8.3f}"
+                   f"{r['train_seconds']:>8.1f}")
+    out.append(f"(gold eval records: {report['n_eval']}; seeds: {report['seeds']}; device: "
+               f"{report['device']}; {report['model']})")
+    return "\n".join(out)
+
+
+def run_roi(ws, config: RoiConfig, *, progress: bool = False,
+            say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """Prepare the arms from `ws`, evaluate them, record a lineage row and `W/roi/<id>.json`."""
+    from pipelines.roi.prepare import prepare_arms
+    from pipelines.store import finish_run, start_run
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    t0 = time.perf_counter()
+    with ws.transaction() as conn:
+        run_id = start_run(conn, "roi", config.to_dict(), scheme=config.scheme)
+    try:
+        arms = prepare_arms(ws, config, say=say)
+        say(f"arms ready: {', '.join(f'{a.name}={a.n_train}' for a in arms.arms)}; "
+            f"leakage check passed")
+        report = evaluate_arms(arms, config, progress=progress, say=say)
+    except BaseException as exc:
+        with ws.transaction() as conn:
+            finish_run(conn, run_id, {"error": f"{type(exc).__name__}: {exc}"}, status="failed")
+        raise
+    report["run_id"] = run_id
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    path = ws.subdir("roi") / f"roi-{run_id:05d}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    report["report_path"] = str(path)
+    metrics = {"verdict": report["verdict"], "report_path": str(path),
+               "arms": {r["name"]: {k: r[k] for k in ("accuracy", "macro_f1", "ci", "n_train")}
+                        for r in report["arms"]}}
+    with ws.transaction() as conn:
+        finish_run(conn, run_id, metrics)
+    return report

@@ -1,0 +1,206 @@
+"""Curation ROI: arm construction, leakage checks, scoring, the runs table, and a quick run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pipelines.errors import ConfigError
+from pipelines.roi import (
+    Arm, LeakageError, Pool, PoolRecord, RoiConfig, build_arms, cap_arm, check_leakage,
+    compare_runs, macro_f1, mean_ci, near_gold_ids, review_order,
+)
+from pipelines.roi import accuracy as acc_fn
+from pipelines.roi.prepare import arms_from_pool, load_truth
+
+CLASSES = ["fire", "water", "theft"]
+
+
+def rec(i, **kw) -> PoolRecord:
+    base = dict(id=f"r{i}", text=f"claim note number {i}", raw_label="fire", majority="fire",
+                majority_conf=0.6, label_model="fire", label_model_conf=0.5 + i / 100,
+                truth="water")
+    base.update(kw)
+    return PoolRecord(**base)
+
+
+@pytest.fixture
+def pool() -> Pool:
+    records = [
+        rec(0, gold="fire", truth="fire"),                     # gold: evaluation only
+        rec(1, gold="water", truth="water"),                   # gold
+        rec(2, n_sources=3),                                   # raw keeps 3 copies
+        rec(3, excluded=True),                                 # dedup drops it (curated only)
+        rec(4, label_model=None, label_model_conf=0.0, majority=None),   # every LF abstained
+        rec(5, raw_label=None),                                # no raw label
+        rec(6, label_model_conf=0.30),                         # least confident labelled
+        rec(7, truth=None, label_model_conf=0.10),             # reviewer cannot answer
+        rec(8),                                                # near-duplicate of gold (below)
+        rec(9, raw_label="theft", majority="water", label_model="water"),
+    ]
+    return Pool(scheme="kind", classes=CLASSES, records=records, near_gold={"r8"})
+
+
+# -- arms ------------------------------------------------------------------------------------
+def test_arms_never_train_on_gold_or_near_gold(pool):
+    arms = build_arms(pool, (0, 2))
+    assert [a.name for a in arms] == ["raw", "majority", "label_model", "curated_0", "curated_2"]
+    for a in arms:
+        assert not {"r0", "r1", "r8"} & set(a.ids), a.name
+        assert len(a.ids) == len(a.labels)
+
+
+def test_raw_keeps_duplicates_and_raw_labels(pool):
+    raw = build_arms(pool, (0,))[0]
+    assert raw.ids.count("r2") == 3
+    assert "r5" not in raw.ids                      # no raw label
+    assert "r3" in raw.ids                          # dedup does not touch raw
+    assert raw.labels[raw.ids.index("r9")] == "theft"
+    assert raw.n_train == 3 + 5                     # r2 x3, r3, r4, r6, r7, r9
+
+
+def test_weak_arms_drop_abstained(pool):
+    _, mv, lm, *_ = build_arms(pool, (0,))
+    assert "r4" not in mv.ids and "r4" not in lm.ids
+    assert lm.labels[lm.ids.index("r9")] == "water"
+    assert any("abstained" in n for n in lm.notes)
+
+
+def test_curated_drops_dedup_excluded_and_reviews_least_confident(pool):
+    arms = {a.name: a for a in build_arms(pool, (0, 2, 50))}
+    c0, c2, c50 = arms["curated_0"], arms["curated_2"], arms["curated_50"]
+    assert "r3" not in c0.ids and "r3" in arms["label_model"].ids
+    assert c0.reviewed == 0 and "r4" not in c0.ids            # abstained, unreviewed: left out
+    # Review order: abstained r4 (conf 0), then r7 (0.10, no truth: skipped), then r6 (0.30).
+    assert c2.reviewed == 2
+    assert c2.labels[c2.ids.index("r4")] == "water"           # revealed truth
+    assert c2.labels[c2.ids.index("r6")] == "water"
+    assert c2.labels[c2.ids.index("r9")] == "water"           # not reviewed: label model
+    assert c2.labels[c2.ids.index("r2")] == "fire"
+    assert c50.reviewed == 5 and any("only 5 of 50" in n for n in c50.notes)
+
+
+def test_review_order_is_least_confident_first():
+    rs = [rec(1, label_model_conf=0.9), rec(2, label_model=None, label_model_conf=0.7),
+          rec(3, label_model_conf=0.2)]
+    assert [r.id for r in review_order(rs)] == ["r2", "r3", "r1"]
+
+
+def test_cap_arm_is_seeded_and_bounded():
+    arm = Arm("raw", [f"r{i}" for i in range(100)], ["fire"] * 100)
+    a, b = cap_arm(arm, 10, seed=1), cap_arm(arm, 10, seed=1)
+    assert a.ids == b.ids and a.n_train == 10 and cap_arm(arm, 200) is arm
+
+
+def test_arms_from_pool_checks_leakage_and_reports_truth_agreement(pool):
+    armset = arms_from_pool(pool, RoiConfig(review_budgets=(0, 2)))
+    assert armset.eval_ids == ["r0", "r1"] and armset.eval_labels == ["fire", "water"]
+    assert armset.leakage["ok"] and all(
+        v == {"gold_ids": 0, "near_gold_ids": 0, "gold_texts": 0}
+        for v in armset.leakage["arms"].values())
+    assert armset.pool_stats["trainable"] == 7
+    assert armset.pool_stats["raw_label_accuracy_vs_truth"] == pytest.approx(0 / 6)
+    again = type(armset).from_dict(json.loads(json.dumps(armset.to_dict())))
+    assert again.arm("curated_2").labels == armset.arm("curated_2").labels
+
+
+# -- leakage ---------------------------------------------------------------------------------
+def test_near_gold_by_cluster_text_and_cosine():
+    v = lambda *xs: np.array(xs, dtype=np.float32) / np.linalg.norm(xs)  # noqa: E731
+    vectors = {"g": v(1, 0, 0), "close": v(1, 0.1, 0), "far": v(0, 1, 0), "mid": v(1, 1, 0)}
+    texts = {"g": "Fire  in the Garage.", "copy": "fire in the garage.", "close": "a",
+             "far": "b", "mid": "c", "mate": "d"}
+    why = near_gold_ids(["close", "far", "mid", "copy", "mate"], ["g"], vectors=vectors,
+                        threshold=0.95, clusters={"g": "c1", "mate": "c1", "far": "c2"},
+                        texts=texts)
+    assert set(why) == {"close", "copy", "mate"}
+    assert why["mate"].startswith("dedup cluster") and why["copy"].startswith("same text")
+    assert why["close"].startswith("cosine")
+    # A lower threshold reaches the 45-degree neighbour too.
+    assert "mid" in near_gold_ids(["mid"], ["g"], vectors=vectors, threshold=0.7)
+
+
+@pytest.mark.parametrize("arm_ids, kind", [
+    (["a", "g1"], "gold ids"), (["a", "n1"], "near gold ids"), (["a", "twin"], "gold texts")])
+def test_check_leakage_raises_on_each_kind(arm_ids, kind):
+    texts = {"a": "x", "g1": "gold text", "n1": "y", "twin": "GOLD  text"}
+    with pytest.raises(LeakageError, match=kind):
+        check_leakage([Arm("raw", arm_ids, ["fire"] * len(arm_ids))], ["g1"], ["n1"], texts)
+
+
+def test_check_leakage_passes_clean_arms():
+    report = check_leakage([Arm("raw", ["a"], ["fire"])], ["g1"], ["n1"],
+                           {"a": "x", "g1": "gold"})
+    assert report["ok"] and report["arms"]["raw"]["gold_ids"] == 0
+
+
+# -- scores ----------------------------------------------------------------------------------
+def test_scores_match_sklearn():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    t = ["fire", "water", "theft", "fire", "water", "fire"]
+    p = ["fire", "fire", "theft", "water", "water", "theft"]
+    assert acc_fn(t, p) == pytest.approx(accuracy_score(t, p))
+    assert macro_f1(t, p, CLASSES) == pytest.approx(
+        f1_score(t, p, labels=CLASSES, average="macro", zero_division=0))
+
+
+def test_mean_ci():
+    mean, ci = mean_ci([0.8, 0.82, 0.84])
+    assert mean == pytest.approx(0.82)
+    half = 4.303 * 0.02 / math.sqrt(3)
+    assert ci == pytest.approx([0.82 - half, 0.82 + half])
+    assert mean_ci([0.5]) == (0.5, [0.5, 0.5])
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="roi.seeds"):
+        RoiConfig(seeds=0)
+    with pytest.raises(ConfigError, match="review_budgets"):
+        RoiConfig(review_budgets=(0, 0))
+    with pytest.raises(ConfigError, match="near_dup_threshold"):
+        RoiConfig(near_dup_threshold=1.5)
+    assert RoiConfig().arm_names() == ["raw", "majority", "label_model", "curated_0",
+                                       "curated_50", "curated_200", "curated_500"]
+
+
+def test_load_truth(tmp_path):
+    p = tmp_path / "truth.jsonl"
+    p.write_text('{"file": "a/claims.csv", "row": 3, "true_kind": "fire"}\n\n')
+    assert load_truth(p, "kind") == {("claims.csv", 3): "fire"}
+    p.write_text('{"file": "claims.csv"}\n')
+    with pytest.raises(Exception, match="line 1"):
+        load_truth(p, "kind")
+
+
+# -- the studio's "Did curation pay?" table --------------------------------------------------
+def _fake_run(ws_path, run_id, export, acc, f1, head="classifier", n_train=100, finished=True):
+    d = ws_path / "runs" / run_id
+    d.mkdir(parents=True)
+    (d / "events.jsonl").write_text(json.dumps({"event": "start", "n_train": n_train}) + "\n")
+    if finished:
+        (d / "eval.json").write_text(json.dumps({
+            "run_id": run_id, "export": export, "head": head, "n_eval": 40,
+            "tuned": {"accuracy": acc, "macro_f1": f1, "gold_n": 10, "gold_accuracy": acc,
+                      "gold_macro_f1": f1}, "train_seconds": 12.0}))
+
+
+def test_compare_runs(fresh_ws):
+    _fake_run(fresh_ws.path, "20261128-100000-classifier-v0001", "v0001", 0.70, 0.60, n_train=300)
+    _fake_run(fresh_ws.path, "20261128-110000-classifier-v0002", "v0002", 0.85, 0.80, n_train=250)
+    _fake_run(fresh_ws.path, "20261128-113000-sft-v0002", "v0002", None, None, head="sft")
+    _fake_run(fresh_ws.path, "20261128-120000-classifier-v0003", "v0003", 0, 0, finished=False)
+    rows = compare_runs(fresh_ws, head="classifier")
+    assert [r["export"] for r in rows] == ["v0001", "v0002"]
+    assert rows[0]["baseline"] and not rows[1]["baseline"]
+    assert rows[1]["n_train"] == 250 and rows[0]["delta_accuracy"] == 0.0
+    assert rows[1]["delta_accuracy"] == pytest.approx(0.15)
+    assert rows[1]["delta_macro_f1"] == pytest.approx(0.20)
+    assert len(compare_runs(fresh_ws, head="sft")) == 1
+
+
+def test_compare_runs_empty(fresh_ws):
+    assert compare_runs(fresh_ws) == []
