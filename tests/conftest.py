@@ -47,3 +47,30 @@ def sample_ws(sample_ws_template, tmp_path):
     dst = tmp_path / "sample_ws"
     shutil.copytree(sample_ws_template.path, dst)
     return Workspace.open(dst)
+
+
+@pytest.fixture(scope="session")
+def labelstudio_server(tmp_path_factory, request):
+    """ONE real Label Studio server for the test session (review and studio browser tests).
+
+    Bound to 127.0.0.1 on a free port, data in a temp dir, a known admin user and token.
+    Returns a `pipelines.review.ServerInfo` (url, token, username, password). Skips when the
+    server venv (`make labelstudio-venv`) is missing; stopped at the end of the session.
+    """
+    from pipelines.errors import ReviewSyncError
+    from pipelines.review.server import find_label_studio, free_port, start_server, stop_pid
+
+    try:
+        find_label_studio()
+    except ReviewSyncError as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("labelstudio")
+    # A migrated database cached across sessions: a restart takes ~10 s, a fresh one ~80-150 s.
+    template = request.config.cache.mkdir("labelstudio-db-v1")
+    info = start_server(root / "data", port=free_port(), username="admin@example.com",
+                        password="test-password-123", token="test-token-0123456789",
+                        template=template)
+    try:
+        yield info
+    finally:
+        stop_pid(info.pid)

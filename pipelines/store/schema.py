@@ -141,9 +141,53 @@ CREATE TABLE lf_stats (
 );
 """
 
+_V4 = """
+-- Review (Label Studio) sync state. One project per label scheme.
+CREATE TABLE review_projects (
+    scheme        TEXT PRIMARY KEY,
+    project_id    INTEGER NOT NULL,
+    url           TEXT NOT NULL,
+    label_config  TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    pull_cursor   TEXT,                    -- newest task updated_at (server clock) a pull has seen
+    last_pull_at  TEXT
+);
+
+-- A push writes its intent here before importing: after a crash between the import and the
+-- commit of task ids, the next push finds the imported tasks by `batch_id` (kept in task data).
+CREATE TABLE review_push_pending (
+    batch_id    TEXT NOT NULL,
+    scheme      TEXT NOT NULL,
+    project_id  INTEGER NOT NULL,
+    record_id   TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (batch_id, record_id)
+);
+
+-- Every annotation pulled (several annotators per task are kept; agreement is computed on them).
+CREATE TABLE review_annotations (
+    project_id       INTEGER NOT NULL,
+    annotation_id    INTEGER NOT NULL,
+    task_id          INTEGER NOT NULL,
+    record_id        TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    scheme           TEXT NOT NULL,
+    annotator        TEXT,
+    label            TEXT,                 -- NULL: skipped, no choice, or not in the scheme
+    edited_response  TEXT,
+    skipped          INTEGER NOT NULL DEFAULT 0,
+    problem          TEXT,                 -- e.g. a choice that is not a class of the scheme
+    created_at       TEXT,
+    updated_at       TEXT,
+    pulled_at        TEXT NOT NULL,
+    PRIMARY KEY (project_id, annotation_id)
+);
+CREATE INDEX review_annotations_record ON review_annotations(scheme, record_id);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
     Migration(3, "labeling: lf_runs, lf_stats", _V3),
+    Migration(4, "review: projects, push journal, annotations", _V4),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

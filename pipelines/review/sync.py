@@ -1,0 +1,336 @@
+"""Two-way sync between the workspace and Label Studio: push tasks, pull annotations.
+
+Push is idempotent: each batch is journalled (`review_push_pending`) before its import and its
+task ids stored after, in separate transactions; a push that died in between is reconciled on
+the next run by the batch id kept in task data, so nothing is imported twice.
+Pull fetches only tasks changed since the last pull (server clock), reads everything first and
+stores it in one transaction: a server killed mid-pull loses nothing and stores nothing half.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from pipelines.config import load_config
+from pipelines.errors import ConfigError, ReviewSyncError
+from pipelines.review._client import (
+    LabelStudioClient,
+    annotation_to_result,
+    label_config,
+    project_description,
+    record_to_task,
+)
+from pipelines.review.agreement import agreement
+from pipelines.review.server import WorkspaceServer
+from pipelines.store import Workspace, finish_run, start_run, utcnow
+from pipelines.store.review import (
+    ReviewProject,
+    StoredAnnotation,
+    add_push_pending,
+    annotation_labels,
+    forget_review_project,
+    forget_tasks,
+    get_review_project,
+    pending_push_batches,
+    push_candidates,
+    resolve_push_batch,
+    review_counts,
+    save_review_project,
+    set_pull_cursor,
+    store_annotations,
+    task_map,
+)
+
+__all__ = ["ReviewConfig", "PushResult", "PullResult", "connect", "push", "pull", "review_status",
+           "ENV_URL", "ENV_TOKEN"]
+
+ENV_URL = "CURATE_LABELSTUDIO_URL"
+ENV_TOKEN = "CURATE_LABELSTUDIO_TOKEN"
+
+
+@dataclass
+class ReviewConfig:
+    """The `review:` section of curation.yaml."""
+
+    url: str | None = field(default=None, metadata={
+        "help": "Label Studio URL (default: $CURATE_LABELSTUDIO_URL or the workspace's server)"})
+    token: str | None = field(default=None, metadata={
+        "help": "API token (default: $CURATE_LABELSTUDIO_TOKEN or the workspace's credentials)"})
+    batch_size: int = field(default=5000, metadata={"help": "tasks per import call"})
+    retries: int = field(default=4, metadata={"help": "retries on connection errors and 5xx"})
+    title_prefix: str = field(default="Curation review", metadata={"help": "project title prefix"})
+
+    def __post_init__(self):
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 100_000:
+            raise ConfigError(f"review.batch_size must be an integer in 1..100000, "
+                              f"got {self.batch_size!r}")
+        if not isinstance(self.retries, int) or not 0 <= self.retries <= 10:
+            raise ConfigError(f"review.retries must be an integer in 0..10, got {self.retries!r}")
+        if self.url is not None and not str(self.url).startswith(("http://", "https://")):
+            raise ConfigError(f"review.url must start with http:// or https://, got {self.url!r}")
+
+    @classmethod
+    def from_workspace(cls, ws: Workspace) -> "ReviewConfig":
+        raw = load_config(ws.config_path).section("review")
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise ConfigError(f"{ws.config_path}: review: {exc}") from exc
+
+
+def connect(ws: Workspace, cfg: ReviewConfig | None = None) -> LabelStudioClient:
+    """A client for the workspace's Label Studio: config, then env vars, then its credentials."""
+    cfg = cfg or ReviewConfig.from_workspace(ws)
+    url = cfg.url or os.environ.get(ENV_URL)
+    token = cfg.token or os.environ.get(ENV_TOKEN)
+    server = WorkspaceServer.of(ws)
+    if not (url and token):
+        if not server.credentials_path.exists():
+            raise ReviewSyncError(
+                f"no Label Studio configured for {ws.path}: start one with `curate labelstudio "
+                f"start --workspace {ws.path}` or set ${ENV_URL} and ${ENV_TOKEN}")
+        info = server.credentials(create=False)
+        url, token = url or info.url, token or info.token
+    return LabelStudioClient(url, token, retries=cfg.retries,
+                             start_hint=f"curate labelstudio start --workspace {ws.path}")
+
+
+@dataclass
+class PushResult:
+    scheme: str
+    project_id: int
+    url: str
+    created: int = 0
+    skipped: int = 0          # records already pushed (not sent again)
+    recovered: int = 0        # tasks of an interrupted push found on the server
+    project_created: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PullResult:
+    scheme: str
+    project_id: int
+    new: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    deleted_tasks: int = 0
+    unknown_tasks: int = 0
+    problems: list[str] = field(default_factory=list)
+    agreement: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _data_kind(ws: Workspace) -> str:
+    cfg = load_config(ws.config_path)
+    if cfg.schema:
+        return cfg.schema
+    with ws.connect() as conn:
+        row = conn.execute("SELECT kind, COUNT(*) n FROM records GROUP BY kind ORDER BY n DESC"
+                           " LIMIT 1").fetchone()
+    return row[0] if row else "text"
+
+
+def _classes(ws: Workspace, scheme: str) -> list[str]:
+    return load_config(ws.config_path).scheme(scheme).classes
+
+
+def _ensure_project(ws: Workspace, client: LabelStudioClient, cfg: ReviewConfig, scheme: str,
+                    recreate: bool) -> tuple[ReviewProject, bool]:
+    kind = _data_kind(ws)
+    classes = _classes(ws, scheme)
+    with ws.connect() as conn:
+        project = get_review_project(conn, scheme)
+    if project is not None:
+        if client.get_project(project.project_id) is not None:
+            return project, False
+        if not recreate:
+            raise ReviewSyncError(
+                f"Label Studio project {project.project_id} for scheme '{scheme}' no longer exists"
+                f" at {client.url} (deleted in the UI?); rerun `curate review push --scheme "
+                f"{scheme} --recreate` to create a new project (human results already pulled stay)")
+        with ws.transaction() as conn:
+            forget_review_project(conn, scheme)
+    config_xml = label_config(kind, classes)
+    pid = client.create_project(f"{cfg.title_prefix}: {scheme} ({ws.path.name})", config_xml,
+                                project_description(scheme, kind, classes))
+    project = ReviewProject(scheme=scheme, project_id=pid, url=client.url,
+                            label_config=config_xml, created_at=utcnow())
+    with ws.transaction() as conn:
+        save_review_project(conn, project)
+    return project, True
+
+
+def _reconcile(ws: Workspace, client: LabelStudioClient, scheme: str) -> int:
+    """Finish pushes that imported tasks but died before storing their ids."""
+    with ws.connect() as conn:
+        batches = pending_push_batches(conn, scheme)
+    found = 0
+    for batch_id, project_id in batches.items():
+        tasks = client.tasks_of_batch(project_id, batch_id)
+        with ws.transaction() as conn:
+            found += resolve_push_batch(conn, batch_id, scheme, project_id, tasks)
+    return found
+
+
+def push(ws: Workspace, scheme: str, *, budget: int | None = None,
+         max_confidence: float | None = None, recreate: bool = False,
+         client: LabelStudioClient | None = None, cfg: ReviewConfig | None = None,
+         progress: Callable[[int, int], None] | None = None) -> PushResult:
+    """Send records not yet reviewed, least confident first, pre-annotated with the weak label.
+
+    Args:
+        budget: at most this many new tasks.
+        max_confidence: only records whose weak-label confidence is at most this.
+        recreate: make a new project when the stored one was deleted on the server.
+        progress: called with (tasks sent so far, tasks to send).
+    """
+    if budget is not None and budget < 0:
+        raise ConfigError(f"--budget must be >= 0, got {budget}")
+    if max_confidence is not None and not 0.0 <= max_confidence <= 1.0:
+        raise ConfigError(f"--max-confidence must be in [0, 1], got {max_confidence}")
+    t0 = time.perf_counter()
+    cfg = cfg or ReviewConfig.from_workspace(ws)
+    kind = _data_kind(ws)
+    _classes(ws, scheme)  # an unknown scheme fails before any server call
+    client = client or connect(ws, cfg)
+    client.check()
+    project, created_project = _ensure_project(ws, client, cfg, scheme, recreate)
+    recovered = _reconcile(ws, client, scheme)
+    with ws.connect() as conn:
+        already = review_counts(conn, scheme)["pushed"]
+        todo = push_candidates(conn, scheme, budget=budget, max_confidence=max_confidence)
+    result = PushResult(scheme=scheme, project_id=project.project_id,
+                        url=f"{client.url}/projects/{project.project_id}", skipped=already,
+                        recovered=recovered, project_created=created_project)
+    if todo:
+        runs = sorted({r["run_id"] for r in todo if r["run_id"] is not None})
+        model_version = f"label-run-{runs[-1]}" if runs else (todo[0]["model"] or "weak-labels")
+        with ws.transaction() as conn:
+            run_id = start_run(conn, "review_push", {"budget": budget,
+                                                      "max_confidence": max_confidence},
+                               scheme=scheme)
+        for chunk in client.iter_chunks(todo, cfg.batch_size):
+            batch_id = uuid.uuid4().hex
+            tasks = [record_to_task({**r, "kind": r["kind"] or kind}, batch_id=batch_id,
+                                    label=r["label"], confidence=r["confidence"],
+                                    model_version=model_version) for r in chunk]
+            with ws.transaction() as conn:
+                add_push_pending(conn, batch_id, scheme, project.project_id,
+                                 [r["id"] for r in chunk], utcnow())
+            ids = client.import_tasks(project.project_id, tasks)
+            with ws.transaction() as conn:
+                resolve_push_batch(conn, batch_id, scheme, project.project_id,
+                                   {r["id"]: tid for r, tid in zip(chunk, ids)})
+            if result.created == 0:
+                # The server accepts a model version only once predictions carry it.
+                client.set_model_version(project.project_id, model_version)
+            result.created += len(ids)
+            if progress:
+                progress(result.created, len(todo))
+        result.seconds = round(time.perf_counter() - t0, 3)
+        with ws.transaction() as conn:
+            finish_run(conn, run_id, {"created": result.created, "skipped": result.skipped,
+                                      "recovered": recovered, "project_id": project.project_id,
+                                      "seconds": result.seconds})
+    result.seconds = round(time.perf_counter() - t0, 3)
+    return result
+
+
+def _cursor_minus(cursor: str, seconds: float = 1.0) -> str:
+    """The pull filter's lower bound: a little before the newest change seen (server clock)."""
+    dt = datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(seconds=seconds)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None = None,
+         cfg: ReviewConfig | None = None) -> PullResult:
+    """Fetch annotations created, updated or deleted since the last pull and store them.
+
+    Everything is read from the server before one write transaction: a failure mid-pull
+    stores nothing, and the next pull starts from the same cursor.
+    """
+    t0 = time.perf_counter()
+    cfg = cfg or ReviewConfig.from_workspace(ws)
+    classes = _classes(ws, scheme)
+    with ws.connect() as conn:
+        project = get_review_project(conn, scheme)
+        if project is None:
+            raise ReviewSyncError(f"nothing pushed for scheme '{scheme}' yet; run `curate review "
+                                  f"push --scheme {scheme} --workspace {ws.path}` first")
+        tmap = task_map(conn, scheme, project.project_id)
+    client = client or connect(ws, cfg)
+    client.check()
+    info = client.get_project(project.project_id)
+    if info is None:
+        raise ReviewSyncError(
+            f"Label Studio project {project.project_id} for scheme '{scheme}' no longer exists at "
+            f"{client.url} (deleted in the UI?); `curate review push --scheme {scheme} --recreate` "
+            f"makes a new one")
+    since = _cursor_minus(project.pull_cursor) if project.pull_cursor else None
+    tasks = client.tasks_updated_since(project.project_id, since)
+    users = client.user_emails() if tasks else {}
+    result = PullResult(scheme=scheme, project_id=project.project_id)
+    per_task: dict[int, list[StoredAnnotation]] = {}
+    cursor = project.pull_cursor
+    for t in tasks:
+        if t["updated_at"] and (cursor is None or t["updated_at"] > cursor):
+            cursor = t["updated_at"]
+        record_id = tmap.get(t["id"])
+        if record_id is None:
+            result.unknown_tasks += 1
+            continue
+        anns = []
+        for raw in t["annotations"]:
+            a = annotation_to_result(raw, classes)
+            if a.problem:
+                result.problems.append(f"task {t['id']} (record {record_id[:12]}), annotation "
+                                       f"{a.annotation_id}: {a.problem}")
+            anns.append(StoredAnnotation(
+                annotation_id=a.annotation_id, task_id=t["id"], record_id=record_id,
+                annotator=users.get(a.annotator_id, str(a.annotator_id) if a.annotator_id
+                                    else None),
+                label=a.label, edited_response=a.edited_response, skipped=a.skipped,
+                problem=a.problem, created_at=a.created_at, updated_at=a.updated_at))
+        per_task[t["id"]] = anns
+    # A task deleted in the UI: noticed when the server holds fewer tasks than we pushed.
+    deleted: set[int] = set()
+    if info["task_number"] is not None and info["task_number"] < len(tmap):
+        deleted = set(tmap) - client.task_ids(project.project_id)
+    with ws.transaction() as conn:
+        counts = store_annotations(conn, scheme, project.project_id, per_task, utcnow())
+        result.deleted_tasks = forget_tasks(conn, scheme, project.project_id, deleted)
+        set_pull_cursor(conn, scheme, cursor, utcnow())
+        run_id = start_run(conn, "review_pull", {}, scheme=scheme)
+        for k in ("new", "updated", "removed", "unchanged"):
+            setattr(result, k, counts[k])
+        result.agreement = agreement(annotation_labels(conn, scheme))
+        result.seconds = round(time.perf_counter() - t0, 3)
+        finish_run(conn, run_id, {k: v for k, v in result.to_dict().items() if k != "problems"}
+                   | {"problems": len(result.problems)})
+    return result
+
+
+def review_status(ws: Workspace, scheme: str) -> dict[str, Any]:
+    """Counts (pushed, annotated, agreed, pending), agreement and the project URL; no server."""
+    _classes(ws, scheme)
+    with ws.connect() as conn:
+        project = get_review_project(conn, scheme)
+        counts = review_counts(conn, scheme)
+        agr = agreement(annotation_labels(conn, scheme))
+    return {"scheme": scheme, **counts, "agreed": agr["agreed"], "agreement": agr,
+            "project_id": project.project_id if project else None,
+            "url": f"{project.url}/projects/{project.project_id}" if project else None,
+            "last_pull_at": project.last_pull_at if project else None}

@@ -1,0 +1,396 @@
+"""Review sync: pure mappings and store logic without a server, then a real Label Studio.
+
+The integration tests share ONE server (the session fixture `labelstudio_server` in
+tests/conftest.py); each test has its own workspace, hence its own projects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pipelines.errors import ConfigError, ReviewSyncError
+from pipelines.review import agreement
+from pipelines.review._client import (
+    LabelStudioClient,
+    annotation_to_result,
+    choice_result,
+    label_config,
+    record_to_task,
+)
+from pipelines.review.server import WorkspaceServer, find_label_studio
+from pipelines.review.sync import ReviewConfig, connect, pull, push, review_status
+from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
+from pipelines.store.review import (
+    StoredAnnotation,
+    push_candidates,
+    resolve_push_batch,
+    review_rows,
+    seed_labels,
+    store_annotations,
+)
+
+CLASSES = ["auto", "water", "fire"]
+
+
+def make_ws(path, n=6, kind="instruction", confidences=None, classes=CLASSES) -> Workspace:
+    """A workspace with `n` records of `kind`, weak labels with rising confidence."""
+    ws = Workspace.create(path)
+    ws.config_path.write_text(
+        f"schema: {kind}\nschemes:\n  claim:\n    classes: {json.dumps(classes)}\n")
+    confidences = confidences or [round(0.5 + 0.05 * i, 2) for i in range(n)]
+    with ws.transaction() as conn:
+        ids = []
+        for i in range(n):
+            rid = hashlib.sha256(f"{path}-{i}".encode()).hexdigest()
+            if kind == "instruction":
+                rec = NewRecord(id=rid, kind=kind, text=f"note {i}", prompt=f"claim note {i}",
+                                response=f"summary {i}")
+            else:
+                rec = NewRecord(id=rid, kind=kind, text=f"text {i}")
+            upsert_record(conn, rec, utcnow())
+            ids.append(rid)
+        seed_labels(conn, "claim", [(rid, classes[i % len(classes)], confidences[i])
+                                    for i, rid in enumerate(ids)])
+    return ws
+
+
+def rows_by_record(ws) -> dict[str, dict]:
+    with ws.connect() as conn:
+        return {r["record_id"]: r for r in review_rows(conn, "claim")}
+
+
+# -- pure mappings -------------------------------------------------------------------------------
+def test_label_config_instruction_has_prompt_response_choices_and_textarea():
+    xml = label_config("instruction", ["a&b", 'say "x"', "fire"])
+    root = ET.fromstring(xml)
+    texts = {t.get("name"): t.get("value") for t in root.iter("Text")}
+    assert texts == {"prompt": "$prompt", "response": "$response"}
+    choices = root.find(".//Choices")
+    assert choices.get("name") == "label" and choices.get("choice") == "single"
+    assert [c.get("value") for c in choices.iter("Choice")] == ["a&b", 'say "x"', "fire"]
+    area = root.find(".//TextArea")
+    assert area.get("name") == "edited_response" and area.get("toName") == "response"
+
+
+def test_label_config_text_has_no_textarea():
+    root = ET.fromstring(label_config("text", CLASSES))
+    assert [t.get("value") for t in root.iter("Text")] == ["$text"]
+    assert root.find(".//TextArea") is None
+    with pytest.raises(ReviewSyncError):
+        label_config("text", [])
+
+
+def test_record_to_task_carries_ids_and_prediction():
+    rec = {"id": "r1", "kind": "instruction", "text": "t", "prompt": "P", "response": "R"}
+    task = record_to_task(rec, batch_id="b1", label="fire", confidence=0.42, model_version="run-3")
+    assert task["data"] == {"ext_id": "r1", "push_batch": "b1", "prompt": "P", "response": "R"}
+    (pred,) = task["predictions"]
+    assert pred["model_version"] == "run-3" and pred["score"] == 0.42
+    assert pred["result"][0]["value"] == {"choices": ["fire"]}
+    assert pred["result"][0]["to_name"] == "prompt"
+    assert "predictions" not in record_to_task(rec, batch_id="b1")  # all LFs abstained
+    chat = {"id": "c", "kind": "chat", "text": "x",
+            "messages": json.dumps([{"role": "user", "content": "hi"},
+                                    {"role": "assistant", "content": "hello"}])}
+    assert record_to_task(chat, batch_id="b")["data"]["text"] == "user: hi\n\nassistant: hello"
+
+
+def test_annotation_to_result_label_edit_skip_and_bad_choice():
+    ok = annotation_to_result({"id": 5, "completed_by": {"id": 2}, "updated_at": "u",
+                               "result": choice_result("fire", "instruction", "better summary")},
+                              CLASSES)
+    assert (ok.label, ok.edited_response, ok.skipped, ok.problem, ok.annotator_id) == \
+        ("fire", "better summary", False, None, 2)
+    bad = annotation_to_result({"id": 6, "completed_by": 1,
+                                "result": choice_result("theft", "text")}, CLASSES)
+    assert bad.label is None and "theft" in bad.problem
+    skipped = annotation_to_result({"id": 7, "was_cancelled": True, "result": []}, CLASSES)
+    assert skipped.skipped and skipped.label is None and skipped.problem is None
+
+
+def test_agreement_on_a_constructed_case():
+    # Two raters, 10 items: 4x (a,a), 3x (b,b), 2x (a,b), 1x (b,a); one item with one rating.
+    pairs = [("a", "a")] * 4 + [("b", "b")] * 3 + [("a", "b")] * 2 + [("b", "a")]
+    ratings = [(f"i{k}", r, lab) for k, (x, y) in enumerate(pairs) for r, lab in (("A", x), ("B", y))]
+    ratings.append(("lonely", "A", "a"))
+    out = agreement(ratings)
+    assert out["items"] == 10 and out["agreed"] == 7
+    assert out["percent_agreement"] == pytest.approx(0.7)
+    # po = .7, pe = (6*5 + 4*5)/100 = .5 -> .4 ; Fleiss: pe = .55^2 + .45^2 = .505
+    assert out["cohen_kappa"] == pytest.approx(0.4)
+    assert out["fleiss_kappa"] == pytest.approx((0.7 - 0.505) / 0.495, abs=1e-4)
+    three = agreement([("x", "A", "a"), ("x", "B", "a"), ("x", "C", "b")])
+    assert three["cohen_kappa"] is None and three["percent_agreement"] == pytest.approx(1 / 3, abs=1e-4)
+    assert agreement([])["items"] == 0
+
+
+# -- store logic without a server ----------------------------------------------------------------
+def test_push_candidates_order_budget_confidence_and_exclusion(tmp_path):
+    ws = make_ws(tmp_path / "ws", n=5, confidences=[0.9, 0.3, 0.7, 0.95, 0.5])
+    with ws.transaction() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM records ORDER BY rowid")]
+        conn.execute("INSERT INTO dedup (record_id, excluded, reason) VALUES (?, 1, 'dup')",
+                     (ids[4],))
+        conn.execute("UPDATE labels SET label = NULL, confidence = NULL WHERE record_id = ?",
+                     (ids[2],))
+    with ws.connect() as conn:
+        got = [r["id"] for r in push_candidates(conn, "claim")]
+        assert got == [ids[2], ids[1], ids[0], ids[3]]  # abstained first, excluded left out
+        assert [r["id"] for r in push_candidates(conn, "claim", budget=2)] == [ids[2], ids[1]]
+        assert [r["id"] for r in push_candidates(conn, "claim", max_confidence=0.9)] == \
+            [ids[2], ids[1], ids[0]]
+    with ws.transaction() as conn:
+        resolve_push_batch(conn, "b", "claim", 1, {ids[1]: 11})
+    with ws.connect() as conn:
+        assert ids[1] not in [r["id"] for r in push_candidates(conn, "claim")]
+
+
+def test_store_annotations_new_updated_removed_and_majority(tmp_path):
+    ws = make_ws(tmp_path / "ws", n=2)
+    with ws.connect() as conn:
+        rid = push_candidates(conn, "claim")[0]["id"]
+    with ws.transaction() as conn:
+        resolve_push_batch(conn, "b", "claim", 1, {rid: 10})
+
+    def ann(aid, who, label, updated, edited=None, skipped=False):
+        return StoredAnnotation(aid, 10, rid, who, label, edited, skipped, None, "c", updated)
+
+    with ws.transaction() as conn:
+        c = store_annotations(conn, "claim", 1, {10: [ann(1, "x", "fire", "t1"),
+                                                      ann(2, "y", "auto", "t2", "fixed")]}, "now")
+    assert c == {"new": 2, "updated": 0, "removed": 0, "unchanged": 0}
+    row = rows_by_record(ws)[rid]
+    assert row["status"] == "reviewed" and row["human_label"] == "auto"  # tie: latest wins
+    assert row["edited_response"] == "fixed" and row["reviewer"] == "x, y"
+    with ws.transaction() as conn:
+        c = store_annotations(conn, "claim", 1, {10: [ann(1, "x", "fire", "t1"),
+                                                      ann(2, "y", "fire", "t3"),
+                                                      ann(3, "z", "auto", "t4")]}, "now")
+    assert c == {"new": 1, "updated": 1, "removed": 0, "unchanged": 1}
+    assert rows_by_record(ws)[rid]["human_label"] == "fire"  # 2 of 3
+    with ws.transaction() as conn:
+        c = store_annotations(conn, "claim", 1, {10: [ann(4, "x", None, "t5", skipped=True)]},
+                              "now")
+    assert c["removed"] == 3 and c["new"] == 1
+    assert rows_by_record(ws)[rid]["status"] == "skipped"
+
+
+def test_review_config_and_missing_server(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="batch_size"):
+        ReviewConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="review.url"):
+        ReviewConfig(url="localhost:8080")
+    monkeypatch.setenv("CURATE_LABELSTUDIO_BIN", str(tmp_path / "nope" / "label-studio"))
+    with pytest.raises(ReviewSyncError, match="make labelstudio-venv"):
+        find_label_studio()
+    ws = make_ws(tmp_path / "ws", n=1)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
+    with pytest.raises(ReviewSyncError, match="curate labelstudio start"):
+        connect(ws)
+
+
+def test_workspace_credentials_are_private_and_stable(tmp_path):
+    server = WorkspaceServer(tmp_path / "labelstudio")
+    a = server.credentials(port=8123)
+    assert stat.S_IMODE(os.stat(server.credentials_path).st_mode) == 0o600
+    b = server.credentials()
+    assert (a.token, a.password, b.url) == (b.token, b.password, "http://127.0.0.1:8123")
+    assert len(a.token) > 5 and server.status()["running"] is False
+
+
+def test_unreachable_server_says_how_to_start(tmp_path):
+    from pipelines.review.server import free_port
+
+    ws = make_ws(tmp_path / "ws", n=2)
+    client = LabelStudioClient(f"http://127.0.0.1:{free_port()}", "whatever-token", retries=1,
+                               backoff=0.01, start_hint="curate labelstudio start --workspace W")
+    with pytest.raises(ReviewSyncError, match="not running at .*curate labelstudio start"):
+        push(ws, "claim", client=client)
+
+
+# -- against the real server ---------------------------------------------------------------------
+def _client(server, **kw) -> LabelStudioClient:
+    return LabelStudioClient(server.url, server.token, **kw)
+
+
+def _server_task_count(client, project_id) -> int:
+    return client.get_project(project_id)["task_number"]
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_push_repush_annotate_pull_repull(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=6)
+    client = _client(labelstudio_server)
+    first = push(ws, "claim", client=client, budget=4)
+    assert (first.created, first.skipped, first.project_created) == (4, 0, True)
+    again = push(ws, "claim", client=client, budget=4)
+    assert (again.created, again.skipped) == (2, 4)  # only the two never sent
+    assert push(ws, "claim", client=client).created == 0
+    assert _server_task_count(client, first.project_id) == 6
+    project = client.get_project(first.project_id)
+    assert project["sampling"] == "Uncertainty sampling"
+    assert "TextArea" in project["label_config"]
+
+    rows = rows_by_record(ws)
+    by_conf = sorted(rows.values(), key=lambda r: r["confidence"])
+    # the least confident record's task carries its weak label as a prediction
+    task = client.sdk.tasks.get(id=by_conf[0]["task_id"])
+    assert task.data["ext_id"] == by_conf[0]["record_id"]
+    t_all = list(client.sdk.tasks.list(project=first.project_id, fields="all"))
+    preds = {t.id: t.predictions for t in t_all}
+    assert preds[by_conf[0]["task_id"]], "prediction missing on the pushed task"
+
+    r0, r1, r2, r3 = by_conf[:4]
+    client.annotate(r0["task_id"], choice_result("fire", "instruction", "a corrected summary"))
+    client.annotate(r1["task_id"], choice_result("theft", "instruction"))  # not in the scheme
+    client.annotate(r2["task_id"], [], was_cancelled=True)
+    a3 = client.annotate(r3["task_id"], choice_result("auto", "instruction"))
+    res = pull(ws, "claim", client=client)
+    assert (res.new, res.updated) == (4, 0)
+    assert len(res.problems) == 1 and "theft" in res.problems[0]
+    rows = rows_by_record(ws)
+    assert rows[r0["record_id"]]["human_label"] == "fire"
+    assert rows[r0["record_id"]]["edited_response"] == "a corrected summary"
+    assert rows[r0["record_id"]]["reviewer"] == labelstudio_server.username
+    assert rows[r1["record_id"]]["human_label"] is None
+    assert rows[r2["record_id"]]["status"] == "skipped"
+
+    with ws.connect() as conn:
+        before = [dict(r) for r in conn.execute("SELECT * FROM review ORDER BY record_id")]
+    repull = pull(ws, "claim", client=client)
+    assert (repull.new, repull.updated, repull.removed) == (0, 0, 0)
+    with ws.connect() as conn:
+        assert [dict(r) for r in conn.execute("SELECT * FROM review ORDER BY record_id")] == before
+
+    # an updated annotation replaces the older one
+    client.sdk.annotations.update(id=a3, result=choice_result("water", "instruction"))
+    upd = pull(ws, "claim", client=client)
+    assert (upd.new, upd.updated) == (0, 1)
+    assert rows_by_record(ws)[r3["record_id"]]["human_label"] == "water"
+
+    st = review_status(ws, "claim")
+    assert (st["pushed"], st["annotated"], st["skipped"], st["pending"]) == (6, 2, 1, 3)
+    assert st["url"].endswith(f"/projects/{first.project_id}")
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_two_annotators_agreement(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=4, kind="text")
+    client = _client(labelstudio_server)
+    push(ws, "claim", client=client)
+    other = client.sdk.users.create(username=f"rev-{tmp_path.name}"[:30],
+                                    email=f"{tmp_path.name[:20]}@example.com",
+                                    password="reviewer-pass-1")
+    tasks = sorted(r["task_id"] for r in rows_by_record(ws).values())
+    plan = [("auto", "auto"), ("fire", "water"), ("water", "water"), ("fire", "fire")]
+    for tid, (x, y) in zip(tasks, plan):
+        client.annotate(tid, choice_result(x, "text"))
+        client.sdk.annotations.create(id=tid, result=choice_result(y, "text"),
+                                      completed_by=other.id)
+    res = pull(ws, "claim", client=client)
+    assert res.new == 8
+    assert res.agreement["items"] == 4 and res.agreement["agreed"] == 3
+    assert res.agreement["percent_agreement"] == pytest.approx(0.75)
+    # pe: A = auto1 fire2 water1, B = auto1 water2 fire1 -> (1+2+2)/16
+    assert res.agreement["cohen_kappa"] == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16), abs=1e-4)
+    assert review_status(ws, "claim")["agreed"] == 3
+
+
+class _DiesAfterImport:
+    """A client whose import reaches the server, then the connection dies (as in a kill)."""
+
+    def __init__(self, client, fail_on_call: int):
+        self._c, self._n, self._fail = client, 0, fail_on_call
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def import_tasks(self, project_id, tasks):
+        self._n += 1
+        ids = self._c.import_tasks(project_id, tasks)
+        if self._n == self._fail:
+            raise ReviewSyncError("lost Label Studio during a task import (simulated)")
+        return ids
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_push_interrupted_after_import_then_rerun_has_no_duplicates(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=7, kind="text")
+    client = _client(labelstudio_server)
+    cfg = ReviewConfig(batch_size=3)
+    with pytest.raises(ReviewSyncError, match="simulated"):
+        push(ws, "claim", client=_DiesAfterImport(client, fail_on_call=2), cfg=cfg)
+    st = review_status(ws, "claim")
+    assert (st["pushed"], st["in_flight"]) == (3, 3)
+    res = push(ws, "claim", client=client, cfg=cfg)
+    assert (res.recovered, res.created) == (3, 1)
+    assert _server_task_count(client, res.project_id) == 7
+    ext_ids = [t.data["ext_id"] for t in client.sdk.tasks.list(project=res.project_id)]
+    assert len(ext_ids) == len(set(ext_ids)) == 7
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_deleted_project_and_deleted_task(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=3, kind="text")
+    client = _client(labelstudio_server)
+    first = push(ws, "claim", client=client)
+    rows = sorted(rows_by_record(ws).values(), key=lambda r: r["task_id"])
+    client.annotate(rows[0]["task_id"], choice_result("fire", "text"))
+    client.sdk.tasks.delete(id=str(rows[1]["task_id"]))
+    res = pull(ws, "claim", client=client)
+    assert (res.new, res.deleted_tasks) == (1, 1)
+    assert rows[1]["record_id"] not in rows_by_record(ws)  # pending again: re-pushable
+    client.sdk.projects.delete(id=first.project_id)
+    with pytest.raises(ReviewSyncError, match="--recreate"):
+        push(ws, "claim", client=client)
+    with pytest.raises(ReviewSyncError, match="no longer exists"):
+        pull(ws, "claim", client=client)
+    again = push(ws, "claim", client=client, recreate=True)
+    assert again.project_created and again.project_id != first.project_id
+    assert again.created == 2  # the reviewed record is not sent again
+    kept = rows_by_record(ws)[rows[0]["record_id"]]
+    assert (kept["status"], kept["human_label"]) == ("reviewed", "fire")
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_cli_json_keys_and_wrong_token(labelstudio_server, tmp_path, capsys, monkeypatch):
+    from pipelines.cli import main
+
+    monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
+    ws = make_ws(tmp_path / "ws", n=3)
+    WorkspaceServer.of(ws).save(labelstudio_server)  # point the workspace at the test server
+    w = str(ws.path)
+
+    def run(*args) -> dict:
+        assert main([*args, "--workspace", w, "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    assert {"running", "url"} <= run("labelstudio", "status").keys()
+    out = run("review", "push", "--scheme", "claim", "--budget", "2")
+    assert (out["created"], out["skipped"]) == (2, 0)
+    client = _client(labelstudio_server)
+    client.annotate(rows_by_record(ws)[next(iter(rows_by_record(ws)))]["task_id"],
+                    choice_result("water", "instruction"))
+    out = run("review", "pull", "--scheme", "claim")
+    assert (out["new"], out["updated"]) == (1, 0)
+    out = run("review", "status", "--scheme", "claim")
+    assert (out["pushed"], out["annotated"], out["pending"]) == (2, 1, 1) and out["url"]
+    assert main(["labelstudio", "token", "--workspace", w]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == labelstudio_server.token
+
+    monkeypatch.setenv("CURATE_LABELSTUDIO_TOKEN", "not-the-token")
+    assert main(["review", "push", "--scheme", "claim", "--workspace", w]) == 2
+    assert "rejected the API token" in capsys.readouterr().err
