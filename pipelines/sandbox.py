@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,8 @@ from typing import Any, Iterable, Sequence
 
 from pipelines.errors import ConfigError, LabelingError
 
-__all__ = ["SandboxConfig", "LFResult", "SandboxResult", "run_lf_source", "EDITOR_FILENAME"]
+__all__ = ["SandboxConfig", "LFResult", "SandboxResult", "run_lf_source", "EDITOR_FILENAME",
+           "lf_template", "lf_files", "save_lf_source", "label_in_child"]
 
 EDITOR_FILENAME = "<lf editor>"
 ABSTAIN = -1
@@ -130,7 +132,8 @@ class SandboxResult:
 
 
 def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Sequence[str], *,
-                  context_modules: Sequence[str] = (), config: SandboxConfig | None = None,
+                  context_modules: Sequence[str] = (), context_files: Sequence[str | Path] = (),
+                  scheme: str | None = None, config: SandboxConfig | None = None,
                   ) -> SandboxResult:
     """Run the LFs defined in `source` on `records` in a child process with a time limit.
 
@@ -139,6 +142,8 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
         records: the sample; only `RECORD_FIELDS` are passed to the child.
         classes: the scheme's classes, in index order.
         context_modules: dotted modules whose LFs are applied too, for overlaps and conflicts.
+        context_files: workspace LF files (`W/lfs/*.py`) applied too; a file whose `SCHEME`
+            names other schemes than `scheme` is skipped.
     Raises:
         LabelingError: the child could not be started or returned nothing readable.
     """
@@ -146,6 +151,7 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
     rows = [{k: r.get(k) for k in RECORD_FIELDS} for r in records]
     payload = {"source": source, "records": rows, "classes": list(classes),
                "context_modules": list(context_modules),
+               "context_files": [str(p) for p in context_files], "scheme": scheme,
                "max_faults_shown": config.max_faults_shown}
     ids = [str(r["id"]) for r in rows]
     started = time.perf_counter()
@@ -155,7 +161,7 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TOKENIZERS_PARALLELISM": "false"}
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.sandbox", str(inp), str(out)],
+                [sys.executable, "-m", "pipelines.sandbox", "lf", str(inp), str(out)],
                 stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
                 timeout=config.timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
         except subprocess.TimeoutExpired as exc:
@@ -251,6 +257,29 @@ def _apply(name: str, origin: str, fn: Any, xs: list[Any], classes: list[str],
             "fault_examples": examples}
 
 
+def _load_file(path: str, name: str):
+    """Import a workspace LF file; None if it does not import (the page lists load errors)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # a broken context file is not the editor's error: leave it out
+        return None
+    return module
+
+
+def _votes_on(module: Any, scheme: str | None) -> bool:
+    declared = getattr(module, "SCHEME", None)
+    if declared is None or scheme is None:
+        return True
+    return scheme in ([declared] if isinstance(declared, str) else list(declared))
+
+
 def _child(inp: Path, out: Path) -> None:
     import importlib
     import types
@@ -287,10 +316,126 @@ def _child(inp: Path, out: Path) -> None:
                 mod = importlib.import_module(mod_name)
                 report["context"] += [_apply(n, mod_name, f, xs, classes, 0)
                                       for n, f in _collect_lfs(vars(mod), mod.__name__)]
+            for i, path in enumerate(payload["context_files"]):
+                mod = _load_file(path, f"curate_lf_context_{i}")
+                if mod is None or not _votes_on(mod, payload["scheme"]):
+                    continue
+                report["context"] += [_apply(n, path, f, xs, classes, 0)
+                                      for n, f in _collect_lfs(vars(mod), mod.__name__)]
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(report), encoding="utf-8")
     os.replace(tmp, out)
 
 
+# -- the editor's files in the workspace ---------------------------------------------------------
+_FILE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def lf_template(scheme: str, classes: Sequence[str]) -> str:
+    """A starting point for a new workspace LF file of `scheme` (constants for every class)."""
+    consts = "\n".join(f"{_constant(c)} = {i}" for i, c in enumerate(classes))
+    first = _constant(classes[0])
+    return f'''"""Labeling functions for {scheme!r}, written in the studio's editor."""
+
+from snorkel.labeling import labeling_function
+
+SCHEME = {scheme!r}
+ABSTAIN = -1
+{consts}
+
+
+@labeling_function()
+def lf_my_rule(x):
+    """Say what it detects. x.text, x.prompt, x.response and x.raw_label are there to read."""
+    text = (x.prompt or x.text or "").lower()
+    return {first} if "some phrase" in text else ABSTAIN
+'''
+
+
+def _constant(name: str) -> str:
+    const = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").upper() or "CLASS"
+    return f"C_{const}" if const[0].isdigit() else const
+
+
+def lf_files(ws) -> list[Path]:
+    """The workspace's LF files (`W/lfs/*.py`), by name."""
+    folder = ws.subdir("lfs")
+    return sorted(p for p in folder.glob("*.py") if not p.name.startswith(("_", ".")))
+
+
+def save_lf_source(ws, name: str, source: str) -> Path:
+    """Write `W/lfs/<name>.py` atomically (temp file, then rename); the source must compile.
+
+    Raises:
+        ConfigError: the name is not a lowercase Python module name.
+        LabelingError: the source has a syntax error (named with its line).
+    """
+    stem = name[:-3] if name.endswith(".py") else name
+    if not _FILE_NAME.match(stem):
+        raise ConfigError(f"LF file name must be a lowercase module name (letters, digits, _; "
+                          f"starting with a letter), got {name!r}")
+    try:
+        compile(source, f"{stem}.py", "exec")
+    except SyntaxError as exc:
+        raise LabelingError(f"{stem}.py line {exc.lineno}: SyntaxError: {exc.msg}; not saved") from exc
+    folder = ws.subdir("lfs")
+    path = folder / f"{stem}.py"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".edit-", suffix=".py.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(source if source.endswith("\n") else source + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+
+# -- labeling the whole workspace in a child process ---------------------------------------------
+def label_in_child(ws, scheme: str, *, timeout_s: float = 900.0) -> dict[str, Any]:
+    """`run_labeling` for `scheme` in a child process, so saved analyst code that loops or
+    crashes cannot hang the caller (the studio). Returns `LabelingResult.to_dict()`.
+
+    Raises:
+        LabelingError: the run failed (its message), crashed, or passed `timeout_s`.
+    """
+    with tempfile.TemporaryDirectory(prefix="curate-label-") as tmp:
+        out = Path(tmp) / "out.json"
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pipelines.sandbox", "label", str(ws.path), scheme,
+                 str(out)], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
+                timeout=timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
+        except subprocess.TimeoutExpired as exc:
+            raise LabelingError(f"labeling {scheme!r} stopped after {timeout_s:g} s (time limit): "
+                                f"does an LF loop forever?") from exc
+        if not out.is_file():
+            raise LabelingError(f"labeling {scheme!r} ended (exit status {proc.returncode}) "
+                                f"without a result: {_last_line(proc.stderr) or 'no message'}")
+        data = json.loads(out.read_text(encoding="utf-8"))
+    if "error" in data:
+        raise LabelingError(data["error"])
+    return data["result"]
+
+
+def _label_child(ws_path: str, scheme: str, out: Path) -> None:
+    from pipelines.config import load_config
+    from pipelines.errors import StudioError
+    from pipelines.store import Workspace
+    from pipelines.weak_supervision import LabelConfig, run_labeling
+
+    try:
+        ws = Workspace.open(ws_path)
+        cfg = LabelConfig.from_section(load_config(ws.config_path).section("label"), scheme=scheme)
+        report: dict[str, Any] = {"result": run_labeling(ws, cfg).to_dict()}
+    except StudioError as exc:
+        report = {"error": str(exc)}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, default=str), encoding="utf-8")
+    os.replace(tmp, out)
+
 if __name__ == "__main__":
-    _child(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "lf":
+        _child(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif sys.argv[1] == "label":
+        _label_child(sys.argv[2], sys.argv[3], Path(sys.argv[4]))
+    else:
+        sys.exit(f"usage: python -m pipelines.sandbox lf IN OUT | label WS SCHEME OUT")

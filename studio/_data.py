@@ -52,7 +52,7 @@ def data_version(ws: Workspace | None = None) -> tuple:
     """A cheap token that changes whenever the workspace database or config changes."""
     ws = ws or workspace()
     token = []
-    for p in (ws.db_path, Path(str(ws.db_path) + "-wal"), ws.config_path):
+    for p in (ws.db_path, Path(str(ws.db_path) + "-wal"), ws.config_path, ws.path / "lfs"):
         try:
             s = p.stat()
             token.append((s.st_size, s.st_mtime_ns))
@@ -421,5 +421,78 @@ def set_override(record_id: str, decision: str | None) -> dict[str, Any]:
 
     try:
         return _set(workspace(), record_id, decision)
+    finally:
+        refresh()
+
+
+# -- labeling ----------------------------------------------------------------------------------
+def labeling_runs(scheme: str) -> list[dict[str, Any]]:
+    return [r for r in runs("label") if r["scheme"] == scheme and r["status"] == "done"]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _label_report(path: str, version: tuple, scheme: str) -> dict[str, Any]:
+    from pipelines.weak_supervision import analyze
+
+    return analyze(Workspace(Path(path)), scheme).to_dict()
+
+
+def label_report(scheme: str) -> dict[str, Any] | None:
+    """The LF analysis of the scheme's latest labeling run; None before the first run."""
+    if not labeling_runs(scheme):
+        return None
+    ws = workspace()
+    return _label_report(str(ws.path), data_version(ws), scheme)
+
+
+def run_labeling(scheme: str) -> dict[str, Any]:
+    """Apply the scheme's LFs to every record, aggregate, store labels (one transaction)."""
+    from pipelines.sandbox import label_in_child
+
+    # In a child process: saved analyst code runs there, and a loop or crash cannot hang us.
+    try:
+        return label_in_child(workspace(), scheme)
+    finally:
+        refresh()
+
+
+def lf_files() -> list[str]:
+    """Names (without .py) of the workspace's LF files."""
+    from pipelines.sandbox import lf_files as _files
+
+    return [p.stem for p in _files(workspace())]
+
+
+def lf_source(name: str) -> str:
+    return (workspace().subdir("lfs") / f"{name}.py").read_text(encoding="utf-8")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _try_lf(path: str, version: tuple, source: str, scheme: str, n: int,
+            exclude: str | None) -> "Any":
+    from pipelines.sandbox import lf_files as _files, run_lf_source
+
+    ws = Workspace(Path(path))
+    cfg = load_config(ws.config_path)
+    sc = cfg.scheme(scheme)
+    with ws.connect() as conn:
+        sample = list_records(conn, limit=n)
+    context = [p for p in _files(ws) if p.stem != exclude]
+    return run_lf_source(source, sample, sc.classes, context_modules=sc.lf_modules,
+                         context_files=context, scheme=sc.name)
+
+
+def try_lf(source: str, scheme: str, n: int, editing: str | None = None) -> "Any":
+    """Run editor source on the first `n` records in the sandbox (a child process, time limit),
+    beside the scheme's other LFs; `editing` is the workspace file it replaces, if any."""
+    ws = workspace()
+    return _try_lf(str(ws.path), data_version(ws), source, scheme, n, editing)
+
+
+def save_lf(name: str, source: str) -> Path:
+    from pipelines.sandbox import save_lf_source
+
+    try:
+        return save_lf_source(workspace(), name, source)
     finally:
         refresh()

@@ -91,3 +91,24 @@ def test_snorkel_lfs_and_context_modules(tmp_path, monkeypatch):
 def test_config_is_validated():
     with pytest.raises(ConfigError, match="timeout_s"):
         SandboxConfig(timeout_s=0)
+
+
+def test_template_runs_and_save_is_atomic_and_checked(fresh_ws):
+    from pipelines.errors import LabelingError
+    from pipelines.sandbox import lf_files, lf_template, save_lf_source
+
+    src = lf_template("claim_type", CLASSES)
+    res = run_lf_source(src.replace('"some phrase"', '"fire"'), RECORDS, CLASSES,
+                        scheme="claim_type")
+    assert res.ok, res.error
+    assert res.lfs[0].votes == [0, -1, -1, -1]   # AUTO_COLLISION = 0 for a "fire" note
+
+    with pytest.raises(ConfigError, match="module name"):
+        save_lf_source(fresh_ws, "../evil", src)
+    with pytest.raises(LabelingError, match="line 2: SyntaxError"):
+        save_lf_source(fresh_ws, "broken", "x = 1\ndef f(:\n")
+    assert lf_files(fresh_ws) == []
+    path = save_lf_source(fresh_ws, "studio_rules", src)
+    assert path == fresh_ws.path / "lfs" / "studio_rules.py" and path.read_text() == src
+    assert [p.name for p in lf_files(fresh_ws)] == ["studio_rules.py"]
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
