@@ -496,3 +496,63 @@ def save_lf(name: str, source: str) -> Path:
         return save_lf_source(workspace(), name, source)
     finally:
         refresh()
+
+
+# -- review ------------------------------------------------------------------------------------
+def labelstudio_status() -> dict[str, Any]:
+    """Whether the workspace's Label Studio answers, its URL and pid (a quick /health probe)."""
+    from pipelines.review import WorkspaceServer
+
+    status = WorkspaceServer.of(workspace()).status()
+    from pipelines.review.sync import ENV_URL
+
+    status["env_url"] = os.environ.get(ENV_URL)
+    return status
+
+
+def start_labelstudio() -> int:
+    """Start `curate labelstudio start` in its own process and return at once (a fresh server
+    migrates its database for ~80 s; the page polls its status meanwhile)."""
+    import subprocess
+    import sys
+
+    ws = workspace()
+    log = ws.subdir("labelstudio") / "studio-start.log"
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from pipelines.cli import _entry; _entry()", "labelstudio",
+             "start", "--workspace", str(ws.path)],
+            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=str(ws.path))
+    return proc.pid
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _review_status(path: str, version: tuple, scheme: str) -> dict[str, Any]:
+    from pipelines.review import review_status
+
+    return review_status(Workspace(Path(path)), scheme)
+
+
+def review_status(scheme: str) -> dict[str, Any]:
+    """Counts (pushed, annotated, pending ...), agreement and the project URL (no server call)."""
+    ws = workspace()
+    return _review_status(str(ws.path), data_version(ws), scheme)
+
+
+def review_push(scheme: str, budget: int | None, max_confidence: float | None) -> dict[str, Any]:
+    from pipelines.review import push
+
+    try:
+        return push(workspace(), scheme, budget=budget, max_confidence=max_confidence).to_dict()
+    finally:
+        refresh()
+
+
+def review_pull(scheme: str) -> dict[str, Any]:
+    from pipelines.review import pull
+
+    try:
+        return pull(workspace(), scheme).to_dict()
+    finally:
+        refresh()
