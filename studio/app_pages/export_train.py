@@ -60,11 +60,17 @@ else:
     st.subheader("2. Training options")
     with _data.show_errors():
         defaults = _data.train_defaults()
+        if preview and "head" not in cfg.section("train"):
+            # The export's format decides the head: classification data -> the classifier.
+            defaults = defaults.replace(
+                head="classifier" if preview["format"] == "classification" else "sft")
         with st.expander("Options (generated from the trainer's config)", expanded=False):
             cols = st.columns(3)
             for i, spec in enumerate(TrainConfig.field_specs()):
                 name, kind, value = spec["name"], spec["type"], getattr(defaults, spec["name"])
                 col, key, help_ = cols[i % 3], f"train_{spec['name']}", spec["help"]
+                if name == "head":
+                    key += f"_{defaults.head}"  # follows the export format until changed
                 if spec["choices"]:
                     train_values[name] = col.selectbox(name, spec["choices"], key=key, help=help_,
                                                        index=list(spec["choices"]).index(value))
@@ -102,6 +108,7 @@ if do_export or do_both:
             st.success(f"Training run **{started['run_id']}** started in its own process.")
 
 # -- runs -------------------------------------------------------------------------------------
+LIVE = ("running", "starting", "pending")
 if _data.trainer_available():
     st.subheader("Training runs")
     runs = _data.train_runs()
@@ -114,7 +121,7 @@ if _data.trainer_available():
                               key="train_run_select")
 
         first, _ = _data.run_progress(run_id)
-        live = first["status"] in ("running", "pending")
+        live = first["status"] in LIVE
 
         # While the run goes on, only this part re-reads events.jsonl every 2 s.
         @st.fragment(run_every=2 if live else None)
@@ -122,7 +129,7 @@ if _data.trainer_available():
             with _data.show_errors():
                 summary, logs = _data.run_progress(run_id)
                 status = summary["status"]
-                if live and status not in ("running", "pending"):
+                if live and status not in LIVE:
                     st.rerun(scope="app")  # finished: one full rerun stops the polling
                 steps, total = summary["steps"] or 0, summary["max_steps"] or 0
                 st.progress(min(steps / total, 1.0) if total else 0.0,
@@ -142,21 +149,25 @@ if _data.trainer_available():
                     render_eval(summary["eval"])
 
         def render_eval(evaluation: dict) -> None:
-            rows = evaluation.get("table") if isinstance(evaluation, dict) else None
-            if isinstance(rows, list) and rows:
-                st.dataframe(rows, hide_index=True, width="content")
-            elif isinstance(evaluation, dict) and isinstance(evaluation.get("base"), dict):
-                tuned = evaluation.get("tuned") or {}
-                st.dataframe([{"metric": k, "base": v, "tuned": tuned.get(k)}
-                              for k, v in evaluation["base"].items()
-                              if not isinstance(v, (dict, list))],
-                             hide_index=True, width="content")
+            base, tuned = evaluation.get("base") or {}, evaluation.get("tuned") or {}
+            keys = [k for k in dict.fromkeys([*base, *tuned])
+                    if isinstance(base.get(k, tuned.get(k)), (int, float))
+                    and not isinstance(base.get(k, tuned.get(k)), bool)]
+            rows = []
+            for k in keys:
+                b, t = base.get(k), tuned.get(k)
+                change = t - b if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None
+                rows.append({"metric": k, "base": b, "tuned": t, "change": change})
+            if rows:
+                st.dataframe(rows, hide_index=True, width="content", column_config={
+                    c: st.column_config.NumberColumn(c, format="%.4f")
+                    for c in ("base", "tuned", "change")})
             else:
                 st.json(evaluation, expanded=False)
-            samples = evaluation.get("samples") if isinstance(evaluation, dict) else None
+            samples = evaluation.get("generations") or evaluation.get("examples")
             if samples:
-                with st.expander("Generations, base vs tuned"):
-                    st.dataframe(samples, hide_index=True)
+                with st.expander("Examples, base vs tuned"):
+                    st.dataframe(samples, hide_index=True, width="stretch")
 
         live_run(run_id)
         with st.expander("All runs"):

@@ -1,5 +1,9 @@
 """The Export & Train page: preview counts, export, manifest and downloads."""
 
+import time
+
+import pytest
+
 from pipelines.export import list_exports
 
 
@@ -25,3 +29,34 @@ def test_export_error_is_shown_and_nothing_is_written(studio_ws, page):
     assert at.error and "empty train split" in at.error[0].value
     assert list_exports(studio_ws) == []
     assert not any(p.name.startswith(".tmp") for p in (studio_ws.path / "exports").iterdir())
+
+
+@pytest.mark.slow
+def test_export_and_train_runs_to_the_eval_table(labelled_ws, page):
+    pytest.importorskip("trainer.runs")
+    from trainer.runs import list_train_runs
+
+    at = page("export_train")
+    at.selectbox(key="exp_scheme").set_value("claim_type").run()
+    assert at.selectbox(key="train_head_classifier").value == "classifier"
+    at.number_input(key="train_max_steps").set_value(4).run()
+    at.number_input(key="train_batch_size").set_value(4).run()
+    at.number_input(key="train_eval_max_examples").set_value(24).run()
+    at.number_input(key="train_max_seq_length").set_value(64).run()
+    at.button(key="btn_export_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("started" in s.value for s in at.success), [e.value for e in at.error]
+    runs = list_train_runs(labelled_ws)
+    assert len(runs) == 1
+    deadline = time.time() + 400
+    while time.time() < deadline and list_train_runs(labelled_ws)[0]["status"] in (
+            "running", "starting", "pending"):
+        time.sleep(2)
+    run = list_train_runs(labelled_ws)[0]
+    log = (labelled_ws.path / "runs" / run["run_id"] / "train.log").read_text()[-2000:]
+    assert run["status"] == "done", log
+    at.run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if list(d.value.columns)[:3] == ["metric", "base",
+                                                                                  "tuned"])
+    assert "accuracy" in set(table["metric"])
