@@ -13,6 +13,7 @@ from pipelines.errors import StudioError
 
 # Each import registers that step's commands on `app`.
 from pipelines.cli import core  # noqa: E402,F401
+from pipelines.cli import dedup  # noqa: E402,F401
 from pipelines.cli import label  # noqa: E402,F401
 from pipelines.cli import studio  # noqa: E402,F401
 from pipelines.cli import export  # noqa: E402,F401

@@ -184,8 +184,36 @@ CREATE TABLE review_annotations (
 CREATE INDEX review_annotations_record ON review_annotations(scheme, record_id);
 """
 
+# v2 (dedup): cluster membership with pair scores, and similarity-filter flags. IF NOT EXISTS:
+# pipelines.store.dedup re-runs it for workspaces that passed version 2 before it existed.
+_V2 = """
+-- Dedup run output: one row per record in a cluster of two or more (rank 0 = the centre).
+CREATE TABLE IF NOT EXISTS dedup_members (
+    record_id     TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+    cluster_id    TEXT NOT NULL,
+    rank          INTEGER NOT NULL,
+    method        TEXT NOT NULL,          -- centre | exact | same_prompt | semantic
+    similarity    REAL,                   -- cosine to the centre (1.0 for exact levels)
+    lexical       REAL,                   -- character-shingle Jaccard to the centre
+    facts         TEXT,                   -- agree | none (conflicting pairs never merge)
+    shared_facts  INTEGER,
+    rule          TEXT,                   -- which check merged it: exact | same_prompt | facts | lexical | cosine
+    run_id        INTEGER REFERENCES runs(id)
+);
+CREATE INDEX IF NOT EXISTS dedup_members_cluster ON dedup_members(cluster_id, rank);
+
+-- Similarity filter output (curate filter): best cosine to the on-topic exemplars.
+CREATE TABLE IF NOT EXISTS filter_flags (
+    record_id   TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+    similarity  REAL NOT NULL,
+    flagged     INTEGER NOT NULL,          -- 1: below min_sim, excluded unless kept
+    run_id      INTEGER REFERENCES runs(id)
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
+    Migration(2, "dedup: members with pair scores, filter flags", _V2),
     Migration(3, "labeling: lf_runs, lf_stats", _V3),
     Migration(4, "review: projects, push journal, annotations", _V4),
 ]

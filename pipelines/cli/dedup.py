@@ -1,0 +1,195 @@
+"""`curate dedup` (+ `clusters`, `keep`, `drop`, `reset`), `curate search`, `curate filter`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from pipelines.config import load_config
+from pipelines.dedup import (
+    DedupConfig, clear_filter, list_clusters, run_dedup, run_filter, search, set_override,
+)
+
+dedup_app = typer.Typer(
+    help="Find exact and semantic duplicates; flag (never delete) all but one of each cluster.\n\n"
+         "Example: curate dedup --workspace ws --threshold 0.92 --json",
+    no_args_is_help=False, rich_markup_mode=None)
+app.add_typer(dedup_app, name="dedup")
+
+_PREVIEW = 90
+
+
+def _short(text: str | None, n: int = _PREVIEW) -> str:
+    text = " ".join((text or "").split())
+    return text[:n] + ("..." if len(text) > n else "")
+
+
+@dedup_app.callback(invoke_without_command=True)
+def dedup_cmd(
+    ctx: typer.Context,
+    workspace: str = WorkspaceOpt,
+    threshold: Optional[float] = typer.Option(
+        None, help="Cosine at which records are duplicates on meaning alone (default 0.92; "
+                   "facts must still agree)."),
+    candidate_threshold: Optional[float] = typer.Option(
+        None, help="Cosine floor of the candidate search (default 0.70); below --threshold a "
+                   "pair merges only on agreeing facts or high lexical overlap."),
+    model: Optional[str] = typer.Option(None, help="Embedding model: 'default' (packaged "
+                                                   "all-MiniLM-L6-v2), a folder, or a cached id."),
+    index: Optional[str] = typer.Option(None, help="auto | flat | hnsw | ivf"),
+    no_verify: bool = typer.Option(False, "--no-verify",
+                                   help="Cosine threshold alone (no fact/lexical checks)."),
+    preview: bool = typer.Option(False, "--preview", help="Compute and print; store nothing."),
+    as_json: bool = JsonOpt,
+):
+    """Deduplicate the workspace: exact, same-prompt and semantic clusters, reversible flags.
+
+    Example: curate dedup --workspace ws --threshold 0.92 --json
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    ws = open_workspace(workspace)
+    section = load_config(ws.config_path).section("dedup")
+    config = DedupConfig.from_section(
+        section, threshold=threshold, candidate_threshold=candidate_threshold, model=model,
+        index=index, verify=False if no_verify else None)
+    result = run_dedup(ws, config, progress=True, commit=not preview)
+    echo(f"{result.records} records ({result.embedded} embedded, {result.cache_hits} from cache), "
+         f"{result.candidates} candidate pairs on a {result.index} index, "
+         f"{result.conflicts} refused for conflicting facts")
+    echo(f"{result.clusters} clusters; excluded {result.excluded}: {result.exact} exact "
+         f"({result.same_prompt} same prompt), {result.semantic} semantic, {result.filtered} "
+         f"off-topic; {result.review} same-prompt records kept for review; "
+         f"{result.overrides} overrides respected")
+    echo(("preview only, nothing stored" if preview else f"run {result.run_id}") +
+         f" in {result.seconds:.1f}s")
+    emit(result.to_dict(), as_json)
+
+
+@dedup_app.command("clusters")
+def clusters_cmd(
+    workspace: str = WorkspaceOpt,
+    top: int = typer.Option(20, "--top", help="How many of the largest clusters."),
+    as_json: bool = JsonOpt,
+):
+    """Show the largest clusters side by side: representative first, then each member's scores.
+
+    Example: curate dedup clusters --workspace ws --top 5
+    """
+    ws = open_workspace(workspace)
+    clusters = list_clusters(ws, top)
+    for c in clusters:
+        echo(f"== {c.cluster_id} ({c.size} records, representative {c.representative_id})")
+        for m in c.members:
+            mark = "drop" if m["excluded"] else "keep"
+            if m.get("override"):
+                mark += "*"
+            score = f"{m['similarity']:.3f}" if m["similarity"] is not None else "     "
+            echo(f"  {mark:<5} {m['record_id']} {m['method']:<11} {score}  {_short(m['text'])}")
+            if m["record_id"] != c.representative_id:
+                echo(f"        {m['reason']}")
+    if not clusters:
+        echo("no clusters (run `curate dedup` first)")
+    emit({"clusters": [{"cluster_id": c.cluster_id, "representative_id": c.representative_id,
+                        "members": [{k: m[k] for k in ("record_id", "method", "similarity",
+                                                        "lexical", "facts", "rule", "excluded")}
+                                    for m in c.members]} for c in clusters]}, as_json)
+
+
+def _override(record_id: str, workspace: str, decision: Optional[str], as_json: bool) -> None:
+    ws = open_workspace(workspace)
+    row = set_override(ws, record_id, decision)
+    state = "excluded" if row.get("excluded") else "kept"
+    echo(f"{record_id}: {state} ({row.get('reason')})")
+    emit({"record_id": record_id, "decision": decision, "excluded": bool(row.get("excluded")),
+          "cluster_id": row.get("cluster_id"), "representative_id": row.get("representative_id")},
+         as_json)
+
+
+@dedup_app.command("keep")
+def keep_cmd(record_id: str = typer.Argument(..., help="Record id."),
+             workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """Keep a record whatever dedup or the filter decide (later runs respect it).
+
+    Example: curate dedup keep r0123456789abcdef --workspace ws
+    """
+    _override(record_id, workspace, "keep", as_json)
+
+
+@dedup_app.command("drop")
+def drop_cmd(record_id: str = typer.Argument(..., help="Record id."),
+             workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """Exclude a record from training (later runs respect it; a dropped representative's place
+    goes to the next member of its cluster).
+
+    Example: curate dedup drop r0123456789abcdef --workspace ws
+    """
+    _override(record_id, workspace, "drop", as_json)
+
+
+@dedup_app.command("reset")
+def reset_cmd(record_id: str = typer.Argument(..., help="Record id."),
+              workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """Remove a person's keep/drop: the automatic decision applies again.
+
+    Example: curate dedup reset r0123456789abcdef --workspace ws
+    """
+    _override(record_id, workspace, None, as_json)
+
+
+@app.command("search")
+def search_cmd(
+    query: str = typer.Argument(..., help="Text to look for (by meaning)."),
+    workspace: str = WorkspaceOpt,
+    k: int = typer.Option(20, "-k", "--k", help="How many results."),
+    model: str = typer.Option("default", help="Embedding model."),
+    as_json: bool = JsonOpt,
+):
+    """Semantic search over the workspace's records (embeddings from the dedup cache).
+
+    Example: curate search "water heater leak in the basement" --workspace ws -k 5
+    """
+    ws = open_workspace(workspace)
+    hits = search(ws, query, k, model=model, progress=True)
+    for h in hits:
+        flag = " (excluded)" if h.excluded else ""
+        echo(f"{h.score:.3f}  {h.record_id}{flag}  {_short(h.text)}")
+    emit({"query": query, "hits": [{"record_id": h.record_id, "score": h.score,
+                                    "excluded": h.excluded, "cluster_id": h.cluster_id}
+                                   for h in hits]}, as_json)
+
+
+@app.command("filter")
+def filter_cmd(
+    workspace: str = WorkspaceOpt,
+    like: Optional[str] = typer.Option(
+        None, "--like", help="On-topic exemplars: a file (one record id or text per line, or "
+                             "JSONL with id/text) or comma-separated record ids."),
+    min_sim: float = typer.Option(0.5, "--min-sim",
+                                  help="Exclude records whose best cosine to an exemplar is lower."),
+    model: str = typer.Option("default", help="Embedding model."),
+    clear: bool = typer.Option(False, "--clear", help="Remove every filter flag instead."),
+    preview: bool = typer.Option(False, "--preview", help="Count only; store nothing."),
+    as_json: bool = JsonOpt,
+):
+    """Exclude records far from a set of on-topic exemplars (reversible: --clear, or keep ID).
+
+    Example: curate filter --workspace ws --like exemplars.txt --min-sim 0.5
+    """
+    ws = open_workspace(workspace)
+    if clear:
+        n = clear_filter(ws)
+        echo(f"cleared {n} filter flags")
+        emit({"cleared": n}, as_json)
+        return
+    if not like:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError("curate filter needs --like FILE_OR_IDS (or --clear)")
+    result = run_filter(ws, like, min_sim, model=model, commit=not preview, progress=True)
+    echo(f"{result.flagged} of {result.records} records below {result.min_sim} similarity to "
+         f"{result.exemplars} exemplars" + (" (preview, nothing stored)" if preview else
+                                            f" flagged (run {result.run_id})"))
+    emit(result.to_dict(), as_json)

@@ -1,0 +1,73 @@
+"""Nearest-neighbour candidates over normalised vectors with FAISS (inner product = cosine).
+
+Exact `IndexFlatIP` up to `flat_max` vectors; above it HNSW (no training, good recall at this
+k). IVF is available for memory-bound collections. Measured on 2 cores (bench/dedup.py): see
+docs/dedup.md for the crossover.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["choose_index", "build_index", "knn_pairs"]
+
+
+def choose_index(n: int, kind: str = "auto", flat_max: int = 50_000) -> str:
+    if kind != "auto":
+        return kind
+    return "flat" if n <= flat_max else "hnsw"
+
+
+def build_index(vectors: np.ndarray, kind: str):
+    import faiss
+
+    d = vectors.shape[1]
+    if kind == "flat":
+        index = faiss.IndexFlatIP(d)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 40
+        index.hnsw.efSearch = 64
+    elif kind == "ivf":
+        nlist = max(1, min(int(4 * math.sqrt(len(vectors))), len(vectors) // 39 or 1))
+        quantizer = faiss.IndexFlatIP(d)
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
+        index.train(sample)
+        index.nprobe = min(nlist, 16)
+    else:  # pragma: no cover - validated by DedupConfig
+        raise ValueError(kind)
+    index.add(vectors)
+    return index
+
+
+def knn_pairs(vectors: np.ndarray, k: int, min_sim: float, kind: str,
+              batch: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unordered pairs (i < j) among the k nearest neighbours of each vector with cosine >= min_sim.
+
+    Returns arrays (i, j, sim); each pair once, with the larger of its two scores.
+    """
+    n = len(vectors)
+    if n < 2:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    index = build_index(vectors, kind)
+    k = min(k + 1, n)
+    rows, cols, sims = [], [], []
+    for start in range(0, n, batch):  # batches keep the (batch x k) result small
+        sim, nb = index.search(vectors[start:start + batch], k)
+        q = np.repeat(np.arange(start, start + len(nb), dtype=np.int64), k)
+        nb, sim = nb.reshape(-1).astype(np.int64), sim.reshape(-1)
+        keep = (nb >= 0) & (nb != q) & (sim >= min_sim)
+        rows.append(q[keep]); cols.append(nb[keep]); sims.append(sim[keep])
+    i = np.concatenate(rows); j = np.concatenate(cols); s = np.concatenate(sims)
+    a, b = np.minimum(i, j), np.maximum(i, j)
+    order = np.lexsort((-s, b, a))
+    a, b, s = a[order], b[order], s[order]
+    first = np.ones(len(a), dtype=bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a[first], b[first], np.minimum(s[first], 1.0).astype(np.float32)

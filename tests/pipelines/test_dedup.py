@@ -1,0 +1,289 @@
+"""Deduplication: facts, exact and semantic clusters, no chaining, overrides, search, filter."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from pipelines.dedup import (
+    DedupConfig, clear_filter, compare_facts, extract_facts, jaccard, knn_pairs, list_clusters,
+    run_dedup, run_filter, search, set_override, shingles, verify_pair,
+)
+from pipelines.dedup.index import choose_index
+from pipelines.errors import ConfigError, DedupError
+from pipelines.store import NewRecord, list_records, upsert_record, utcnow
+
+CLAIM = ("Jessica Novak (policy POL-CA-93434) called on May 26, 2026 to report a sewer backup at "
+         "the insured dwelling in Santa Rosa, CA. Repair estimate totals $1,500.00 (less the $500 "
+         "deductible).")
+CLAIM_TYPO = CLAIM.replace("called", "calld").replace("insured", "insurred")
+CLAIM_PARAPHRASE = ("Loss date 05/26/2026. Jessica Novak (Santa Rosa, CA; POL-CA-93434) reports a "
+                    "sewer backup. Total claimed $1500 (less the $500 deductible).")
+OTHER_CLAIM = CLAIM.replace("May 26", "June 8").replace("1,500.00", "2,250.00")
+
+
+def rid(text: str) -> str:
+    return "r" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def add(ws, texts, kind="text", prompts=None):
+    with ws.transaction() as conn:
+        for n, t in enumerate(texts, 1):
+            rec = NewRecord(id=rid(t), kind=kind, text=t, file="inline.jsonl", row=n)
+            if prompts:
+                rec.prompt, rec.response = prompts[n - 1], t.split("\n\n", 1)[1]
+            upsert_record(conn, rec, utcnow())
+    return [rid(t) for t in texts]
+
+
+class TableEncoder:
+    """Vectors from a table (to construct exact geometry), else a bag-of-words hash."""
+
+    def __init__(self, table=None):
+        self.table = table or {}
+
+    def __call__(self, texts, model="default", **kw):
+        out = np.zeros((len(texts), 8), dtype=np.float32)
+        for i, t in enumerate(texts):
+            if t in self.table:
+                out[i, :len(self.table[t])] = self.table[t]
+                continue
+            for tok in t.lower().split():
+                out[i, int(hashlib.md5(tok.encode()).hexdigest(), 16) % 8] += 1
+            out[i] += 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def encoder(monkeypatch):
+    enc = TableEncoder()
+    monkeypatch.setattr("pipelines.embed.embed.encode_texts", enc)
+    monkeypatch.setattr("pipelines.dedup.similarity.encode_texts", enc)
+    return enc
+
+
+def unit(deg: float) -> list[float]:
+    return [math.cos(math.radians(deg)), math.sin(math.radians(deg))]
+
+
+# -- facts and pair checks (hand-checked) ---------------------------------------------------------
+def test_facts_normalise_spelling():
+    a, b = extract_facts(CLAIM), extract_facts(CLAIM_PARAPHRASE)
+    assert a.amount == {"150000", "50000"} and b.amount == a.amount
+    assert a.date == b.date == {"05-26"}
+    assert a.ident == b.ident == {"pol-ca-93434"}
+    assert {"novak", "rosa"} <= a.name
+    assert compare_facts(a, b).status == "agree" and compare_facts(a, b).shared >= 4
+
+
+def test_facts_conflict_on_other_amount_or_date():
+    check = compare_facts(extract_facts(CLAIM), extract_facts(OTHER_CLAIM))
+    assert check.status == "conflict" and "amount" in check.detail
+    assert compare_facts(extract_facts("no numbers here"), extract_facts("none here")).status == "none"
+    # a paraphrase that drops a detail (a subset) still agrees
+    assert compare_facts(extract_facts("Paid $500 on 3/8/26 for the 2016 Prius"),
+                         extract_facts("Paid $500 on March 8, 2026")).status == "agree"
+    # different people, no other facts
+    assert compare_facts(extract_facts("Call from John Smith about the Acme roof."),
+                         extract_facts("Call from Mary Jones about the Brick roof.")).status == "conflict"
+
+
+def test_verify_pair_fixes_what_cosine_gets_wrong():
+    cfg = DedupConfig()
+    fa = extract_facts(CLAIM)
+    typo = verify_pair(0.77, fa, extract_facts(CLAIM_TYPO), CLAIM, CLAIM_TYPO, cfg)
+    assert typo.merged and typo.rule in ("facts", "lexical") and typo.lexical > 0.8
+    other = verify_pair(0.98, fa, extract_facts(OTHER_CLAIM), CLAIM, OTHER_CLAIM, cfg)
+    assert not other.merged and other.rule == "conflict"
+    baseline = verify_pair(0.98, fa, extract_facts(OTHER_CLAIM), CLAIM, OTHER_CLAIM,
+                           DedupConfig(verify=False))
+    assert baseline.merged   # what a cosine threshold alone would do
+    assert jaccard(shingles(CLAIM), shingles(CLAIM_TYPO)) > jaccard(shingles(CLAIM),
+                                                                    shingles("unrelated text"))
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, -0.1, "0.9", True])
+def test_threshold_outside_unit_interval(bad):
+    with pytest.raises(ConfigError, match="threshold"):
+        DedupConfig(threshold=bad)
+
+
+def test_config_rejects_unknown_index_and_yaml_keys():
+    with pytest.raises(ConfigError, match="index"):
+        DedupConfig(index="annoy")
+    with pytest.raises(ConfigError, match="unknown key"):
+        DedupConfig.from_section({"treshold": 0.9})
+    assert DedupConfig.from_section({"threshold": 0.9}, threshold=None).threshold == 0.9
+
+
+# -- index choice (the scale path, at a small size) ---------------------------------------------
+def test_index_choice_and_agreement():
+    assert choose_index(100) == "flat" and choose_index(10**6) == "hnsw"
+    assert choose_index(100, "ivf") == "ivf"
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(300, 32)).astype(np.float32)
+    near = base[:40] + 0.05 * rng.normal(size=(40, 32)).astype(np.float32)
+    x = np.concatenate([base, near])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    found = {}
+    for kind in ("flat", "hnsw", "ivf"):
+        a, b, s = knn_pairs(x, 5, 0.9, kind)
+        assert (a < b).all() and (s >= 0.9).all()
+        found[kind] = set(zip(a.tolist(), b.tolist()))
+    expected = {(i, 300 + i) for i in range(40)}
+    assert expected <= found["flat"]
+    assert len(expected & found["hnsw"]) >= 38 and len(expected & found["ivf"]) >= 36
+
+
+# -- run_dedup on inline data ---------------------------------------------------------------------
+def test_empty_workspace(fresh_ws):
+    with pytest.raises(DedupError, match="no records"):
+        run_dedup(fresh_ws)
+
+
+def test_exact_levels_and_empty_text(fresh_ws, encoder):
+    ids = add(fresh_ws, ["The roof leaked in March.", "the roof leaked, in march!",
+                         "A completely different note about a stolen bike.", "   "])
+    result = run_dedup(fresh_ws, DedupConfig())
+    assert result.skipped_empty == 1
+    assert (result.clusters, result.exact, result.semantic, result.excluded) == (1, 1, 0, 1)
+    with fresh_ws.connect() as conn:
+        rows = {r["id"]: r for r in list_records(conn)}
+    assert not rows[ids[0]]["excluded"] and rows[ids[1]]["excluded"]   # earliest kept
+    assert rows[ids[1]]["representative_id"] == ids[0] and rows[ids[1]]["method"] == "exact"
+    assert not rows[ids[2]]["excluded"] and rows[ids[2]]["cluster_id"] is None
+
+
+def test_same_prompt_distinct_responses_are_kept_for_review(fresh_ws, encoder):
+    prompts = ["Summarise: pipe burst on 3/8/26, $900.", "Summarise: pipe burst on 3/8/26, $900.",
+               "Summarise: pipe burst on 3/8/26, $900."]
+    texts = [prompts[0] + "\n\nPipe burst on March 8, 2026; claim $900.",
+             prompts[1] + "\n\nPipe burst on 3/8/26 -- claim of $900.00.",
+             prompts[2] + "\n\nFire in the garage on June 1, claim $4,000."]
+    encoder.table.update({texts[0]: unit(0), texts[1]: unit(5), texts[2]: unit(30)})
+    ids = add(fresh_ws, texts, kind="instruction", prompts=prompts)
+    result = run_dedup(fresh_ws)
+    assert result.same_prompt == 1 and result.review == 1 and result.excluded == 1
+    with fresh_ws.connect() as conn:
+        rows = {r["id"]: r for r in list_records(conn)}
+    assert rows[ids[1]]["excluded"] and not rows[ids[2]]["excluded"]
+    assert rows[ids[2]]["method"] == "same_prompt" and rows[ids[2]]["cluster_id"]
+
+
+def test_semantic_clusters_without_chaining(fresh_ws, encoder):
+    # A path A~B~C~D: 20 degrees apart (cos 0.94), A-C at 40 (0.77), no facts, low overlap.
+    texts = ["apples oranges pears", "bread butter jam", "cars trucks vans", "dogs cats mice",
+             "unrelated singleton note"]
+    for t, deg in zip(texts, (0, 20, 40, 60, 150)):
+        encoder.table[t] = unit(deg)
+    a, b, c, d, e = add(fresh_ws, texts)
+    result = run_dedup(fresh_ws, DedupConfig(threshold=0.92, candidate_threshold=0.7))
+    clusters = result.cluster_list
+    assert len(clusters) == 1
+    members = {m["record_id"] for m in clusters[0].members}
+    assert members == {a, b, c} and clusters[0].representative_id == b
+    assert d not in members and e not in members       # no glue through C
+    for m in clusters[0].members:
+        if m["record_id"] != b:
+            assert m["similarity"] >= 0.92 and m["rule"] == "cosine"
+    # the same geometry with the baseline: the same star, it never chains either
+    assert run_dedup(fresh_ws, DedupConfig(verify=False), commit=False).clusters == 1
+
+
+def test_preview_writes_nothing(fresh_ws, encoder):
+    add(fresh_ws, ["Hello World.", "hello world"])
+    preview = run_dedup(fresh_ws, commit=False)
+    assert preview.excluded == 1 and not preview.committed and preview.run_id is None
+    with fresh_ws.connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM dedup").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM runs WHERE step='dedup'").fetchone()[0] == 0
+
+
+def test_overrides_survive_rerun_and_never_lose_the_example(fresh_ws, encoder):
+    ids = add(fresh_ws, ["Storm damage to the fence.", "storm damage to the fence",
+                         "STORM damage -- to the fence!"])
+    run_dedup(fresh_ws)
+    rep = list_clusters(fresh_ws)[0].representative_id
+    assert rep == ids[0]
+    # dropping the representative promotes the next member: the example stays in the data
+    row = set_override(fresh_ws, ids[0], "drop")
+    assert row["excluded"] == 1
+    with fresh_ws.connect() as conn:
+        kept = [r["id"] for r in list_records(conn, excluded=False)]
+    assert kept == [ids[1]]
+    set_override(fresh_ws, ids[2], "keep")
+    for _ in range(2):   # a later run respects both overrides
+        result = run_dedup(fresh_ws)
+        with fresh_ws.connect() as conn:
+            rows = {r["id"]: r for r in list_records(conn)}
+        assert rows[ids[0]]["excluded"] and not rows[ids[1]]["excluded"]
+        assert not rows[ids[2]]["excluded"] and result.overrides == 2
+    set_override(fresh_ws, ids[0], None)
+    with fresh_ws.connect() as conn:
+        assert not {r["id"]: r for r in list_records(conn)}[ids[0]]["excluded"]
+    with pytest.raises(DedupError, match="no record"):
+        set_override(fresh_ws, "rnope", "keep")
+    with pytest.raises(DedupError, match="keep"):
+        set_override(fresh_ws, ids[0], "maybe")
+
+
+def test_search_and_filter(fresh_ws, encoder, tmp_path):
+    texts = ["water heater leak basement", "water heater burst basement flood",
+             "stolen bicycle garage", "quarterly revenue report"]
+    ids = add(fresh_ws, texts)
+    hits = search(fresh_ws, "water heater leak basement", k=2)
+    assert hits[0].record_id == ids[0] and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(DedupError, match="empty"):
+        search(fresh_ws, "  ")
+    like = tmp_path / "onTopic.txt"
+    like.write_text(f"{ids[0]}\nstolen bicycle garage\n")
+    result = run_filter(fresh_ws, str(like), min_sim=0.9)
+    assert result.exemplars == 2 and result.flagged >= 1
+    with fresh_ws.connect() as conn:
+        rows = {r["id"]: r for r in list_records(conn)}
+    assert rows[ids[3]]["excluded"] and not rows[ids[0]]["excluded"] and not rows[ids[2]]["excluded"]
+    set_override(fresh_ws, ids[3], "keep")   # a person wins over the filter
+    with fresh_ws.connect() as conn:
+        assert not {r["id"]: r for r in list_records(conn)}[ids[3]]["excluded"]
+    set_override(fresh_ws, ids[3], None)
+    assert clear_filter(fresh_ws) == 4
+    with fresh_ws.connect() as conn:
+        assert not any(r["excluded"] for r in list_records(conn))
+    with pytest.raises(DedupError, match="does not exist"):
+        run_filter(fresh_ws, str(tmp_path / "missing.txt"))
+
+
+def test_cli_dedup_json_and_bad_threshold(fresh_ws, encoder, capsys):
+    from pipelines.cli import main
+
+    add(fresh_ws, ["Same words here.", "same words here"])
+    assert main(["dedup", "--workspace", str(fresh_ws.path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"clusters", "excluded", "exact", "semantic"} <= set(summary)
+    assert summary["exact"] == 1 and summary["excluded"] == 1
+    assert main(["dedup", "clusters", "--workspace", str(fresh_ws.path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(out["clusters"]) == 1 and len(out["clusters"][0]["members"]) == 2
+    assert main(["dedup", "--workspace", str(fresh_ws.path), "--threshold", "1.5"]) == 2
+    assert "threshold" in capsys.readouterr().err
+
+
+# -- the real model ------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_real_model_merges_copies_not_lookalikes(fresh_ws):
+    texts = [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM,
+             "Theft of a bicycle from the garage in Buffalo, NY on 3/8/26; value $400."]
+    ids = add(fresh_ws, texts)
+    result = run_dedup(fresh_ws)
+    assert result.clusters == 1 and result.conflicts >= 1
+    members = {m["record_id"] for m in result.cluster_list[0].members}
+    assert members == set(ids[:3])
+    assert result.cluster_list[0].representative_id == ids[0]
+    again = run_dedup(fresh_ws)
+    assert again.embedded == 0 and again.cache_hits == 5
+    hits = search(fresh_ws, "bike stolen from a garage", k=1)
+    assert hits[0].record_id == ids[4]

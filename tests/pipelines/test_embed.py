@@ -1,0 +1,131 @@
+"""Embedding cache: hits and misses, corrupt chunks, interrupted runs, model identity."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from pipelines.embed import EmbedConfig, cached_embeddings, embed_records, resolve_model
+from pipelines.errors import ConfigError
+from pipelines.store import NewRecord, upsert_record, utcnow
+
+
+def add_texts(ws, texts):
+    ids = []
+    with ws.transaction() as conn:
+        for n, t in enumerate(texts, 1):
+            rid = "r" + hashlib.sha256(t.encode()).hexdigest()[:16]
+            upsert_record(conn, NewRecord(id=rid, kind="text", text=t, file="inline.csv", row=n),
+                          utcnow())
+            ids.append(rid)
+    return ids
+
+
+class FakeEncoder:
+    """Deterministic stand-in for the model (fast tests of the cache logic): counts calls."""
+
+    def __init__(self, fail_after: int | None = None):
+        self.calls = 0
+        self.texts = 0
+        self.fail_after = fail_after
+
+    def __call__(self, texts, model="default", **kw):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls += 1
+        self.texts += len(texts)
+        out = np.zeros((len(texts), 16), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for tok in t.lower().split():
+                out[i, int(hashlib.md5(tok.encode()).hexdigest(), 16) % 16] += 1
+        out += 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    enc = FakeEncoder()
+    monkeypatch.setattr("pipelines.embed.embed.encode_texts", enc)
+    return enc
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="batch_size"):
+        EmbedConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="model"):
+        EmbedConfig(model=" ")
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_model(str(tmp_path / "no-such-model"))
+    with pytest.raises(ConfigError, match="not a sentence-transformers model folder"):
+        resolve_model(str(tmp_path))
+
+
+def test_model_identity_separates_caches(tmp_path):
+    a, b = tmp_path / "m1", tmp_path / "m2"
+    for d in (a, b):
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+    (b / "config.json").write_text('{"changed": true}')
+    keys = {resolve_model("default").key, resolve_model(str(a)).key, resolve_model(str(b)).key}
+    assert len(keys) == 3
+
+
+def test_cache_hits_and_misses(fresh_ws, fake):
+    ids = add_texts(fresh_ws, ["alpha beta", "gamma delta", "epsilon"])
+    assert cached_embeddings(fresh_ws) is None
+    first = embed_records(fresh_ws)
+    assert (first.embedded, first.cache_hits) == (3, 0)
+    assert first.vectors.dtype == np.float32 and first.vectors.shape == (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(first.vectors, axis=1), 1.0, rtol=1e-5)
+    more = add_texts(fresh_ws, ["zeta eta", "theta"])
+    second = embed_records(fresh_ws)
+    assert (second.embedded, second.cache_hits) == (2, 3)
+    assert second.ids == ids + more
+    np.testing.assert_array_equal(second.get(ids[0]), first.get(ids[0]))
+    assert fake.texts == 5
+    cached = cached_embeddings(fresh_ws)
+    assert cached is not None and sorted(cached.ids) == sorted(ids + more)
+    # a subset, in the order asked
+    sub = embed_records(fresh_ws, record_ids=[more[1], ids[0]])
+    assert sub.ids == [more[1], ids[0]] and sub.embedded == 0
+    np.testing.assert_array_equal(sub.vectors[0], second.get(more[1]))
+
+
+def test_corrupt_chunk_is_rebuilt(fresh_ws, fake):
+    add_texts(fresh_ws, ["one two", "three four"])
+    embed_records(fresh_ws)
+    chunk = next((fresh_ws.path / "embeddings").rglob("chunk-*.npz"))
+    chunk.write_bytes(b"not a zip file")
+    again = embed_records(fresh_ws)
+    assert again.corrupt_chunks == 1 and again.embedded == 2
+    assert list(chunk.parent.glob("*.corrupt"))
+    assert embed_records(fresh_ws).embedded == 0
+
+
+def test_interrupted_embedding_resumes_from_cache(fresh_ws, monkeypatch):
+    add_texts(fresh_ws, [f"text number {i}" for i in range(5)])
+    dying = FakeEncoder(fail_after=1)
+    monkeypatch.setattr("pipelines.embed.embed.encode_texts", dying)
+    with pytest.raises(KeyboardInterrupt):
+        embed_records(fresh_ws, EmbedConfig(chunk_size=2))
+    resumed = FakeEncoder()
+    monkeypatch.setattr("pipelines.embed.embed.encode_texts", resumed)
+    emb = embed_records(fresh_ws, EmbedConfig(chunk_size=2))
+    assert (emb.embedded, emb.cache_hits) == (3, 2) and resumed.texts == 3
+
+
+@pytest.mark.slow
+def test_real_model_encodes_normalised_vectors():
+    from pipelines.embed import encode_texts
+
+    v = encode_texts(["The basement flooded after the water heater burst.",
+                      "A burst water heater flooded the basement.",
+                      "The quarterly revenue grew by four percent."])
+    assert v.dtype == np.float32 and v.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.3
