@@ -358,7 +358,8 @@ class WorkspaceServer:
                 "data_dir": str(self.data_dir), "log": str(self.log_path)}
 
     def start(self, *, port: int | None = None, timeout: float = 240.0,
-              progress: Callable[[float], None] | None = None) -> tuple[ServerInfo, bool]:
+              progress: Callable[[float], None] | None = None,
+              template: Path | None = None) -> tuple[ServerInfo, bool]:
         """Start the server (or reuse the one already answering). Returns (info, started)."""
         info = self.credentials(port=port)
         if health(info.url):
@@ -366,7 +367,8 @@ class WorkspaceServer:
             return info, False
         started = start_server(self.data_dir, port=info.port, username=info.username,
                                password=info.password, token=info.token,
-                               log_path=self.log_path, timeout=timeout, progress=progress)
+                               log_path=self.log_path, timeout=timeout, progress=progress,
+                               template=template)
         self.pid_path.write_text(f"{started.pid}\n")
         return started, True
 

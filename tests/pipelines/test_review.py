@@ -11,6 +11,7 @@ import json
 import os
 import stat
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -394,3 +395,115 @@ def test_cli_json_keys_and_wrong_token(labelstudio_server, tmp_path, capsys, mon
     monkeypatch.setenv("CURATE_LABELSTUDIO_TOKEN", "not-the-token")
     assert main(["review", "push", "--scheme", "claim", "--workspace", w]) == 2
     assert "rejected the API token" in capsys.readouterr().err
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "review"
+
+
+@pytest.mark.browser
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_browser_review_in_label_studio_then_pull(labelstudio_server, tmp_path, capsys,
+                                                  monkeypatch):
+    """Log in to the real UI, see the weak label pre-filled, choose another label, correct the
+    response, submit; `curate review pull` stores the human label and the edited response."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} missing (make chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from pipelines.cli import main
+
+    monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
+    ws = make_ws(tmp_path / "ws", n=2, confidences=[0.4, 0.8])  # labels: auto, water
+    WorkspaceServer.of(ws).save(labelstudio_server)
+    res = push(ws, "claim")
+    target = min(rows_by_record(ws).values(), key=lambda r: r["confidence"])
+    assert target["weak_label"] == "auto"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    url = labelstudio_server.url
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 800})
+        try:
+            page = ctx.new_page()
+            page.goto(f"{url}/user/login/")
+            page.fill("input[name=email]", labelstudio_server.username)
+            page.fill("input[name=password]", labelstudio_server.password)
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle")
+            page.goto(f"{url}/projects/{res.project_id}/data?task={target['task_id']}")
+            page.wait_for_selector(".lsf-choice__checkbox", timeout=90_000)
+            page.screenshot(path=str(ARTIFACTS / "1-task-with-prediction.png"))
+            boxes = page.locator(".lsf-choice__checkbox")
+            checked = [boxes.nth(i).inner_text().split("[")[0].strip()
+                       for i in range(boxes.count()) if boxes.nth(i).locator("input").is_checked()]
+            assert checked == ["auto"], f"weak label not pre-filled: {checked}"
+            page.locator(".lsf-choice__checkbox", has_text="fire").click()
+            page.fill("textarea", "Kitchen fire; claimant asks for 4,200 EUR.")
+            page.screenshot(path=str(ARTIFACTS / "2-chosen.png"))
+            with page.expect_response(lambda r: "/annotations" in r.url
+                                      and r.request.method == "POST", timeout=60_000) as resp:
+                page.locator('[data-testid="bottombar-submit-button"]').click()
+            assert resp.value.ok
+            page.screenshot(path=str(ARTIFACTS / "3-submitted.png"))
+        finally:
+            ctx.close()
+    assert main(["review", "pull", "--scheme", "claim", "--workspace", str(ws.path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["new"] == 1
+    row = rows_by_record(ws)[target["record_id"]]
+    assert (row["status"], row["human_label"]) == ("reviewed", "fire")
+    assert row["edited_response"] == "Kitchen fire; claimant asks for 4,200 EUR."
+    assert row["reviewer"] == labelstudio_server.username
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_workspace_server_start_stop_and_pull_resumes_after_restart(labelstudio_server, request,
+                                                                     tmp_path, capsys,
+                                                                     monkeypatch):
+    """A workspace's own server: started, reused, stopped (exactly its pid); while it is down
+    push and pull fail clearly and store nothing; after a restart the pull picks up the work."""
+    from pipelines.cli import main
+    from pipelines.review.server import LS_VERSION, free_port, pid_alive
+
+    monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
+    ws = make_ws(tmp_path / "ws", n=3, kind="text")
+    server = WorkspaceServer.of(ws)
+    # same credentials as the cached template database (the session server's)
+    server.save(labelstudio_server)
+    template = request.config.cache.mkdir(f"labelstudio-db-{LS_VERSION}")
+    port = free_port()
+    info, started = server.start(port=port, template=template)
+    try:
+        assert started and pid_alive(info.pid) and server.pid() == info.pid
+        assert server.start(port=port)[1] is False  # already running: reused
+        w = str(ws.path)
+        assert main(["labelstudio", "status", "--workspace", w, "--json"]) == 0
+        st = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert st["running"] and st["url"] == f"http://127.0.0.1:{port}"
+        res = push(ws, "claim")
+        assert res.created == 3
+        client = connect(ws)
+        tid = min(r["task_id"] for r in rows_by_record(ws).values())
+        client.annotate(tid, choice_result("fire", "text"))
+
+        assert main(["labelstudio", "stop", "--workspace", w]) == 0
+        assert not pid_alive(info.pid)
+        capsys.readouterr()
+        assert main(["review", "pull", "--scheme", "claim", "--workspace", w]) == 2
+        assert "not running" in capsys.readouterr().err
+        assert review_status(ws, "claim")["annotated"] == 0  # nothing half-stored
+
+        info, started = server.start(port=port)
+        assert started
+        assert pull(ws, "claim").new == 1
+        assert review_status(ws, "claim")["annotated"] == 1
+    finally:
+        server.stop()
+    assert not pid_alive(info.pid)
