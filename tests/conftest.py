@@ -58,7 +58,8 @@ def labelstudio_server(tmp_path_factory, request):
     server venv (`make labelstudio-venv`) is missing; stopped at the end of the session.
     """
     from pipelines.errors import ReviewSyncError
-    from pipelines.review.server import find_label_studio, free_port, start_server, stop_pid
+    from pipelines.review.server import (
+        LS_VERSION, find_label_studio, free_port, start_server, stop_pid)
 
     try:
         find_label_studio()
@@ -66,7 +67,7 @@ def labelstudio_server(tmp_path_factory, request):
         pytest.skip(str(exc))
     root = tmp_path_factory.mktemp("labelstudio")
     # A migrated database cached across sessions: a restart takes ~10 s, a fresh one ~80-150 s.
-    template = request.config.cache.mkdir("labelstudio-db-v1")
+    template = request.config.cache.mkdir(f"labelstudio-db-{LS_VERSION}")
     info = start_server(root / "data", port=free_port(), username="admin@example.com",
                         password="test-password-123", token="test-token-0123456789",
                         template=template)
