@@ -153,15 +153,19 @@ def _pid_alive(pid: int | None) -> bool:
 def run_summary(rd: RunDir) -> dict[str, Any]:
     """Status of a run from its files: running/done/failed/interrupted, last step and loss, eval."""
     events = read_events(rd.events)
-    start = next((e for e in events if e["event"] == "start"), {})
+    starts = [e for e in events if e["event"] == "start"]
+    start = starts[-1] if starts else {}   # a resumed run has one start per session
     logs = [e for e in events if e["event"] == "log"]
     end = [e for e in events if e["event"] == "end"]
     status = end[-1]["status"] if end and end[-1]["time"] >= start.get("time", 0) else "running"
     pid_file = rd.path / "pid"
-    if status == "running" and pid_file.exists() and not _pid_alive(int(pid_file.read_text() or 0)):
-        status = "interrupted"
-    elif status == "running" and not start:
-        status = "pending"
+    if status == "running":
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        alive = _pid_alive(int(text)) if text.isdigit() else False
+        if not alive:
+            status = "interrupted" if start else "failed to start"
+        elif not start:
+            status = "starting"   # a detached process still loading its libraries
     evaluation = None
     if rd.eval_json.exists():
         evaluation = json.loads(rd.eval_json.read_text(encoding="utf-8"))
@@ -176,7 +180,7 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
 def list_train_runs(ws) -> list[dict[str, Any]]:
     root = ws.subdir("runs")
     return [run_summary(RunDir(p)) for p in sorted(root.iterdir())
-            if p.is_dir() and (p / "config.yaml").exists()]
+            if p.is_dir() and ((p / "config.yaml").exists() or (p / "pid").exists())]
 
 
 def checkpoints(rd: RunDir) -> list[Path]:

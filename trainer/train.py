@@ -52,7 +52,14 @@ def _pick_run(ws, export: str, cfg: TrainConfig, run_id: str | None, resume: boo
                 raise TrainError(f"--resume: no earlier run on export {export} to resume")
             run_id = mine[-1]["run_id"]
         return run_dir(ws, run_id)
-    rd = run_dir(ws, run_id or new_run_id(cfg.head, export), must_exist=False)
+    if run_id is None:
+        # Two runs started in the same second get -2, -3 ... rather than colliding.
+        stem = run_id = new_run_id(cfg.head, export)
+        n = 1
+        while (ws.subdir("runs") / run_id).exists():
+            n += 1
+            run_id = f"{stem}-{n}"
+    rd = run_dir(ws, run_id, must_exist=False)
     if rd.config_yaml.exists():
         raise TrainError(f"run {rd.id} already exists; pass --resume to continue it")
     rd.path.mkdir(parents=True, exist_ok=True)
@@ -80,8 +87,8 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     path = export_path(ws, export)
     manifest = load_manifest(ws, export)
     version = manifest["version"]
-    rd = _pick_run(ws, version, cfg, run_id, resume)
-    if resume and rd.config_yaml.exists():
+    rd = _pick_run(ws, version, cfg, run_id, resume) if resume else None
+    if rd is not None and rd.config_yaml.exists():
         saved = TrainConfig.from_yaml(rd.config_yaml)
         cfg = saved.replace(max_steps=cfg.max_steps if cfg.max_steps != -1 else None)
     fmt = manifest["format"]
@@ -96,6 +103,8 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     on = "eval"
     if not eval_rows:
         eval_rows, on = train_rows[:16], "train (the export has no eval split)"
+    if rd is None:   # only now, so that a refused run leaves no folder behind
+        rd = _pick_run(ws, version, cfg, run_id, resume)
     base = resolve_base_model(ws, cfg)
     cfg = cfg.replace(base_model=base)
     cfg.save_yaml(rd.config_yaml)

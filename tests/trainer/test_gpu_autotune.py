@@ -141,3 +141,16 @@ def test_autotune_time_limit_keeps_best_so_far():
                       time_limit_s=0.0)
     assert choice.tokens_per_s > 0
     assert "time limit" in choice.why
+
+
+def test_autotune_drops_a_switch_whose_kernels_fail():
+    gpu = FakeGPU()
+
+    def trial(c, steps):
+        if c.liger:
+            return TrialResult(c, error="liger-kernel patch failed: ImportError: triton")
+        return gpu(c, steps)
+
+    choice = autotune(trial, num_layers=L, budget_bytes=24 * GIB, effective_batch=16,
+                      liger_options=(True, False))
+    assert choice.candidate.liger is False and choice.tokens_per_s > 0
