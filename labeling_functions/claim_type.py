@@ -13,6 +13,7 @@ import numpy as np
 from snorkel.labeling import labeling_function
 
 from labeling_functions._patterns import field
+from labeling_functions._preprocess import note_lower
 
 ABSTAIN = -1
 AUTO_COLLISION = 0
@@ -30,7 +31,8 @@ def _note(x) -> str:
 
 
 def _rx(*words: str) -> re.Pattern:
-    return re.compile(r"(?<![a-z])(?:" + "|".join(words) + r")(?![a-z])", re.IGNORECASE)
+    """Any of `words` (lower-case regexes) as whole words; matched against lower-cased text."""
+    return re.compile(r"(?<![a-z])(?:" + "|".join(words) + r")(?![a-z])")
 
 
 _COLLISION = _rx(r"rear-end(?:ed)?", r"collision", r"collided", r"t-bone", r"sideswiped?",
@@ -51,31 +53,31 @@ _VEHICLE = re.compile(r"\b(?:19|20)\d\d (?:Honda|Toyota|Ford|Chevy|Subaru|Nissan
 
 
 # -- keyword LFs (broad, some deliberately noisy) --------------------------------------------
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_collision_words(x):
     """Collision vocabulary: also fires for injured passengers and flooded-road crashes."""
-    return AUTO_COLLISION if _COLLISION.search(_note(x)) else ABSTAIN
+    return AUTO_COLLISION if _COLLISION.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_water_words(x):
-    return PROPERTY_WATER if _WATER.search(_note(x)) else ABSTAIN
+    return PROPERTY_WATER if _WATER.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_fire_words(x):
     """Fire vocabulary: also fires on water damage from firefighting and on burn injuries."""
-    return PROPERTY_FIRE if _FIRE.search(_note(x)) else ABSTAIN
+    return PROPERTY_FIRE if _FIRE.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_theft_words(x):
-    return THEFT if _THEFT.search(_note(x)) else ABSTAIN
+    return THEFT if _THEFT.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_injury_words(x):
-    return MEDICAL_INJURY if _INJURY.search(_note(x)) else ABSTAIN
+    return MEDICAL_INJURY if _INJURY.search(x.note_lc) else ABSTAIN
 
 
 @labeling_function()
@@ -94,24 +96,24 @@ _FOR_THEFT = _rx(r"claim is mainly for the stolen items", r"catalytic converter"
                  r"was stolen overnight", r"were taken from the car", r"not recovered")
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_claim_is_for_water(x):
-    return PROPERTY_WATER if _FOR_WATER.search(_note(x)) else ABSTAIN
+    return PROPERTY_WATER if _FOR_WATER.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_claim_is_for_fire(x):
-    return PROPERTY_FIRE if _FOR_FIRE.search(_note(x)) else ABSTAIN
+    return PROPERTY_FIRE if _FOR_FIRE.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_claim_is_medical(x):
-    return MEDICAL_INJURY if _FOR_MEDICAL.search(_note(x)) else ABSTAIN
+    return MEDICAL_INJURY if _FOR_MEDICAL.search(x.note_lc) else ABSTAIN
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_vehicle_theft(x):
-    return THEFT if _FOR_THEFT.search(_note(x)) else ABSTAIN
+    return THEFT if _FOR_THEFT.search(x.note_lc) else ABSTAIN
 
 
 # -- the summary's own claim-type phrase ------------------------------------------------------
@@ -125,11 +127,10 @@ _SUMMARY_TYPES = [
 ]
 
 
-@labeling_function()
+@labeling_function(pre=[note_lower])
 def lf_summary_type_phrase(x):
     """The summary names the claim type ('Water loss claim: ...'); abstain if none or several."""
-    summary = field(x, "response")
-    hits = {cls for cls, rx in _SUMMARY_TYPES if rx.search(summary)}
+    hits = {cls for cls, rx in _SUMMARY_TYPES if rx.search(x.summary_lc)}
     return hits.pop() if len(hits) == 1 else ABSTAIN
 
 
