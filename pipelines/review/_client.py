@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, TypeVar
 from xml.sax.saxutils import quoteattr
@@ -166,10 +167,21 @@ def annotation_to_result(annotation: dict[str, Any], classes: list[str]) -> Anno
 
 
 def _iso(value: Any) -> str | None:
+    """A server timestamp in one format (UTC, microseconds, 'Z'), so that they compare as text.
+
+    The SDK hands some timestamps over as datetimes and others as strings in varying forms.
+    """
     if value is None:
         return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return str(value)
 
 
