@@ -36,7 +36,10 @@ import torch  # noqa: E402
 from trainer.gpu import GIB, autotune_model, fmt_gib, limit_process_memory, parse_bytes  # noqa: E402
 from trainer.gpu.autotune import Candidate  # noqa: E402
 from trainer.gpu.runtime import (SHAPES, build_qlora_base, fixed_rows, free_memory,  # noqa: E402
-                                 make_trial, plain_recipe, train_steps, tuned_recipe)
+                                 make_trial, packed_batches, padded_batches, plain_recipe,
+                                 set_checkpoint_layers, train_steps, tuned_recipe,
+                                 variable_examples)
+from trainer.gpu.switches import LigerSwitch  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -154,6 +157,46 @@ def run_shape(shape: str, a, device: str) -> dict:
     return out
 
 
+def run_packed(shape: str, a, device: str, tuned: dict) -> dict:
+    """Variable-length examples: plain pads each micro-batch of 4 examples to its longest,
+    ours packs them padding-free into full rows with the configuration the autotuner chose for
+    this shape's fixed rows (same row length, so the same memory). tokens/s counts real tokens."""
+    cfg = SHAPES[shape]
+    n = a.effective_batch * a.steps * 4
+    examples = variable_examples(cfg["vocab_size"], n, a.seq_len, seed=11)
+    out: dict = {"shape": shape, "examples": n, "mean_len": sum(map(len, examples)) / n}
+    ga = a.effective_batch // a.baseline_batch
+    log(f"\n== {shape} packed: {n} examples, mean {out['mean_len']:.0f} tokens; plain pads batches of {a.baseline_batch}")
+    model = plain_recipe(build_qlora_base(shape, seq_len=a.seq_len, device=device, seed=a.seed))
+    r = train_steps(model, padded_batches(examples), micro_batch=a.baseline_batch, grad_accum=ga,
+                    steps=a.steps, warmup=a.warmup, device=device, progress=log)
+    out["plain_padded"] = r.to_dict()
+    del model
+    free_memory(device)
+    rows, fill = packed_batches(examples, a.seq_len)
+    out["fill"] = fill
+    b, g2, ck, lg = tuned["micro_batch"], tuned["grad_accum"], tuned["ckpt_layers"], tuned["liger"]
+    if device.startswith("cuda"):
+        limit_process_memory(a.budget_bytes)
+    try:
+        model = tuned_recipe(build_qlora_base(shape, seq_len=a.seq_len, device=device, seed=a.seed))
+        set_checkpoint_layers(model, ck)
+        if lg:
+            LigerSwitch.for_model(model).on()
+        r2 = train_steps(model, rows, micro_batch=b, grad_accum=g2, steps=a.steps, warmup=a.warmup,
+                         device=device, progress=log)
+        out["ours_packed"] = r2.to_dict() | {"micro_batch": b, "grad_accum": g2, "ckpt": ck, "liger": lg}
+        out["ratio"] = r2.tokens_per_s / r.tokens_per_s
+        log(f"   padded plain {r.tokens_per_s:,.0f} vs packed ours {r2.tokens_per_s:,.0f} real tokens/s "
+            f"({out['ratio']:.2f}x), row fill {fill:.1%}")
+    finally:
+        if device.startswith("cuda"):
+            torch.cuda.set_per_process_memory_fraction(1.0)
+        model = None
+        free_memory(device)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--shapes", default="7b,1.1b", help="comma list of: " + ",".join(SHAPES))
@@ -168,11 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-liger", action="store_true")
     p.add_argument("--no-ablate", dest="ablate", action="store_false")
+    p.add_argument("--packed-shape", default="1.1b",
+                   help="also compare padded vs packed variable-length examples on this shape "
+                        "(one of --shapes; '' to skip)")
     p.add_argument("--dry-run", action="store_true", help="tiny shape on CPU, 2 steps")
     p.add_argument("--out", type=Path)
     a = p.parse_args(argv)
     if a.dry_run:
         a.shapes, a.seq_len, a.effective_batch, a.baseline_batch = "tiny", 64, 4, 2
+        a.packed_shape = "tiny" if a.packed_shape else ""
         a.steps, a.warmup, a.trial_steps = 2, 1, 1
         if a.budget == "24GiB":
             a.budget = "3MB"
@@ -202,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
                     r[k]["mfu"] = (r[k]["tokens_per_s"] * r["flops_per_token"]
                                    / (results["matmul_tflops"] * 1e12))
         results["shapes"].append(r)
+        if shape.strip() == a.packed_shape and "autotune" in r:
+            try:
+                results["packed"] = run_packed(shape.strip(), a, device, r["autotune"])
+            except Exception as e:  # report, keep the rest
+                import traceback
+
+                traceback.print_exc()
+                results["packed"] = {"shape": shape, "error": f"{type(e).__name__}: {e}"}
+                free_memory(device)
         if a.out:
             a.out.write_text(json.dumps(results, indent=1))
 
@@ -224,6 +280,14 @@ def _versions() -> dict:
 
 
 def print_table(results: dict) -> None:
+    pk = results.get("packed")
+    if pk and "ours_packed" in pk:
+        log(f"\nvariable-length examples on {pk['shape']} (mean {pk['mean_len']:.0f} tokens): plain padded "
+            f"{pk['plain_padded']['tokens_per_s']:,.0f} vs ours packed {pk['ours_packed']['tokens_per_s']:,.0f} "
+            f"real tokens/s = {pk['ratio']:.2f}x (row fill {pk['fill']:.1%}), peak "
+            f"{pk['plain_padded']['peak_bytes'] / GIB:.2f} vs {pk['ours_packed']['peak_bytes'] / GIB:.2f} GiB")
+    elif pk:
+        log(f"\npacked comparison: {pk.get('error')}")
     log(f"\nQLoRA NF4 on {results['device']} (bf16 matmul {results['matmul_tflops'] or 0:.0f} TFLOP/s)")
     log("| shape | recipe | micro x accum | ckpt layers | liger | tokens/s | peak GiB | reserved GiB "
         "| MFU | loss per step | ours/plain |")

@@ -167,8 +167,13 @@ def autotune(
                 if t.peak_bytes is not None and not t.oom and t.error is None
                 and (t.candidate.liger, t.candidate.attn) == (c0.liger, c0.attn)]
 
-    # 1. memory probes
+    # 1. memory probes (a switch value whose kernels fail is dropped, the next one is the base)
     first = run(base, 0, "probe")
+    while first.error is not None and not first.oom and len(liger_options) > 1:
+        say(f"  dropping liger={base.liger}: {first.error}")
+        liger_options = [v for v in liger_options if v != base.liger]
+        base = replace(base, liger=liger_options[0])
+        first = run(base, 0, "probe")
     if not first.fits(budget_bytes):
         raise NoFitError(
             f"micro-batch 1 with all {L} layers checkpointed needs {fmt_gib(first.peak_bytes)}"

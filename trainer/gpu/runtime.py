@@ -84,7 +84,10 @@ def quantize_nf4_(model: nn.Module, *, compute_dtype=torch.bfloat16, double_quan
             setattr(parent, name, q)
             del child
             n += 1
-    model.is_loaded_in_4bit = True
+    try:  # what peft reads to wrap Linear4bit layers and prepare k-bit training
+        model.is_loaded_in_4bit = True
+    except AttributeError:  # a read-only property in some transformers versions
+        model.__dict__["is_loaded_in_4bit"] = True
     return n
 
 
@@ -294,7 +297,10 @@ def make_trial(model: nn.Module, batches: Callable[[int, int], Batch], *, device
     def trial(c: Candidate, steps: int) -> TrialResult:
         set_checkpoint_layers(model, c.ckpt_layers)
         if liger is not None:
-            liger.set(c.liger)
+            try:
+                liger.set(c.liger)
+            except (ImportError, AttributeError, TypeError, RuntimeError) as e:
+                return TrialResult(c, error=f"liger-kernel patch failed: {type(e).__name__}: {e}")
         elif c.liger:
             return TrialResult(c, error="liger-kernel not available")
         if c.attn != getattr(model.config, "_attn_implementation", c.attn):
@@ -332,6 +338,11 @@ def make_trial(model: nn.Module, batches: Callable[[int, int], Batch], *, device
                 p.grad = None
             free_memory(device)
             return TrialResult(c, static_bytes=int(static), oom=True)
+        except RuntimeError as e:  # a kernel that fails for this switch: record, try others
+            if c.liger and liger is not None:
+                liger.set(False)
+            return TrialResult(c, static_bytes=int(static),
+                               error=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
         finally:
             for p in params:
                 if p.grad is not None:
@@ -360,3 +371,50 @@ def fixed_rows(vocab: int, seq_len: int, *, seed: int = 0, motif: int = 32) -> C
         return {"input_ids": ids, "labels": ids.clone()}, n * seq_len
 
     return rows
+
+
+def variable_examples(vocab: int, n: int, max_len: int, *, seed: int = 0, motif: int = 16) -> list[list[int]]:
+    """``n`` synthetic examples of realistic, skewed lengths (log-normal, median max_len/4,
+    clipped to 16..max_len), each a noisy repeated motif so the loss can fall."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.exp(torch.randn(n, generator=g) * 0.8 + math.log(max_len / 4))
+    out = []
+    for ln in lengths.clamp(16, max_len).long().tolist():
+        m = torch.randint(3, vocab, (motif,), generator=g)
+        row = m.repeat(math.ceil(ln / motif))[:ln].clone()
+        noise = torch.rand(ln, generator=g) < 0.1
+        row[noise] = torch.randint(3, vocab, (int(noise.sum()),), generator=g)
+        out.append(row.tolist())
+    return out
+
+
+def padded_batches(examples: list[list[int]]) -> Callable[[int, int], Batch]:
+    """The plain recipe's collator: ``n`` examples per micro-batch, right-padded to the longest,
+    with an attention mask; only real tokens count."""
+    from .packing import pad_examples
+
+    def rows(start: int, n: int) -> Batch:
+        chunk = [examples[(start + i) % len(examples)] for i in range(n)]
+        pb = pad_examples(chunk)
+        mask = (torch.arange(pb.input_ids.shape[1])[None, :]
+                < torch.tensor([len(e) for e in chunk])[:, None]).long()
+        return {"input_ids": pb.input_ids, "labels": pb.labels, "attention_mask": mask}, pb.real_tokens
+
+    return rows
+
+
+def packed_batches(examples: list[list[int]], seq_len: int) -> tuple[Callable[[int, int], Batch], float]:
+    """Ours: the same examples packed padding-free into ``seq_len`` rows; returns the batch
+    function and the fill ratio (real tokens / capacity)."""
+    from .packing import pack_examples
+
+    pb = pack_examples(examples, seq_len)
+    per_row = (pb.input_ids != 0).sum(1)  # pad id 0 never occurs in real tokens (ids start at 3)
+    R = pb.input_ids.shape[0]
+
+    def rows(start: int, n: int) -> Batch:
+        idx = torch.tensor([(start + i) % R for i in range(n)])
+        return ({"input_ids": pb.input_ids[idx], "labels": pb.labels[idx],
+                 "position_ids": pb.position_ids[idx]}, int(per_row[idx].sum()))
+
+    return rows, pb.fill

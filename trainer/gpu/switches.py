@@ -87,6 +87,9 @@ def liger_available() -> bool:
     return torch.cuda.is_available()
 
 
+_BOUND = ("forward", "extra_repr", "_get_name")  # what liger binds on module instances
+
+
 class LigerSwitch:
     """Apply liger-kernel's Llama patch (RoPE, RMSNorm, SwiGLU, fused linear cross-entropy)
     to one model instance, and undo it.
@@ -101,9 +104,14 @@ class LigerSwitch:
         inner = _hf_model(model)
         sw = inner.__dict__.get("_liger_switch")
         if sw is None:
-            sw = cls(model, family)
-            inner.__dict__["_liger_switch"] = sw
+            # Stored on the model (a cycle the garbage collector frees with it), not in a
+            # global registry that would keep a 7B model alive.
+            sw = inner.__dict__["_liger_switch"] = cls(model, family)
         return sw
+
+    def __deepcopy__(self, memo):
+        # A copied model gets its own switch on first use; module objects cannot be copied.
+        return None
 
     def __init__(self, model: nn.Module, family: str = "llama"):
         self.model = _hf_model(model)
@@ -126,7 +134,7 @@ class LigerSwitch:
                        if isinstance(c, type) and issubclass(c, nn.Module)}
         self._saved_cls_forward = cls_forward
         self._saved_instances = [
-            (m, {k: m.__dict__[k] for k in ("forward", "extra_repr") if k in m.__dict__},
+            (m, {k: m.__dict__[k] for k in _BOUND if k in m.__dict__},
              type(m).__name__)
             for m in self.model.modules()
         ]
@@ -144,7 +152,7 @@ class LigerSwitch:
             if c.__dict__.get("forward") is not fwd and fwd is not None:
                 c.forward = fwd
         for m, attrs, cls_name in self._saved_instances:
-            for k in ("forward", "extra_repr"):
+            for k in _BOUND:
                 if k in attrs:
                     m.__dict__[k] = attrs[k]
                 else:
