@@ -28,3 +28,21 @@ def quantization_config(device: str):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute,
                               bnb_4bit_quant_storage=torch.uint8)
+
+
+def disable_cpu_weight_packing(model) -> int:
+    """Keep 4-bit CPU inference on the same dequantise path that training uses.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50 repacks a `Linear4bit` weight in place the first
+    time it runs in eval mode without gradients; that repacking asserts on shapes that are not
+    multiples of its 32/64 blocks (any evaluation before training hit it) and would leave the
+    weights in a layout the training step does not expect. Returns how many layers it changed.
+    """
+    import bitsandbytes as bnb
+
+    n = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit) and getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+    return n

@@ -68,6 +68,10 @@ def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows
     )
     trainer = Trainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                       data_collator=DataCollatorWithPadding(tok), callbacks=callbacks or [])
+    if not progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)   # the events file carries the progress
     trainer._curate_max_len = max_len
     return trainer, tok
 

@@ -159,8 +159,8 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
     end = [e for e in events if e["event"] == "end"]
     status = end[-1]["status"] if end and end[-1]["time"] >= start.get("time", 0) else "running"
     pid_file = rd.path / "pid"
-    if status == "running":
-        text = pid_file.read_text().strip() if pid_file.exists() else ""
+    if status == "running" and pid_file.exists():   # without a pid file we cannot tell
+        text = pid_file.read_text().strip()
         alive = _pid_alive(int(text)) if text.isdigit() else False
         if not alive:
             status = "interrupted" if start else "failed to start"

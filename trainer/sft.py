@@ -80,6 +80,11 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     if plan.method == "qlora":
         from peft import prepare_model_for_kbit_training
 
+        if plan.device == "cpu":
+            from trainer._bnb import disable_cpu_weight_packing
+
+            disable_cpu_weight_packing(model)
+
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=plan.gradient_checkpointing)
     return model, tok, notices
@@ -93,6 +98,10 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
+    if not progress:
+        import datasets
+
+        datasets.disable_progress_bars()
     model, tok, notices = load_causal_lm(cfg, base, plan)
     train_ds = Dataset.from_list([to_prompt_completion(r, fmt) for r in train_rows])
     eval_ds = Dataset.from_list([to_prompt_completion(r, fmt) for r in eval_rows]) if eval_rows else None
@@ -127,6 +136,10 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
                              target_modules=cfg.lora_targets(), task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tok, peft_config=peft_config, callbacks=callbacks or [])
+    if not progress:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)   # the events file carries the progress
     return trainer, tok, notices
 
 

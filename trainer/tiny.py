@@ -27,13 +27,13 @@ DEFAULT_CHAT_TEMPLATE = (
 # name -> LlamaConfig keyword arguments. `tiny` has ~1M parameters with a 1k vocabulary;
 # `tinyllama-1.1b` is the TinyLlama-1.1B shape (random init) for the GPU check.
 SHAPES: dict[str, dict[str, int]] = {
-    "tiny": dict(hidden_size=128, intermediate_size=344, num_hidden_layers=4,
+    "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4,
                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024),
     "small": dict(hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                   num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=2048),
     "tinyllama-1.1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
                            num_attention_heads=32, num_key_value_heads=4,
-                           max_position_embeddings=2048),
+                           max_position_embeddings=2048, vocab_size=32000),
 }
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -57,8 +57,13 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024):
 
 
 def build_tiny_llama(out_dir: str | Path, texts: Iterable[str], *, shape: str = "tiny",
-                     vocab_size: int = 1024, seed: int = 0) -> Path:
-    """Train a tokenizer on `texts`, build a random-init Llama of `shape`, save both to `out_dir`."""
+                     vocab_size: int = 1024, seed: int = 0, dtype: str = "float32") -> Path:
+    """Train a tokenizer on `texts`, build a random-init Llama of `shape`, save both to `out_dir`.
+
+    A shape that names its own `vocab_size` (TinyLlama's 32000) keeps it even when the trained
+    tokenizer is smaller, so parameter count and memory match the real model; the extra
+    embedding rows are simply never used.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -67,11 +72,13 @@ def build_tiny_llama(out_dir: str | Path, texts: Iterable[str], *, shape: str = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok = train_tokenizer(texts, vocab_size=vocab_size)
-    config = LlamaConfig(vocab_size=len(tok), bos_token_id=tok.bos_token_id,
+    dims = dict(SHAPES[shape])
+    model_vocab = max(len(tok), dims.pop("vocab_size", 0))
+    config = LlamaConfig(vocab_size=model_vocab, bos_token_id=tok.bos_token_id,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                         tie_word_embeddings=False, **SHAPES[shape])
+                         tie_word_embeddings=False, **dims)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config).to(getattr(torch, dtype))
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out

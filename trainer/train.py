@@ -137,6 +137,10 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
                                         cbs, ckpt, progress)
+        if plan.device == "cuda":
+            import torch
+
+            ev["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         ev.update({"on": on, "n_eval": len(eval_rows), "export": version, "run_id": rd.id,
                    "head": cfg.head, "method": plan.method, "device": plan.device,
                    "notices": plan.notices + notices, "train_seconds": round(time.time() - t0, 1)})
