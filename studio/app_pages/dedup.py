@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import altair as alt
 import streamlit as st
 
 from studio import _data
@@ -13,6 +14,17 @@ if _data.step_module("dedup") is None:
     st.stop()
 
 counts = _data.counts()
+
+
+def size_chart(sizes: list[int], height: int) -> None:
+    """How many clusters have 2, 3, ... members."""
+    hist = [{"size": k, "clusters": v} for k, v in sorted(Counter(sizes).items())]
+    st.altair_chart(alt.Chart(alt.Data(values=hist)).mark_bar().encode(
+        x=alt.X("size:O", title="cluster size", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("clusters:Q", title="clusters"), tooltip=["size:O", "clusters:Q"]),
+        height=height)
+
+
 with _data.show_errors():
     defaults = _data.dedup_defaults()
 
@@ -41,6 +53,8 @@ if b2.button("Commit", key="dedup_commit", type="primary",
              help="Store the clusters and exclusions (reversible: keep/drop below)."):
     with _data.show_errors(), st.spinner("Deduplicating..."):
         done = _data.dedup_commit(params)
+        st.session_state.pop("dedup_previewed", None)  # stored now: the counts below say it
+        counts = _data.counts()
         st.success(f"Stored {done['clusters']:,} clusters; {done['excluded']:,} records excluded "
                    f"({done['exact']:,} exact, {done['same_prompt']:,} same prompt, "
                    f"{done['semantic']:,} semantic; {done['overrides']:,} overrides respected).")
@@ -61,9 +75,7 @@ if st.session_state.get("dedup_previewed") == params:
                     help="Candidate pairs whose amounts/dates/ids differ: kept apart. "
                          f"{s['conflicts_above_threshold']:,} of them cosine alone would merge.")
         if preview["sizes"]:
-            hist = Counter(preview["sizes"])
-            st.bar_chart([{"cluster size": str(k), "clusters": v} for k, v in sorted(hist.items())],
-                         x="cluster size", y="clusters", height=200)
+            size_chart(preview["sizes"], 200)
 elif st.session_state.get("dedup_previewed"):
     st.caption("Settings changed: press **Preview** to see their effect.")
 
@@ -76,11 +88,9 @@ if not sizes:
 
 left, right = st.columns([1, 2])
 with left:
-    hist = Counter(sizes)
     st.metric("Stored clusters", f"{len(sizes):,}",
               help=f"{counts['excluded']:,} records excluded in all")
-    st.bar_chart([{"cluster size": str(k), "clusters": v} for k, v in sorted(hist.items())],
-                 x="cluster size", y="clusters", height=220)
+    size_chart(sizes, 220)
 with right:
     top = _data.clusters(top=50)
     labels = {c["cluster_id"]: f"{len(c['members'])} records - "

@@ -14,7 +14,8 @@ stages_box = st.container()
 next_box = st.container()
 
 st.subheader("Ingest files")
-with st.form("ingest", clear_on_submit=True):
+# The files stay chosen after a refusal: tick "skip invalid rows" and press Ingest again.
+with st.form("ingest", clear_on_submit=False):
     uploads = st.file_uploader("CSV, JSONL or Parquet files", type=["csv", "jsonl", "json", "parquet"],
                                accept_multiple_files=True)
     skip_invalid = st.checkbox("Skip invalid rows (write a reject report) instead of rejecting "
