@@ -41,7 +41,7 @@ def ls_start(
     from pipelines.errors import ReviewSyncError
     from pipelines.review.server import WorkspaceServer, find_label_studio, install_label_studio
 
-    ws = open_workspace(workspace, create=True)
+    ws = open_workspace(workspace)
     try:
         find_label_studio()
     except ReviewSyncError:

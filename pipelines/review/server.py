@@ -275,6 +275,14 @@ def stop_pid(pid: int, timeout: float = 20.0) -> bool:
     return True
 
 
+def _is_label_studio(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"label-studio" in fh.read()
+    except OSError:
+        return False
+
+
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, os.WNOHANG)
@@ -373,8 +381,12 @@ class WorkspaceServer:
         return started, True
 
     def stop(self) -> bool:
-        """Stop the server this workspace started (exactly the pid in the pid file)."""
+        """Stop the server this workspace started (exactly the pid in the pid file).
+
+        A pid file left by a crash may name a pid the system has since given to another
+        program: only a process whose command line is a `label-studio` one is ended.
+        """
         pid = self.pid()
-        stopped = stop_pid(pid) if pid else False
+        stopped = stop_pid(pid) if pid and _is_label_studio(pid) else False
         self.pid_path.unlink(missing_ok=True)
         return stopped

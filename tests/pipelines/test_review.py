@@ -204,6 +204,9 @@ def test_workspace_credentials_are_private_and_stable(tmp_path):
     b = server.credentials()
     assert (a.token, a.password, b.url) == (b.token, b.password, "http://127.0.0.1:8123")
     assert len(a.token) > 5 and server.status()["running"] is False
+    # a stale pid file naming some other program: stop must not touch it
+    server.pid_path.write_text(f"{os.getpid()}\n")
+    assert server.stop() is False and not server.pid_path.exists()
 
 
 def test_unreachable_server_says_how_to_start(tmp_path):
