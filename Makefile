@@ -54,6 +54,10 @@ chromium:
 studio: venv labelstudio-venv
 	$(BIN)/curate init --workspace $(WORKSPACE) --sample
 	$(BIN)/curate status --workspace $(WORKSPACE)
+	@# Label Studio for the Review page (127.0.0.1; a fresh database migrates for ~80 s). The
+	@# studio works without it, so a failed start only warns.
+	$(BIN)/curate labelstudio start --workspace $(WORKSPACE) || echo "warning: Label Studio did not start; the Review page will say so"
+	$(BIN)/curate studio --workspace $(WORKSPACE) --port $${STUDIO_PORT:-8501}
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: venv labelstudio-venv chromium
