@@ -32,16 +32,20 @@ def page():
 
 def add_fake_labels(ws, scheme: str = "claim_type", confidence: float = 0.95) -> int:
     """Label every record with its raw (legacy) label, as if a labeling run had: lets the export
-    and train pages work without depending on the weak-supervision step."""
+    and train pages work without running the weak-supervision step."""
     from pipelines.config import load_config
+    from pipelines.store import finish_run, iter_records, start_run
+    from pipelines.store.labels import LabelRow, replace_labels
 
     classes = set(load_config(ws.config_path).scheme(scheme).classes)
     with ws.transaction() as conn:
-        rows = [(rid, scheme, lab if scheme == "claim_type" else "ACCEPT", confidence)
-                for rid, lab in conn.execute("SELECT id, raw_label FROM records")
-                if scheme != "claim_type" or lab in classes]
-        conn.executemany("INSERT OR REPLACE INTO labels (record_id, scheme, label, confidence,"
-                         " model) VALUES (?, ?, ?, ?, 'label_model')", rows)
+        rows = [LabelRow(r["id"], r["raw_label"] if scheme == "claim_type" else "ACCEPT",
+                         confidence, "label_model")
+                for r in iter_records(conn)
+                if scheme != "claim_type" or r["raw_label"] in classes]
+        run_id = start_run(conn, "label", {"fake": True}, scheme=scheme)
+        replace_labels(conn, scheme, rows, run_id)
+        finish_run(conn, run_id, {"labelled": len(rows)})
     return len(rows)
 
 

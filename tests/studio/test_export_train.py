@@ -60,3 +60,16 @@ def test_export_and_train_runs_to_the_eval_table(labelled_ws, page):
     table = next(d.value for d in at.dataframe if list(d.value.columns)[:3] == ["metric", "base",
                                                                                   "tuned"])
     assert "accuracy" in set(table["metric"])
+
+
+@pytest.mark.parametrize("options", [
+    {"scheme": "claim_type"},
+    {"scheme": "claim_type", "min_confidence": 0.99, "eval_fraction": 0.3,
+     "accept_labels": ["theft", "property_fire"]},
+    {"scheme": "summary_quality", "format": "alpaca"},
+])
+def test_page_preview_agrees_with_the_library(labelled_ws, options):
+    from pipelines.export import preview_export
+    from studio import _data
+
+    assert _data.export_preview(**options) == preview_export(labelled_ws, **options)
