@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_dry_run_trains_qlora_through_the_cli_and_writes_the_report(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, STEPS="2", BATCH="2",
-               SEQ="256", OMP_NUM_THREADS="1")
+               SEQ="512", OMP_NUM_THREADS="1")
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check_qlora.sh"), "--dry-run"],
                           env=env, capture_output=True, text=True, timeout=600)
     report = json.loads((tmp_path / "qlora_check.json").read_text())
