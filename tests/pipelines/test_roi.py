@@ -204,3 +204,80 @@ def test_compare_runs(fresh_ws):
 
 def test_compare_runs_empty(fresh_ws):
     assert compare_runs(fresh_ws) == []
+
+
+# -- a quick end-to-end run on a slice of the sample (mechanics, not the result) -------------
+@pytest.fixture
+def tiny_sample_ws(tmp_path):
+    """The first 160 rows of the sample's claims.csv (with its gold rows and ground truth)."""
+    import csv
+    import io
+
+    import yaml
+
+    from pipelines.config import load_config
+    from pipelines.ingest import IngestConfig, ingest
+    from pipelines.samples import sample_dir
+    from pipelines.store import Workspace
+
+    src = sample_dir()
+    data = tmp_path / "data"
+    data.mkdir()
+    with (src / "claims.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows[:161])
+    (data / "claims.csv").write_text(buf.getvalue(), encoding="utf-8")
+    truth = [t for t in map(json.loads, (src / "truth.jsonl").read_text().splitlines())
+             if t["file"] == "claims.csv" and t["row"] <= 160]
+    (data / "truth.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
+    raw = yaml.safe_load((src / "curation.yaml").read_text(encoding="utf-8"))
+    raw["files"] = ["claims.csv"]
+    ws = Workspace.create(tmp_path / "ws")
+    ws.config_path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    cfg = load_config(ws.config_path)
+    ingest(ws, [data / "claims.csv"], IngestConfig.from_curation(cfg, skip_invalid=True))
+    return ws
+
+
+@pytest.mark.slow
+def test_quick_roi_trains_and_scores_every_arm_without_leakage(tiny_sample_ws):
+    from pipelines.cli import main
+    from pipelines.roi.prepare import prepare_arms
+
+    ws = tiny_sample_ws
+    config = RoiConfig.quick(scheme="claim_type")
+    arms = prepare_arms(ws, config)
+    gold = set(arms.eval_ids)
+    assert gold and all(a.n_train > 0 for a in arms.arms)
+    for a in arms.arms:
+        assert not gold & set(a.ids), a.name
+    assert arms.arm("curated_10").reviewed == 10
+
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["roi", "--workspace", str(ws.path), "--scheme", "claim_type", "--quick",
+                   "--json", "--device", "cpu"])
+    assert rc == 0, out.getvalue()[-2000:]
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert [a["name"] for a in summary["arms"]] == config.arm_names()
+    for a in summary["arms"]:
+        for key in ("accuracy", "macro_f1"):
+            assert 0.0 <= a[key] <= 1.0
+        assert 0.0 <= a["ci"][0] <= a["accuracy"] <= a["ci"][1] <= 1.0
+        assert 0 < a["n_train"] <= config.max_train
+        assert len(a["per_seed"]) == config.seeds and a["steps"] == config.max_steps
+    assert summary["leakage"]["ok"] and "SIMULATED" in summary["simulated_review"]
+    assert summary["n_eval"] == min(len(gold), config.max_eval)
+    assert [r["status"] for r in list_runs_of(ws, "roi")] == ["done"]
+    assert json.loads(open(summary["report_path"]).read())["arms"][0]["name"] == "raw"
+
+
+def list_runs_of(ws, step):
+    from pipelines.store import list_runs
+
+    with ws.connect() as conn:
+        return list_runs(conn, step)
