@@ -183,9 +183,12 @@ def main() -> None:
     cases = [
         ("Overview", "open", open_page("overview"), None),
         ("Data", "open (page 1 of 50 rows)", open_page("data"), None),
-        ("Data", "text search 'burst pipe'",
+        ("Data", "text search (common words)",
          *reversed(action("data", lambda at: at.text_input(key="data_query")
                           .input(random.choice(["burst pipe", "stolen", "fire", "ice"])).run()))),
+        ("Data", "text search, no match (scans every row)",
+         *reversed(action("data", lambda at: at.text_input(key="data_query")
+                          .input(f"no such text {random.random()}").run()))),
         ("Data", "go to page 1,000",
          *reversed(action("data", lambda at: at.number_input(key="data_page")
                           .set_value(random.randint(900, 1100)).run()))),
