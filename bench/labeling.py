@@ -106,7 +106,7 @@ def throughput(ws: Workspace, rows: int, dask_workers: int, use_dask: bool) -> N
         runs.append((f"dask, new LocalCluster ({dask_workers} procs)",
                      dict(engine="dask", dask_workers=dask_workers)))
         cluster = LocalCluster(n_workers=dask_workers, threads_per_worker=1,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.CRITICAL)
         runs.append(("dask, running cluster (--dask-address)",
                      dict(engine="dask", dask_address=cluster.scheduler_address)))
     simple = [lf_says_fire, lf_says_stolen, lf_says_water, lf_long_note]
@@ -150,7 +150,7 @@ def models(ws: Workspace) -> None:
             source.setdefault(rid, (Path(f).name, row))
     print("\n3. label model vs majority vote on the sample")
     print(f"{'scheme':<18}{'gold n':>7}{'LM gold':>9}{'MV gold':>9}{'chosen':>13}"
-          f"{'LM truth':>10}{'MV truth':>10}{'legacy':>8}{'fit s':>7}")
+          f"{'LM truth':>10}{'MV truth':>10}{'legacy':>8}{'run s':>7}")
     for scheme in ("claim_type", "summary_quality"):
         accs = {}
         for model in ("label_model", "majority"):

@@ -176,7 +176,7 @@ def _apply_dask(rows: list[dict], lfs: Sequence[LabelingFunction], *, address: s
             import logging
 
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
             client = Client(cluster)
         try:
             n_parts = max(1, min(len(rows), 4 * max(1, len(client.scheduler_info()["workers"]))))
