@@ -48,6 +48,11 @@ class DedupConfig:
         "help": "largest collection searched with the exact flat index when index=auto"})
     neighbours: int = field(default=16, metadata={
         "help": "nearest neighbours fetched per record as candidates"})
+    fact_blocking: bool = field(default=True, metadata={
+        "help": "also compare records sharing an identifier or an amount on a date, however "
+                "far down each other's neighbour list they rank"})
+    block_max: int = field(default=50, metadata={
+        "help": "skip a shared fact held by more records than this (not identifying)"})
 
     def __post_init__(self):
         _unit("threshold", self.threshold)
@@ -58,7 +63,7 @@ class DedupConfig:
         if self.index not in INDEX_KINDS:
             raise ConfigError(f"dedup.index must be one of {', '.join(INDEX_KINDS)}, "
                               f"got {self.index!r}")
-        for name in ("min_shared_facts", "batch_size", "flat_max", "neighbours"):
+        for name in ("min_shared_facts", "batch_size", "flat_max", "neighbours", "block_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"dedup.{name} must be a positive integer, got {value!r}")

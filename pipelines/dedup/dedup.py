@@ -142,6 +142,42 @@ def _exact_units(recs: list[dict[str, Any]], same_prompt: bool) -> list[list[tup
     return units
 
 
+def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: np.ndarray,
+                       facts: list[Facts], config: DedupConfig):
+    """Add candidates that share a rare exact fact: an identifier, or an amount on a date.
+
+    In templated data a reworded copy can rank below dozens of *different* claims from the same
+    template (measured: rank 20-2000 at 20k-100k records), beyond any practical k. Records that
+    share a policy number, or the same amount on the same date, are compared directly (blocking);
+    the fact check then refuses the ones that differ elsewhere. Buckets larger than
+    `block_max` (a common value, not an identifying one) are skipped.
+    """
+    buckets: dict[str, list[int]] = defaultdict(list)
+    for u, f in enumerate(facts):
+        for ident in f.ident:
+            buckets["i" + ident].append(u)
+        for amount in f.amount:
+            for date in f.date:
+                buckets[f"a{amount}d{date}"].append(u)
+    seen = set(zip(a.tolist(), b.tolist()))
+    extra: set[tuple[int, int]] = set()
+    for members in buckets.values():
+        if 2 <= len(members) <= config.block_max:
+            for x in range(len(members)):
+                for y in range(x + 1, len(members)):
+                    p = (min(members[x], members[y]), max(members[x], members[y]))
+                    if p not in seen:
+                        extra.add(p)
+    if not extra:
+        return a, b, sims
+    ea = np.fromiter((p[0] for p in extra), dtype=np.int64, count=len(extra))
+    eb = np.fromiter((p[1] for p in extra), dtype=np.int64, count=len(extra))
+    es = np.einsum("ij,ij->i", vectors[ea], vectors[eb]).astype(np.float32)
+    keep = es >= config.candidate_threshold
+    return (np.concatenate([a, ea[keep]]), np.concatenate([b, eb[keep]]),
+            np.concatenate([sims, np.minimum(es[keep], 1.0)]))
+
+
 def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: bool = False,
               commit: bool = True) -> DedupResult:
     """Find duplicate clusters and (if `commit`) store them with per-record decisions.
@@ -178,7 +214,6 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
                                       count=len(heads))] if heads else emb.vectors[:0]
     result.index = choose_index(len(heads), config.index, config.flat_max)
     a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, result.index)
-    result.candidates = len(a)
     timings["search"] = time.perf_counter() - t
 
     # Same prompt, different response: a duplicate only if the whole records pass the same
@@ -202,6 +237,10 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
             f = facts[u] = extract_facts(heads[u]["text"])
         return f
 
+    if config.verify and config.fact_blocking:
+        a, b, sims = _add_blocked_pairs(a, b, sims, vectors,
+                                        [facts_of(u) for u in range(len(heads))], config)
+    result.candidates = len(a)
     adj: dict[int, dict[int, PairCheck]] = defaultdict(dict)
     for i, j, s in zip(a.tolist(), b.tolist(), sims.tolist()):
         check = verify_pair(s, facts_of(i) if config.verify else Facts(),

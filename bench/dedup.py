@@ -1,0 +1,268 @@
+"""Dedup quality and cost: precision/recall against generator ground truth, time vs raw encode.
+
+Usage:
+    python bench/dedup.py                         # the sample data (sample_data/, ~2.7k records)
+    python bench/dedup.py --synthetic 20000       # a generated set with injected near duplicates
+    python bench/dedup.py --synthetic 100000 --no-curve    # the scale run
+    options: --model PATH (default: the packaged MiniLM), --no-raw, --json OUT.json
+
+Each data set runs in its own process (so peak RSS is its own): generate (synthetic: the sample
+generator with another seed and size; its truth.jsonl marks exact_duplicate / near_duplicate
+rows with `duplicate_of` and hard_negative rows with `resembles`), ingest, then
+1. raw `SentenceTransformer.encode` of every record text (the baseline, model already loaded);
+2. `run_dedup` on a fresh cache (end to end: embed, exact levels, FAISS, verify, cluster, write);
+3. `run_dedup` again on unchanged data (cache hit);
+4. precision / recall of duplicate pairs (record pairs in one cluster, same-prompt records kept
+   for review not counted) against the truth pairs, and how many hard negatives were merged;
+5. the curve over `threshold`, with the fact/lexical verification and with cosine alone.
+Pairs folded at ingest (byte-identical after whitespace/Unicode normalisation) are one record and
+are reported separately, not counted as found pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.96, 0.98)
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("sample_generate", ROOT / "sample_data" / "generate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _prepare(kind: str, n: int, tmp: Path):
+    """Generate (or take the sample), ingest; return (workspace, truth path, ingest seconds)."""
+    from pipelines.config import load_config
+    from pipelines.ingest import IngestConfig, ingest
+    from pipelines.samples import sample_dir
+    from pipelines.store import Workspace
+
+    if kind == "sample":
+        data = sample_dir()
+    else:
+        data = tmp / "data"
+        _generator().write(str(data), seed=7, n=n)
+    cfg = load_config(data / "curation.yaml")
+    ws = Workspace.create(tmp / "ws")
+    t = time.perf_counter()
+    ingest(ws, [data / f for f in cfg.files], IngestConfig.from_curation(cfg, skip_invalid=True))
+    return ws, data / "truth.jsonl", time.perf_counter() - t
+
+
+def _truth(ws, truth_path: Path):
+    """Truth duplicate pairs (record ids), hard-negative pairs, and pairs folded at ingest."""
+    with ws.connect() as conn:
+        src = {(Path(f).name, r): rid for rid, f, r in
+               conn.execute("SELECT record_id, file, row FROM record_sources")}
+    parent: dict[str, str] = {}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    hard, folded = [], 0
+    for line in truth_path.read_text(encoding="utf-8").splitlines():
+        t = json.loads(line)
+        a = src.get((t["file"], t["row"]))
+        if a is None:
+            continue   # a row rejected at ingest (empty note)
+        if t.get("duplicate_of"):
+            b = src.get((t["duplicate_of"]["file"], t["duplicate_of"]["row"]))
+            if b is None:
+                continue
+            if a == b:
+                folded += 1
+                continue
+            parent.setdefault(a, a)
+            parent.setdefault(b, b)
+            parent[find(a)] = find(b)
+        if t.get("resembles"):
+            b = src.get((t["resembles"]["file"], t["resembles"]["row"]))
+            if b is not None and a != b:
+                hard.append(tuple(sorted((a, b))))
+    groups = defaultdict(list)
+    for x in parent:
+        groups[find(x)].append(x)
+    pairs = {p for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
+    return pairs, hard, folded
+
+
+def _found_pairs(result) -> set:
+    out = set()
+    for c in result.cluster_list:
+        ids = sorted(m["record_id"] for m in c.members if m.get("rule") != "review")
+        out.update(itertools.combinations(ids, 2))
+    return out
+
+
+def _score(found: set, truth: set, hard: list) -> dict:
+    tp = len(found & truth)
+    return {"pairs_found": len(found), "true_pairs": len(truth), "tp": tp,
+            "precision": round(tp / len(found), 4) if found else 1.0,
+            "recall": round(tp / len(truth), 4) if truth else 1.0,
+            "hard_negatives_merged": sum(1 for p in hard if p in found),
+            "hard_negatives": len(hard)}
+
+
+def _missed(ws, model: str, missed: set, limit: int = 300) -> dict:
+    """Why true pairs were missed: cosine, rank among neighbours, facts, lexical."""
+    import numpy as np
+
+    from pipelines.dedup import compare_facts, extract_facts, jaccard, shingles
+    from pipelines.embed import EmbedConfig, embed_records
+    from pipelines.store.dedup import record_texts
+
+    emb = embed_records(ws, EmbedConfig(model=model))
+    pos = {r: i for i, r in enumerate(emb.ids)}
+    rows = []
+    pairs = sorted(missed)[:limit]
+    with ws.connect() as conn:
+        texts = record_texts(conn, {x for p in pairs for x in p})
+    for a, b in pairs:
+        va, vb = emb.vectors[pos[a]], emb.vectors[pos[b]]
+        cos = float(va @ vb)
+        rank = int(min((emb.vectors @ va > cos).sum(), (emb.vectors @ vb > cos).sum())) - 1
+        fc = compare_facts(extract_facts(texts[a]), extract_facts(texts[b]))
+        rows.append({"cos": round(cos, 3), "rank": rank, "facts": fc.status, "shared": fc.shared,
+                     "lexical": round(jaccard(shingles(texts[a]), shingles(texts[b])), 3)})
+    return {"missed": len(missed),
+            "below_candidate_threshold": sum(r["cos"] < 0.70 for r in rows),
+            "beyond_neighbours": sum(r["cos"] >= 0.70 and r["rank"] >= 16 for r in rows),
+            "facts_conflict": sum(r["facts"] == "conflict" for r in rows),
+            "examples": rows[:40]}
+
+
+def run_one(kind: str, n: int, model: str, raw: bool, curve: bool,
+            neighbours: int = 16) -> dict:
+    from pipelines.dedup import DedupConfig, run_dedup
+    from pipelines.embed import load_model
+    from pipelines.store.dedup import dedup_inputs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ws, truth_path, ingest_s = _prepare(kind, n, Path(tmp))
+        truth, hard, folded = _truth(ws, truth_path)
+        with ws.connect() as conn:
+            texts = [r["text"] for r in dedup_inputs(conn) if r["text"].strip()]
+        st = load_model(model)
+        out: dict = {"data": kind, "records": len(texts), "ingest_s": round(ingest_s, 2),
+                     "device": str(st.device), "folded_at_ingest": folded}
+        if raw:
+            t = time.perf_counter()
+            st.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+            out["raw_encode_s"] = round(time.perf_counter() - t, 2)
+        cfg = DedupConfig(model=model, neighbours=neighbours)
+        first = run_dedup(ws, cfg)
+        out["dedup_first_s"] = round(first.seconds, 2)
+        out["timings"] = first.timings
+        out["index"] = first.index
+        rerun = run_dedup(ws, cfg)
+        out["dedup_rerun_s"] = round(rerun.seconds, 2)
+        out["rerun_embedded"] = rerun.embedded
+        if raw:
+            out["ratio_vs_raw_encode"] = round(first.seconds / out["raw_encode_s"], 3)
+        out["ratio_rerun_vs_first"] = round(rerun.seconds / first.seconds, 4)
+        out["counts"] = {k: first.to_dict()[k] for k in
+                         ("clusters", "excluded", "exact", "same_prompt", "review", "semantic",
+                          "candidates", "conflicts", "conflicts_above_threshold")}
+        found = _found_pairs(first)
+        out["neighbours"] = neighbours
+        out["default"] = _score(found, truth, hard)
+        if truth - found:
+            out["why_missed"] = _missed(ws, model, truth - found)
+        if curve:
+            out["curve"] = []
+            for th in THRESHOLDS:
+                for verify in (True, False):
+                    r = run_dedup(ws, DedupConfig(model=model, threshold=th, verify=verify,
+                                                  neighbours=neighbours),
+                                  commit=False)
+                    out["curve"].append({"threshold": th, "verify": verify,
+                                         **_score(_found_pairs(r), truth, hard)})
+        out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return out
+
+
+def _table(res: dict) -> str:
+    lines = [f"## {res['data']} ({res['records']} records, encode on {res['device']}, "
+             f"{res['index']} index)"]
+    d = res["default"]
+    lines.append(f"default threshold 0.92: precision {d['precision']:.3f}, recall {d['recall']:.3f}"
+                 f" ({d['tp']}/{d['true_pairs']} pairs, {d['pairs_found']} found), hard negatives "
+                 f"merged {d['hard_negatives_merged']}/{d['hard_negatives']}; "
+                 f"{res['folded_at_ingest']} exact copies folded at ingest")
+    if "raw_encode_s" in res:
+        lines.append(f"raw encode {res['raw_encode_s']:.1f}s | dedup first run "
+                     f"{res['dedup_first_s']:.1f}s | ratio {res['ratio_vs_raw_encode']:.3f}x")
+    else:
+        lines.append(f"dedup first run {res['dedup_first_s']:.1f}s (raw encode skipped)")
+    lines.append(f"re-run unchanged {res['dedup_rerun_s']:.2f}s | ratio "
+                 f"{res['ratio_rerun_vs_first']:.4f} | peak RSS {res['peak_rss_mb']:.0f} MB")
+    lines.append(f"stage seconds: {res['timings']}")
+    if res.get("why_missed"):
+        w = res["why_missed"]
+        lines.append(f"missed pairs {w['missed']}: cosine < 0.70: {w['below_candidate_threshold']},"
+                     f" beyond the {res['neighbours']} nearest: {w['beyond_neighbours']}, facts "
+                     f"conflict: {w['facts_conflict']} (of the first 300)")
+    if res.get("curve"):
+        lines.append("threshold | verified P / R / hard-neg merged | cosine alone P / R / hard-neg merged")
+        by = {(c["threshold"], c["verify"]): c for c in res["curve"]}
+        for th in THRESHOLDS:
+            v, c = by[(th, True)], by[(th, False)]
+            lines.append(f"{th:.2f} | {v['precision']:.3f} / {v['recall']:.3f} / "
+                         f"{v['hard_negatives_merged']} | {c['precision']:.3f} / {c['recall']:.3f}"
+                         f" / {c['hard_negatives_merged']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--synthetic", type=int, nargs="*", default=None,
+                    help="sizes of generated data sets (none: the sample data)")
+    ap.add_argument("--model", default=os.environ.get("CURATE_BENCH_MODEL", "default"))
+    ap.add_argument("--no-raw", action="store_true", help="skip the raw-encode baseline")
+    ap.add_argument("--no-curve", action="store_true", help="skip the threshold curve")
+    ap.add_argument("--neighbours", type=int, default=16, help="DedupConfig.neighbours")
+    ap.add_argument("--json", default=None, help="also write the results here")
+    ap.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        res = run_one(args.one[0], int(args.one[1]), args.model, not args.no_raw,
+                      not args.no_curve, args.neighbours)
+        print(json.dumps(res))
+        return
+    jobs = [("synthetic", n) for n in args.synthetic] if args.synthetic else [("sample", 0)]
+    results = []
+    for kind, n in jobs:
+        cmd = [sys.executable, __file__, "--one", kind, str(n), "--model", args.model,
+               "--neighbours", str(args.neighbours)]
+        cmd += ["--no-raw"] * args.no_raw + ["--no-curve"] * args.no_curve
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stderr[-4000:])
+            raise SystemExit(f"bench run {kind} {n} failed")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(res)
+        print(_table(res), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
