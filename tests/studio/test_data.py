@@ -1,5 +1,7 @@
 """The Data page: filters, search and pagination answer from SQL."""
 
+import pytest
+
 
 def test_data_page_lists_a_page_and_opens_a_record(studio_ws, page):
     at = page("data")
@@ -30,3 +32,15 @@ def test_no_match_says_so(studio_ws, page):
     at.text_input(key="data_query").input("zzqx-no-such-text").run()
     assert not at.dataframe
     assert any("No records match" in c.value for c in at.caption)
+
+
+@pytest.mark.slow
+def test_semantic_search_ranks_the_nearest_records(tiny_ws, page):
+    pytest.importorskip("pipelines.dedup")
+    at = page("data")
+    at.radio(key="data_mode").set_value("Semantic").run()
+    at.text_input(key="data_query").input("a stolen bicycle").run(timeout=180)
+    assert not at.exception, [e.value for e in at.exception]
+    df = at.dataframe[0].value
+    assert list(df.columns[:2]) == ["score", "id"]
+    assert "bikes" in df["text"][0] and df["score"].is_monotonic_decreasing
