@@ -1,5 +1,7 @@
 """Data: browse, filter and search records, a page at a time (filtered and paginated in SQL)."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from studio import _data
@@ -45,7 +47,8 @@ if mode == "Semantic" and query:
             if label_filter is not None:
                 rows = [r for r in rows if r["label"] == label_filter]
 else:
-    page = st.number_input("Page", min_value=1, value=1, step=1, key="data_page")
+    page = st.columns([1, 4])[0].number_input("Page", min_value=1, value=1, step=1,
+                                              key="data_page")
     # One row more than the page tells whether a next page exists without counting the table.
     rows = _data.records_page(scheme=scheme, search=query or None, excluded=excluded,
                               label=label_filter, limit=page_size + 1,
@@ -58,9 +61,17 @@ else:
 
 COLUMNS = ["score", "id", "source", "text", "raw_label", "excluded", "cluster_id", "similarity",
            "label", "confidence", "review_status", "human_label"]
+
+
+def short_source(source: str | None) -> str:
+    """'/abs/path/claims.csv:12' -> 'claims.csv:12' (the full path is in the record view)."""
+    return Path(source).name if source else ""
+
+
 if rows:
     st.dataframe(
-        [{k: r.get(k) for k in COLUMNS if k in r} for r in rows],
+        [{k: short_source(r[k]) if k == "source" else r.get(k) for k in COLUMNS if k in r}
+         for r in rows],
         hide_index=True, width="stretch", height=min(38 + 35 * len(rows), 600),
         column_config={
             "text": st.column_config.TextColumn("text", width="large"),
