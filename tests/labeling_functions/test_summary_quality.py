@@ -24,7 +24,7 @@ def test_a_faithful_summary_gets_no_reject_and_some_accepts():
     votes = {lf.name: lf(x(GOOD)) for lf in lfs_from_module(sq)}
     assert sq.REJECT not in votes.values()
     assert votes["lf_grounded_amount"] == sq.ACCEPT
-    assert votes["lf_amounts_and_names_grounded"] == sq.ACCEPT
+    assert votes["lf_facts_grounded"] == sq.ACCEPT
     assert votes["lf_mentions_claim_facts"] == sq.ACCEPT
 
 
