@@ -287,3 +287,18 @@ def test_real_model_merges_copies_not_lookalikes(fresh_ws):
     assert again.embedded == 0 and again.cache_hits == 5
     hits = search(fresh_ws, "bike stolen from a garage", k=1)
     assert hits[0].record_id == ids[4]
+
+
+def test_fact_blocking_finds_a_copy_beyond_the_nearest_neighbours(fresh_ws, encoder):
+    # The copy (same policy, amount, date) ranks behind two different claims from the template.
+    other1 = CLAIM.replace("POL-CA-93434", "POL-CA-11111").replace("May 26", "July 2")
+    other2 = CLAIM.replace("POL-CA-93434", "POL-CA-22222").replace("May 26", "Aug 9")
+    for t, deg in ((CLAIM, 0), (other1, 5), (other2, 8), (CLAIM_PARAPHRASE, 30)):
+        encoder.table[t] = unit(deg)
+    a, _, _, d = add(fresh_ws, [CLAIM, other1, other2, CLAIM_PARAPHRASE])
+    plain = run_dedup(fresh_ws, DedupConfig(neighbours=1, fact_blocking=False), commit=False)
+    assert plain.clusters == 0 and plain.conflicts >= 1
+    blocked = run_dedup(fresh_ws, DedupConfig(neighbours=1), commit=False)
+    assert blocked.clusters == 1
+    assert {m["record_id"] for m in blocked.cluster_list[0].members} == {a, d}
+    assert blocked.cluster_list[0].members[1]["rule"] == "facts"
