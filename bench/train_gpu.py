@@ -37,9 +37,7 @@ from trainer.gpu import GIB, autotune_model, fmt_gib, limit_process_memory, pars
 from trainer.gpu.autotune import Candidate  # noqa: E402
 from trainer.gpu.runtime import (SHAPES, build_qlora_base, fixed_rows, free_memory,  # noqa: E402
                                  make_trial, packed_batches, padded_batches, plain_recipe,
-                                 set_checkpoint_layers, train_steps, tuned_recipe,
-                                 variable_examples)
-from trainer.gpu.switches import LigerSwitch  # noqa: E402
+                                 train_steps, tuned_recipe, variable_examples)
 
 
 def log(msg: str) -> None:
@@ -157,10 +155,12 @@ def run_shape(shape: str, a, device: str) -> dict:
     return out
 
 
-def run_packed(shape: str, a, device: str, tuned: dict) -> dict:
+def run_packed(shape: str, a, device: str) -> dict:
     """Variable-length examples: plain pads each micro-batch of 4 examples to its longest,
-    ours packs them padding-free into full rows with the configuration the autotuner chose for
-    this shape's fixed rows (same row length, so the same memory). tokens/s counts real tokens."""
+    ours packs them padding-free into full rows and autotunes on those packed rows (a packed row
+    carries a block-diagonal attention mask, so SDPA cannot use its causal flash path and needs
+    more memory than a fixed row: reusing the fixed-row choice ran out of memory on the H200
+    at 24 GiB). tokens/s counts real tokens only."""
     cfg = SHAPES[shape]
     n = a.effective_batch * a.steps * 4
     examples = variable_examples(cfg["vocab_size"], n, a.seq_len, seed=11)
@@ -175,17 +175,20 @@ def run_packed(shape: str, a, device: str, tuned: dict) -> dict:
     free_memory(device)
     rows, fill = packed_batches(examples, a.seq_len)
     out["fill"] = fill
-    b, g2, ck, lg = tuned["micro_batch"], tuned["grad_accum"], tuned["ckpt_layers"], tuned["liger"]
     if device.startswith("cuda"):
         limit_process_memory(a.budget_bytes)
     try:
         model = tuned_recipe(build_qlora_base(shape, seq_len=a.seq_len, device=device, seed=a.seed))
-        set_checkpoint_layers(model, ck)
-        if lg:
-            LigerSwitch.for_model(model).on()
-        r2 = train_steps(model, rows, micro_batch=b, grad_accum=g2, steps=a.steps, warmup=a.warmup,
-                         device=device, progress=log)
-        out["ours_packed"] = r2.to_dict() | {"micro_batch": b, "grad_accum": g2, "ckpt": ck, "liger": lg}
+        choice = autotune_model(model, rows, budget_bytes=a.budget_bytes,
+                                effective_batch=a.effective_batch, device=device,
+                                try_liger=not a.no_liger, timed_steps=a.trial_steps,
+                                time_limit_s=a.tune_time_limit, log=log)
+        out["autotune"] = choice.to_dict()
+        c = choice.candidate
+        r2 = train_steps(model, rows, micro_batch=c.micro_batch, grad_accum=c.grad_accum,
+                         steps=a.steps, warmup=a.warmup, device=device, progress=log)
+        out["ours_packed"] = r2.to_dict() | {"micro_batch": c.micro_batch, "grad_accum": c.grad_accum,
+                                             "ckpt": c.ckpt_layers, "liger": c.liger}
         out["ratio"] = r2.tokens_per_s / r.tokens_per_s
         log(f"   padded plain {r.tokens_per_s:,.0f} vs packed ours {r2.tokens_per_s:,.0f} real tokens/s "
             f"({out['ratio']:.2f}x), row fill {fill:.1%}")
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         results["shapes"].append(r)
         if shape.strip() == a.packed_shape and "autotune" in r:
             try:
-                results["packed"] = run_packed(shape.strip(), a, device, r["autotune"])
+                results["packed"] = run_packed(shape.strip(), a, device)
             except Exception as e:  # report, keep the rest
                 import traceback
 

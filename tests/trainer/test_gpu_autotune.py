@@ -154,3 +154,27 @@ def test_autotune_drops_a_switch_whose_kernels_fail():
     choice = autotune(trial, num_layers=L, budget_bytes=24 * GIB, effective_batch=16,
                       liger_options=(True, False))
     assert choice.candidate.liger is False and choice.tokens_per_s > 0
+
+
+def test_trainer_batches_uses_the_trainers_rows_and_collator():
+    import torch
+
+    from trainer.gpu import trainer_batches
+
+    class Tok:
+        pad_token_id = 0
+
+    class FakeTrainer:
+        train_dataset = [{"input_ids": [5, 6, 7]}, {"input_ids": [8, 9]}]
+        processing_class = Tok()
+
+        @staticmethod
+        def data_collator(feats):
+            width = max(len(f["input_ids"]) for f in feats)
+            ids = torch.tensor([f["input_ids"] + [0] * (width - len(f["input_ids"])) for f in feats])
+            return {"input_ids": ids, "labels": ids.clone(), "attention_mask": (ids != 0).long(),
+                    "extra": "dropped"}
+
+    inputs, real = trainer_batches(FakeTrainer())(1, 3)  # rows 1, 0, 1 (wraps around)
+    assert set(inputs) == {"input_ids", "labels", "attention_mask"}
+    assert inputs["input_ids"].shape == (3, 3) and real == 2 + 3 + 2

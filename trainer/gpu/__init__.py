@@ -19,7 +19,8 @@ __all__ = [
     "Candidate", "GIB", "LigerSwitch", "MemoryModel", "NoFitError", "PackedBatch", "Probe",
     "TrialResult", "TuneChoice", "autotune", "autotune_model", "checkpoint_positions", "fmt_gib",
     "limit_process_memory", "liger_available", "lora_compute_in_bf16", "pack_examples",
-    "pad_examples", "parse_bytes", "plan_rows", "set_checkpoint_layers", "training_overrides",
+    "pad_examples", "parse_bytes", "plan_rows", "set_checkpoint_layers", "trainer_batches",
+    "training_overrides",
 ]
 
 
@@ -62,6 +63,28 @@ def autotune_model(model, batches: Callable, *, budget_bytes: int, effective_bat
     if log:
         log("autotune: " + choice.why)
     return choice
+
+
+def trainer_batches(trainer) -> Callable:
+    """``batches(start_row, n_rows)`` over a transformers/TRL Trainer's own training rows and
+    collator, so the autotuner measures the exact rows (packed or padded) the run will train on.
+    Real tokens: the attention mask's sum when there is one, else every non-pad input token."""
+    ds, collate = trainer.train_dataset, trainer.data_collator
+    pad = getattr(getattr(trainer, "processing_class", None), "pad_token_id", None)
+
+    def rows(start: int, n: int):
+        batch = collate([ds[(start + i) % len(ds)] for i in range(n)])
+        inputs = {k: batch[k] for k in ("input_ids", "labels", "attention_mask", "position_ids")
+                  if k in batch}
+        if "attention_mask" in batch:
+            real = int(batch["attention_mask"].sum())
+        elif pad is not None:
+            real = int((batch["input_ids"] != pad).sum())
+        else:
+            real = int(batch["input_ids"].numel())
+        return inputs, real
+
+    return rows
 
 
 def training_overrides(choice: TuneChoice) -> dict:
