@@ -56,7 +56,7 @@ def ls_start(
         if waited - last[0] >= 10:
             last[0] = waited
             echo(f"waiting for Label Studio to answer /health ... {waited:.0f} s "
-                 f"(first start migrates its database, ~80 s)")
+                 f"(a first start migrates its database: 1-3 min)")
 
     info, started = server.start(port=port, timeout=timeout, progress=progress)
     echo(f"Label Studio {'started' if started else 'already running'} at {info.url} "

@@ -109,6 +109,7 @@ class PushResult:
     skipped: int = 0          # records already pushed (not sent again)
     recovered: int = 0        # tasks of an interrupted push found on the server
     project_created: bool = False
+    model_version_set: bool = False
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,24 +223,17 @@ def push(ws: Workspace, scheme: str, *, budget: int | None = None,
             run_id = start_run(conn, "review_push", {"budget": budget,
                                                       "max_confidence": max_confidence},
                                scheme=scheme)
-        for chunk in client.iter_chunks(todo, cfg.batch_size):
-            batch_id = uuid.uuid4().hex
-            tasks = [record_to_task({**r, "kind": r["kind"] or kind}, batch_id=batch_id,
-                                    label=r["label"], confidence=r["confidence"],
-                                    model_version=model_version) for r in chunk]
+        try:
+            for chunk in client.iter_chunks(todo, cfg.batch_size):
+                _push_batch(ws, client, scheme, project.project_id, chunk, kind, model_version,
+                            result)
+                if progress:
+                    progress(result.created, len(todo))
+        except BaseException as exc:
             with ws.transaction() as conn:
-                add_push_pending(conn, batch_id, scheme, project.project_id,
-                                 [r["id"] for r in chunk], utcnow())
-            ids = client.import_tasks(project.project_id, tasks)
-            with ws.transaction() as conn:
-                resolve_push_batch(conn, batch_id, scheme, project.project_id,
-                                   {r["id"]: tid for r, tid in zip(chunk, ids)})
-            if result.created == 0:
-                # The server accepts a model version only once predictions carry it.
-                client.set_model_version(project.project_id, model_version)
-            result.created += len(ids)
-            if progress:
-                progress(result.created, len(todo))
+                finish_run(conn, run_id, {"created": result.created, "error": str(exc)[:500]},
+                           status="failed")
+            raise
         result.seconds = round(time.perf_counter() - t0, 3)
         with ws.transaction() as conn:
             finish_run(conn, run_id, {"created": result.created, "skipped": result.skipped,
@@ -247,6 +241,27 @@ def push(ws: Workspace, scheme: str, *, budget: int | None = None,
                                       "seconds": result.seconds})
     result.seconds = round(time.perf_counter() - t0, 3)
     return result
+
+
+def _push_batch(ws: Workspace, client: LabelStudioClient, scheme: str, project_id: int,
+                chunk: list[dict], kind: str, model_version: str, result: PushResult) -> None:
+    """Journal, import and record one batch (see the module docstring for why in that order)."""
+    batch_id = uuid.uuid4().hex
+    tasks = [record_to_task({**r, "kind": r["kind"] or kind}, batch_id=batch_id,
+                            label=r["label"], confidence=r["confidence"],
+                            model_version=model_version) for r in chunk]
+    with ws.transaction() as conn:
+        add_push_pending(conn, batch_id, scheme, project_id, [r["id"] for r in chunk], utcnow())
+    ids = client.import_tasks(project_id, tasks)
+    with ws.transaction() as conn:
+        resolve_push_batch(conn, batch_id, scheme, project_id,
+                           {r["id"]: tid for r, tid in zip(chunk, ids)})
+    result.created += len(ids)
+    if not result.model_version_set and any("predictions" in t for t in tasks):
+        # The server accepts a model version only once predictions carry it; without it the
+        # reviewers would not see the weak labels pre-selected.
+        client.set_model_version(project_id, model_version)
+        result.model_version_set = True
 
 
 def _cursor_minus(cursor: str, seconds: float = 1.0) -> str:
