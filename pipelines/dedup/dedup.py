@@ -17,10 +17,15 @@ overrides win over every later run.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +41,8 @@ from pipelines.store.dedup import (
     MemberRow, cluster_records, cluster_sizes, dedup_decision, dedup_inputs, read_filter_flags,
     read_members, read_overrides, replace_members, set_override_row, write_decisions,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["DedupResult", "Cluster", "PairCheck", "run_dedup", "set_override", "list_clusters",
            "verify_pair", "refresh_decisions"]
@@ -89,6 +96,7 @@ class DedupResult:
     excluded: int = 0              # all excluded records after overrides
     overrides: int = 0
     committed: bool = False
+    pair_cache: bool = False       # candidates and checks reused from an identical earlier run
     run_id: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -178,36 +186,61 @@ def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: 
             np.concatenate([sims, np.minimum(es[keep], 1.0)]))
 
 
-def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: bool = False,
-              commit: bool = True) -> DedupResult:
-    """Find duplicate clusters and (if `commit`) store them with per-record decisions.
+_CACHE_KEYS = ("threshold", "candidate_threshold", "lexical_threshold", "min_shared_facts",
+               "verify", "same_prompt", "index", "flat_max", "neighbours", "fact_blocking",
+               "block_max")
 
-    With ``commit=False`` nothing is written except the embedding cache: a preview (the studio's
-    threshold slider), whose `cluster_list` and counts say what a committed run would do.
-    """
-    config = config or DedupConfig()
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    result = DedupResult(params=config.params())
-    with ws.connect() as conn:
-        recs = dedup_inputs(conn)
-    if not recs:
-        raise DedupError(f"workspace {ws.path} has no records; ingest data first "
-                         f"(curate ingest FILE --workspace {ws.path})")
-    result.records = len(recs)
-    usable = [r for r in recs if r["text"] and r["text"].strip()]
-    result.skipped_empty = len(recs) - len(usable)
-    units = _exact_units(usable, config.same_prompt)
-    result.units = len(units)
-    timings["exact"] = time.perf_counter() - t0
 
-    t = time.perf_counter()
-    heads = [u[0][0] for u in units]
-    emb = embed_records(ws, EmbedConfig(model=config.model, batch_size=config.batch_size),
-                        record_ids=[r["id"] for r in usable], progress=progress)
-    result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
-    timings["embed"] = time.perf_counter() - t
+def _fingerprint(model_key: str, config: DedupConfig, units) -> str:
+    h = hashlib.sha256(model_key.encode())
+    h.update(json.dumps({k: getattr(config, k) for k in _CACHE_KEYS}, sort_keys=True).encode())
+    for unit in units:
+        h.update(("|".join(r["id"] for r, _ in unit) + "\n").encode())
+    return h.hexdigest()[:24]
 
+
+def _pair_cache_path(ws: Workspace) -> Path:
+    return ws.subdir("indexes") / "dedup-pairs.json"
+
+
+def _load_pair_cache(ws: Workspace, fingerprint: str) -> dict | None:
+    path = _pair_cache_path(ws)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("fingerprint") != fingerprint:
+            return None
+        adj: dict[int, dict[int, PairCheck]] = defaultdict(dict)
+        for i, j, check in raw["edges"]:
+            adj[i][j] = adj[j][i] = PairCheck(**check)
+        return {"adj": adj, "counts": raw["counts"],
+                "prompt_checks": {k: PairCheck(**v) for k, v in raw["prompt_checks"].items()},
+                "fact_size": {int(k): v for k, v in raw["fact_size"].items()}}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt: recompute, overwrite
+        log.warning("dedup pair cache %s unreadable (%s); recomputing", path, exc)
+        return None
+
+
+def _save_pair_cache(ws: Workspace, fingerprint: str, found: dict, result: "DedupResult") -> None:
+    adj = found["adj"]
+    edges = [[i, j, asdict(c)] for i in adj for j, c in adj[i].items() if i < j]
+    blob = {"fingerprint": fingerprint, "edges": edges,
+            "counts": {"candidates": result.candidates, "conflicts": result.conflicts,
+                       "conflicts_above_threshold": result.conflicts_above_threshold,
+                       "index": result.index},
+            "prompt_checks": {k: asdict(v) for k, v in found["prompt_checks"].items()},
+            "fact_size": found["fact_size"]}
+    path = _pair_cache_path(ws)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dedup-pairs-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(blob, fh)
+    os.replace(tmp, path)
+
+
+def _find_pairs(emb, heads, units, config: DedupConfig, result: "DedupResult",
+                timings: dict[str, float]) -> dict:
+    """FAISS candidates (+ fact blocking), each verified; same-prompt members checked."""
     t = time.perf_counter()
     pos_of = {rid: i for i, rid in enumerate(emb.ids)}
     vectors = emb.vectors[np.fromiter((pos_of[h["id"]] for h in heads), dtype=np.int64,
@@ -216,8 +249,8 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, result.index)
     timings["search"] = time.perf_counter() - t
 
-    # Same prompt, different response: a duplicate only if the whole records pass the same
-    # checks as a semantic pair; otherwise kept, and clustered for a reviewer to choose.
+    # Same prompt, different response: a duplicate only if the responses pass the same checks
+    # as a semantic pair; otherwise kept, and clustered for a reviewer to choose.
     t = time.perf_counter()
     prompt_checks: dict[str, PairCheck] = {}
     for unit in units:
@@ -252,13 +285,63 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
                 result.conflicts_above_threshold += 1
         if check.merged:
             adj[i][j] = adj[j][i] = check
-    result.merged_pairs = sum(len(v) for v in adj.values()) // 2
+    fact_size = {u: facts[u].size for u in adj if u in facts}
     timings["verify"] = time.perf_counter() - t
+    return {"adj": adj, "prompt_checks": prompt_checks, "fact_size": fact_size}
+
+
+def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: bool = False,
+              commit: bool = True) -> DedupResult:
+    """Find duplicate clusters and (if `commit`) store them with per-record decisions.
+
+    With ``commit=False`` nothing is written except the embedding cache: a preview (the studio's
+    threshold slider), whose `cluster_list` and counts say what a committed run would do.
+    """
+    config = config or DedupConfig()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    result = DedupResult(params=config.params())
+    with ws.connect() as conn:
+        recs = dedup_inputs(conn)
+    if not recs:
+        raise DedupError(f"workspace {ws.path} has no records; ingest data first "
+                         f"(curate ingest FILE --workspace {ws.path})")
+    result.records = len(recs)
+    usable = [r for r in recs if r["text"] and r["text"].strip()]
+    result.skipped_empty = len(recs) - len(usable)
+    units = _exact_units(usable, config.same_prompt)
+    result.units = len(units)
+    timings["exact"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    heads = [u[0][0] for u in units]
+    emb = embed_records(ws, EmbedConfig(model=config.model, batch_size=config.batch_size),
+                        record_ids=[r["id"] for r in usable], progress=progress)
+    result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
+    timings["embed"] = time.perf_counter() - t
+
+    # Candidates and their checks depend only on the records (ids are content hashes), the
+    # model and these settings: an unchanged workspace reuses them (re-runs cost a fraction).
+    t = time.perf_counter()
+    fingerprint = _fingerprint(emb.key, config, units)
+    cached = _load_pair_cache(ws, fingerprint)
+    if cached is None:
+        found = _find_pairs(emb, heads, units, config, result, timings)
+        _save_pair_cache(ws, fingerprint, found, result)
+    else:
+        found = cached
+        for key in ("candidates", "conflicts", "conflicts_above_threshold"):
+            setattr(result, key, found["counts"][key])
+        result.index = found["counts"]["index"]
+        result.pair_cache = True
+        timings["pairs_cached"] = time.perf_counter() - t
+    adj, prompt_checks, fact_size = found["adj"], found["prompt_checks"], found["fact_size"]
+    result.merged_pairs = sum(len(v) for v in adj.values()) // 2
 
     # Stars: centres by degree, then most sources, most facts, earliest.
     t = time.perf_counter()
     order = sorted(adj, key=lambda u: (-len(adj[u]), -heads[u]["n_sources"],
-                                       -(facts_of(u).size if config.verify else 0), heads[u]["pos"]))
+                                       -fact_size.get(u, 0), heads[u]["pos"]))
     assigned: dict[int, int] = {}
     stars: list[tuple[int, list[int]]] = []
     for u in order:

@@ -302,3 +302,19 @@ def test_fact_blocking_finds_a_copy_beyond_the_nearest_neighbours(fresh_ws, enco
     assert blocked.clusters == 1
     assert {m["record_id"] for m in blocked.cluster_list[0].members} == {a, d}
     assert blocked.cluster_list[0].members[1]["rule"] == "facts"
+
+
+def test_rerun_on_unchanged_data_reuses_candidates(fresh_ws, encoder):
+    texts = [CLAIM, CLAIM_PARAPHRASE, OTHER_CLAIM, "A stolen bicycle, no amount given."]
+    add(fresh_ws, texts)
+    first = run_dedup(fresh_ws)
+    again = run_dedup(fresh_ws)
+    assert not first.pair_cache and again.pair_cache
+    assert [c.to_dict() for c in again.cluster_list] == [c.to_dict() for c in first.cluster_list]
+    assert (again.candidates, again.conflicts) == (first.candidates, first.conflicts)
+    assert not run_dedup(fresh_ws, DedupConfig(threshold=0.9), commit=False).pair_cache
+    (fresh_ws.path / "indexes" / "dedup-pairs.json").write_text("{broken")
+    rebuilt = run_dedup(fresh_ws)   # a corrupt cache is recomputed, not fatal
+    assert not rebuilt.pair_cache and rebuilt.clusters == first.clusters
+    add(fresh_ws, ["A new record arrives about a hailstorm."])
+    assert not run_dedup(fresh_ws).pair_cache
