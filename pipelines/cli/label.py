@@ -19,8 +19,6 @@ def _pct(v: float | None) -> str:
 def _print_result(r: LabelingResult) -> None:
     echo(f"scheme {r.scheme}: {r.n_lfs} LFs on {r.n_records} records ({r.engine} engine, "
          f"{r.seconds:.1f} s), run {r.run_id}")
-    for err in r.load_errors:
-        echo(f"  skipped module: {err}")
     echo(f"{'LF':<30} {'polarity':<28} {'cover':>6} {'overlap':>7} {'conflict':>8} "
          f"{'acc(gold)':>9} {'n':>4} {'faults':>6}")
     for s in r.lf_summary:
