@@ -287,6 +287,12 @@ class LabelStudioClient:
         self.call("update the project", lambda: self._sdk.projects.update(
             id=project_id, model_version=model_version, sampling="Uncertainty sampling"))
 
+    def set_label_config(self, project_id: int, label_config: str) -> None:
+        """Replace the labeling interface (the server refuses if annotations use a removed
+        class; the error names them)."""
+        self.call("update the labeling interface", lambda: self._sdk.projects.update(
+            id=project_id, label_config=label_config))
+
     def import_tasks(self, project_id: int, tasks: list[dict]) -> list[int]:
         """Import tasks in one call; the task ids come back in the order of `tasks`.
 

@@ -9,12 +9,15 @@ stores it in one transaction: a server killed mid-pull loses nothing and stores 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, ReviewSyncError
@@ -134,6 +137,22 @@ class PullResult:
         return asdict(self)
 
 
+@contextlib.contextmanager
+def _scheme_lock(ws: Workspace, scheme: str) -> Iterator[None]:
+    """One push or pull per scheme at a time: two concurrent pushes would both send a record."""
+    path = ws.subdir("labelstudio") / f"sync-{hashlib.sha1(scheme.encode()).hexdigest()[:12]}.lock"
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ReviewSyncError(f"another review push or pull for scheme '{scheme}' is running "
+                                  f"on {ws.path}; wait for it to finish") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _data_kind(ws: Workspace) -> str:
     cfg = load_config(ws.config_path)
     if cfg.schema:
@@ -154,8 +173,15 @@ def _ensure_project(ws: Workspace, client: LabelStudioClient, cfg: ReviewConfig,
     classes = _classes(ws, scheme)
     with ws.connect() as conn:
         project = get_review_project(conn, scheme)
+    config_xml = label_config(kind, classes)
     if project is not None:
         if client.get_project(project.project_id) is not None:
+            if project.label_config != config_xml:
+                # The scheme's classes changed in curation.yaml: update the interface.
+                client.set_label_config(project.project_id, config_xml)
+                project.label_config = config_xml
+                with ws.transaction() as conn:
+                    save_review_project(conn, project)
             return project, False
         if not recreate:
             raise ReviewSyncError(
@@ -164,7 +190,6 @@ def _ensure_project(ws: Workspace, client: LabelStudioClient, cfg: ReviewConfig,
                 f"{scheme} --recreate` to create a new project (human results already pulled stay)")
         with ws.transaction() as conn:
             forget_review_project(conn, scheme)
-    config_xml = label_config(kind, classes)
     pid = client.create_project(f"{cfg.title_prefix}: {scheme} ({ws.path.name})", config_xml,
                                 project_description(scheme, kind, classes))
     project = ReviewProject(scheme=scheme, project_id=pid, url=client.url,
@@ -196,8 +221,18 @@ def push(ws: Workspace, scheme: str, *, budget: int | None = None,
         budget: at most this many new tasks.
         max_confidence: only records whose weak-label confidence is at most this.
         recreate: make a new project when the stored one was deleted on the server.
+        client, cfg: a client / config instead of the workspace's.
         progress: called with (tasks sent so far, tasks to send).
     """
+    with _scheme_lock(ws, scheme):
+        return _push(ws, scheme, budget=budget, max_confidence=max_confidence,
+                     recreate=recreate, client=client, cfg=cfg, progress=progress)
+
+
+def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
+         max_confidence: float | None = None, recreate: bool = False,
+         client: LabelStudioClient | None = None, cfg: ReviewConfig | None = None,
+         progress: Callable[[int, int], None] | None = None) -> PushResult:
     if budget is not None and budget < 0:
         raise ConfigError(f"--budget must be >= 0, got {budget}")
     if max_confidence is not None and not 0.0 <= max_confidence <= 1.0:
@@ -277,6 +312,12 @@ def pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None = None,
     Everything is read from the server before one write transaction: a failure mid-pull
     stores nothing, and the next pull starts from the same cursor.
     """
+    with _scheme_lock(ws, scheme):
+        return _pull(ws, scheme, client=client, cfg=cfg)
+
+
+def _pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None,
+          cfg: ReviewConfig | None) -> PullResult:
     t0 = time.perf_counter()
     cfg = cfg or ReviewConfig.from_workspace(ws)
     classes = _classes(ws, scheme)

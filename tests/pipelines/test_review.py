@@ -510,3 +510,25 @@ def test_workspace_server_start_stop_and_pull_resumes_after_restart(labelstudio_
     finally:
         server.stop()
     assert not pid_alive(info.pid)
+
+
+def test_concurrent_sync_of_one_scheme_is_refused(tmp_path):
+    from pipelines.review.sync import _scheme_lock
+
+    ws = make_ws(tmp_path / "ws", n=1)
+    with _scheme_lock(ws, "claim"):
+        with pytest.raises(ReviewSyncError, match="another review push or pull"):
+            push(ws, "claim", client=object())
+        with _scheme_lock(ws, "other"):
+            pass  # other schemes are independent
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_changed_classes_update_the_labeling_interface(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=2, kind="text")
+    client = _client(labelstudio_server)
+    first = push(ws, "claim", client=client)
+    ws.config_path.write_text(ws.config_path.read_text().replace('"fire"]', '"fire", "theft"]'))
+    push(ws, "claim", client=client)
+    assert '"theft"' in client.get_project(first.project_id)["label_config"]
