@@ -237,10 +237,10 @@ def test_label_model_learns_to_discount_a_bad_lf():
         return np.where(rng.random(600) < cov, votes, -1)
 
     L = np.stack([noisy(0.9, 0.8), noisy(0.85, 0.7), noisy(0.8, 0.7), noisy(0.55, 0.9)], axis=1)
-    agg = aggregate(L, 2, y, model="auto", epochs=200, seed=1)
-    assert agg.scores["label_model"].accuracy > 0.85
-    assert agg.scores["majority"].accuracy is not None
-    assert agg.chosen in ("label_model", "majority")
+    agg = aggregate(L, 2, y, model="auto", epochs=100, seed=1)
+    # majority vote lets the near-random LF swing ties; the label model weighs it down
+    assert agg.scores["label_model"].accuracy > agg.scores["majority"].accuracy
+    assert agg.chosen == "label_model" and "beats majority" in agg.notes[0]
 
 
 # -- a tiny workspace ------------------------------------------------------------------------
