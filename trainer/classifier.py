@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from pipelines.errors import TrainError
 from trainer.config import TrainConfig
 from trainer.device import Plan
@@ -24,7 +23,8 @@ def default_encoder() -> str:
 def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[dict],
                              classes: list[str], output_dir: Path,
                              callbacks: list | None = None, progress: bool = True):
-    """A ready `Trainer` over a LoRA-wrapped sequence classifier, and its tokenizer."""
+    """A ready `Trainer` over a LoRA-wrapped sequence classifier, its tokenizer and the token
+    limit used (the smaller of `max_seq_length` and the tokenizer's)."""
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
@@ -72,8 +72,7 @@ def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)   # the events file carries the progress
-    trainer._curate_max_len = max_len
-    return trainer, tok
+    return trainer, tok, max_len
 
 
 def predict_labels(model, tok, texts: list[str], classes: list[str], batch_size: int = 32,

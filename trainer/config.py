@@ -64,6 +64,10 @@ class TrainConfig:
                 "it was measured 12x slower)"})
     bf16: bool | None = field(default=None, metadata={
         "help": "bfloat16 mixed precision (default: on with CUDA, off on CPU)"})
+    cpu_threads: int | None = field(default=None, metadata={
+        "help": "torch intra-op threads when training on CPU (default: torch's choice); on a "
+                "machine whose cores are shared with other busy processes 1 was measured 2-25x "
+                "faster than 2"})
     eval_batch_size: int = field(default=8, metadata={"help": "examples per evaluation batch"})
     eval_max_examples: int = field(default=200, metadata={
         "help": "cap on eval examples for the before/after evaluation"})
@@ -88,6 +92,9 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(name, "must be a positive integer")
+        if self.cpu_threads is not None and (not isinstance(self.cpu_threads, int)
+                                             or self.cpu_threads < 1):
+            bad("cpu_threads", "must be a positive integer or null")
         if not isinstance(self.generations, int) or self.generations < 0:
             bad("generations", "must be an integer >= 0")
         if not isinstance(self.max_steps, int) or (self.max_steps < 1 and self.max_steps != -1):

@@ -109,6 +109,10 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     cfg = cfg.replace(base_model=base)
     cfg.save_yaml(rd.config_yaml)
     plan = plan_device(cfg)
+    if plan.device == "cpu" and cfg.cpu_threads:
+        import torch
+
+        torch.set_num_threads(cfg.cpu_threads)
     for n in plan.notices:
         echo(f"notice: {n}")
 
@@ -169,14 +173,12 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         raise
     finally:
         events.write("end", status=status, error=error, seconds=round(time.time() - t0, 1))
+        metrics: dict[str, Any] = {"run_dir": str(rd.path), "error": error}
+        if status == "done":
+            ev = json.loads(rd.eval_json.read_text(encoding="utf-8"))
+            metrics.update(base=ev["base"], tuned=ev["tuned"])
         with ws.transaction() as conn:
-            update_run_metrics(conn, lineage_id, {"run_dir": str(rd.path), "error": error},
-                               status if status != "done" else "done")
-        if status == "done" and rd.eval_json.exists():
-            with ws.transaction() as conn:
-                ev = json.loads(rd.eval_json.read_text(encoding="utf-8"))
-                update_run_metrics(conn, lineage_id, {"run_dir": str(rd.path), "base": ev["base"],
-                                                      "tuned": ev["tuned"]}, "done")
+            update_run_metrics(conn, lineage_id, metrics, status)
 
 
 def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo):
@@ -222,9 +224,9 @@ def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cb
     from trainer.classifier import build_classifier_trainer, predict_labels
 
     classes = _classes(ws, manifest, train_rows + eval_rows)
-    trainer, tok = build_classifier_trainer(cfg, base, plan, train_rows, classes, rd.checkpoints,
-                                            callbacks=cbs, progress=progress)
-    max_len = trainer._curate_max_len
+    trainer, tok, max_len = build_classifier_trainer(cfg, base, plan, train_rows, classes,
+                                                     rd.checkpoints, callbacks=cbs,
+                                                     progress=progress)
     texts = [r["text"] for r in eval_rows]
     truth = [r["label"] for r in eval_rows]
     gold_lines = {e["line"] for e in manifest["records"]
