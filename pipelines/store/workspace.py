@@ -125,7 +125,12 @@ class Workspace:
             return conn.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> int:
-        """Apply every pending migration, each in its own transaction. Returns the new version."""
+        """Apply every migration not yet applied, each in its own transaction, in version order.
+
+        Applied versions are recorded one by one in `schema_migrations` (not only as a high-water
+        mark), so a migration that landed after a higher-numbered one is still applied.
+        `PRAGMA user_version` mirrors the highest applied version. Returns it.
+        """
         with self.connect() as conn:
             current = conn.execute("PRAGMA user_version").fetchone()[0]
             if current > SCHEMA_VERSION:
@@ -133,20 +138,40 @@ class Workspace:
                     f"{self.db_path} has schema version {current}, newer than this curation-studio "
                     f"understands ({SCHEMA_VERSION}); upgrade curation-studio"
                 )
-            for m in sorted(MIGRATIONS, key=lambda m: m.version):
-                if m.version <= current:
-                    continue
+            has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND "
+                                     "name='schema_migrations'").fetchone()
+            if has_table:
+                applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            else:
+                # A database from before the journal: user_version was a high-water mark.
+                applied = {m.version for m in MIGRATIONS if m.version <= current}
+            pending = [m for m in sorted(MIGRATIONS, key=lambda m: m.version)
+                       if m.version not in applied]
+            if not pending and has_table:
+                return current
+            for m in pending or [None]:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    # executescript would COMMIT implicitly; run statement by statement instead.
-                    for stmt in _split_sql(m.sql):
-                        conn.execute(stmt)
-                    conn.execute(f"PRAGMA user_version = {int(m.version)}")
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER "
+                                 "PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)")
+                    if not has_table:
+                        conn.executemany(
+                            "INSERT OR IGNORE INTO schema_migrations VALUES (?, ?, ?)",
+                            [(x.version, x.description, utcnow()) for x in MIGRATIONS
+                             if x.version in applied])
+                        has_table = True
+                    if m is not None:
+                        # executescript would COMMIT implicitly; run statement by statement.
+                        for stmt in _split_sql(m.sql):
+                            conn.execute(stmt)
+                        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                                     (m.version, m.description, utcnow()))
+                        current = max(current, m.version)
+                        conn.execute(f"PRAGMA user_version = {int(current)}")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-                current = m.version
             return current
 
 

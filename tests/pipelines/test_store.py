@@ -81,3 +81,22 @@ def test_stage_counts_on_empty_workspace(tmp_path):
     with ws.connect() as conn:
         counts = stage_counts(conn)
     assert counts["records"] == 0 and counts["excluded"] == 0 and counts["labelled"] == {}
+
+
+def test_a_late_lower_migration_is_still_applied(tmp_path, monkeypatch):
+    """A migration numbered below the database's version but never applied runs on open."""
+    import pipelines.store.workspace as wmod
+
+    base = [m for m in schema_mod.MIGRATIONS if m.version == 1]
+    high = Migration(90, "high", "CREATE TABLE t_high (x INTEGER);")
+    monkeypatch.setattr(wmod, "MIGRATIONS", [*base, high])
+    monkeypatch.setattr(wmod, "SCHEMA_VERSION", 90)
+    ws = Workspace.create(tmp_path / "w")
+    assert ws.schema_version() == 90
+    low = Migration(50, "late", "CREATE TABLE t_low (x INTEGER);")
+    monkeypatch.setattr(wmod, "MIGRATIONS", [*base, low, high])
+    assert ws.migrate() == 90
+    with ws.connect() as conn:
+        conn.execute("SELECT x FROM t_low")
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [1, 50, 90]
