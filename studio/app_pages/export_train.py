@@ -2,6 +2,7 @@
 
 import json
 
+import altair as alt
 import streamlit as st
 
 from studio import _data
@@ -80,12 +81,14 @@ else:
                     train_values[name] = {"default": None, "on": True, "off": False}[choice]
                 elif kind == "bool":
                     train_values[name] = col.checkbox(name, value=bool(value), key=key, help=help_)
-                elif kind == "int":
-                    train_values[name] = int(col.number_input(name, value=int(value), step=1,
-                                                              key=key, help=help_))
+                elif kind == "int":  # an empty box is None: "the trainer's default"
+                    got = col.number_input(name, value=None if value is None else int(value),
+                                           step=1, key=key, help=help_, placeholder="default")
+                    train_values[name] = None if got is None else int(got)
                 elif kind == "float":
-                    train_values[name] = float(col.number_input(name, value=float(value),
-                                                                format="%g", key=key, help=help_))
+                    got = col.number_input(name, value=None if value is None else float(value),
+                                           format="%g", key=key, help=help_, placeholder="default")
+                    train_values[name] = None if got is None else float(got)
                 else:
                     text = col.text_input(name, value=value or "", key=key, help=help_)
                     train_values[name] = text.strip() or None
@@ -136,8 +139,11 @@ if _data.trainer_available():
                             text=f"{status}: step {steps:,} of {total or '?'}"
                                  + (f", loss {summary['loss']:.4f}" if summary["loss"] else ""))
                 if logs:
-                    st.line_chart([{"step": e["step"], "loss": e["loss"]} for e in logs],
-                                  x="step", y="loss", height=260)
+                    points = [{"step": e["step"], "loss": e["loss"]} for e in logs]
+                    st.altair_chart(alt.Chart(alt.Data(values=points)).mark_line(point=True).encode(
+                        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1)),
+                        y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
+                        tooltip=["step:Q", "loss:Q"]), height=260)
                     last = logs[-1]
                     if status == "running" and last.get("eta_s") is not None:
                         st.caption(f"{last.get('tokens_per_s', 0):,.0f} tokens/s, "
@@ -160,7 +166,7 @@ if _data.trainer_available():
                 rows.append({"metric": k, "base": b, "tuned": t, "change": change})
             if rows:
                 st.dataframe(rows, hide_index=True, width="content", column_config={
-                    c: st.column_config.NumberColumn(c, format="%.4f")
+                    c: st.column_config.NumberColumn(c, format="%.4g")
                     for c in ("base", "tuned", "change")})
             else:
                 st.json(evaluation, expanded=False)

@@ -20,6 +20,81 @@ scheme = st.selectbox("Scheme", list(cfg.schemes), key="label_scheme")
 classes = cfg.schemes[scheme].classes
 
 analysis_tab, editor_tab = st.tabs(["LF analysis", "LF editor"])
+# The editor is filled first: a save there re-labels, and the analysis below must show that run.
+
+# -- editor -----------------------------------------------------------------------------------
+with editor_tab:
+    from pipelines.sandbox import lf_template
+
+    st.caption("Write labeling functions, run them on a sample in a separate process (with a "
+               "time limit), then save them into the workspace's `lfs/` folder and re-label.")
+    NEW = "(new file)"
+    files = _data.lf_files()
+    c1, c2, c3 = st.columns([2, 2, 1])
+    chosen = c1.selectbox("File", [NEW, *files], key="lf_file")
+    name = c2.text_input("Save as (W/lfs/<name>.py)",
+                         value="my_lfs" if chosen == NEW else chosen, key=f"lf_name_{chosen}")
+    n = c3.select_slider("Sample", [100, 250, 500, 1000, 2000], value=500, key="lf_sample")
+    initial = lf_template(scheme, classes) if chosen == NEW else _data.lf_source(chosen)
+    source = st.text_area("Source", value=initial, height=380, key=f"lf_src_{scheme}_{chosen}")
+    editing = None if chosen == NEW else chosen
+
+    b1, b2, _ = st.columns([1, 1.4, 3])
+    if b1.button("Run on sample", key="lf_try"):
+        st.session_state["lf_tried"] = source
+    save = b2.button("Save and re-label", key="lf_save", type="primary")
+
+    result = None
+    if st.session_state.get("lf_tried") == source or save:
+        with _data.show_errors(), st.spinner("Running the LFs in the sandbox..."):
+            result = _data.try_lf(source, scheme, n, editing)
+
+    if result is not None and not result.ok:
+        where = f"Line {result.error_line}: " if result.error_line else ""
+        st.error(f"{where}{result.error}", icon=":material/bug_report:")
+        if result.error_line:
+            lines = source.splitlines()
+            lo = max(result.error_line - 3, 0)
+            st.code("\n".join(f"{i + 1:>4} {'>' if i + 1 == result.error_line else ' '} {t}"
+                              for i, t in enumerate(lines[lo:result.error_line + 2], start=lo)),
+                    language=None)
+    elif result is not None:
+        st.markdown(f"**On {result.n_records:,} records** ({result.elapsed_s:.1f} s, beside "
+                    f"{len(result.context)} existing LFs)")
+        summary = result.summary(classes)
+        pct = dict(format="percent")
+        st.dataframe(summary, hide_index=True, width="stretch", column_config={
+            "coverage": st.column_config.NumberColumn("coverage", **pct),
+            "overlaps": st.column_config.NumberColumn("overlaps", **pct),
+            "conflicts": st.column_config.NumberColumn("conflicts", **pct)})
+        votes = [{"lf": row["lf"], "class": c, "votes": row[c]} for row in summary for c in classes]
+        st.altair_chart(alt.Chart(alt.Data(values=votes)).mark_bar().encode(
+            x=alt.X("votes:Q"), y=alt.Y("class:N", title=None), color="lf:N",
+            tooltip=["lf:N", "class:N", "votes:Q"]), height=40 + 24 * len(classes))
+        for lf in result.lfs:
+            for f in lf.fault_examples:
+                st.warning(f"{lf.name}, line {f['line']}: {f['error']} (record {f['id']}; "
+                           f"{lf.faults} faults in all)")
+        with st.expander("Records the LFs voted on"):
+            rows = {r["id"]: r["text"] for r in _data.records_page(limit=n)}
+            hits = [{"lf": lf.name, "vote": classes[v], "text": rows.get(rid, "")[:300]}
+                    for lf in result.lfs for rid, v in zip(result.record_ids, lf.votes)
+                    if v >= 0][:50]
+            st.dataframe(hits, hide_index=True, width="stretch")
+
+    if save and result is not None and result.ok:
+        with _data.show_errors():
+            path = _data.save_lf(name, source)
+            st.success(f"Saved `{path}`.")
+            with st.spinner("Re-labeling every record..."):
+                res = _data.run_labeling(scheme)
+            st.success(f"Re-labelled: {res['labelled']:,} of {res['n_records']:,} records with "
+                       f"{res['n_lfs']} LFs ({res['model']}).")
+            for err in res["load_errors"]:
+                st.warning(err)
+    elif save and result is not None:
+        st.warning("Not saved: fix the error above first.")
+
 
 # -- analysis ---------------------------------------------------------------------------------
 with analysis_tab:
@@ -105,76 +180,3 @@ with analysis_tab:
             st.dataframe([{"lf": s["name"], "faults": s["faults"], "message": s["fault_message"],
                            "records": ", ".join(s["fault_examples"])} for s in faulty],
                          hide_index=True, width="stretch")
-
-# -- editor -----------------------------------------------------------------------------------
-with editor_tab:
-    from pipelines.sandbox import lf_template
-
-    st.caption("Write labeling functions, run them on a sample in a separate process (with a "
-               "time limit), then save them into the workspace's `lfs/` folder and re-label.")
-    NEW = "(new file)"
-    files = _data.lf_files()
-    c1, c2, c3 = st.columns([2, 2, 1])
-    chosen = c1.selectbox("File", [NEW, *files], key="lf_file")
-    name = c2.text_input("Save as (W/lfs/<name>.py)",
-                         value="my_lfs" if chosen == NEW else chosen, key=f"lf_name_{chosen}")
-    n = c3.select_slider("Sample", [100, 250, 500, 1000, 2000], value=500, key="lf_sample")
-    initial = lf_template(scheme, classes) if chosen == NEW else _data.lf_source(chosen)
-    source = st.text_area("Source", value=initial, height=380, key=f"lf_src_{scheme}_{chosen}")
-    editing = None if chosen == NEW else chosen
-
-    b1, b2, _ = st.columns([1, 1.4, 3])
-    if b1.button("Run on sample", key="lf_try"):
-        st.session_state["lf_tried"] = source
-    save = b2.button("Save and re-label", key="lf_save", type="primary")
-
-    result = None
-    if st.session_state.get("lf_tried") == source or save:
-        with _data.show_errors(), st.spinner("Running the LFs in the sandbox..."):
-            result = _data.try_lf(source, scheme, n, editing)
-
-    if result is not None and not result.ok:
-        where = f"Line {result.error_line}: " if result.error_line else ""
-        st.error(f"{where}{result.error}", icon=":material/bug_report:")
-        if result.error_line:
-            lines = source.splitlines()
-            lo = max(result.error_line - 3, 0)
-            st.code("\n".join(f"{i + 1:>4} {'>' if i + 1 == result.error_line else ' '} {t}"
-                              for i, t in enumerate(lines[lo:result.error_line + 2], start=lo)),
-                    language=None)
-    elif result is not None:
-        st.markdown(f"**On {result.n_records:,} records** ({result.elapsed_s:.1f} s, beside "
-                    f"{len(result.context)} existing LFs)")
-        summary = result.summary(classes)
-        pct = dict(format="percent")
-        st.dataframe(summary, hide_index=True, width="stretch", column_config={
-            "coverage": st.column_config.NumberColumn("coverage", **pct),
-            "overlaps": st.column_config.NumberColumn("overlaps", **pct),
-            "conflicts": st.column_config.NumberColumn("conflicts", **pct)})
-        votes = [{"lf": row["lf"], "class": c, "votes": row[c]} for row in summary for c in classes]
-        st.altair_chart(alt.Chart(alt.Data(values=votes)).mark_bar().encode(
-            x=alt.X("votes:Q"), y=alt.Y("class:N", title=None), color="lf:N",
-            tooltip=["lf:N", "class:N", "votes:Q"]), height=40 + 24 * len(classes))
-        for lf in result.lfs:
-            for f in lf.fault_examples:
-                st.warning(f"{lf.name}, line {f['line']}: {f['error']} (record {f['id']}; "
-                           f"{lf.faults} faults in all)")
-        with st.expander("Records the LFs voted on"):
-            rows = {r["id"]: r["text"] for r in _data.records_page(limit=n)}
-            hits = [{"lf": lf.name, "vote": classes[v], "text": rows.get(rid, "")[:300]}
-                    for lf in result.lfs for rid, v in zip(result.record_ids, lf.votes)
-                    if v >= 0][:50]
-            st.dataframe(hits, hide_index=True, width="stretch")
-
-    if save and result is not None and result.ok:
-        with _data.show_errors():
-            path = _data.save_lf(name, source)
-            st.success(f"Saved `{path}`.")
-            with st.spinner("Re-labeling every record..."):
-                res = _data.run_labeling(scheme)
-            st.success(f"Re-labelled: {res['labelled']:,} of {res['n_records']:,} records with "
-                       f"{res['n_lfs']} LFs ({res['model']}).")
-            for err in res["load_errors"]:
-                st.warning(err)
-    elif save and result is not None:
-        st.warning("Not saved: fix the error above first.")

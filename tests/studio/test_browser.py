@@ -62,8 +62,10 @@ def studio_server(tmp_path):
 
     ws = Workspace.create(tmp_path / "ws")
     cfg = yaml.safe_load((sample_dir() / "curation.yaml").read_text())
-    cfg["train"] = {"max_steps": 4, "batch_size": 4, "eval_max_examples": 24,
-                    "max_seq_length": 64, "save_steps": 100}
+    # Chat export -> the SFT head on the workspace's tiny local Llama; a short run.
+    cfg["export"] = {**cfg.get("export", {}), "format": "chat"}
+    cfg["train"] = {"max_steps": 4, "batch_size": 4, "eval_max_examples": 16,
+                    "max_seq_length": 256, "save_steps": 100, "generations": 2}
     ws.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     # A slice of the sample's CSV under its own name, as a user would upload it.
     upload = tmp_path / "claims.csv"
@@ -119,6 +121,7 @@ def browser(tmp_path):
 
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(5, 5)  # no tooltip over the picture
     page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
 
 
@@ -147,6 +150,12 @@ def test_the_whole_loop_in_a_browser(studio_server, browser):
 
 def _the_whole_loop(page, studio) -> None:
     t0 = time.time()
+    last = [t0]
+
+    def lap(what: str) -> None:
+        now = time.time()
+        print(f"  {what}: {now - last[0]:.0f} s")
+        last[0] = now
 
     # Overview: upload the file. The sample has deliberately broken rows: the first try is
     # refused with the file, row and field named; with "skip invalid rows" the rest goes in.
@@ -163,6 +172,7 @@ def _the_whole_loop(page, studio) -> None:
     page.get_by_text(re.compile(r"\d+ added")).wait_for()
     _idle(page)
     _shot(page, "1-overview")
+    lap("ingest")
     with studio["ws"].connect() as conn:
         assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] > 300
 
@@ -175,6 +185,7 @@ def _the_whole_loop(page, studio) -> None:
     _idle(page)
     page.get_by_text("(representative)").first.wait_for()
     _shot(page, "2-dedup-cluster")
+    lap("dedup")
 
     # Label: write an LF in the editor, run it on the sample, save it and re-label.
     _open(page, studio, "label")
@@ -193,8 +204,10 @@ def _the_whole_loop(page, studio) -> None:
     _idle(page)
     assert (studio["ws"].path / "lfs" / "my_lfs.py").read_text().strip() == source.strip()
     page.get_by_role("tab", name="LF analysis").click()
-    page.wait_for_timeout(500)
+    page.get_by_text("Label model vs majority vote").wait_for()  # the run just made
+    page.get_by_text("lf_my_rule").first.wait_for()
     _shot(page, "4-lf-analysis")
+    lap("label")
 
     # Export & Train: one click, then the live curve and the evaluation table.
     _open(page, studio, "export_train")
@@ -204,7 +217,10 @@ def _the_whole_loop(page, studio) -> None:
     page.get_by_text("Evaluation: base vs tuned").wait_for(timeout=420_000)
     _idle(page)
     page.get_by_text(re.compile(r"done: step \d+ of \d+")).wait_for()
+    page.wait_for_timeout(1500)  # the run's end triggers one full rerun: let it finish
+    _idle(page)
     _shot(page, "5-export-train")
+    lap("export and train")
     assert page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]'
                         ).count() >= 1
     print(f"browser flow: {time.time() - t0:.0f} s")

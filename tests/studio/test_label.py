@@ -64,3 +64,6 @@ def test_editor_try_error_save_and_relabel(tiny_ws, page):
         params = conn.execute("SELECT params FROM runs WHERE step = 'label' ORDER BY id DESC"
                               " LIMIT 1").fetchone()[0]
     assert "lf_my_rule" in params
+    # The analysis tab of the same run already shows the new LF.
+    lf_table = next(d.value for d in at.dataframe if "emp. accuracy" in d.value.columns)
+    assert "lf_my_rule" in set(lf_table["lf"])
