@@ -5,7 +5,13 @@
 """
 
 from pipelines.review.agreement import agreement
-from pipelines.review.server import ServerInfo, WorkspaceServer, find_label_studio, start_server, stop_pid
+from pipelines.review.server import (
+    ServerInfo,
+    WorkspaceServer,
+    find_label_studio,
+    start_server,
+    stop_pid,
+)
 from pipelines.review.sync import (
     PullResult,
     PushResult,

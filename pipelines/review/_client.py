@@ -14,7 +14,7 @@ import json
 import time
 from datetime import datetime, timezone
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, TypeVar
 from xml.sax.saxutils import quoteattr
 
 from pipelines.errors import ReviewSyncError
@@ -378,7 +378,3 @@ class LabelStudioClient:
         a = self.call("create an annotation", lambda: self._sdk.annotations.create(
             id=task_id, result=result, was_cancelled=was_cancelled))
         return int(a.id)
-
-    def iter_chunks(self, items: list[T], size: int) -> Iterable[list[T]]:
-        for i in range(0, len(items), size):
-            yield items[i:i + size]

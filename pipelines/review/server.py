@@ -66,12 +66,14 @@ class ServerInfo:
 def find_label_studio() -> Path:
     """The `label-studio` executable of the server venv ($CURATE_LABELSTUDIO_BIN overrides)."""
     override = os.environ.get(ENV_BIN)
-    path = Path(override) if override else PROJECT_ROOT / ".venv-labelstudio" / "bin" / "label-studio"
+    default = PROJECT_ROOT / ".venv-labelstudio" / "bin" / "label-studio"
+    path = Path(override) if override else default
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise ReviewSyncError(
             f"Label Studio server not installed: {path} is missing. Install it with "
             f"`make labelstudio-venv` (label-studio=={LS_VERSION} in .venv-labelstudio, ~3 min) "
-            f"or `curate labelstudio start --install`, or point ${ENV_BIN} at a label-studio executable"
+            f"or `curate labelstudio start --install`, or point ${ENV_BIN} at a label-studio "
+            f"executable"
         )
     return path
 

@@ -259,7 +259,8 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
                                                       "max_confidence": max_confidence},
                                scheme=scheme)
         try:
-            for chunk in client.iter_chunks(todo, cfg.batch_size):
+            for start in range(0, len(todo), cfg.batch_size):
+                chunk = todo[start:start + cfg.batch_size]
                 _push_batch(ws, client, scheme, project.project_id, chunk, kind, model_version,
                             result)
                 if progress:
