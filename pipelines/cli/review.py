@@ -95,8 +95,10 @@ def ls_status(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
 
 
 @labelstudio_app.command("token")
-def ls_token(workspace: str = WorkspaceOpt):
+def ls_token(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
     """Print the login (user, password) and, alone on the last line, the API token.
+
+    With --json the last line is instead {"url", "username", "password", "token"}.
 
     Example: curate labelstudio token --workspace ws | tail -1
     """
@@ -105,7 +107,11 @@ def ls_token(workspace: str = WorkspaceOpt):
     ws = open_workspace(workspace)
     info = WorkspaceServer.of(ws).credentials(create=False)
     echo(f"url: {info.url}\nuser: {info.username}\npassword: {info.password}")
-    echo(info.token)
+    if as_json:
+        emit({"url": info.url, "username": info.username, "password": info.password,
+              "token": info.token}, True)
+    else:
+        echo(info.token)
 
 
 @review_app.command("push")
