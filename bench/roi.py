@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prepare-only", metavar="ARMS_JSON", help="write the arms and stop")
     p.add_argument("--arms", metavar="ARMS_JSON", help="train/score arms written by --prepare-only")
     p.add_argument("--export-model", metavar="DIR", help="write a float16 copy of the encoder")
+    p.add_argument("--max-train", type=int, help="cap per arm (default 2400)")
+    p.add_argument("--max-eval", type=int, help="cap on gold evaluation records (default: all)")
+    p.add_argument("--epochs", type=float, help="passes over each arm (default 2)")
+    p.add_argument("--max-len", type=int, help="tokens per record (default 128)")
+    p.add_argument("--head", choices=("lora", "probe"), help="lora (default) | probe")
     p.add_argument("--out", help="write the JSON report here")
     args = p.parse_args(argv)
 
@@ -74,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.roi.arms import ArmSet
     from pipelines.roi.run import evaluate_arms
 
-    kw = dict(scheme=args.scheme, seeds=args.seeds, device=args.device, model_path=args.model)
+    kw = dict(scheme=args.scheme, seeds=args.seeds, device=args.device, model_path=args.model,
+              max_train=args.max_train, max_eval=args.max_eval, epochs=args.epochs,
+              max_len=args.max_len, head=args.head)
     config = RoiConfig.quick(**kw) if args.quick else RoiConfig(
         **{k: v for k, v in kw.items() if v is not None})
     if args.export_model:
@@ -103,10 +110,20 @@ def main(argv: list[str] | None = None) -> int:
                               "notes": arms.notes}, indent=1))
             return 0
     prep_s = time.perf_counter() - t0
+    from pipelines.roi.arms import cap_arm
+
+    arms.arms = [cap_arm(a, config.max_train, seed=0) for a in arms.arms]
     if config.max_eval:
         arms.eval_ids, arms.eval_labels = (arms.eval_ids[: config.max_eval],
                                            arms.eval_labels[: config.max_eval])
-    report = evaluate_arms(arms, config, progress=True, say=print)
+    vectors = None
+    if config.head == "probe":
+        if args.arms:
+            raise SystemExit("--head probe needs a workspace (its cached embeddings), not --arms")
+        from pipelines.embed import cached_embeddings
+
+        vectors = cached_embeddings(ws)
+    report = evaluate_arms(arms, config, progress=True, say=print, vectors=vectors)
     report["prepare_seconds"] = round(prep_s, 1)
 
     print()

@@ -33,6 +33,8 @@ def roi_cmd(
     truth: Optional[str] = typer.Option(None, "--truth", help="Ground-truth JSONL that simulates "
                                         "the reviewer (default: truth.jsonl beside the data)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
+    head: str = typer.Option("lora", "--head", help="lora (LoRA + classifier head, the product's "
+                             "micro-model) | probe (linear head on cached embeddings: seconds)."),
     as_json: bool = JsonOpt,
 ):
     """Train the same micro-model on raw, majority-vote, label-model and curated data; score each
@@ -42,7 +44,7 @@ def roi_cmd(
     """
     ws = open_workspace(workspace)
     overrides = dict(scheme=scheme, seeds=seeds, review_budgets=_budgets(budgets),
-                     max_train=max_train, truth=truth, device=device)
+                     max_train=max_train, truth=truth, device=device, head=head)
     config = RoiConfig.quick(**overrides) if quick else RoiConfig(
         **{k: v for k, v in overrides.items() if v is not None})
     report = run_roi(ws, config, progress=not as_json, say=echo)
@@ -54,6 +56,6 @@ def roi_cmd(
              f"raw; intervals {'overlap' if v['intervals_overlap'] else 'do not overlap'}")
     echo(f"note: {SIMULATED_REVIEW_NOTE}")
     echo(f"report: {report['report_path']}")
-    emit({k: report[k] for k in ("scheme", "arms", "verdict", "leakage", "n_eval", "seeds",
-                                 "device", "simulated_review", "report_path", "run_id")}
+    emit({k: report[k] for k in ("scheme", "head", "arms", "verdict", "leakage", "n_eval",
+                                 "seeds", "device", "simulated_review", "report_path", "run_id")}
          | {"quick": quick}, as_json)

@@ -49,6 +49,10 @@ class RoiConfig:
     model_path: str | None = field(default=None, metadata={
         "help": "encoder folder (default: the packaged all-MiniLM-L6-v2)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    head: str = field(default="lora", metadata={
+        "help": "lora: LoRA + classifier head on the encoder (the product's classifier head); "
+                "probe: a linear head on the frozen encoder's cached sentence embeddings (seconds "
+                "on a CPU)"})
 
     def __post_init__(self):
         for name in ("seeds", "max_train", "batch_size", "max_len", "lora_r"):
@@ -79,6 +83,8 @@ class RoiConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigError(f"roi.{name} must be a positive number, got {value!r}")
+        if self.head not in ("lora", "probe"):
+            raise ConfigError(f"roi.head must be lora or probe, got {self.head!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"roi.device must be auto, cpu or cuda, got {self.device!r}")
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from pipelines.errors import ConfigError
 from pipelines.roi.arms import ArmSet
 from pipelines.roi.config import RoiConfig
 from pipelines.roi.score import accuracy, macro_f1, mean_ci
@@ -35,14 +36,30 @@ def _budget(config: RoiConfig):
 
 
 def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
-                  say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    """Fit every arm `config.seeds` times and score it on the gold set; the report dict."""
+                  say: Callable[[str], None] = lambda m: None,
+                  vectors: Any = None) -> dict[str, Any]:
+    """Fit every arm `config.seeds` times and score it on the gold set; the report dict.
+
+    Args:
+        vectors: `head="probe"` only: sentence embeddings by record id (`Embeddings.get`-able
+            or a mapping) for every training and evaluation record.
+    """
+    import numpy as np
     from tqdm import tqdm
 
-    from pipelines.roi.train import fit_and_predict
+    from pipelines.roi.train import fit_and_predict, fit_probe
 
     budget = _budget(config)
     eval_texts = [arms.texts[i] for i in arms.eval_ids]
+    if config.head == "probe":
+        if vectors is None:
+            raise ConfigError("roi head 'probe' needs the records' cached embeddings (run dedup)")
+        missing = [i for i in {*arms.eval_ids, *(i for a in arms.arms for i in a.ids)}
+                   if vectors.get(i) is None]
+        if missing:
+            raise ConfigError(f"roi head 'probe': {len(missing)} records have no cached "
+                              f"embedding (first: {missing[0]}); run `curate dedup` first")
+        eval_vecs = np.stack([vectors.get(i) for i in arms.eval_ids])
     seeds = list(range(config.seeds))
     bar = tqdm(total=len(arms.arms) * len(seeds), desc="roi fits", unit=" fit",
                disable=not (progress and sys.stderr.isatty()))
@@ -52,9 +69,13 @@ def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
         for arm in arms.arms:
             per_seed = []
             texts = [arms.texts[i] for i in arm.ids]
+            vecs = np.stack([vectors.get(i) for i in arm.ids]) if config.head == "probe" else None
             for seed in seeds:
-                fit = fit_and_predict(texts, arm.labels, eval_texts, arms.classes, seed=seed,
-                                      budget=budget)
+                if config.head == "probe":
+                    fit = fit_probe(vecs, arm.labels, eval_vecs, arms.classes, seed=seed)
+                else:
+                    fit = fit_and_predict(texts, arm.labels, eval_texts, arms.classes, seed=seed,
+                                          budget=budget)
                 device = fit.device
                 per_seed.append({
                     "seed": seed,
@@ -100,7 +121,10 @@ def _report(arms: ArmSet, config: RoiConfig, rows: list[dict], device: str | Non
         "seeds": config.seeds, "device": device, "seconds": round(seconds, 1),
         "budget": {k: getattr(config, k) for k in ("epochs", "batch_size", "max_len", "lr",
                                                    "lora_r", "max_steps", "max_train")},
-        "model": "LoRA (r=%d) + classifier head on all-MiniLM-L6-v2" % config.lora_r,
+        "head": config.head,
+        "model": ("LoRA (r=%d) + classifier head on all-MiniLM-L6-v2" % config.lora_r
+                  if config.head == "lora" else
+                  "linear probe on frozen all-MiniLM-L6-v2 sentence embeddings"),
         "arms": rows, "verdict": verdict, "leakage": arms.leakage, "pool": arms.pool_stats,
         "simulated_review": SIMULATED_REVIEW_NOTE, "notes": arms.notes,
     }
@@ -136,7 +160,12 @@ def run_roi(ws, config: RoiConfig, *, progress: bool = False,
         arms = prepare_arms(ws, config, say=say)
         say(f"arms ready: {', '.join(f'{a.name}={a.n_train}' for a in arms.arms)}; "
             f"leakage check passed")
-        report = evaluate_arms(arms, config, progress=progress, say=say)
+        vectors = None
+        if config.head == "probe":
+            from pipelines.embed import cached_embeddings
+
+            vectors = cached_embeddings(ws)
+        report = evaluate_arms(arms, config, progress=progress, say=say, vectors=vectors)
     except BaseException as exc:
         with ws.transaction() as conn:
             finish_run(conn, run_id, {"error": f"{type(exc).__name__}: {exc}"}, status="failed")

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from pipelines.errors import TrainError
 
-__all__ = ["ArmBudget", "FitResult", "fit_and_predict", "base_model_path"]
+__all__ = ["ArmBudget", "FitResult", "fit_and_predict", "fit_probe", "base_model_path"]
 
 
 @dataclass(frozen=True)
@@ -179,3 +179,48 @@ def fit_and_predict(train_texts: Sequence[str], train_labels: Sequence[str],
             preds.extend(classes[j] for j in logits.argmax(-1).tolist())
     return FitResult(predictions=preds, train_seconds=seconds, steps=step, final_loss=loss_val,
                      device=device)
+
+
+def fit_probe(train_vectors: Any, train_labels: Sequence[str], eval_vectors: Any,
+              classes: Sequence[str], *, seed: int, steps: int = 300, lr: float = 0.05,
+              bootstrap: bool = True) -> FitResult:
+    """A linear head on frozen sentence embeddings (the encoder without LoRA): the fast proxy.
+
+    The vectors are the encoder's cached, L2-normalised sentence embeddings (the dedup step's
+    cache). The fit is full-batch Adam on softmax regression, a convex problem, so the seed
+    barely matters by itself; with `bootstrap` each seed trains on a bootstrap resample of the
+    arm (same size, drawn with replacement), so the interval over seeds says how much the score
+    moves with a different draw of the training data. A fit takes well under a second.
+    """
+    import numpy as np
+    import torch
+
+    if len(train_labels) == 0:
+        raise TrainError("an arm has no training records")
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({lab for lab in train_labels if lab not in index})
+    if unknown:
+        raise TrainError(f"training labels outside the scheme's classes: {unknown}")
+    torch.set_num_threads(1)   # small ops: extra threads only spin on shared cores (ArmBudget)
+    _seed_everything(seed)
+    X = torch.from_numpy(np.asarray(train_vectors, dtype=np.float32))
+    y = torch.tensor([index[lab] for lab in train_labels])
+    if bootstrap:
+        pick = torch.from_numpy(np.random.default_rng(seed).integers(0, len(X), len(X)))
+        X, y = X[pick], y[pick]
+    head = torch.nn.Linear(X.shape[1], len(classes))
+    opt = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=1e-4)
+    t0 = time.perf_counter()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        # x20: unit-norm features give a small logit range; the scale speeds convergence
+        loss = torch.nn.functional.cross_entropy(head(X * 20.0), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        E = torch.from_numpy(np.asarray(eval_vectors, dtype=np.float32))
+        preds = [classes[j] for j in head(E * 20.0).argmax(-1).tolist()]
+    return FitResult(predictions=preds, train_seconds=seconds, steps=steps,
+                     final_loss=float(loss.detach()), device="cpu")

@@ -281,3 +281,17 @@ def list_runs_of(ws, step):
 
     with ws.connect() as conn:
         return list_runs(conn, step)
+
+
+def test_probe_head_learns_separable_vectors_and_is_seeded():
+    from pipelines.roi.train import fit_probe
+
+    rng = np.random.default_rng(0)
+    centers = np.eye(3, 8, dtype=np.float32)
+    y = [CLASSES[i % 3] for i in range(60)]
+    X = np.stack([centers[i % 3] + 0.05 * rng.standard_normal(8) for i in range(60)])
+    a = fit_probe(X, y, X, CLASSES, seed=1, steps=50)
+    b = fit_probe(X, y, X, CLASSES, seed=1, steps=50)
+    c = fit_probe(X, y, X, CLASSES, seed=2, steps=50)
+    assert acc_fn(y, a.predictions) == 1.0 and a.predictions == b.predictions
+    assert a.steps == 50 and a.final_loss == b.final_loss != c.final_loss
