@@ -147,7 +147,7 @@ with analysis_tab:
             st.altair_chart(alt.Chart(alt.Data(values=table)).mark_bar().encode(
                 x=alt.X("coverage:Q", axis=alt.Axis(format="%")),
                 y=alt.Y("lf:N", sort="-x", title=None), tooltip=["lf:N", "coverage:Q"],
-            ), height=max(200, 18 * len(table)))
+            ), height=max(200, 26 * len(table)))
         with c2:
             st.markdown("**Pairwise conflicts** (share of records where two LFs disagree)")
             names = [s["name"] for s in report["lfs"]]
@@ -158,7 +158,7 @@ with analysis_tab:
                 y=alt.Y("b:N", sort=names, title=None),
                 color=alt.Color("conflict:Q", scale=alt.Scale(scheme="orangered")),
                 tooltip=["a:N", "b:N", alt.Tooltip("conflict:Q", format=".2%")],
-            ), height=max(200, 18 * len(names)))
+            ), height=max(200, 26 * len(names)))
 
         st.markdown("**Where an LF goes wrong** (its votes that disagree with gold labels)")
         with_wrong = [s for s in report["lfs"] if s["wrong_examples"]]
