@@ -56,6 +56,32 @@ def export_half_model(out: Path) -> Path:
     return out
 
 
+def audit_duplicates(ws, arms, truth_path: Path) -> dict[str, int]:
+    """Against the generator's ground truth: of the known (near-)duplicate and hard-negative
+    pairs that straddle the gold/training split, how many training sides reached an arm."""
+    from pipelines.store.roi import record_source_rows
+
+    with ws.connect() as conn:
+        rec_of = {(Path(f).name, row): rid for rid, f, row in record_source_rows(conn)}
+    gold, trained = set(arms.eval_ids), {i for a in arms.arms for i in a.ids}
+    out: dict[str, int] = {}
+    for line in truth_path.read_text(encoding="utf-8").splitlines():
+        t = json.loads(line)
+        other = t.get("duplicate_of") or t.get("resembles")
+        if not other:
+            continue
+        kind = ("exact_duplicate" if "exact_duplicate" in t["flaws"] else
+                "near_duplicate" if "near_duplicate" in t["flaws"] else "hard_negative")
+        a, b = rec_of.get((t["file"], t["row"])), rec_of.get((other["file"], other["row"]))
+        if a is None or b is None or a == b:
+            continue   # folded into one record at ingest (or rejected): nothing can leak
+        for x, y in ((a, b), (b, a)):
+            if x in gold and y not in gold:
+                out[f"{kind}_pairs_across_split"] = out.get(f"{kind}_pairs_across_split", 0) + 1
+                out[f"{kind}_trained"] = out.get(f"{kind}_trained", 0) + (y in trained)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workspace", help="existing workspace (default: sample data in a temp dir)")
@@ -101,6 +127,17 @@ def main(argv: list[str] | None = None) -> int:
             tmp = tempfile.mkdtemp(prefix="roi-bench-")
             ws = sample_workspace(Path(tmp) / "ws")
         arms = prepare_arms(ws, config, say=print)
+        from pipelines.roi.prepare import default_truth_path
+        from pipelines.store.roi import record_source_rows
+
+        with ws.connect() as conn:
+            truth_path = Path(config.truth) if config.truth else default_truth_path(
+                [f for _, f, _ in record_source_rows(conn)])
+        if truth_path is not None and truth_path.is_file():
+            audit = audit_duplicates(ws, arms, truth_path)
+            arms.leakage["ground_truth_audit"] = audit
+            print(f"ground-truth duplicate audit (pairs across the gold split; trained = the "
+                  f"training side reached an arm): {json.dumps(audit)}")
         if args.prepare_only:
             Path(args.prepare_only).parent.mkdir(parents=True, exist_ok=True)
             Path(args.prepare_only).write_text(json.dumps(arms.to_dict()), encoding="utf-8")
@@ -135,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
               f"macro-F1 x{r['macro_f1'] / max(raw['macro_f1'], 1e-9):.3f}")
     print(f"\npool: {json.dumps(report['pool'])}")
     print(f"leakage: ok={report['leakage'].get('ok')} gold={report['leakage'].get('gold_records')}"
-          f" near-gold excluded={report['leakage'].get('near_gold_excluded')}")
+          f" near-gold excluded={report['leakage'].get('near_gold_excluded')}"
+          f" audit={json.dumps(report['leakage'].get('ground_truth_audit'))}")
     print(f"verdict: {json.dumps(report['verdict'])}")
     print(f"note: {report['simulated_review']}")
     for n in report["notes"]:
