@@ -82,8 +82,14 @@ def _config(path: str, version: tuple) -> CurationConfig:
 
 
 def config() -> CurationConfig:
+    """The workspace's curation.yaml. An invalid one shows its error and stops the page there:
+    nothing below it could run."""
     ws = workspace()
-    return _config(str(ws.path), data_version(ws))
+    try:
+        return _config(str(ws.path), data_version(ws))
+    except StudioError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -25,8 +25,11 @@ def size_chart(sizes: list[int], height: int) -> None:
         height=height)
 
 
+defaults = None
 with _data.show_errors():
     defaults = _data.dedup_defaults()
+if defaults is None:  # curation.yaml's dedup: section is invalid; the error says how
+    st.stop()
 
 # -- settings and preview ---------------------------------------------------------------------
 st.subheader("1. Find duplicates")
