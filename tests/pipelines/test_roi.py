@@ -295,3 +295,11 @@ def test_probe_head_learns_separable_vectors_and_is_seeded():
     c = fit_probe(X, y, X, CLASSES, seed=2, steps=50)
     assert acc_fn(y, a.predictions) == 1.0 and a.predictions == b.predictions
     assert a.steps == 50 and a.final_loss == b.final_loss != c.final_loss
+
+
+def test_every_config_field_has_help():
+    from dataclasses import fields
+
+    assert all(f.metadata.get("help") for f in fields(RoiConfig))
+    with pytest.raises(ConfigError, match="roi.head"):
+        RoiConfig(head="svm")
