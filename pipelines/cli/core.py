@@ -136,7 +136,8 @@ def records_cmd(
         for r in rows:
             w.writerow([r[k] for k in cols])
     else:
-        echo(f"{'id':<18} {'source':<28} {'excl':<4} {'label':<16} {'conf':>5}  text")
+        echo(f"{'id':<18} {'source':<28} {'cluster':<18} {'excl':<4} {'label':<16} {'conf':>5}"
+             f"  text")
         for r in rows:
             src = Path(r["source"].rsplit(":", 1)[0]).name + ":" + r["source"].rsplit(":", 1)[1]
             if r["n_sources"] > 1:
@@ -144,7 +145,8 @@ def records_cmd(
             text = " ".join(r["text"].split())
             text = text[:_PREVIEW] + ("..." if len(text) > _PREVIEW else "")
             conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
-            echo(f"{r['id']:<18} {src:<28} {'yes' if r['excluded'] else '':<4} "
+            echo(f"{r['id']:<18} {src:<28} {(r['cluster_id'] or ''):<18} "
+                 f"{'yes' if r['excluded'] else '':<4} "
                  f"{(r['label'] or ''):<16} {conf:>5}  {text}")
     if as_json:
         emit({"records": len(rows), "scheme": scheme}, True)
