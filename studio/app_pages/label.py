@@ -70,7 +70,7 @@ with editor_tab:
         votes = [{"lf": row["lf"], "class": c, "votes": row[c]} for row in summary for c in classes]
         st.altair_chart(alt.Chart(alt.Data(values=votes)).mark_bar().encode(
             x=alt.X("votes:Q"), y=alt.Y("class:N", title=None), color="lf:N",
-            tooltip=["lf:N", "class:N", "votes:Q"]), height=40 + 24 * len(classes))
+            tooltip=["lf:N", "class:N", "votes:Q"]), height=60 + 32 * len(classes))
         for lf in result.lfs:
             for f in lf.fault_examples:
                 st.warning(f"{lf.name}, line {f['line']}: {f['error']} (record {f['id']}; "

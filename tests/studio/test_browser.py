@@ -122,6 +122,7 @@ def browser(tmp_path):
 def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(5, 5)  # no tooltip over the picture
+    page.wait_for_timeout(1000)  # tables draw on a canvas a moment after they arrive
     page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
 
 
