@@ -374,6 +374,14 @@ def train_runs() -> list[dict[str, Any]]:
     return list_train_runs(workspace())
 
 
+def curation_pay(head: str) -> list[dict[str, Any]]:
+    """Finished runs of one head, with their metrics and the change against the first run
+    ("Did curation pay?"); read from the runs' eval.json, so always current."""
+    from pipelines.roi import compare_runs
+
+    return compare_runs(workspace(), head=head)
+
+
 def run_progress(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary, log events) of one run, for the live view."""
     from trainer.runs import read_events, run_dir, run_summary

@@ -176,6 +176,25 @@ if _data.trainer_available():
                     st.dataframe(samples, hide_index=True, width="stretch")
 
         live_run(run_id)
+
+        st.subheader("Did curation pay?")
+        st.caption("The same head trained on different exports, each scored on its export's eval "
+                   "split (and its gold-labelled records); the first run is the baseline.")
+        pay_head = st.radio("Head", ["classifier", "sft"], horizontal=True, key="pay_head")
+        with _data.show_errors():
+            pay = _data.curation_pay(pay_head)
+        if len(pay) < 2:
+            st.caption(f"Train the {pay_head} head on at least two exports (for example raw "
+                       "labels, then curated ones) to compare them here.")
+        if pay:
+            cols = (["run_id", "export", "n_train", "accuracy", "delta_accuracy", "macro_f1",
+                     "delta_macro_f1", "gold_accuracy", "delta_gold_accuracy"]
+                    if pay_head == "classifier" else
+                    ["run_id", "export", "n_train", "eval_loss", "delta_eval_loss"])
+            st.dataframe([{c: r.get(c) for c in cols} for r in pay], hide_index=True,
+                         width="stretch", column_config={
+                             c: st.column_config.NumberColumn(c, format="%.3f")
+                             for c in cols if c not in ("run_id", "export", "n_train")})
         with st.expander("All runs"):
             st.dataframe([{k: r[k] for k in ("run_id", "status", "head", "export", "steps",
                                               "max_steps", "loss")} for r in reversed(runs)],

@@ -108,3 +108,28 @@ def test_page_preview_agrees_with_the_library(labelled_ws, options):
     from studio import _data
 
     assert _data.export_preview(**options) == preview_export(labelled_ws, **options)
+
+
+def test_did_curation_pay_compares_runs_of_one_head(studio_ws, page):
+    pytest.importorskip("trainer.runs")
+    from trainer.config import TrainConfig
+    from trainer.runs import EventWriter, run_dir
+
+    for run_id, export, acc in (("20260101-000000-classifier-v0001", "v0001", 0.74),
+                                ("20260101-000100-classifier-v0002", "v0002", 0.98)):
+        rd = run_dir(studio_ws, run_id, must_exist=False)
+        rd.path.mkdir(parents=True)
+        TrainConfig(head="classifier", max_steps=5).save_yaml(rd.config_yaml)
+        events = EventWriter(rd.events)
+        events.write("start", head="classifier", export=export, max_steps=5)
+        events.write("end", status="done", error=None)
+        rd.eval_json.write_text(json.dumps({
+            "head": "classifier", "run_id": run_id, "export": export, "n_eval": 50,
+            "base": {"accuracy": 0.2, "macro_f1": 0.1},
+            "tuned": {"accuracy": acc, "macro_f1": acc - 0.01}}))
+
+    at = page("export_train")
+    table = next(d.value for d in at.dataframe if "delta_accuracy" in d.value.columns)
+    rows = table.to_dict("records")
+    assert [r["export"] for r in rows] == ["v0001", "v0002"]
+    assert rows[1]["delta_accuracy"] == pytest.approx(0.24)
