@@ -59,7 +59,7 @@ if b2.button("Commit", key="dedup_commit", type="primary",
         st.session_state.pop("dedup_previewed", None)  # stored now: the counts below say it
         counts = _data.counts()
         st.success(f"Stored {done['clusters']:,} clusters; {done['excluded']:,} records excluded "
-                   f"({done['exact']:,} exact, {done['same_prompt']:,} same prompt, "
+                   f"({done['exact']:,} exact, of which {done['same_prompt']:,} same prompt; "
                    f"{done['semantic']:,} semantic; {done['overrides']:,} overrides respected).")
 
 if st.session_state.get("dedup_previewed") == params:
@@ -72,7 +72,9 @@ if st.session_state.get("dedup_previewed") == params:
         m[0].metric("Clusters", f"{s['clusters']:,}")
         m[1].metric("Would exclude", f"{s['excluded']:,}",
                     delta=f"{s['excluded'] - counts['excluded']:+,} vs now", delta_color="off")
-        m[2].metric("Exact + same prompt", f"{s['exact'] + s['same_prompt']:,}")
+        m[2].metric("Exact", f"{s['exact']:,}",
+                    help=f"Includes {s['same_prompt']:,} with the same prompt and a duplicate "
+                         "response.")
         m[3].metric("Semantic", f"{s['semantic']:,}")
         m[4].metric("Refused (facts conflict)", f"{s['conflicts']:,}",
                     help="Candidate pairs whose amounts/dates/ids differ: kept apart. "
