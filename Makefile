@@ -53,6 +53,10 @@ chromium:
 
 studio: venv labelstudio-venv
 	$(BIN)/curate init --workspace $(WORKSPACE) --sample
+	@# The pipeline steps the studio shows: dedup (embeds once, then cached) and both label schemes.
+	$(BIN)/curate dedup --workspace $(WORKSPACE)
+	$(BIN)/curate label --workspace $(WORKSPACE) --scheme claim_type
+	$(BIN)/curate label --workspace $(WORKSPACE) --scheme summary_quality
 	$(BIN)/curate status --workspace $(WORKSPACE)
 	@# Label Studio for the Review page (127.0.0.1; a fresh database migrates for ~80 s). The
 	@# studio works without it, so a failed start only warns.
