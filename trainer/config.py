@@ -62,6 +62,9 @@ class TrainConfig:
     gradient_checkpointing: bool | None = field(default=None, metadata={
         "help": "recompute activations to save memory (default: on with CUDA, off on CPU, where "
                 "it was measured 12x slower)"})
+    memory_budget: str | None = field(default=None, metadata={
+        "help": "GPU memory the run may use, e.g. 24GiB (CUDA only: autotunes micro-batch x "
+                "accumulation at the same effective batch, checkpointing and liger within it)"})
     bf16: bool | None = field(default=None, metadata={
         "help": "bfloat16 mixed precision (default: on with CUDA, off on CPU)"})
     cpu_threads: int | None = field(default=None, metadata={
@@ -109,6 +112,10 @@ class TrainConfig:
             bad("warmup_ratio", "must be in [0, 1)")
         if not isinstance(self.target_modules, str) or not self.target_modules.strip():
             bad("target_modules", "must be all-linear or a comma-separated list")
+        if self.memory_budget is not None:
+            from trainer.gpu.memory import parse_bytes
+
+            parse_bytes(self.memory_budget, field="train.memory_budget")
 
     # -- conversions -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

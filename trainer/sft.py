@@ -2,7 +2,9 @@
 
 Chat and alpaca exports both become conversational prompt/completion pairs, so the tokenizer's
 chat template renders them and TRL masks the prompt out of the loss. `qlora` loads the base in
-4-bit NF4 through `trainer._bnb` and runs peft's `prepare_model_for_kbit_training`.
+4-bit NF4 through `trainer._bnb` and runs peft's `prepare_model_for_kbit_training`, except under
+a memory budget on CUDA: then the base stays bf16 and frozen, and `autotune_sft` picks the
+micro-batch x accumulation, checkpointed layers and liger from measured trials (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pipelines.errors import TrainError
 from trainer.config import TrainConfig
 from trainer.device import Plan
 
-__all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "generate"]
+__all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "autotune_sft",
+           "apply_tune_choice", "generate"]
 
 
 def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any]:
@@ -85,8 +88,14 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
 
             disable_cpu_weight_packing(model)
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=plan.gradient_checkpointing)
+        if plan.budget_bytes is None:
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=plan.gradient_checkpointing)
+        else:
+            # The autotuner's recipe (trainer.gpu.runtime.tuned_recipe): no fp32 norms/embeddings,
+            # no blanket checkpointing; the base is frozen before peft adds the adapters.
+            for p in model.parameters():
+                p.requires_grad_(False)
     return model, tok, notices
 
 
@@ -141,6 +150,51 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
 
         trainer.remove_callback(PrinterCallback)   # the events file carries the progress
     return trainer, tok, notices
+
+
+def autotune_sft(trainer, cfg: TrainConfig, plan: Plan, log=print):
+    """Autotune a built `SFTTrainer` within `plan.budget_bytes`; returns the `TuneChoice`.
+
+    Trials run on the trainer's own rows and collator; the choice's checkpointing and liger are
+    applied to the model in place, micro-batch and accumulation to the trainer's arguments. The
+    effective batch `cfg.batch_size * cfg.grad_accum` (and so the learning schedule) is kept.
+    """
+    from trainer.gpu import (NoFitError, autotune_model, limit_process_memory,
+                             lora_compute_in_bf16, trainer_batches)
+
+    if plan.budget_bytes is None:
+        raise TrainError("autotune_sft needs a plan with a memory budget")
+    if plan.device == "cuda":
+        limit_process_memory(plan.budget_bytes)   # the budget is a hard cap, not an estimate
+    lora_compute_in_bf16(trainer.model)
+    try:
+        choice = autotune_model(trainer.model, trainer_batches(trainer),
+                                budget_bytes=plan.budget_bytes,
+                                effective_batch=cfg.batch_size * cfg.grad_accum,
+                                device=plan.device, log=log)
+    except NoFitError as exc:
+        raise TrainError(f"train.memory_budget {cfg.memory_budget!r} is too small: {exc}; raise "
+                         f"it or lower max_seq_length (now {cfg.max_seq_length})") from None
+    apply_tune_choice(trainer, choice)
+    return choice
+
+
+def apply_tune_choice(trainer, choice) -> None:
+    """Set the trainer's micro-batch and accumulation from `choice`; Trainer-side checkpointing
+    and liger stay off (`autotune_model` applied them per layer to the model)."""
+    from trainer.gpu import training_overrides
+
+    c = choice.candidate
+    if c.micro_batch * c.grad_accum != choice.effective_batch:
+        raise TrainError(f"autotune chose {c.micro_batch} x {c.grad_accum}, which is not the "
+                         f"effective batch {choice.effective_batch}")
+    args = trainer.args
+    for key, value in training_overrides(choice).items():
+        if key == "bf16" and not args.bf16:
+            continue   # mixed precision was fixed when the trainer was built
+        setattr(args, key, value)
+    args.activation_checkpointing = False   # transformers 5: gradient_checkpointing's new name
+    trainer._train_batch_size = args.train_batch_size   # cached at Trainer.__init__
 
 
 def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:

@@ -137,7 +137,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
             echo(f"notice: {n}")
         if cfg.head == "sft":
             ev, steps = _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt,
-                                 progress, echo)
+                                 progress, echo, events)
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
                                         cbs, ckpt, progress)
@@ -177,15 +177,25 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         if status == "done":
             ev = json.loads(rd.eval_json.read_text(encoding="utf-8"))
             metrics.update(base=ev["base"], tuned=ev["tuned"])
+            if "autotune" in ev:
+                metrics["autotune"] = {k: v for k, v in ev["autotune"].items() if k != "trials"}
         with ws.transaction() as conn:
             update_run_metrics(conn, lineage_id, metrics, status)
 
 
-def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo):
-    from trainer.sft import build_sft_trainer, generate, to_prompt_completion
+def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo,
+             events=None):
+    from trainer.sft import autotune_sft, build_sft_trainer, generate, to_prompt_completion
 
     trainer, tok, notices = build_sft_trainer(cfg, base, plan, train_rows, eval_rows, fmt,
                                               rd.checkpoints, callbacks=cbs, progress=progress)
+    tuned = None
+    if plan.budget_bytes is not None:
+        choice = autotune_sft(trainer, cfg, plan, log=echo if progress else None)
+        tuned = choice.to_dict()
+        notices.append(f"autotune within {cfg.memory_budget}: {choice.why}")
+        if events is not None:
+            events.write("autotune", **tuned)
     for n in notices:
         echo(f"notice: {n}")
         plan.notices.append(n)
@@ -209,6 +219,8 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
                          p["completion"][0]["content"], "base": b, "tuned": t}
                         for p, b, t in zip(prompts, base_gen, tuned_gen)],
     }
+    if tuned is not None:
+        ev["autotune"] = tuned
     return ev, trainer.state.global_step
 
 

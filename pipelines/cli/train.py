@@ -34,6 +34,10 @@ def train_cmd(
     learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
     max_seq_length: Optional[int] = typer.Option(None, help="Tokens per example."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    memory_budget: Optional[str] = typer.Option(
+        None, "--memory-budget",
+        help="GPU memory the run may use, e.g. 24GiB (sft on CUDA: autotunes micro-batch x "
+             "accumulation, checkpointing and liger within it; ignored on CPU)."),
     set_: List[str] = typer.Option([], "--set", help="Any TrainConfig field: key=value (repeat)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run from its last checkpoint."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (resume: which run)."),
@@ -43,6 +47,8 @@ def train_cmd(
     """Train on an export version; writes W/runs/<id>/ (events.jsonl, checkpoints, adapter, eval.json).
 
     Example: curate train --workspace ws --export v1 --head classifier --max-steps 40 --json
+
+    Example: curate train --workspace ws --export v1 --head sft --method qlora --memory-budget 24GiB
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -54,7 +60,8 @@ def train_cmd(
     base = TrainConfig.from_yaml(config) if config else TrainConfig()
     cfg = base.replace(head=head, base_model=base_model, method=method, max_steps=max_steps,
                        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                       max_seq_length=max_seq_length, device=device).apply_overrides(set_)
+                       max_seq_length=max_seq_length, device=device,
+                       memory_budget=memory_budget).apply_overrides(set_)
     if detach:
         from trainer.runs import new_run_id
 
@@ -63,7 +70,7 @@ def train_cmd(
         if config:
             args += ["--config", config]
         for name in ("head", "base_model", "method", "max_steps", "epochs", "batch_size",
-                     "learning_rate", "max_seq_length", "device"):
+                     "learning_rate", "max_seq_length", "device", "memory_budget"):
             value = locals()[name]
             if value is not None:
                 args += [f"--{name.replace('_', '-')}", str(value)]
