@@ -183,6 +183,16 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
             update_run_metrics(conn, lineage_id, metrics, status)
 
 
+def _eval_loss(trainer, cfg) -> float:
+    """The eval split's loss; a clear error when there are no completion tokens to score."""
+    loss = trainer.evaluate().get("eval_loss")
+    if loss is None or loss != loss:  # missing or NaN
+        raise TrainError(
+            f"no eval loss: with max_seq_length={cfg.max_seq_length} every eval example's "
+            f"completion is cut off (the loss is on completions only); raise --max-seq-length")
+    return float(loss)
+
+
 def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo,
              events=None):
     from trainer.sft import autotune_sft, build_sft_trainer, generate, to_prompt_completion
@@ -201,10 +211,10 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
         plan.notices.append(n)
     prompts = [to_prompt_completion(r, fmt) for r in eval_rows[: cfg.generations]]
     # The LoRA B matrices start at zero, so before training the wrapped model *is* the base.
-    base_loss = trainer.evaluate()["eval_loss"]
+    base_loss = _eval_loss(trainer, cfg)
     base_gen = generate(trainer.model, tok, [p["prompt"] for p in prompts], cfg.max_new_tokens)
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    tuned_loss = trainer.evaluate()["eval_loss"]
+    tuned_loss = _eval_loss(trainer, cfg)
     tuned_gen = generate(trainer.model, tok, [p["prompt"] for p in prompts], cfg.max_new_tokens)
     trainer.save_model(str(rd.adapter))
     tok.save_pretrained(str(rd.adapter))

@@ -121,4 +121,7 @@ def test_bad_inputs_fail_with_clear_errors(toy_ws, tiny_model):
     with pytest.raises(TrainError, match="max_position_embeddings 1024"):
         train(toy_ws, chat.version, TrainConfig(base_model=tiny_model, max_seq_length=4096),
               echo=quiet)
+    with pytest.raises(TrainError, match="completion is cut off"):
+        train(toy_ws, chat.version, TrainConfig(base_model=tiny_model, max_seq_length=4,
+                                                max_steps=1), echo=quiet)
     assert all(run_summary(RunDir(p))["status"] == "failed" for p in (toy_ws.path / "runs").iterdir())
