@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 import warnings
@@ -25,9 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.config import load_config
-from pipelines.ingest import IngestConfig, ingest
-from pipelines.samples import sample_dir
+from pipelines.samples import load_sample, sample_dir
 from pipelines.store import Workspace, iter_records
 from snorkel.labeling import labeling_function
 
@@ -38,10 +35,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 def sample_workspace(root: Path) -> Workspace:
     ws = Workspace.create(root / "ws")
-    src = sample_dir()
-    shutil.copyfile(src / "curation.yaml", ws.config_path)
-    cfg = load_config(ws.config_path)
-    ingest(ws, [src / f for f in cfg.files], IngestConfig.from_curation(cfg, skip_invalid=True))
+    load_sample(ws)
     return ws
 
 

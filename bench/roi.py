@@ -30,16 +30,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def sample_workspace(root: Path):
     """A fresh workspace with the sample data ingested (as `curate init --sample`)."""
-    from pipelines.config import load_config
-    from pipelines.ingest import IngestConfig, ingest
-    from pipelines.samples import sample_dir
+    from pipelines.samples import load_sample
     from pipelines.store import Workspace
 
     ws = Workspace.create(root)
-    src = sample_dir()
-    shutil.copyfile(src / "curation.yaml", ws.config_path)
-    cfg = load_config(ws.config_path)
-    ingest(ws, [src / f for f in cfg.files], IngestConfig.from_curation(cfg, skip_invalid=True))
+    load_sample(ws)
     return ws
 
 

@@ -15,7 +15,8 @@ import yaml
 
 from pipelines.errors import ConfigError
 
-__all__ = ["FieldMap", "SchemeConfig", "CurationConfig", "load_config", "save_config", "SCHEMA_KINDS"]
+__all__ = ["FieldMap", "SchemeConfig", "CurationConfig", "load_config", "save_config", "step_config",
+           "SCHEMA_KINDS"]
 
 SCHEMA_KINDS = ("text", "instruction", "chat")
 _SECTIONS = ("dedup", "review", "export", "train", "label")
@@ -148,3 +149,18 @@ def save_config(config: CurationConfig, path: str | Path) -> None:
     tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True),
                    encoding="utf-8")
     tmp.replace(path)
+
+
+def step_config(cls, name: str, section: dict[str, Any] | None, **overrides: Any):
+    """A step's config dataclass `cls` from curation.yaml's `name:` section, with the non-None
+    `overrides` (CLI options, studio widgets) on top. Unknown keys raise a ConfigError that
+    lists the known ones."""
+    from dataclasses import fields as dc_fields
+
+    section = dict(section or {})
+    known = {f.name for f in dc_fields(cls)}
+    unknown = set(section) - known
+    if unknown:
+        raise ConfigError(f"curation.yaml {name}: unknown key(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
+    return cls(**{**section, **{k: v for k, v in overrides.items() if v is not None}})

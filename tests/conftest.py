@@ -22,18 +22,11 @@ def fresh_ws(tmp_path):
 @pytest.fixture(scope="session")
 def sample_ws_template(tmp_path_factory):
     """The sample data ingested once per session (as `curate init --sample` does)."""
-    from pipelines.config import load_config
-    from pipelines.ingest import IngestConfig, ingest
-    from pipelines.samples import sample_dir
+    from pipelines.samples import load_sample
     from pipelines.store import Workspace
-    import shutil
 
-    root = tmp_path_factory.mktemp("sample") / "ws"
-    ws = Workspace.create(root)
-    src = sample_dir()
-    shutil.copyfile(src / "curation.yaml", ws.config_path)
-    cfg = load_config(ws.config_path)
-    ingest(ws, [src / f for f in cfg.files], IngestConfig.from_curation(cfg, skip_invalid=True))
+    ws = Workspace.create(tmp_path_factory.mktemp("sample") / "ws")
+    load_sample(ws)
     return ws
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,7 +15,7 @@ from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_w
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.ingest import IngestConfig, IngestResult, ingest
-from pipelines.samples import sample_dir
+from pipelines.samples import load_sample
 from pipelines.store import list_records, stage_counts
 
 
@@ -43,13 +42,8 @@ def init_cmd(
     ws = open_workspace(workspace, create=True)
     summary: dict = {"workspace": str(ws.path), "sample": sample}
     if sample:
-        src = sample_dir()
-        cfg = load_config(src / "curation.yaml")
-        if not ws.config_path.exists():
-            shutil.copyfile(src / "curation.yaml", ws.config_path)
-        files = [src / f for f in cfg.files]
-        # The sample has deliberately broken rows (empty notes): keep the rest, report those.
-        result = ingest(ws, files, IngestConfig.from_curation(cfg, skip_invalid=True))
+        # The sample has deliberately broken rows (empty notes): kept out and reported.
+        result = load_sample(ws)
         _print_ingest(result)
         summary.update({k: v for k, v in result.to_dict().items() if k != "files"})
     echo(f"workspace ready: {ws.path}")

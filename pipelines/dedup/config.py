@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pipelines.config import step_config
 from pipelines.errors import ConfigError
 
 __all__ = ["DedupConfig", "FilterConfig", "INDEX_KINDS"]
@@ -73,13 +74,7 @@ class DedupConfig:
     @classmethod
     def from_section(cls, section: dict[str, Any], **overrides: Any) -> "DedupConfig":
         """From curation.yaml's `dedup:` section, with CLI values (not None) on top."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise ConfigError(f"curation.yaml dedup: unknown key(s) {', '.join(sorted(unknown))};"
-                              f" known: {', '.join(sorted(known))}")
-        values = {**section, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**values)
+        return step_config(cls, "dedup", section, **overrides)
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

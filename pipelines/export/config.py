@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pipelines.config import step_config
 from pipelines.errors import ConfigError
 
 __all__ = ["ExportConfig", "FORMATS"]
@@ -52,14 +53,7 @@ class ExportConfig:
     @classmethod
     def from_section(cls, section: dict[str, Any], **overrides: Any) -> "ExportConfig":
         """Build from curation.yaml's `export:` mapping, then apply non-None overrides."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(section) - names
-        if unknown:
-            raise ConfigError(f"curation.yaml export: unknown key(s) {', '.join(sorted(unknown))}; "
-                              f"known: {', '.join(sorted(names))}")
-        values = dict(section)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        return step_config(cls, "export", section, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

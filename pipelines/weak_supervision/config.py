@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pipelines.config import step_config
 from pipelines.errors import ConfigError
 
 __all__ = ["LabelConfig", "MODELS", "ENGINES"]
@@ -55,13 +56,7 @@ class LabelConfig:
     @classmethod
     def from_section(cls, section: dict[str, Any], **overrides: Any) -> "LabelConfig":
         """Build from curation.yaml's `label:` section, then apply non-None overrides (CLI)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise ConfigError(f"curation.yaml label: unknown key(s) {', '.join(sorted(unknown))}; "
-                              f"known: {', '.join(sorted(known))}")
-        values = {**section, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**values)
+        return step_config(cls, "label", section, **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
