@@ -4,6 +4,15 @@
     .venv/bin/python bench/roi.py --workspace W --scheme claim_type --seeds 3
     .venv/bin/python bench/roi.py --quick               # mechanics only, about a minute
 
+LoRA head on a CPU, on a fixed small budget (the figures in docs/benchmarks.md):
+    bench/roi.py --prepare-only build/roi/arms.json
+    bench/roi.py --arms build/roi/arms.json --head lora --device cpu --threads 1 --seeds 3 \
+        --max-steps 40 --batch-size 16 --max-len 64
+
+SFT secondary table (tiny causal LM, raw vs curated summaries, eval loss on held-out faithful
+summaries):
+    bench/roi.py --sft [--workspace W] --seeds 3 --sft-steps 100
+
 Split mode (prepare on the CPU box, train where a GPU is):
     bench/roi.py --prepare-only build/roi/arms.json --export-model build/roi/minilm
     bench/roi.py --arms build/roi/arms.json --model build/roi/minilm --device cuda --seeds 5
@@ -77,6 +86,37 @@ def audit_duplicates(ws, arms, truth_path: Path) -> dict[str, int]:
     return out
 
 
+def sft_main(args) -> int:
+    """`--sft`: the secondary table (eval loss of the tiny LM, raw vs curated summaries)."""
+    from pipelines.roi.sft import SftBudget, format_sft_table, run_sft_comparison
+    from pipelines.store import Workspace
+
+    tmp = None
+    if args.workspace:
+        ws = Workspace.open(args.workspace)
+    else:
+        tmp = tempfile.mkdtemp(prefix="roi-sft-bench-")
+        ws = sample_workspace(Path(tmp) / "ws")
+    budget = SftBudget(max_steps=args.sft_steps, batch_size=args.sft_batch_size,
+                       learning_rate=args.sft_lr, eval_max_examples=args.sft_max_eval,
+                       cpu_threads=args.threads)
+    t0 = time.perf_counter()
+    report = run_sft_comparison(ws, seeds=args.seeds or 3, budget=budget, say=print)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    print()
+    print(format_sft_table(report))
+    print(f"delta eval loss curated - raw: {report['delta_eval_loss_curated_vs_raw']:+.4f} "
+          f"(intervals overlap: {report['intervals_overlap']}); {report['seconds']} s in all")
+    for n in report["notes"]:
+        print(f"note: {n}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workspace", help="existing workspace (default: sample data in a temp dir)")
@@ -92,9 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval", type=int, help="cap on gold evaluation records (default: all)")
     p.add_argument("--epochs", type=float, help="passes over each arm (default 2)")
     p.add_argument("--max-len", type=int, help="tokens per record (default 128)")
+    p.add_argument("--max-steps", type=int, help="cap on optimizer steps per fit (default: none)")
+    p.add_argument("--batch-size", type=int, help="training batch size (default 16)")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: more only spin on a shared box)")
     p.add_argument("--head", choices=("lora", "probe"), help="lora (default) | probe")
     p.add_argument("--out", help="write the JSON report here")
+    p.add_argument("--sft", action="store_true",
+                   help="the SFT secondary table instead: the tiny causal LM tuned on raw vs "
+                        "curated (summary_quality ACCEPT, dedup applied) summaries, eval loss on "
+                        "held-out gold ACCEPT summaries")
+    p.add_argument("--sft-steps", type=int, default=100, help="--sft: optimizer steps per fit")
+    p.add_argument("--sft-batch-size", type=int, default=8, help="--sft: batch size")
+    p.add_argument("--sft-lr", type=float, default=2e-3, help="--sft: learning rate")
+    p.add_argument("--sft-max-eval", type=int, default=200, help="--sft: held-out rows scored")
     args = p.parse_args(argv)
+    if args.sft:
+        return sft_main(args)
 
     from pipelines.roi import RoiConfig, format_table
     from pipelines.roi.arms import ArmSet
@@ -102,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kw = dict(scheme=args.scheme, seeds=args.seeds, device=args.device, model_path=args.model,
               max_train=args.max_train, max_eval=args.max_eval, epochs=args.epochs,
-              max_len=args.max_len, head=args.head)
+              max_len=args.max_len, head=args.head, max_steps=args.max_steps,
+              batch_size=args.batch_size, lr=args.lr, cpu_threads=args.threads)
     config = RoiConfig.quick(**kw) if args.quick else RoiConfig(
         **{k: v for k, v in kw.items() if v is not None})
     if args.export_model:

@@ -49,13 +49,15 @@ class RoiConfig:
     model_path: str | None = field(default=None, metadata={
         "help": "encoder folder (default: the packaged all-MiniLM-L6-v2)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda"})
+    cpu_threads: int = field(default=1, metadata={
+        "help": "torch intra-op threads on CPU (1: on a shared box more threads only spin)"})
     head: str = field(default="lora", metadata={
         "help": "lora: LoRA + classifier head on the encoder (the product's classifier head); "
                 "probe: a linear head on the frozen encoder's cached sentence embeddings (seconds "
                 "on a CPU)"})
 
     def __post_init__(self):
-        for name in ("seeds", "max_train", "batch_size", "max_len", "lora_r"):
+        for name in ("seeds", "max_train", "batch_size", "max_len", "lora_r", "cpu_threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"roi.{name} must be a positive integer, got {value!r}")

@@ -32,7 +32,8 @@ def _budget(config: RoiConfig):
 
     return ArmBudget(epochs=config.epochs, batch_size=config.batch_size, max_len=config.max_len,
                      lr=config.lr, lora_r=config.lora_r, max_steps=config.max_steps,
-                     model_path=config.model_path, device=config.device)
+                     model_path=config.model_path, device=config.device,
+                     cpu_threads=config.cpu_threads)
 
 
 def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
@@ -120,7 +121,8 @@ def _report(arms: ArmSet, config: RoiConfig, rows: list[dict], device: str | Non
         "scheme": arms.scheme, "classes": arms.classes, "n_eval": len(arms.eval_ids),
         "seeds": config.seeds, "device": device, "seconds": round(seconds, 1),
         "budget": {k: getattr(config, k) for k in ("epochs", "batch_size", "max_len", "lr",
-                                                   "lora_r", "max_steps", "max_train")},
+                                                   "lora_r", "max_steps", "max_train",
+                                                   "cpu_threads")},
         "head": config.head,
         "model": ("LoRA (r=%d) + classifier head on all-MiniLM-L6-v2" % config.lora_r
                   if config.head == "lora" else

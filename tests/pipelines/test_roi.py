@@ -303,3 +303,48 @@ def test_every_config_field_has_help():
     assert all(f.metadata.get("help") for f in fields(RoiConfig))
     with pytest.raises(ConfigError, match="roi.head"):
         RoiConfig(head="svm")
+
+
+# -- the SFT secondary comparison --------------------------------------------------------------
+def test_sft_leakage_check_raises_on_held_out_in_training():
+    from pipelines.errors import TrainError
+    from pipelines.roi.sft import SftSets, check_sft_leakage
+
+    row = {"messages": [{"role": "user", "content": "n"}, {"role": "assistant", "content": "s"}]}
+    clean = SftSets(arms={"raw": [row], "curated": [row]}, arm_ids={"raw": ["a"], "curated": ["a"]},
+                    eval_rows=[row], eval_ids=["g"])
+    check_sft_leakage(clean)
+    clean.arm_ids["curated"] = ["a", "g"]
+    with pytest.raises(TrainError, match="curated"):
+        check_sft_leakage(clean)
+
+
+@pytest.mark.slow
+def test_quick_sft_trains_both_arms_on_disjoint_sets(tiny_sample_ws):
+    from pipelines.roi.sft import SftBudget, format_sft_table, run_sft_comparison, sft_sets
+
+    ws = tiny_sample_ws
+    sets = sft_sets(ws)
+    held = set(sets.eval_ids)
+    assert held and sets.arms["raw"] and sets.arms["curated"]
+    for name, ids in sets.arm_ids.items():
+        assert not held & set(ids), name
+        assert len(ids) == len(sets.arms[name])
+    # curated is a subset of raw (dedup and the quality label only remove records)
+    assert set(sets.arm_ids["curated"]) <= set(sets.arm_ids["raw"])
+    assert len(sets.arm_ids["curated"]) < len(sets.arm_ids["raw"])
+    with ws.connect() as conn:
+        from pipelines.store import iter_records
+
+        gold = {r["id"]: r["gold"] for r in iter_records(conn, with_gold=True) if r.get("gold")}
+    assert all(gold[i]["summary_quality"] == "ACCEPT" for i in held)
+
+    budget = SftBudget(max_steps=2, batch_size=4, max_seq_length=256, eval_max_examples=8)
+    report = run_sft_comparison(ws, seeds=1, budget=budget)
+    assert [a["name"] for a in report["arms"]] == ["raw", "curated"]
+    for a in report["arms"]:
+        assert math.isfinite(a["eval_loss"]) and math.isfinite(a["base_eval_loss"])
+        assert a["per_seed"][0]["steps"] == 2 and a["n_train"] > 0
+    assert not set(report["eval_ids"]) & set(sets.arm_ids["raw"])
+    assert report["n_eval"] == min(8, len(held))
+    assert "curated" in format_sft_table(report)
