@@ -99,7 +99,7 @@ def sft_main(args) -> int:
         ws = sample_workspace(Path(tmp) / "ws")
     budget = SftBudget(max_steps=args.sft_steps, batch_size=args.sft_batch_size,
                        learning_rate=args.sft_lr, eval_max_examples=args.sft_max_eval,
-                       cpu_threads=args.threads)
+                       cpu_threads=args.threads, base_model=args.sft_base_model)
     t0 = time.perf_counter()
     report = run_sft_comparison(ws, seeds=args.seeds or 3, budget=budget, say=print)
     report["seconds"] = round(time.perf_counter() - t0, 1)
@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sft-steps", type=int, default=100, help="--sft: optimizer steps per fit")
     p.add_argument("--sft-batch-size", type=int, default=8, help="--sft: batch size")
     p.add_argument("--sft-lr", type=float, default=2e-3, help="--sft: learning rate")
+    p.add_argument("--sft-base-model", help="--sft: base model folder (default: the "
+                   "workspace's tiny Llama)")
     p.add_argument("--sft-max-eval", type=int, default=200, help="--sft: held-out rows scored")
     args = p.parse_args(argv)
     if args.sft:

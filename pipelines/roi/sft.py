@@ -58,6 +58,7 @@ class SftBudget:
     lora_r: int = 8
     eval_max_examples: int = 200
     cpu_threads: int = 1
+    base_model: str | None = None   # None: the workspace's tiny Llama (trainer.tiny)
 
 
 def _mean_ci(values: list[float]) -> tuple[float, list[float]]:
@@ -159,13 +160,14 @@ def _fit(base: str, rows: list[dict], eval_rows: list[dict], budget: SftBudget, 
     cfg = TrainConfig(head="sft", base_model=base, max_steps=budget.max_steps,
                       batch_size=budget.batch_size, learning_rate=budget.learning_rate,
                       max_seq_length=budget.max_seq_length, lora_r=budget.lora_r,
-                      lora_alpha=2 * budget.lora_r, seed=seed, device="cpu",
+                      lora_alpha=2 * budget.lora_r, seed=seed, device="auto",
                       cpu_threads=budget.cpu_threads, save_steps=10**6, logging_steps=10**6,
                       eval_max_examples=budget.eval_max_examples, generations=0)
     plan = plan_device(cfg)
     import torch
 
-    torch.set_num_threads(budget.cpu_threads)
+    if plan.device == "cpu":
+        torch.set_num_threads(budget.cpu_threads)
     trainer, _tok, _notices = build_sft_trainer(cfg, base, plan, rows, eval_rows, "chat",
                                                 out_dir, progress=False)
     base_loss = trainer.evaluate().get("eval_loss")
@@ -193,7 +195,7 @@ def run_sft_comparison(ws: Workspace, *, seeds: int = 2, budget: SftBudget = Sft
     sets = sft_sets(ws, scheme=scheme, accept=accept, say=say)
     check_sft_leakage(sets)
     eval_rows = sets.eval_rows[: budget.eval_max_examples]
-    base = str(ensure_workspace_model(ws))
+    base = budget.base_model or str(ensure_workspace_model(ws))
     rows_out = []
     with tempfile.TemporaryDirectory(prefix="roi-sft-") as tmp:
         for name, rows in sets.arms.items():
@@ -217,7 +219,8 @@ def run_sft_comparison(ws: Workspace, *, seeds: int = 2, budget: SftBudget = Sft
     return {"scheme": scheme, "accept": accept, "n_eval": len(eval_rows),
             "eval_ids": sets.eval_ids[: budget.eval_max_examples], "seeds": seeds,
             "budget": budget.__dict__, "base_model": base,
-            "model": "LoRA on the workspace's tiny Llama (trainer.tiny, random init)",
+            "model": (f"LoRA on {base}" if budget.base_model else
+                      "LoRA on the workspace's tiny Llama (trainer.tiny, random init)"),
             "arms": rows_out, "delta_eval_loss_curated_vs_raw": round(delta, 4),
             "intervals_overlap": not (by["curated"]["ci"][1] < by["raw"]["ci"][0]
                                       or by["raw"]["ci"][1] < by["curated"]["ci"][0]),
