@@ -107,6 +107,11 @@ def sft_main(args) -> int:
     print(format_sft_table(report))
     print(f"delta eval loss curated - raw: {report['delta_eval_loss_curated_vs_raw']:+.4f} "
           f"(intervals overlap: {report['intervals_overlap']}); {report['seconds']} s in all")
+    return _finish(report, args, tmp)
+
+
+def _finish(report: dict, args, tmp) -> int:
+    """Print the report's notes, save it as JSON with --out, remove the temporary workspace."""
     for n in report["notes"]:
         print(f"note: {n}")
     if args.out:
@@ -229,14 +234,7 @@ def main(argv: list[str] | None = None) -> int:
           f" audit={json.dumps(report['leakage'].get('ground_truth_audit'))}")
     print(f"verdict: {json.dumps(report['verdict'])}")
     print(f"note: {report['simulated_review']}")
-    for n in report["notes"]:
-        print(f"note: {n}")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return _finish(report, args, tmp)
 
 
 if __name__ == "__main__":

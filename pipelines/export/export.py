@@ -18,6 +18,7 @@ from typing import Any
 
 from pipelines.config import load_config
 from pipelines.errors import ExportError
+from pipelines.hashing import sha256_file
 from pipelines.export.config import ExportConfig
 from pipelines.export.render import render_row
 from pipelines.export.select import Selection, resolve_format, select_rows
@@ -98,25 +99,23 @@ def _label_counts(sel: Selection) -> dict[str, dict[str, int]]:
     return out
 
 
-def preview_export(ws: Workspace, cfg: ExportConfig | None = None, **overrides: Any) -> dict[str, Any]:
-    """Counts an export with these options would write, without writing anything (studio)."""
+def _resolve_and_select(ws: Workspace, cfg: ExportConfig | None, overrides: dict[str, Any]):
+    """(config, scheme, format, selection) for `cfg` (or curation.yaml) with `overrides` on top."""
     if cfg is None:
         cfg, scheme = resolve_config(ws, **overrides)
     else:
         cfg, scheme = resolve_config(ws, **{**cfg.to_dict(), **overrides})
     fmt, sel = _select(ws, cfg, scheme)
+    return cfg, scheme, fmt, sel
+
+
+def preview_export(ws: Workspace, cfg: ExportConfig | None = None, **overrides: Any) -> dict[str, Any]:
+    """Counts an export with these options would write, without writing anything (studio)."""
+    cfg, scheme, fmt, sel = _resolve_and_select(ws, cfg, overrides)
     counts = _label_counts(sel)
     return {"scheme": scheme.name, "format": fmt,
             "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),
             "labels": counts, "skipped": sel.skipped}
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dump_line(obj: dict[str, Any]) -> str:
@@ -160,11 +159,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, **overrides: 
     Raises:
         ExportError: when the train split would be empty or a record cannot be rendered.
     """
-    if cfg is None:
-        cfg, scheme = resolve_config(ws, **overrides)
-    else:
-        cfg, scheme = resolve_config(ws, **{**cfg.to_dict(), **overrides})
-    fmt, sel = _select(ws, cfg, scheme)
+    cfg, scheme, fmt, sel = _resolve_and_select(ws, cfg, overrides)
     counts = _label_counts(sel)
     n_train, n_eval = sum(counts["train"].values()), sum(counts["eval"].values())
     if n_train == 0:
@@ -193,7 +188,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, **overrides: 
             "config": cfg.to_dict(),
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
                        "skipped": sel.skipped},
-            "files": {name: {"sha256": _sha256_file(tmp / name),
+            "files": {name: {"sha256": sha256_file(tmp / name),
                              "bytes": (tmp / name).stat().st_size}
                       for name in ("train.jsonl", "eval.jsonl")},
             "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],

@@ -9,7 +9,6 @@ rows go to a reject report (file, row, line, field, reason) and the rest is stor
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from pipelines.errors import InputError
+from pipelines.hashing import sha256_file
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.normalize import normalize_text, record_id
 from pipelines.ingest.readers import RawRow, read_rows
@@ -71,7 +71,7 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
         for path in paths:
             summary = FileSummary(file=str(path))
             result.files.append(summary)
-            sha = _sha256(path) if path.is_file() else None
+            sha = sha256_file(path) if path.is_file() else None
             kind = config.schema
             for raw in read_rows(path):
                 if progress:
@@ -117,14 +117,6 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
             # Written before COMMIT: if the report cannot be written, nothing is stored.
             _write_rejects(Path(result.reject_report), rejects)
     return result
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_rejects(path: Path, rejects: list[dict[str, Any]]) -> None:
