@@ -24,7 +24,8 @@ from pipelines.errors import StudioError, WorkspaceError
 from pipelines.store import Workspace, get_record, list_records, list_runs, stage_counts
 
 __all__ = [
-    "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "counts", "runs",
+    "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "config_with_schemes",
+    "counts", "runs",
     "records_page", "record", "records_by_ids", "ingest_uploads", "show_errors", "step_module",
     "step_unavailable", "refresh",
 ]
@@ -217,6 +218,16 @@ def step_module(name: str):
         if (exc.name or "").startswith(("pipelines", "trainer")) or exc.name == name:
             return None
         raise
+
+
+def config_with_schemes(hint: str = "add one under `schemes:`.") -> CurationConfig:
+    """The workspace's config; a page that needs label schemes stops with a warning when there
+    are none."""
+    cfg = config()
+    if not cfg.schemes:
+        st.warning(f"curation.yaml declares no label schemes: {hint}")
+        st.stop()
+    return cfg
 
 
 def step_unavailable(what: str) -> None:

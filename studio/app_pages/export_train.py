@@ -9,10 +9,7 @@ from studio import _data
 
 st.title("Export & Train")
 
-cfg = _data.config()
-if not cfg.schemes:
-    st.warning("curation.yaml declares no label schemes: add one to export labelled data.")
-    st.stop()
+cfg = _data.config_with_schemes("add one to export labelled data.")
 
 # -- what to export ---------------------------------------------------------------------------
 st.subheader("1. Choose what to export")

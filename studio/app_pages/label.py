@@ -12,10 +12,7 @@ if _data.step_module("weak_supervision") is None:
     _data.step_unavailable("Programmatic labeling")
     st.stop()
 
-cfg = _data.config()
-if not cfg.schemes:
-    st.warning("curation.yaml declares no label schemes: add one under `schemes:`.")
-    st.stop()
+cfg = _data.config_with_schemes()
 scheme = st.selectbox("Scheme", list(cfg.schemes), key="label_scheme")
 classes = cfg.schemes[scheme].classes
 

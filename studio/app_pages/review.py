@@ -10,10 +10,7 @@ if _data.step_module("review") is None:
     _data.step_unavailable("Human review")
     st.stop()
 
-cfg = _data.config()
-if not cfg.schemes:
-    st.warning("curation.yaml declares no label schemes: add one under `schemes:`.")
-    st.stop()
+cfg = _data.config_with_schemes()
 
 
 # -- the server -------------------------------------------------------------------------------

@@ -26,3 +26,13 @@ def test_a_broken_curation_yaml_is_an_error_message(name, fresh_ws, page, monkey
     else:
         assert not at.exception, [e.value for e in at.exception]
         assert at.error and "invalid YAML" in at.error[0].value
+
+
+@pytest.mark.parametrize("name,hint", [("label", "add one under `schemes:`"),
+                                       ("review", "add one under `schemes:`"),
+                                       ("export_train", "add one to export labelled data")])
+def test_pages_that_need_schemes_say_so(name, hint, fresh_ws, page, monkeypatch):
+    monkeypatch.setenv("CURATE_WORKSPACE", str(fresh_ws.path))
+    at = page(name)
+    assert at.warning and "declares no label schemes" in at.warning[0].value
+    assert hint in at.warning[0].value
