@@ -7,7 +7,8 @@
 #   scripts/gpu_check_qlora.sh --dry-run    # here, on CPU: tiny shape, 3 steps, same code path
 #
 # Env: OUT (result folder; default test-artifacts/gpu_check), PYTHON (default: .venv/bin/python
-# when present, else python3), STEPS (default 30), BATCH (8), SEQ (1024).
+# when present, else python3), STEPS (default 30), BATCH (8), SEQ (1024), BUDGET (24GiB: a second
+# run with --memory-budget, the autotuned path of docs/gpu.md; 'none' skips it).
 # The GPU image lacks bitsandbytes/TRL/datasets: when .whl/ is there and they do not import, the
 # wheels are installed into /tmp/site (no network). curation-studio itself is not installed
 # there: the repo root goes on PYTHONPATH.
@@ -40,6 +41,7 @@ python = os.environ["GPU_CHECK_PYTHON"]
 steps = int(os.environ.get("STEPS", "3" if dry else "30"))
 batch = int(os.environ.get("BATCH", "2" if dry else "8"))
 seq = int(os.environ.get("SEQ", "512" if dry else "1024"))
+budget_arg = os.environ.get("BUDGET", "24GiB")
 shape = "tiny" if dry else "tinyllama-1.1b"
 result = {"ok": False, "dry_run": dry, "shape": shape, "max_steps": steps, "batch_size": batch,
           "max_seq_length": seq}
@@ -52,8 +54,16 @@ try:
         result["gpu"] = torch.cuda.get_device_name(0)
     if not dry and not result["cuda"]:
         raise SystemExit("no CUDA: run with --dry-run on a CPU machine")
+    from importlib import metadata
+    result["versions"] = {}
+    for dist in ("transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "pyarrow",
+                 "snorkel", "liger-kernel", "tokenizers", "typer"):
+        try:
+            result["versions"][dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            result["versions"][dist] = None
     for mod in ("transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate"):
-        result[mod] = __import__(mod).__version__
+        __import__(mod)
 
     from pipelines.export import export_dataset
     from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
@@ -90,45 +100,62 @@ try:
                                                "num_attention_heads", "num_key_value_heads", "vocab_size")}
 
     # 3. curate train --method qlora (the CLI; the library function if the CLI cannot import here)
-    args = ["train", "--workspace", str(ws.path), "--export", exp.version, "--method", "qlora",
-            "--base-model", str(base), "--max-steps", str(steps), "--batch-size", str(batch),
-            "--max-seq-length", str(seq), "--set", "packing=true", "--set", "save_steps=1000",
-            "--set", "eval_max_examples=32", "--set", "generations=2", "--set", "max_new_tokens=16",
-            "--set", "logging_steps=1", "--json"]
-    if dry:
-        args += ["--device", "cpu"]
-    t0 = time.time()
     probe = subprocess.run([python, "-c", "import pipelines.cli"], capture_output=True, text=True)
-    if probe.returncode == 0:
-        result["via"] = "curate train (CLI)"
-        proc = subprocess.run([python, "-c", "from pipelines.cli import _entry; _entry()", *args],
-                              capture_output=True, text=True)
-        (out / "train_stdout.log").write_text(proc.stdout[-200000:] + "\n--- stderr ---\n" + proc.stderr[-200000:])
-        if proc.returncode != 0:
-            raise RuntimeError(f"curate train exited {proc.returncode}: {proc.stderr[-1500:]}")
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    else:
-        result["via"] = "trainer.train (library; `import pipelines.cli` failed: " + probe.stderr.strip().splitlines()[-1][:200] + ")"
-        from trainer import TrainConfig, train
-        tc = TrainConfig(method="qlora", base_model=str(base), max_steps=steps, batch_size=batch,
-                         max_seq_length=seq, packing=True, save_steps=1000, eval_max_examples=32,
-                         generations=2, max_new_tokens=16, device="cpu" if dry else "auto")
-        summary = train(ws, exp.version, tc, progress=False)
-    result["train_wall_seconds"] = round(time.time() - t0, 1)
-    run = ws.path / "runs" / summary["run_id"]
-    events = [json.loads(l) for l in (run / "events.jsonl").read_text().splitlines() if l.strip()]
-    logs = [e for e in events if e["event"] == "log"]
-    ev = json.loads((run / "eval.json").read_text())
-    result.update({
-        "ok": summary["status"] == "done" and len(logs) > 0,
-        "status": summary["status"], "steps": summary["steps"], "method": ev.get("method"),
-        "device": ev.get("device"), "notices": ev.get("notices"),
-        "tokens_per_s": logs[-1]["tokens_per_s"] if logs else None,
-        "loss_first": logs[0]["loss"] if logs else None, "loss_last": logs[-1]["loss"] if logs else None,
-        "peak_memory_gib": ev.get("peak_memory_gib"), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
-        "train_seconds": ev.get("train_seconds"),
-    })
-    (out / "events.jsonl").write_text((run / "events.jsonl").read_text())
+    via_cli = probe.returncode == 0
+    result["via"] = "curate train (CLI)" if via_cli else (
+        "trainer.train (library; `import pipelines.cli` failed: "
+        + (probe.stderr.strip().splitlines() or ["?"])[-1][:200] + ")")
+
+    def run_train(tag, budget=None):
+        args = ["train", "--workspace", str(ws.path), "--export", exp.version, "--method", "qlora",
+                "--base-model", str(base), "--max-steps", str(steps), "--batch-size", str(batch),
+                "--max-seq-length", str(seq), "--set", "packing=true", "--set", "save_steps=1000",
+                "--set", "eval_max_examples=32", "--set", "generations=2", "--set", "max_new_tokens=16",
+                "--set", "logging_steps=1", "--json"]
+        if budget:
+            args += ["--memory-budget", budget]
+        if dry:
+            args += ["--device", "cpu"]
+        t0 = time.time()
+        if via_cli:
+            proc = subprocess.run([python, "-c", "from pipelines.cli import _entry; _entry()", *args],
+                                  capture_output=True, text=True)
+            (out / f"train_{tag}.log").write_text(proc.stdout[-200000:] + "\n--- stderr ---\n" + proc.stderr[-200000:])
+            if proc.returncode != 0:
+                raise RuntimeError(f"curate train ({tag}) exited {proc.returncode}: {proc.stderr[-1500:]}")
+            summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        else:
+            from trainer import TrainConfig, train
+            tc = TrainConfig(method="qlora", base_model=str(base), max_steps=steps, batch_size=batch,
+                             max_seq_length=seq, packing=True, save_steps=1000, eval_max_examples=32,
+                             generations=2, max_new_tokens=16, memory_budget=budget,
+                             device="cpu" if dry else "auto")
+            summary = train(ws, exp.version, tc, progress=False)
+        run = ws.path / "runs" / summary["run_id"]
+        events = [json.loads(l) for l in (run / "events.jsonl").read_text().splitlines() if l.strip()]
+        logs = [e for e in events if e["event"] == "log"]
+        ev = json.loads((run / "eval.json").read_text())
+        (out / f"events_{tag}.jsonl").write_text((run / "events.jsonl").read_text())
+        tps = [e["tokens_per_s"] for e in logs[len(logs) // 3:] if e.get("tokens_per_s")]
+        return {
+            "ok": summary["status"] == "done" and len(logs) > 0, "memory_budget": budget,
+            "wall_seconds": round(time.time() - t0, 1),
+            "status": summary["status"], "steps": summary["steps"], "method": ev.get("method"),
+            "device": ev.get("device"), "notices": ev.get("notices"),
+            "tokens_per_s_last": logs[-1]["tokens_per_s"] if logs else None,
+            "tokens_per_s_median_after_warmup": sorted(tps)[len(tps) // 2] if tps else None,
+            "loss_first": logs[0]["loss"] if logs else None, "loss_last": logs[-1]["loss"] if logs else None,
+            "peak_memory_gib": ev.get("peak_memory_gib"), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
+            "train_seconds": ev.get("train_seconds"),
+        }
+
+    result["runs"] = {"qlora": run_train("qlora")}
+    result["ok"] = result["runs"]["qlora"]["ok"]
+    if budget_arg and budget_arg.lower() != "none":
+        try:
+            result["runs"]["qlora_budget"] = run_train("qlora_budget", budget_arg)
+        except Exception as exc:  # the issue-6 check stands on its own; record the budget run's failure
+            result["runs"]["qlora_budget"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[-2000:]}
 except BaseException as exc:  # record whatever broke, then fail
     import traceback
     result["error"] = f"{type(exc).__name__}: {exc}"

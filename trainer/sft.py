@@ -167,14 +167,26 @@ def autotune_sft(trainer, cfg: TrainConfig, plan: Plan, log=print):
     if plan.device == "cuda":
         limit_process_memory(plan.budget_bytes)   # the budget is a hard cap, not an estimate
     lora_compute_in_bf16(trainer.model)
+    # Trials take the trainer's own loss (TRL's fused LM head: no logits tensor), and liger must
+    # keep that head, so its fused cross-entropy stays off. The trials' metrics are dropped.
+    saved_tokens = getattr(trainer, "_total_train_tokens", None)
+    saved_metrics = {mode: {k: list(v) for k, v in m.items()}
+                     for mode, m in getattr(trainer, "_metrics", {}).items()}
     try:
         choice = autotune_model(trainer.model, trainer_batches(trainer),
                                 budget_bytes=plan.budget_bytes,
                                 effective_batch=cfg.batch_size * cfg.grad_accum,
-                                device=plan.device, log=log)
+                                device=plan.device, log=log, fused_linear_cross_entropy=False,
+                                loss_fn=lambda model, inputs: trainer.compute_loss(model, dict(inputs)))
     except NoFitError as exc:
         raise TrainError(f"train.memory_budget {cfg.memory_budget!r} is too small: {exc}; raise "
                          f"it or lower max_seq_length (now {cfg.max_seq_length})") from None
+    finally:
+        if saved_tokens is not None:
+            trainer._total_train_tokens = saved_tokens
+        for mode, m in getattr(trainer, "_metrics", {}).items():
+            m.clear()
+            m.update(saved_metrics.get(mode, {}))
     apply_tune_choice(trainer, choice)
     return choice
 

@@ -212,3 +212,61 @@ def test_real_autotuner_on_cpu_tunes_a_built_sft_trainer(tiny_model, tmp_path):
                 notices=[], budget_bytes=2**20)   # below b1 fully checkpointed (~5 MiB)
     with pytest.raises(TrainError, match="memory_budget '10MiB' is too small.*max_seq_length"):
         autotune_sft(trainer, cfg, tiny, log=None)
+
+
+def test_autotune_keeps_trls_fused_head_with_liger(tiny_model, tmp_path, monkeypatch):
+    """Found on the H200: liger's fused cross-entropy rebinds the model's forward, dropping the
+    fused LM head TRL's SFTTrainer bound there, and `compute_loss` then failed on
+    `outputs.log_probs`. A stand-in liger that rebinds the forward as the real one does (only when
+    asked for its fused cross-entropy): the autotuner must keep TRL's head, its trials must run the
+    trainer's own loss, and evaluate/train must work afterwards."""
+    import sys
+    import types
+
+    import trainer.gpu
+    from trainer.sft import autotune_sft, build_sft_trainer
+
+    calls: list[dict] = []
+
+    def fake_apply(model=None, **kw):
+        calls.append(kw)
+        if kw.get("fused_linear_cross_entropy", True):   # liger's default, as in liger-kernel 0.8
+            model.__dict__["forward"] = types.MethodType(
+                lambda self, **k: types.SimpleNamespace(loss=torch.zeros((), requires_grad=True)), model)
+
+    fake = types.ModuleType("liger_kernel.transformers.monkey_patch")
+    fake.apply_liger_kernel_to_llama = fake_apply
+    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers",
+                        types.ModuleType("liger_kernel.transformers"))
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", fake)
+    sys.modules["liger_kernel.transformers"].monkey_patch = fake
+    monkeypatch.setattr(trainer.gpu, "liger_available", lambda: True)
+
+    rows = [{"messages": [{"role": "user", "content": f"claim {i}: a pipe burst and water "
+                                                      f"flooded the kitchen floor"},
+                          {"role": "assistant", "content": f"water damage claim number {i}"}]}
+            for i in range(8)]
+    cfg = TrainConfig(max_steps=1, batch_size=2, grad_accum=1, max_seq_length=64,
+                      learning_rate=5e-3, save_steps=100, memory_budget="1GiB")
+    plan = Plan(device="cpu", method="lora", bf16=False, gradient_checkpointing=False,
+                notices=[], budget_bytes=2**30)
+    trainer, _, _ = build_sft_trainer(cfg, tiny_model, plan, rows, rows[:2], "chat",
+                                      tmp_path / "ck", progress=False)
+    inner = trainer.model.get_base_model()
+    fused_forward = inner.__dict__["forward"]          # TRL's fused LM head, bound per instance
+    losses = []
+    real_compute_loss = trainer.compute_loss
+    monkeypatch.setattr(trainer, "compute_loss",
+                        lambda *a, **k: losses.append(1) or real_compute_loss(*a, **k))
+
+    choice = autotune_sft(trainer, cfg, plan, log=None)
+
+    assert calls and all(kw["fused_linear_cross_entropy"] is False for kw in calls)
+    assert choice.candidate.liger is True               # timed on and kept (nothing failed)
+    assert inner.__dict__["forward"] is fused_forward
+    assert losses, "trials did not run the trainer's compute_loss"
+    assert trainer._total_train_tokens == 0 and not trainer._metrics["train"].get("entropy")
+    assert "eval_loss" in trainer.evaluate()            # the call that failed on the H200
+    trainer.train()
+    assert trainer.state.global_step == 1

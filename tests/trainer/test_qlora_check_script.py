@@ -16,11 +16,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_dry_run_trains_qlora_through_the_cli_and_writes_the_report(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable, STEPS="2", BATCH="2",
-               SEQ="512", OMP_NUM_THREADS="1")
+               SEQ="512", BUDGET="none", OMP_NUM_THREADS="1")
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check_qlora.sh"), "--dry-run"],
                           env=env, capture_output=True, text=True, timeout=600)
     report = json.loads((tmp_path / "qlora_check.json").read_text())
     assert proc.returncode == 0 and report["ok"], report.get("error") or proc.stderr[-2000:]
-    assert report["via"].startswith("curate train") and report["method"] == "qlora"
-    assert report["steps"] == 2 and report["tokens_per_s"] > 0 and report["loss_first"] > 0
-    assert report["export"]["train"] > 0 and (tmp_path / "events.jsonl").exists()
+    assert report["via"].startswith("curate train") and set(report["runs"]) == {"qlora"}
+    run = report["runs"]["qlora"]
+    assert run["ok"] and run["method"] == "qlora" and run["device"] == "cpu"
+    assert run["steps"] == 2 and run["tokens_per_s_last"] > 0 and run["loss_first"] > 0
+    assert report["export"]["train"] > 0 and (tmp_path / "events_qlora.jsonl").exists()

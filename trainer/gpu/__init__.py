@@ -38,6 +38,7 @@ def limit_process_memory(budget_bytes: int) -> float:
 def autotune_model(model, batches: Callable, *, budget_bytes: int, effective_batch: int,
                    device: str = "cuda", try_liger: bool = True, max_micro_batch: int | None = None,
                    timed_steps: int = 2, time_limit_s: float | None = 120.0,
+                   loss_fn: Callable | None = None, fused_linear_cross_entropy: bool = True,
                    log: Callable[[str], None] | None = print) -> TuneChoice:
     """Autotune a live PEFT model (bf16 compute, 4-bit base) and leave the choice applied to it.
 
@@ -46,13 +47,18 @@ def autotune_model(model, batches: Callable, *, budget_bytes: int, effective_bat
         batches: ``batches(start_row, n_rows) -> (inputs, real_tokens)``, rows of real data.
         budget_bytes: memory the run may use (see :func:`parse_bytes` for "24GiB").
         effective_batch: rows per optimizer step, kept exactly.
+        loss_fn: ``loss_fn(model, inputs) -> loss`` when the run does not take ``model(**inputs).loss``
+            (a trainer's ``compute_loss``); trials then measure the run's own step.
+        fused_linear_cross_entropy: let liger replace the model's forward with its fused loss;
+            False where a trainer bound its own fused LM head there (TRL's ``SFTTrainer``).
     """
     from .runtime import make_trial
     from .switches import decoder_layers
 
-    liger = LigerSwitch.for_model(model) if try_liger and liger_available() else None
+    liger = (LigerSwitch.for_model(model, fused_linear_cross_entropy=fused_linear_cross_entropy)
+             if try_liger and liger_available() else None)
     options = (True, False) if liger else (False,)
-    trial = make_trial(model, batches, device=device, liger=liger)
+    trial = make_trial(model, batches, device=device, liger=liger, loss_fn=loss_fn)
     choice = autotune(trial, num_layers=len(decoder_layers(model)), budget_bytes=budget_bytes,
                       effective_batch=effective_batch, max_micro_batch=max_micro_batch,
                       liger_options=options, timed_steps=timed_steps, time_limit_s=time_limit_s,

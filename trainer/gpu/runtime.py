@@ -215,12 +215,21 @@ def _autocast(device: str):
                           dtype=torch.bfloat16)
 
 
-def micro_step(model: nn.Module, inputs: dict[str, torch.Tensor], scale: float, device: str) -> torch.Tensor:
-    """Forward + backward of one micro-batch under bf16 autocast (as HF Trainer's bf16=True)."""
+LossFn = Callable[[nn.Module, dict], torch.Tensor]
+
+
+def micro_step(model: nn.Module, inputs: dict[str, torch.Tensor], scale: float, device: str,
+               loss_fn: LossFn | None = None) -> torch.Tensor:
+    """Forward + backward of one micro-batch under bf16 autocast (as HF Trainer's bf16=True).
+
+    ``loss_fn(model, inputs)`` replaces ``model(**inputs).loss`` where the run computes its loss
+    another way (a trainer's ``compute_loss``: TRL's fused LM head never builds the logits, so a
+    trial through the plain forward would measure memory the run does not use).
+    """
     with _autocast(device):
-        out = model(**inputs)
-    (out.loss * scale).backward()
-    return out.loss.detach()
+        loss = loss_fn(model, inputs) if loss_fn is not None else model(**inputs).loss
+    (loss * scale).backward()
+    return loss.detach()
 
 
 def train_steps(model: nn.Module, batches: Callable[[int, int], Batch], *, micro_batch: int,
@@ -284,7 +293,7 @@ def free_memory(device: str) -> None:
 
 
 def make_trial(model: nn.Module, batches: Callable[[int, int], Batch], *, device: str,
-               liger: LigerSwitch | None = None, warmup: int = 1):
+               liger: LigerSwitch | None = None, warmup: int = 1, loss_fn: LossFn | None = None):
     """A :data:`~trainer.gpu.autotune.TrialFn` over a live PEFT model.
 
     Trials run forward + backward only (no optimizer step), so the LoRA weights the real run
@@ -326,7 +335,7 @@ def make_trial(model: nn.Module, batches: Callable[[int, int], Batch], *, device
                 _sync(device)
                 t0 = time.perf_counter()
                 with (meter.hooks() if meter else contextlib.nullcontext()):
-                    micro_step(model, inputs, 1.0, device)
+                    micro_step(model, inputs, 1.0, device, loss_fn)
                 _sync(device)
                 if meter:
                     meter_peak = max(meter_peak, meter.bytes)

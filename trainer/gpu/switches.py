@@ -99,23 +99,36 @@ class LigerSwitch:
     """
 
     @classmethod
-    def for_model(cls, model: nn.Module, family: str = "llama") -> "LigerSwitch":
-        """The one switch of this model (a second one would snapshot the patched state)."""
+    def for_model(cls, model: nn.Module, family: str = "llama", *,
+                  fused_linear_cross_entropy: bool = True) -> "LigerSwitch":
+        """The one switch of this model (a second one would snapshot the patched state).
+
+        ``fused_linear_cross_entropy=False`` keeps the model's ``forward``: liger's fused loss
+        replaces it, which would drop a fused LM head a trainer already bound there (TRL's
+        ``SFTTrainer`` does, and its ``compute_loss`` then needs ``outputs.log_probs``).
+        """
         inner = _hf_model(model)
         sw = inner.__dict__.get("_liger_switch")
         if sw is None:
             # Stored on the model (a cycle the garbage collector frees with it), not in a
             # global registry that would keep a 7B model alive.
             sw = inner.__dict__["_liger_switch"] = cls(model, family)
+        if sw.fused_linear_cross_entropy != fused_linear_cross_entropy:
+            if sw.enabled:
+                raise RuntimeError("liger is on with another fused_linear_cross_entropy; "
+                                   "switch it off first")
+            sw.fused_linear_cross_entropy = fused_linear_cross_entropy
         return sw
 
     def __deepcopy__(self, memo):
         # A copied model gets its own switch on first use; module objects cannot be copied.
         return None
 
-    def __init__(self, model: nn.Module, family: str = "llama"):
+    def __init__(self, model: nn.Module, family: str = "llama", *,
+                 fused_linear_cross_entropy: bool = True):
         self.model = _hf_model(model)
         self.family = family
+        self.fused_linear_cross_entropy = fused_linear_cross_entropy
         self.enabled = False
         self._saved_globals: dict | None = None
         self._saved_instances: list | None = None
@@ -138,7 +151,8 @@ class LigerSwitch:
              type(m).__name__)
             for m in self.model.modules()
         ]
-        getattr(monkey_patch, f"apply_liger_kernel_to_{self.family}")(model=self.model)
+        getattr(monkey_patch, f"apply_liger_kernel_to_{self.family}")(
+            model=self.model, fused_linear_cross_entropy=self.fused_linear_cross_entropy)
         self.enabled = True
 
     def off(self) -> None:
