@@ -206,6 +206,12 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
         notices.append(f"autotune within {cfg.memory_budget}: {choice.why}")
         if events is not None:
             events.write("autotune", **tuned)
+        if plan.device == "cuda":
+            import torch
+
+            # The trials (one may have run out of memory at the cap) are in `autotune`; the run's
+            # own peak_memory_gib counts from here.
+            torch.cuda.reset_peak_memory_stats()
     for n in notices:
         echo(f"notice: {n}")
         plan.notices.append(n)
