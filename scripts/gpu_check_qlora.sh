@@ -137,14 +137,19 @@ try:
         logs = [e for e in events if e["event"] == "log"]
         ev = json.loads((run / "eval.json").read_text())
         (out / f"events_{tag}.jsonl").write_text((run / "events.jsonl").read_text())
-        tps = [e["tokens_per_s"] for e in logs[len(logs) // 3:] if e.get("tokens_per_s")]
+        # `tokens_per_s` in the events is the average since training began (warm-up included);
+        # the steady rate is taken over the last two thirds of the steps.
+        k = len(logs) // 3
+        steady = None
+        if len(logs) > k + 1 and "tokens" in logs[-1] and logs[-1]["time"] > logs[k]["time"]:
+            steady = round((logs[-1]["tokens"] - logs[k]["tokens"]) / (logs[-1]["time"] - logs[k]["time"]), 1)
         return {
             "ok": summary["status"] == "done" and len(logs) > 0, "memory_budget": budget,
             "wall_seconds": round(time.time() - t0, 1),
             "status": summary["status"], "steps": summary["steps"], "method": ev.get("method"),
             "device": ev.get("device"), "notices": ev.get("notices"),
             "tokens_per_s_last": logs[-1]["tokens_per_s"] if logs else None,
-            "tokens_per_s_median_after_warmup": sorted(tps)[len(tps) // 2] if tps else None,
+            "tokens_per_s_steady": steady,
             "loss_first": logs[0]["loss"] if logs else None, "loss_last": logs[-1]["loss"] if logs else None,
             "peak_memory_gib": ev.get("peak_memory_gib"), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
             "train_seconds": ev.get("train_seconds"),

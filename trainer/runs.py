@@ -2,7 +2,7 @@
 eval.json, and helpers to follow them from another process (the studio).
 
 `events.jsonl` has one JSON object per line: `{"event": "start", ...}`, then one
-`{"event": "log", "step", "max_steps", "epoch", "loss", "lr", "tokens_per_s", "eta_s"}` per
+`{"event": "log", "step", "max_steps", "epoch", "loss", "lr", "tokens", "tokens_per_s", "eta_s"}` per
 logging step, `{"event": "eval", ...}` and a final `{"event": "end", "status": ...}`.
 """
 
@@ -115,7 +115,7 @@ def events_callback(writer: EventWriter):
                          epoch=round(state.epoch or 0.0, 4), loss=float(logs["loss"]),
                          lr=float(logs.get("learning_rate", 0.0)),
                          grad_norm=float(logs["grad_norm"]) if "grad_norm" in logs else None,
-                         tokens_per_s=round(tokens / elapsed, 1),
+                         tokens=int(tokens), tokens_per_s=round(tokens / elapsed, 1),
                          eta_s=round(left * elapsed / done, 1) if done else None)
 
     return _Events()

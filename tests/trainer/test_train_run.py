@@ -15,7 +15,7 @@ from trainer import TrainConfig, read_events, run_summary, train
 from trainer.device import plan_device
 from trainer.runs import RunDir
 
-LOG_KEYS = {"event", "time", "step", "max_steps", "epoch", "loss", "lr", "tokens_per_s", "eta_s"}
+LOG_KEYS = {"event", "time", "step", "max_steps", "epoch", "loss", "lr", "tokens", "tokens_per_s", "eta_s"}
 
 
 def quiet(_msg: str) -> None:
@@ -66,6 +66,8 @@ def test_sft_run_interrupted_then_resumed(toy_ws, tiny_model):
     logs = [e for e in second if e["event"] == "log"]
     assert [e["step"] for e in logs] == [3, 4, 5, 6]          # continues where it stopped
     assert all(LOG_KEYS <= e.keys() for e in logs) and logs[0]["tokens_per_s"] > 0
+    tokens = [e["tokens"] for e in logs]   # input tokens since this attempt began: rising
+    assert tokens[0] > 0 and all(b > a for a, b in zip(tokens, tokens[1:]))
     assert events[-1]["event"] == "end" and events[-1]["status"] == "done"
     ev = json.loads(rd.eval_json.read_text())
     assert ev["tuned"]["eval_loss"] < ev["base"]["eval_loss"]
