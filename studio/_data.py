@@ -273,21 +273,10 @@ def _export_candidates(path: str, version: tuple, scheme: str) -> list[dict[str,
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _export_preview(path: str, version: tuple, options: tuple) -> dict[str, Any]:
-    from pipelines.export import resolve_config
-    from pipelines.export.select import resolve_format, select_rows
+    from pipelines.export import preview_export
 
-    ws = Workspace(Path(path))
-    cfg, scheme = resolve_config(ws, **dict(options))
-    cands = _export_candidates(path, version, scheme.name)
-    fmt = resolve_format(cfg, scheme, {c["kind"] for c in cands})
-    sel = select_rows(cands, cfg, scheme, fmt)
-    labels: dict[str, dict[str, int]] = {"train": {}, "eval": {}}
-    for r in sel.rows:
-        key = r.label if r.label is not None else "(none)"
-        labels[r.split][key] = labels[r.split].get(key, 0) + 1
-    # The same figures as `pipelines.export.preview_export` (tested to agree).
-    return {"scheme": scheme.name, "format": fmt, "train": sum(labels["train"].values()),
-            "eval": sum(labels["eval"].values()), "labels": labels, "skipped": sel.skipped}
+    return preview_export(Workspace(Path(path)), **dict(options),
+                          candidates=lambda scheme: _export_candidates(path, version, scheme))
 
 
 def export_preview(**options: Any) -> dict[str, Any]:

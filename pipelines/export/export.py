@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.config import load_config
 from pipelines.errors import ExportError
@@ -84,9 +84,16 @@ def resolve_config(ws: Workspace, **overrides: Any) -> tuple[ExportConfig, Any]:
     return cfg, scheme
 
 
-def _select(ws: Workspace, cfg: ExportConfig, scheme) -> tuple[str, Selection]:
-    with ws.connect() as conn:
-        cands = list(iter_export_candidates(conn, scheme.name))
+CandidateLoader = Callable[[str], list[dict[str, Any]]]
+
+
+def _select(ws: Workspace, cfg: ExportConfig, scheme,
+            candidates: CandidateLoader | None = None) -> tuple[str, Selection]:
+    if candidates is not None:
+        cands = candidates(scheme.name)
+    else:
+        with ws.connect() as conn:
+            cands = list(iter_export_candidates(conn, scheme.name))
     fmt = resolve_format(cfg, scheme, {c["kind"] for c in cands})
     return fmt, select_rows(cands, cfg, scheme, fmt)
 
@@ -99,19 +106,25 @@ def _label_counts(sel: Selection) -> dict[str, dict[str, int]]:
     return out
 
 
-def _resolve_and_select(ws: Workspace, cfg: ExportConfig | None, overrides: dict[str, Any]):
+def _resolve_and_select(ws: Workspace, cfg: ExportConfig | None, overrides: dict[str, Any],
+                        candidates: CandidateLoader | None = None):
     """(config, scheme, format, selection) for `cfg` (or curation.yaml) with `overrides` on top."""
     if cfg is None:
         cfg, scheme = resolve_config(ws, **overrides)
     else:
         cfg, scheme = resolve_config(ws, **{**cfg.to_dict(), **overrides})
-    fmt, sel = _select(ws, cfg, scheme)
+    fmt, sel = _select(ws, cfg, scheme, candidates)
     return cfg, scheme, fmt, sel
 
 
-def preview_export(ws: Workspace, cfg: ExportConfig | None = None, **overrides: Any) -> dict[str, Any]:
-    """Counts an export with these options would write, without writing anything (studio)."""
-    cfg, scheme, fmt, sel = _resolve_and_select(ws, cfg, overrides)
+def preview_export(ws: Workspace, cfg: ExportConfig | None = None, *,
+                   candidates: CandidateLoader | None = None, **overrides: Any) -> dict[str, Any]:
+    """Counts an export with these options would write, without writing anything (studio).
+
+    `candidates(scheme_name)` supplies the scheme's export candidates (the rows of
+    `iter_export_candidates`) where the caller keeps them cached; by default they are read.
+    """
+    cfg, scheme, fmt, sel = _resolve_and_select(ws, cfg, overrides, candidates)
     counts = _label_counts(sel)
     return {"scheme": scheme.name, "format": fmt,
             "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),

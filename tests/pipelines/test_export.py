@@ -175,3 +175,22 @@ def test_cli_export_list_diff(tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["exports"]) == 2
     assert curate(["export", "diff", "v1", "v9", "--workspace", w]) == 2
     assert "unknown export version" in capsys.readouterr().err
+
+
+def test_preview_uses_supplied_candidates(tmp_path):
+    """The studio passes its cached candidates: the preview must select from those, not re-read."""
+    from pipelines.store.exports import iter_export_candidates
+
+    ws = make_ws(tmp_path, n=20)
+    with ws.connect() as conn:
+        every = list(iter_export_candidates(conn, "topic"))
+    asked: list[str] = []
+
+    def cached(scheme: str):
+        asked.append(scheme)
+        return [c for c in every if c["id"] < "r0010"]   # half the records
+
+    full = preview_export(ws, scheme="topic", eval_fraction=0.0)
+    half = preview_export(ws, scheme="topic", eval_fraction=0.0, candidates=cached)
+    assert asked == ["topic"]
+    assert full["train"] == 20 and half["train"] == 10
