@@ -30,6 +30,8 @@ def export_cmd(
         None, help="Minimum label-model confidence (0.8); human labels always pass."),
     accept: Optional[str] = typer.Option(
         None, help="Comma-separated final labels to export (default: ACCEPT or every class)."),
+    force: bool = typer.Option(
+        False, "--force", help="Write a new version even when the latest one holds the same data."),
     as_json: bool = JsonOpt,
 ):
     """Export the curated records as a new immutable version W/exports/vNNNN/.
@@ -41,7 +43,10 @@ def export_cmd(
         return
     ws = open_workspace(workspace)
     result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
-                            min_confidence=min_confidence, accept_labels=accept)
+                            min_confidence=min_confidence, accept_labels=accept, force=force)
+    if result.unchanged:
+        echo(f"unchanged: {result.version} already holds exactly this data (--force writes a new "
+             f"version)")
     echo(f"{result.version}: {result.train} train, {result.eval} eval ({result.format}, "
          f"scheme {result.scheme}) -> {result.path}")
     for split in ("train", "eval"):

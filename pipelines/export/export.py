@@ -42,11 +42,12 @@ class ExportResult:
     eval: int
     skipped: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    unchanged: bool = False   # the latest version already held exactly this; none was written
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
-                "skipped": self.skipped, "labels": self.labels}
+                "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged}
 
 
 def _tool_version() -> str:
@@ -164,8 +165,32 @@ def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> None:
                                                   sort_keys=True) + "\n", encoding="utf-8")
 
 
-def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, **overrides: Any) -> ExportResult:
+def _same_as_latest(exports: Path, tmp: Path, scheme: str, fmt: str,
+                    cfg: ExportConfig) -> str | None:
+    """The latest version's name when it holds byte-identical files for the same scheme, format
+    and config (so exporting unchanged data twice does not pile up copies), else None."""
+    versions = sorted(p for p in exports.iterdir() if _VERSION_RE.match(p.name)
+                      and (p / "manifest.json").is_file())
+    if not versions:
+        return None
+    try:
+        m = json.loads((versions[-1] / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if (m.get("scheme"), m.get("format"), m.get("config")) != (scheme, fmt, cfg.to_dict()):
+        return None
+    for name in ("train.jsonl", "eval.jsonl"):
+        if m.get("files", {}).get(name, {}).get("sha256") != sha256_file(tmp / name):
+            return None
+    return versions[-1].name
+
+
+def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: bool = False,
+                   **overrides: Any) -> ExportResult:
     """Select, split and render records into a new immutable version `W/exports/vNNNN/`.
+
+    When the latest version has the same scheme, format, config and byte-identical files, no
+    version is written and that one is returned with `unchanged=True` (`force=True` writes anyway).
 
     Args:
         cfg: a full config; when None, curation.yaml's `export:` section plus `overrides`.
@@ -189,6 +214,12 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, **overrides: 
     tmp.mkdir()
     try:
         entries = _write_files(tmp, sel, fmt, cfg)
+        same = None if force else _same_as_latest(exports, tmp, scheme.name, fmt, cfg)
+        if same is not None:
+            shutil.rmtree(tmp)
+            return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
+                                train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
+                                unchanged=True)
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)

@@ -100,8 +100,12 @@ if do_export or do_both:
     with _data.show_errors():
         with st.spinner("Exporting..."):
             result = _data.run_export(**options)
-        st.success(f"Exported **{result['version']}**: {result['train']:,} train, "
-                   f"{result['eval']:,} eval ({result['format']}).")
+        if result.get("unchanged"):
+            st.info(f"Unchanged: **{result['version']}** already holds exactly this data "
+                    f"({result['train']:,} train, {result['eval']:,} eval); no new version written.")
+        else:
+            st.success(f"Exported **{result['version']}**: {result['train']:,} train, "
+                       f"{result['eval']:,} eval ({result['format']}).")
         if do_both:
             started = _data.start_training(result["version"], train_values)
             st.session_state["train_run"] = started["run_id"]

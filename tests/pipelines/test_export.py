@@ -194,3 +194,22 @@ def test_preview_uses_supplied_candidates(tmp_path):
     half = preview_export(ws, scheme="topic", eval_fraction=0.0, candidates=cached)
     assert asked == ["topic"]
     assert full["train"] == 20 and half["train"] == 10
+
+
+def test_unchanged_data_reuses_the_latest_version(tmp_path, capsys):
+    ws = make_ws(tmp_path, n=20)
+    v1 = export_dataset(ws, scheme="quality", format="chat")
+    again = export_dataset(ws, scheme="quality", format="chat")
+    assert (again.version, again.unchanged, again.train) == (v1.version, True, v1.train)
+    assert [e["version"] for e in list_exports(ws)] == ["v0001"]
+    assert not [p for p in (ws.path / "exports").iterdir() if p.name.startswith(".tmp")]
+    assert export_dataset(ws, scheme="quality", format="alpaca").version == "v0002"  # other format
+    assert export_dataset(ws, scheme="quality", format="alpaca", force=True).version == "v0003"
+    with ws.transaction() as conn:                      # one changed label: a new version
+        put_review(conn, "r0007", "quality", human_label="ACCEPT")
+    changed = export_dataset(ws, scheme="quality", format="alpaca")
+    assert (changed.version, changed.unchanged) == ("v0004", False)
+    assert curate(["export", "--workspace", str(ws.path), "--scheme", "quality", "--format",
+                   "alpaca", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("unchanged: v0004") and json.loads(out[-1])["unchanged"] is True

@@ -23,6 +23,9 @@ def test_preview_then_export_writes_a_version(labelled_ws, page):
     assert [v["version"] for v in versions] == ["v0001"]
     assert versions[0]["train"] == train
     assert at.selectbox(key="exp_version").value == "v0001"
+    at.button(key="btn_export").click().run()          # the same data again: no second copy
+    assert any("Unchanged: **v0001**" in s.value for s in at.info), [i.value for i in at.info]
+    assert [v["version"] for v in list_exports(labelled_ws)] == ["v0001"]
 
 
 def test_export_error_is_shown_and_nothing_is_written(studio_ws, page):
