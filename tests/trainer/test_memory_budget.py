@@ -29,6 +29,13 @@ def tiny_cfg(tiny_model: str, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+def chat_rows(n: int) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"claim {i}: a pipe burst and water "
+                                                      f"flooded the kitchen floor"},
+                          {"role": "assistant", "content": f"water damage claim number {i}"}]}
+            for i in range(n)]
+
+
 def fixed_choice(micro: int, accum: int, effective: int) -> TuneChoice:
     return TuneChoice(candidate=Candidate(micro, accum, 1), tokens_per_s=1234.0,
                       peak_bytes=3 * GIB, predicted_peak_bytes=2.9 * GIB, budget_bytes=24 * GIB,
@@ -179,10 +186,7 @@ def test_real_autotuner_on_cpu_tunes_a_built_sft_trainer(tiny_model, tmp_path):
     the CPU saved-tensor meter); the chosen shape keeps the effective batch and then trains."""
     from trainer.sft import autotune_sft, build_sft_trainer
 
-    rows = [{"messages": [{"role": "user", "content": f"claim {i}: a pipe burst and water "
-                                                      f"flooded the kitchen floor"},
-                          {"role": "assistant", "content": f"water damage claim number {i}"}]}
-            for i in range(8)]
+    rows = chat_rows(8)
     cfg = TrainConfig(max_steps=2, batch_size=4, grad_accum=1, max_seq_length=64,
                       learning_rate=5e-3, save_steps=100, memory_budget="10MiB")
     # On this tiny model b4 without checkpointing measured ~14 MiB and b1 fully checkpointed
@@ -243,10 +247,7 @@ def test_autotune_keeps_trls_fused_head_with_liger(tiny_model, tmp_path, monkeyp
     sys.modules["liger_kernel.transformers"].monkey_patch = fake
     monkeypatch.setattr(trainer.gpu, "liger_available", lambda: True)
 
-    rows = [{"messages": [{"role": "user", "content": f"claim {i}: a pipe burst and water "
-                                                      f"flooded the kitchen floor"},
-                          {"role": "assistant", "content": f"water damage claim number {i}"}]}
-            for i in range(8)]
+    rows = chat_rows(8)
     cfg = TrainConfig(max_steps=1, batch_size=2, grad_accum=1, max_seq_length=64,
                       learning_rate=5e-3, save_steps=100, memory_budget="1GiB")
     plan = Plan(device="cpu", method="lora", bf16=False, gradient_checkpointing=False,
@@ -263,7 +264,9 @@ def test_autotune_keeps_trls_fused_head_with_liger(tiny_model, tmp_path, monkeyp
     choice = autotune_sft(trainer, cfg, plan, log=None)
 
     assert calls and all(kw["fused_linear_cross_entropy"] is False for kw in calls)
-    assert choice.candidate.liger is True               # timed on and kept (nothing failed)
+    # liger was timed on (calls); kept or not is down to timing, and either way the head stays
+    assert any(t.candidate.liger and t.tokens_per_s for t in choice.trials)
+    assert not [t.error for t in choice.trials if t.error]
     assert inner.__dict__["forward"] is fused_forward
     assert losses, "trials did not run the trainer's compute_loss"
     assert trainer._total_train_tokens == 0 and not trainer._metrics["train"].get("entropy")
