@@ -150,12 +150,27 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+def recent_tokens_per_s(logs: list[dict[str, Any]], window: int = 5) -> float | None:
+    """Tokens/s over the last `window` logging steps of the current attempt (the log events'
+    own `tokens_per_s` averages from the attempt's start, warm-up included); falls back to that
+    average where the events carry no `tokens` or too few steps."""
+    if not logs:
+        return None
+    recent = logs[-(window + 1):]
+    first, last = recent[0], recent[-1]
+    if (len(recent) > 1 and "tokens" in first and "tokens" in last
+            and last["tokens"] >= first["tokens"] and last["time"] > first["time"]):
+        return (last["tokens"] - first["tokens"]) / (last["time"] - first["time"])
+    return last.get("tokens_per_s")
+
+
 def run_summary(rd: RunDir) -> dict[str, Any]:
     """Status of a run from its files: running/done/failed/interrupted, last step and loss, eval."""
     events = read_events(rd.events)
     starts = [e for e in events if e["event"] == "start"]
     start = starts[-1] if starts else {}   # a resumed run has one start per session
     logs = [e for e in events if e["event"] == "log"]
+    attempt = [e for e in logs if e.get("time", 0) >= start.get("time", 0)]
     end = [e for e in events if e["event"] == "end"]
     status = end[-1]["status"] if end and end[-1]["time"] >= start.get("time", 0) else "running"
     pid_file = rd.path / "pid"
@@ -174,6 +189,7 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
             "steps": logs[-1]["step"] if logs else 0,
             "max_steps": logs[-1]["max_steps"] if logs else start.get("max_steps"),
             "loss": logs[-1]["loss"] if logs else None,
+            "tokens_per_s": recent_tokens_per_s(attempt),
             "error": end[-1].get("error") if end else None, "eval": evaluation}
 
 

@@ -147,7 +147,7 @@ if _data.trainer_available():
                         tooltip=["step:Q", "loss:Q"]), height=260)
                     last = logs[-1]
                     if status == "running" and last.get("eta_s") is not None:
-                        st.caption(f"{last.get('tokens_per_s', 0):,.0f} tokens/s, "
+                        st.caption(f"{summary['tokens_per_s'] or 0:,.0f} tokens/s, "
                                    f"about {last['eta_s']:.0f} s left")
                 if summary["error"]:
                     st.error(f"The run failed: {summary['error']}")

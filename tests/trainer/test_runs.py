@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from trainer.runs import EventWriter, RunDir, latest_checkpoint, read_events, run_summary
+from trainer.runs import (EventWriter, RunDir, latest_checkpoint, read_events,
+                          recent_tokens_per_s, run_summary)
 
 
 def test_events_roundtrip_and_partial_last_line(tmp_path):
@@ -50,3 +51,16 @@ def test_corrupted_checkpoint_falls_back_to_earlier(tmp_path):
     notices: list[str] = []
     assert latest_checkpoint(rd, notices).name == "checkpoint-2"
     assert len(notices) == 2 and "checkpoint-6" in notices[0] and "checkpoint-4" in notices[1]
+
+
+def test_recent_rate_leaves_warm_up_out():
+    # 100 tokens per step; the first step took 10 s (warm-up), later ones 1 s each
+    logs = [{"step": 1, "time": 10.0, "tokens": 100, "tokens_per_s": 10.0}]
+    logs += [{"step": s, "time": 10.0 + (s - 1), "tokens": 100 * s,
+              "tokens_per_s": 100 * s / (10.0 + (s - 1))} for s in range(2, 12)]
+    assert recent_tokens_per_s(logs) == 100.0
+    assert logs[-1]["tokens_per_s"] < 60          # the run average is dragged down by warm-up
+    assert recent_tokens_per_s(logs[:1]) == 10.0  # one step: the average is all there is
+    old = [{k: v for k, v in e.items() if k != "tokens"} for e in logs]
+    assert recent_tokens_per_s(old) == old[-1]["tokens_per_s"]   # events without `tokens`
+    assert recent_tokens_per_s([]) is None
