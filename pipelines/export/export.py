@@ -165,10 +165,11 @@ def _write_manifest(tmp: Path, manifest: dict[str, Any]) -> None:
                                                   sort_keys=True) + "\n", encoding="utf-8")
 
 
-def _same_as_latest(exports: Path, tmp: Path, scheme: str, fmt: str,
+def _same_as_latest(exports: Path, files: dict[str, dict[str, Any]], scheme: str, fmt: str,
                     cfg: ExportConfig) -> str | None:
-    """The latest version's name when it holds byte-identical files for the same scheme, format
-    and config (so exporting unchanged data twice does not pile up copies), else None."""
+    """The latest version's name when it holds byte-identical `files` (the manifest's entry:
+    name -> sha256 and bytes) for the same scheme, format and config (so exporting unchanged data
+    twice does not pile up copies), else None."""
     versions = sorted(p for p in exports.iterdir() if _VERSION_RE.match(p.name)
                       and (p / "manifest.json").is_file())
     if not versions:
@@ -179,9 +180,8 @@ def _same_as_latest(exports: Path, tmp: Path, scheme: str, fmt: str,
         return None
     if (m.get("scheme"), m.get("format"), m.get("config")) != (scheme, fmt, cfg.to_dict()):
         return None
-    for name in ("train.jsonl", "eval.jsonl"):
-        if m.get("files", {}).get(name, {}).get("sha256") != sha256_file(tmp / name):
-            return None
+    if m.get("files") != files:
+        return None
     return versions[-1].name
 
 
@@ -214,7 +214,9 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
     tmp.mkdir()
     try:
         entries = _write_files(tmp, sel, fmt, cfg)
-        same = None if force else _same_as_latest(exports, tmp, scheme.name, fmt, cfg)
+        files = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
+                 for name in ("train.jsonl", "eval.jsonl")}
+        same = None if force else _same_as_latest(exports, files, scheme.name, fmt, cfg)
         if same is not None:
             shutil.rmtree(tmp)
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
@@ -232,9 +234,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             "config": cfg.to_dict(),
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
                        "skipped": sel.skipped},
-            "files": {name: {"sha256": sha256_file(tmp / name),
-                             "bytes": (tmp / name).stat().st_size}
-                      for name in ("train.jsonl", "eval.jsonl")},
+            "files": files,
             "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],
                                "params": r["params"]} for step, r in lineage.items()},
             "sources": sources,
