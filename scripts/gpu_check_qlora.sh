@@ -69,6 +69,7 @@ try:
     from pipelines.export import export_dataset
     from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
     from pipelines.store.exports import put_label
+    from trainer.runs import recent_tokens_per_s
     from trainer.tiny import build_tiny_llama
 
     # 1. a workspace with the sample claim notes/summaries, all labelled ACCEPT
@@ -139,17 +140,15 @@ try:
         (out / f"events_{tag}.jsonl").write_text((run / "events.jsonl").read_text())
         # `tokens_per_s` in the events is the average since training began (warm-up included);
         # the steady rate is taken over the last two thirds of the steps.
-        k = len(logs) // 3
-        steady = None
-        if len(logs) > k + 1 and "tokens" in logs[-1] and logs[-1]["time"] > logs[k]["time"]:
-            steady = round((logs[-1]["tokens"] - logs[k]["tokens"]) / (logs[-1]["time"] - logs[k]["time"]), 1)
+        steady = (recent_tokens_per_s(logs, window=len(logs) - len(logs) // 3 - 1)
+                  if len(logs) > 1 else None)
         return {
             "ok": summary["status"] == "done" and len(logs) > 0, "memory_budget": budget,
             "wall_seconds": round(time.time() - t0, 1),
             "status": summary["status"], "steps": summary["steps"], "method": ev.get("method"),
             "device": ev.get("device"), "notices": ev.get("notices"),
             "tokens_per_s_last": logs[-1]["tokens_per_s"] if logs else None,
-            "tokens_per_s_steady": steady,
+            "tokens_per_s_steady": round(steady, 1) if steady is not None else None,
             "loss_first": logs[0]["loss"] if logs else None, "loss_last": logs[-1]["loss"] if logs else None,
             "peak_memory_gib": ev.get("peak_memory_gib"), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
             "train_seconds": ev.get("train_seconds"),

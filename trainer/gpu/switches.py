@@ -112,8 +112,9 @@ class LigerSwitch:
         if sw is None:
             # Stored on the model (a cycle the garbage collector frees with it), not in a
             # global registry that would keep a 7B model alive.
-            sw = inner.__dict__["_liger_switch"] = cls(model, family)
-        if sw.fused_linear_cross_entropy != fused_linear_cross_entropy:
+            sw = inner.__dict__["_liger_switch"] = cls(
+                model, family, fused_linear_cross_entropy=fused_linear_cross_entropy)
+        elif sw.fused_linear_cross_entropy != fused_linear_cross_entropy:
             if sw.enabled:
                 raise RuntimeError("liger is on with another fused_linear_cross_entropy; "
                                    "switch it off first")
