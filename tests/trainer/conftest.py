@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import pytest
 
 from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
@@ -68,3 +71,19 @@ def _torch_threads():
     import torch
 
     torch.set_num_threads(int(os.environ.get("CURATE_TEST_TORCH_THREADS", "1")))
+
+
+@pytest.fixture
+def fake_liger(monkeypatch):
+    """`fake_liger(apply)` installs a stand-in `liger_kernel.transformers.monkey_patch` whose
+    `apply_liger_kernel_to_llama` is `apply` (liger-kernel needs triton and CUDA)."""
+    def install(apply):
+        fake = types.ModuleType("liger_kernel.transformers.monkey_patch")
+        fake.apply_liger_kernel_to_llama = apply
+        monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
+        monkeypatch.setitem(sys.modules, "liger_kernel.transformers",
+                            types.ModuleType("liger_kernel.transformers"))
+        monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", fake)
+        sys.modules["liger_kernel.transformers"].monkey_patch = fake
+
+    return install

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import types
 
 import pytest
@@ -53,7 +52,7 @@ def test_partial_checkpointing_sets_flags_and_keeps_gradients(tiny_llama):
     assert not any(layer.gradient_checkpointing for layer in decoder_layers(model))
 
 
-def test_liger_switch_restores_everything(tiny_llama, monkeypatch):
+def test_liger_switch_restores_everything(tiny_llama, fake_liger):
     """A stand-in for liger's patch that rebinds what the real one rebinds (module globals,
     instance forwards and _get_name, the CausalLM forward): off() must restore the model."""
     from transformers.models.llama import modeling_llama
@@ -67,12 +66,7 @@ def test_liger_switch_restores_everything(tiny_llama, monkeypatch):
             mlp.__dict__["_get_name"] = types.MethodType(lambda self: "LigerSwiGLUMLP", mlp)
         type(model.model.norm).__name__ = "LigerRMSNorm"
 
-    fake = types.ModuleType("liger_kernel.transformers.monkey_patch")
-    fake.apply_liger_kernel_to_llama = fake_apply
-    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
-    monkeypatch.setitem(sys.modules, "liger_kernel.transformers", types.ModuleType("liger_kernel.transformers"))
-    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", fake)
-    sys.modules["liger_kernel.transformers"].monkey_patch = fake
+    fake_liger(fake_apply)
 
     model = tiny_llama.eval()
     ids = torch.randint(0, 64, (1, 8))

@@ -218,13 +218,12 @@ def test_real_autotuner_on_cpu_tunes_a_built_sft_trainer(tiny_model, tmp_path):
         autotune_sft(trainer, cfg, tiny, log=None)
 
 
-def test_autotune_keeps_trls_fused_head_with_liger(tiny_model, tmp_path, monkeypatch):
+def test_autotune_keeps_trls_fused_head_with_liger(tiny_model, tmp_path, monkeypatch, fake_liger):
     """Found on the H200: liger's fused cross-entropy rebinds the model's forward, dropping the
     fused LM head TRL's SFTTrainer bound there, and `compute_loss` then failed on
     `outputs.log_probs`. A stand-in liger that rebinds the forward as the real one does (only when
     asked for its fused cross-entropy): the autotuner must keep TRL's head, its trials must run the
     trainer's own loss, and evaluate/train must work afterwards."""
-    import sys
     import types
 
     import trainer.gpu
@@ -238,13 +237,7 @@ def test_autotune_keeps_trls_fused_head_with_liger(tiny_model, tmp_path, monkeyp
             model.__dict__["forward"] = types.MethodType(
                 lambda self, **k: types.SimpleNamespace(loss=torch.zeros((), requires_grad=True)), model)
 
-    fake = types.ModuleType("liger_kernel.transformers.monkey_patch")
-    fake.apply_liger_kernel_to_llama = fake_apply
-    monkeypatch.setitem(sys.modules, "liger_kernel", types.ModuleType("liger_kernel"))
-    monkeypatch.setitem(sys.modules, "liger_kernel.transformers",
-                        types.ModuleType("liger_kernel.transformers"))
-    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", fake)
-    sys.modules["liger_kernel.transformers"].monkey_patch = fake
+    fake_liger(fake_apply)
     monkeypatch.setattr(trainer.gpu, "liger_available", lambda: True)
 
     rows = chat_rows(8)
