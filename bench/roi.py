@@ -52,7 +52,7 @@ def export_half_model(out: Path) -> Path:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from pipelines.roi.train import base_model_path
+    from curate.roi.train import base_model_path
 
     src = base_model_path()
     AutoModel.from_pretrained(src, dtype=torch.float16).save_pretrained(out)
@@ -88,7 +88,7 @@ def audit_duplicates(ws, arms, truth_path: Path) -> dict[str, int]:
 
 def sft_main(args) -> int:
     """`--sft`: the secondary table (eval loss of the tiny LM, raw vs curated summaries)."""
-    from pipelines.roi.sft import SftBudget, format_sft_table, run_sft_comparison
+    from curate.roi.sft import SftBudget, format_sft_table, run_sft_comparison
     from pipelines.store import Workspace
 
     tmp = None
@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.sft:
         return sft_main(args)
 
-    from pipelines.roi import RoiConfig, format_table
-    from pipelines.roi.arms import ArmSet
-    from pipelines.roi.run import evaluate_arms
+    from curate.roi import RoiConfig, format_table
+    from curate.roi.arms import ArmSet
+    from curate.roi.run import evaluate_arms
 
     kw = dict(scheme=args.scheme, seeds=args.seeds, device=args.device, model_path=args.model,
               max_train=args.max_train, max_eval=args.max_eval, epochs=args.epochs,
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.arms:
         arms = ArmSet.from_dict(json.loads(Path(args.arms).read_text(encoding="utf-8")))
     else:
-        from pipelines.roi.prepare import prepare_arms
+        from curate.roi.prepare import prepare_arms
         from pipelines.store import Workspace
 
         if args.workspace:
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = tempfile.mkdtemp(prefix="roi-bench-")
             ws = sample_workspace(Path(tmp) / "ws")
         arms = prepare_arms(ws, config, say=print)
-        from pipelines.roi.prepare import default_truth_path
+        from curate.roi.prepare import default_truth_path
         from pipelines.store.roi import record_source_rows
 
         with ws.connect() as conn:
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                               "notes": arms.notes}, indent=1))
             return 0
     prep_s = time.perf_counter() - t0
-    from pipelines.roi.arms import cap_arm
+    from curate.roi.arms import cap_arm
 
     arms.arms = [cap_arm(a, config.max_train, seed=0) for a in arms.arms]
     if config.max_eval:

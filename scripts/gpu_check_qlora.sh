@@ -102,10 +102,10 @@ try:
                                                "num_attention_heads", "num_key_value_heads", "vocab_size")}
 
     # 3. curate train --method qlora (the CLI; the library function if the CLI cannot import here)
-    probe = subprocess.run([python, "-c", "import pipelines.cli"], capture_output=True, text=True)
+    probe = subprocess.run([python, "-c", "import curate.cli"], capture_output=True, text=True)
     via_cli = probe.returncode == 0
     result["via"] = "curate train (CLI)" if via_cli else (
-        "trainer.train (library; `import pipelines.cli` failed: "
+        "trainer.train (library; `import curate.cli` failed: "
         + (probe.stderr.strip().splitlines() or ["?"])[-1][:200] + ")")
 
     def run_train(tag, budget=None):
@@ -120,7 +120,7 @@ try:
             args += ["--device", "cpu"]
         t0 = time.time()
         if via_cli:
-            proc = subprocess.run([python, "-c", "from pipelines.cli import _entry; _entry()", *args],
+            proc = subprocess.run([python, "-c", "from curate.cli import _entry; _entry()", *args],
                                   capture_output=True, text=True)
             (out / f"train_{tag}.log").write_text(proc.stdout[-200000:] + "\n--- stderr ---\n" + proc.stderr[-200000:])
             if proc.returncode != 0:

@@ -377,7 +377,7 @@ def train_runs() -> list[dict[str, Any]]:
 def curation_pay(head: str) -> list[dict[str, Any]]:
     """Finished runs of one head, with their metrics and the change against the first run
     ("Did curation pay?"); read from the runs' eval.json, so always current."""
-    from pipelines.roi import compare_runs
+    from curate.roi import compare_runs
 
     return compare_runs(workspace(), head=head)
 
@@ -555,7 +555,7 @@ def start_labelstudio() -> int:
     log = ws.subdir("labelstudio") / "studio-start.log"
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from pipelines.cli import _entry; _entry()", "labelstudio",
+            [sys.executable, "-c", "from curate.cli import _entry; _entry()", "labelstudio",
              "start", "--workspace", str(ws.path)],
             stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, cwd=str(ws.path))

@@ -255,7 +255,7 @@ def start_detached(ws, export_version: str, args: list[str], run_id: str | None 
     env["PYTHONPATH"] = os.pathsep.join([str(repo_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cmd = [sys.executable, "-c", "from pipelines.cli import _entry; _entry()", "train",
+    cmd = [sys.executable, "-c", "from curate.cli import _entry; _entry()", "train",
            "--workspace", str(ws.path), "--export", export_version, "--run-id", run_id, *args]
     with open(rd.log, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -258,7 +258,7 @@ def test_search_and_filter(fresh_ws, encoder, tmp_path):
 
 
 def test_cli_dedup_json_and_bad_threshold(fresh_ws, encoder, capsys):
-    from pipelines.cli import main
+    from curate.cli import main
 
     add(fresh_ws, ["Same words here.", "same words here"])
     assert main(["dedup", "--workspace", str(fresh_ws.path), "--json"]) == 0

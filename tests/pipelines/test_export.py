@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipelines.cli import main as curate
+from curate.cli import main as curate
 from pipelines.errors import ConfigError, ExportError
 from pipelines.export import (
     ExportConfig, diff_exports, export_dataset, list_exports, load_manifest, preview_export,

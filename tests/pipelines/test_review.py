@@ -370,7 +370,7 @@ def test_deleted_project_and_deleted_task(labelstudio_server, tmp_path):
 @pytest.mark.labelstudio
 @pytest.mark.slow
 def test_cli_json_keys_and_wrong_token(labelstudio_server, tmp_path, capsys, monkeypatch):
-    from pipelines.cli import main
+    from curate.cli import main
 
     monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
     monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
@@ -416,7 +416,7 @@ def test_browser_review_in_label_studio_then_pull(labelstudio_server, tmp_path, 
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} missing (make chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    from pipelines.cli import main
+    from curate.cli import main
 
     monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
     monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
@@ -471,7 +471,7 @@ def test_workspace_server_start_stop_and_pull_resumes_after_restart(labelstudio_
                                                                      monkeypatch):
     """A workspace's own server: started, reused, stopped (exactly its pid); while it is down
     push and pull fail clearly and store nothing; after a restart the pull picks up the work."""
-    from pipelines.cli import main
+    from curate.cli import main
     from pipelines.review.server import LS_VERSION, free_port, pid_alive
 
     monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)

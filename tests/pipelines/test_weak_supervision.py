@@ -445,7 +445,7 @@ def test_empty_workspace_and_no_run_yet(tmp_path):
 
 
 def test_cli_label_json(tmp_path, capsys):
-    from pipelines.cli import main
+    from curate.cli import main
 
     ws = _tiny_ws(tmp_path)
     rc = main(["label", "--workspace", str(ws.path), "--scheme", "spam", "--model", "majority",

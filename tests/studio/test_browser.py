@@ -56,7 +56,7 @@ def studio_server(tmp_path):
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} missing (make chromium)")
     pytest.importorskip("playwright.sync_api")
-    from pipelines.cli.studio import studio_command
+    from curate.cli.studio import studio_command
     from pipelines.samples import sample_dir
     from pipelines.store import Workspace
 

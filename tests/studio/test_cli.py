@@ -9,8 +9,8 @@ import sys
 import time
 import urllib.request
 
-from pipelines.cli import main
-from pipelines.cli.studio import studio_command
+from curate.cli import main
+from curate.cli.studio import studio_command
 
 
 def test_command_line_binds_loopback_only():
@@ -31,7 +31,7 @@ def test_studio_serves_the_workspace(fresh_ws):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from pipelines.cli import _entry; _entry()", "studio",
+        [sys.executable, "-c", "from curate.cli import _entry; _entry()", "studio",
          "--workspace", str(fresh_ws.path), "--port", str(port), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         env={**os.environ, "CURATE_WORKSPACE": ""})

@@ -91,7 +91,7 @@ def test_apply_tune_choice_sets_micro_batch_and_keeps_effective_batch(tmp_path):
 
 def test_cpu_run_with_budget_notices_and_trains(toy_ws, tiny_model, capsys):
     """`curate train --memory-budget` on CPU: a clear notice, then the unchanged run."""
-    from pipelines.cli import main as curate
+    from curate.cli import main as curate
 
     export_dataset(toy_ws, scheme="quality", format="chat", eval_fraction=0.25)
     w = str(toy_ws.path)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipelines.cli import main as curate
+from curate.cli import main as curate
 from pipelines.errors import ExportError, TrainError
 from pipelines.export import export_dataset
 from pipelines.store import stage_counts

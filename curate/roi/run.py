@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.errors import ConfigError
-from pipelines.roi.arms import ArmSet
-from pipelines.roi.config import RoiConfig
-from pipelines.roi.score import accuracy, macro_f1, mean_ci
+from curate.roi.arms import ArmSet
+from curate.roi.config import RoiConfig
+from curate.roi.score import accuracy, macro_f1, mean_ci
 
 __all__ = ["evaluate_arms", "run_roi", "format_table", "SIMULATED_REVIEW_NOTE"]
 
@@ -28,7 +28,7 @@ SIMULATED_REVIEW_NOTE = (
 
 
 def _budget(config: RoiConfig):
-    from pipelines.roi.train import ArmBudget
+    from curate.roi.train import ArmBudget
 
     return ArmBudget(epochs=config.epochs, batch_size=config.batch_size, max_len=config.max_len,
                      lr=config.lr, lora_r=config.lora_r, max_steps=config.max_steps,
@@ -48,7 +48,7 @@ def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
     import numpy as np
     from tqdm import tqdm
 
-    from pipelines.roi.train import fit_and_predict, fit_probe
+    from curate.roi.train import fit_and_predict, fit_probe
 
     budget = _budget(config)
     eval_texts = [arms.texts[i] for i in arms.eval_ids]
@@ -151,7 +151,7 @@ def format_table(report: dict[str, Any]) -> str:
 def run_roi(ws, config: RoiConfig, *, progress: bool = False,
             say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Prepare the arms from `ws`, evaluate them, record a lineage row and `W/roi/<id>.json`."""
-    from pipelines.roi.prepare import prepare_arms
+    from curate.roi.prepare import prepare_arms
     from pipelines.store import finish_run, start_run
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

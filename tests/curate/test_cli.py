@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import app, main
+from curate.cli import app, main
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.export import diff_exports, export_dataset, list_exports
 
 export_app = typer.Typer(

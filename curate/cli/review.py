@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from tqdm import tqdm
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 
 labelstudio_app = typer.Typer(
     help="Run the workspace's Label Studio server (127.0.0.1, data in W/labelstudio/).\n\n"

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import sys
 
-from pipelines.cli._common import app
+from curate.cli._common import app
 from pipelines.errors import StudioError
 
 # Each import registers that step's commands on `app`.
-from pipelines.cli import core  # noqa: E402,F401
-from pipelines.cli import dedup  # noqa: E402,F401
-from pipelines.cli import label  # noqa: E402,F401
-from pipelines.cli import studio  # noqa: E402,F401
-from pipelines.cli import export  # noqa: E402,F401
-from pipelines.cli import train  # noqa: E402,F401
-from pipelines.cli import review  # noqa: E402,F401
-from pipelines.cli import roi  # noqa: E402,F401
+from curate.cli import core  # noqa: E402,F401
+from curate.cli import dedup  # noqa: E402,F401
+from curate.cli import label  # noqa: E402,F401
+from curate.cli import studio  # noqa: E402,F401
+from curate.cli import export  # noqa: E402,F401
+from curate.cli import train  # noqa: E402,F401
+from curate.cli import review  # noqa: E402,F401
+from curate.cli import roi  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

@@ -24,9 +24,9 @@ import numpy as np
 
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, InputError
-from pipelines.roi.arms import ArmSet, Pool, PoolRecord, build_arms, cap_arm
-from pipelines.roi.config import RoiConfig
-from pipelines.roi.leakage import check_leakage, near_gold_ids
+from curate.roi.arms import ArmSet, Pool, PoolRecord, build_arms, cap_arm
+from curate.roi.config import RoiConfig
+from curate.roi.leakage import check_leakage, near_gold_ids
 from pipelines.store import Workspace, iter_records
 from pipelines.store.roi import dedup_flags, record_source_rows
 

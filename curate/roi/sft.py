@@ -29,8 +29,8 @@ from typing import Any, Callable
 
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, TrainError
-from pipelines.roi.config import RoiConfig
-from pipelines.roi.score import _t
+from curate.roi.config import RoiConfig
+from curate.roi.score import _t
 from pipelines.store import Workspace, iter_records
 
 __all__ = ["SftSets", "SftBudget", "sft_sets", "run_sft_comparison", "format_sft_table"]
@@ -91,7 +91,7 @@ def sft_sets(ws: Workspace, *, scheme: str = "summary_quality", accept: str = "A
     Raises:
         ConfigError: the scheme is unknown, lacks `accept`, or has no gold ACCEPT records.
     """
-    from pipelines.roi.prepare import load_pool
+    from curate.roi.prepare import load_pool
 
     cfg = load_config(ws.config_path)
     sc = cfg.scheme(scheme)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.errors import ConfigError
 
 __all__ = ["studio_command", "studio_cmd"]

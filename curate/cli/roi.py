@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.errors import ConfigError
-from pipelines.roi import SIMULATED_REVIEW_NOTE, RoiConfig, format_table, run_roi
+from curate.roi import SIMULATED_REVIEW_NOTE, RoiConfig, format_table, run_roi
 
 
 def _budgets(text: str | None) -> tuple[int, ...] | None:

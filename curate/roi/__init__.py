@@ -6,16 +6,16 @@ model, dedup + label model + N simulated reviews) and scored on the held-out gol
 leakage checks between the gold set and every training set. `compare_runs` gives the studio's
 "Did curation pay?" table over real training runs.
 
-    from pipelines.roi import RoiConfig, run_roi
+    from curate.roi import RoiConfig, run_roi
     report = run_roi(ws, RoiConfig(scheme="claim_type", seeds=3))
 """
 
-from pipelines.roi.arms import Arm, ArmSet, Pool, PoolRecord, build_arms, cap_arm, review_order
-from pipelines.roi.compare import compare_runs
-from pipelines.roi.config import ARM_NAMES, DEFAULT_REVIEW_BUDGETS, RoiConfig
-from pipelines.roi.leakage import LeakageError, check_leakage, fold_text, near_gold_ids
-from pipelines.roi.run import SIMULATED_REVIEW_NOTE, evaluate_arms, format_table, run_roi
-from pipelines.roi.score import accuracy, macro_f1, mean_ci
+from curate.roi.arms import Arm, ArmSet, Pool, PoolRecord, build_arms, cap_arm, review_order
+from curate.roi.compare import compare_runs
+from curate.roi.config import ARM_NAMES, DEFAULT_REVIEW_BUDGETS, RoiConfig
+from curate.roi.leakage import LeakageError, check_leakage, fold_text, near_gold_ids
+from curate.roi.run import SIMULATED_REVIEW_NOTE, evaluate_arms, format_table, run_roi
+from curate.roi.score import accuracy, macro_f1, mean_ci
 
 __all__ = [
     "RoiConfig", "ARM_NAMES", "DEFAULT_REVIEW_BUDGETS",

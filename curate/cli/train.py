@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.errors import TrainError
 
 train_app = typer.Typer(

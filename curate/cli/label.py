@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.config import load_config
 from pipelines.weak_supervision import LabelConfig, LabelingResult, run_labeling
 

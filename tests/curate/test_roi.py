@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from pipelines.errors import ConfigError
-from pipelines.roi import (
+from curate.roi import (
     Arm, LeakageError, Pool, PoolRecord, RoiConfig, build_arms, cap_arm, check_leakage,
     compare_runs, macro_f1, mean_ci, near_gold_ids, review_order,
 )
-from pipelines.roi import accuracy as acc_fn
-from pipelines.roi.prepare import arms_from_pool, load_truth
+from curate.roi import accuracy as acc_fn
+from curate.roi.prepare import arms_from_pool, load_truth
 
 CLASSES = ["fire", "water", "theft"]
 
@@ -242,8 +242,8 @@ def tiny_sample_ws(tmp_path):
 
 @pytest.mark.slow
 def test_quick_roi_trains_and_scores_every_arm_without_leakage(tiny_sample_ws):
-    from pipelines.cli import main
-    from pipelines.roi.prepare import prepare_arms
+    from curate.cli import main
+    from curate.roi.prepare import prepare_arms
 
     ws = tiny_sample_ws
     config = RoiConfig.quick(scheme="claim_type")
@@ -284,7 +284,7 @@ def list_runs_of(ws, step):
 
 
 def test_probe_head_learns_separable_vectors_and_is_seeded():
-    from pipelines.roi.train import fit_probe
+    from curate.roi.train import fit_probe
 
     rng = np.random.default_rng(0)
     centers = np.eye(3, 8, dtype=np.float32)
@@ -308,7 +308,7 @@ def test_every_config_field_has_help():
 # -- the SFT secondary comparison --------------------------------------------------------------
 def test_sft_leakage_check_raises_on_held_out_in_training():
     from pipelines.errors import TrainError
-    from pipelines.roi.sft import SftSets, check_sft_leakage
+    from curate.roi.sft import SftSets, check_sft_leakage
 
     row = {"messages": [{"role": "user", "content": "n"}, {"role": "assistant", "content": "s"}]}
     clean = SftSets(arms={"raw": [row], "curated": [row]}, arm_ids={"raw": ["a"], "curated": ["a"]},
@@ -321,7 +321,7 @@ def test_sft_leakage_check_raises_on_held_out_in_training():
 
 @pytest.mark.slow
 def test_quick_sft_trains_both_arms_on_disjoint_sets(tiny_sample_ws):
-    from pipelines.roi.sft import SftBudget, format_sft_table, run_sft_comparison, sft_sets
+    from curate.roi.sft import SftBudget, format_sft_table, run_sft_comparison, sft_sets
 
     ws = tiny_sample_ws
     sets = sft_sets(ws)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.config import load_config
 from pipelines.dedup import (
     DedupConfig, clear_filter, list_clusters, run_dedup, run_filter, search, set_override,

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from tqdm import tqdm
 
-from pipelines.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.ingest import IngestConfig, IngestResult, ingest
