@@ -7,7 +7,7 @@ measured 4x faster than bfloat16 there, so CPU runs use float32 compute.
 
 from __future__ import annotations
 
-__all__ = ["bnb_available", "quantization_config"]
+__all__ = ["bnb_available", "quantization_config", "nf4_linear", "disable_cpu_weight_packing"]
 
 
 def bnb_available() -> tuple[bool, str]:
@@ -28,6 +28,27 @@ def quantization_config(device: str):
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute,
                               bnb_4bit_quant_storage=torch.uint8)
+
+
+def nf4_linear(linear, *, compute_dtype, double_quant: bool = True):
+    """An NF4 `Linear4bit` holding `linear`'s weight (and bias), quantised on the weight's device.
+
+    What `from_pretrained(quantization_config=quantization_config(...))` builds for one layer,
+    without a checkpoint on disk first.
+    """
+    import bitsandbytes as bnb
+    from torch import nn
+
+    dev = linear.weight.device
+    q = bnb.nn.Linear4bit(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                          compute_dtype=compute_dtype, compress_statistics=double_quant,
+                          quant_type="nf4", device="meta")
+    q.weight = bnb.nn.Params4bit(linear.weight.data, requires_grad=False,
+                                 compress_statistics=double_quant, quant_type="nf4")
+    if linear.bias is not None:
+        q.bias = nn.Parameter(linear.bias.data, requires_grad=False)
+    q.weight = q.weight.to(dev)  # quantizes here
+    return q
 
 
 def disable_cpu_weight_packing(model) -> int:

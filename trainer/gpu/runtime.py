@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from trainer._bnb import nf4_linear
+
 from .autotune import Candidate, TrialResult
 from .switches import LigerSwitch, set_checkpoint_layers
 
@@ -65,22 +67,12 @@ def quantize_nf4_(model: nn.Module, *, compute_dtype=torch.bfloat16, double_quan
     bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, ...))`` produces, without writing
     a 13 GB checkpoint first.
     """
-    import bitsandbytes as bnb
-
     n = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if type(child) is not nn.Linear or name in skip:
                 continue
-            dev = child.weight.device
-            q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                  compute_dtype=compute_dtype, compress_statistics=double_quant,
-                                  quant_type="nf4", device="meta")
-            q.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False,
-                                         compress_statistics=double_quant, quant_type="nf4")
-            if child.bias is not None:
-                q.bias = nn.Parameter(child.bias.data, requires_grad=False)
-            q.weight = q.weight.to(dev)  # quantizes here
+            q = nf4_linear(child, compute_dtype=compute_dtype, double_quant=double_quant)
             setattr(parent, name, q)
             del child
             n += 1
