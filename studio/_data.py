@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import os
 import tempfile
 from pathlib import Path
@@ -26,8 +25,7 @@ from pipelines.store import Workspace, get_record, list_records, list_runs, stag
 __all__ = [
     "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "config_with_schemes",
     "counts", "runs",
-    "records_page", "record", "records_by_ids", "ingest_uploads", "show_errors", "step_module",
-    "step_unavailable", "refresh",
+    "records_page", "record", "records_by_ids", "ingest_uploads", "show_errors", "refresh",
 ]
 
 WORKSPACE_ENV = "CURATE_WORKSPACE"
@@ -91,6 +89,16 @@ def config() -> CurationConfig:
     except StudioError as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
+
+
+def config_with_schemes(hint: str = "add one under `schemes:`.") -> CurationConfig:
+    """The workspace's config; a page that needs label schemes stops with a warning when there
+    are none."""
+    cfg = config()
+    if not cfg.schemes:
+        st.warning(f"curation.yaml declares no label schemes: {hint}")
+        st.stop()
+    return cfg
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -207,51 +215,13 @@ def _upload_path(folder: Path, name: str, data: bytes) -> Path:
     return path
 
 
-# -- steps that may not have landed yet --------------------------------------------------------
-def step_module(name: str):
-    """Import `pipelines.<name>` (or another dotted module); None if that step is not there yet."""
-    try:
-        return importlib.import_module(name if "." in name else f"pipelines.{name}")
-    except ModuleNotFoundError as exc:
-        # Only "the step's own module is not there" means not landed; a missing third-party
-        # package inside a landed step is a real error and must show.
-        if (exc.name or "").startswith(("pipelines", "trainer")) or exc.name == name:
-            return None
-        raise
-
-
-def config_with_schemes(hint: str = "add one under `schemes:`.") -> CurationConfig:
-    """The workspace's config; a page that needs label schemes stops with a warning when there
-    are none."""
-    cfg = config()
-    if not cfg.schemes:
-        st.warning(f"curation.yaml declares no label schemes: {hint}")
-        st.stop()
-    return cfg
-
-
-def step_unavailable(what: str) -> None:
-    st.info(f"{what} is not available yet in this build: the pipeline step has not landed. "
-            "The rest of the studio works without it.", icon=":material/construction:")
-
-
+# -- search ------------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=32)
 def _semantic_search(path: str, version: tuple, query: str, k: int) -> list[dict[str, Any]]:
     from pipelines.dedup import search
 
-    hits = search(Workspace(Path(path)), query, k)
-    return [_hit_dict(h) for h in hits]
-
-
-def _hit_dict(hit: Any) -> dict[str, Any]:
-    """Normalise one search hit to {"id", "score"} (a dict, a (id, score) pair or an object)."""
-    if isinstance(hit, dict):
-        return {"id": hit.get("id") or hit.get("record_id"),
-                "score": float(hit.get("score", hit.get("similarity", 0.0)))}
-    if isinstance(hit, (tuple, list)):
-        return {"id": hit[0], "score": float(hit[1])}
-    return {"id": getattr(hit, "id", None) or getattr(hit, "record_id"),
-            "score": float(getattr(hit, "score", getattr(hit, "similarity", 0.0)))}
+    return [{"id": h.record_id, "score": h.score}
+            for h in search(Workspace(Path(path)), query, k)]
 
 
 def semantic_search(query: str, k: int) -> list[dict[str, Any]]:
@@ -334,11 +304,6 @@ def export_file_reader(version: str, split: str):
 
 
 # -- training ----------------------------------------------------------------------------------
-def trainer_available() -> bool:
-    """The trainer package and its `curate train` command have landed."""
-    return step_module("trainer.runs") is not None and step_module("trainer.config") is not None
-
-
 def train_defaults() -> "Any":
     """A TrainConfig from curation.yaml's `train:` section (the form's starting values)."""
     from trainer.config import TrainConfig
@@ -537,10 +502,9 @@ def save_lf(name: str, source: str) -> Path:
 def labelstudio_status() -> dict[str, Any]:
     """Whether the workspace's Label Studio answers, its URL and pid (a quick /health probe)."""
     from pipelines.review import WorkspaceServer
-
-    status = WorkspaceServer.of(workspace()).status()
     from pipelines.review.sync import ENV_URL
 
+    status = WorkspaceServer.of(workspace()).status()
     status["env_url"] = os.environ.get(ENV_URL)
     return status
 

@@ -32,20 +32,16 @@ label_filter = None if label == "any" else label
 rows: list[dict] = []
 page = 1
 if mode == "Semantic" and query:
-    dedup = _data.step_module("dedup")
-    if dedup is None or not hasattr(dedup, "search"):
-        _data.step_unavailable("Semantic search")
-    else:
-        k = c3.number_input("Nearest k", 1, 200, 20, key="data_k")
-        with _data.show_errors(), st.spinner("Searching..."):
-            hits = _data.semantic_search(query, int(k))
-            by_id = {r["id"]: r for r in _data.records_by_ids([h["id"] for h in hits], scheme)}
-            rows = [{"score": round(h["score"], 3), **by_id[h["id"]]} for h in hits
-                    if h["id"] in by_id]
-            if excluded is not None:
-                rows = [r for r in rows if r["excluded"] == excluded]
-            if label_filter is not None:
-                rows = [r for r in rows if r["label"] == label_filter]
+    k = c3.number_input("Nearest k", 1, 200, 20, key="data_k")
+    with _data.show_errors(), st.spinner("Searching..."):
+        hits = _data.semantic_search(query, int(k))
+        by_id = {r["id"]: r for r in _data.records_by_ids([h["id"] for h in hits], scheme)}
+        rows = [{"score": round(h["score"], 3), **by_id[h["id"]]} for h in hits
+                if h["id"] in by_id]
+        if excluded is not None:
+            rows = [r for r in rows if r["excluded"] == excluded]
+        if label_filter is not None:
+            rows = [r for r in rows if r["label"] == label_filter]
 else:
     page = st.columns([1, 4])[0].number_input("Page", min_value=1, value=1, step=1,
                                               key="data_page")

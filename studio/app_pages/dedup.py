@@ -9,10 +9,6 @@ from studio import _data
 
 st.title("Dedup")
 
-if _data.step_module("dedup") is None:
-    _data.step_unavailable("Deduplication")
-    st.stop()
-
 counts = _data.counts()
 
 

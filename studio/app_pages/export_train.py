@@ -6,6 +6,7 @@ import altair as alt
 import streamlit as st
 
 from studio import _data
+from trainer.config import TrainConfig
 
 st.title("Export & Train")
 
@@ -50,45 +51,40 @@ if preview:
 
 # -- training options -------------------------------------------------------------------------
 train_values: dict = {}
-if not _data.trainer_available():
-    _data.step_unavailable("Training")
-else:
-    from trainer.config import TrainConfig
-
-    st.subheader("2. Training options")
-    with _data.show_errors():
-        defaults = _data.train_defaults()
-        if preview and "head" not in cfg.section("train"):
-            # The export's format decides the head: classification data -> the classifier.
-            defaults = defaults.replace(
-                head="classifier" if preview["format"] == "classification" else "sft")
-        with st.expander("Options (generated from the trainer's config)", expanded=False):
-            cols = st.columns(3)
-            for i, spec in enumerate(TrainConfig.field_specs()):
-                name, kind, value = spec["name"], spec["type"], getattr(defaults, spec["name"])
-                col, key, help_ = cols[i % 3], f"train_{spec['name']}", spec["help"]
-                if name == "head":
-                    key += f"_{defaults.head}"  # follows the export format until changed
-                if spec["choices"]:
-                    train_values[name] = col.selectbox(name, spec["choices"], key=key, help=help_,
-                                                       index=list(spec["choices"]).index(value))
-                elif kind == "bool" and spec["default"] is None:
-                    choice = col.selectbox(name, ["default", "on", "off"], key=key, help=help_,
-                                           index={None: 0, True: 1, False: 2}[value])
-                    train_values[name] = {"default": None, "on": True, "off": False}[choice]
-                elif kind == "bool":
-                    train_values[name] = col.checkbox(name, value=bool(value), key=key, help=help_)
-                elif kind == "int":  # an empty box is None: "the trainer's default"
-                    got = col.number_input(name, value=None if value is None else int(value),
-                                           step=1, key=key, help=help_, placeholder="default")
-                    train_values[name] = None if got is None else int(got)
-                elif kind == "float":
-                    got = col.number_input(name, value=None if value is None else float(value),
-                                           format="%g", key=key, help=help_, placeholder="default")
-                    train_values[name] = None if got is None else float(got)
-                else:
-                    text = col.text_input(name, value=value or "", key=key, help=help_)
-                    train_values[name] = text.strip() or None
+st.subheader("2. Training options")
+with _data.show_errors():
+    defaults = _data.train_defaults()
+    if preview and "head" not in cfg.section("train"):
+        # The export's format decides the head: classification data -> the classifier.
+        defaults = defaults.replace(
+            head="classifier" if preview["format"] == "classification" else "sft")
+    with st.expander("Options (generated from the trainer's config)", expanded=False):
+        cols = st.columns(3)
+        for i, spec in enumerate(TrainConfig.field_specs()):
+            name, kind, value = spec["name"], spec["type"], getattr(defaults, spec["name"])
+            col, key, help_ = cols[i % 3], f"train_{spec['name']}", spec["help"]
+            if name == "head":
+                key += f"_{defaults.head}"  # follows the export format until changed
+            if spec["choices"]:
+                train_values[name] = col.selectbox(name, spec["choices"], key=key, help=help_,
+                                                   index=list(spec["choices"]).index(value))
+            elif kind == "bool" and spec["default"] is None:
+                choice = col.selectbox(name, ["default", "on", "off"], key=key, help=help_,
+                                       index={None: 0, True: 1, False: 2}[value])
+                train_values[name] = {"default": None, "on": True, "off": False}[choice]
+            elif kind == "bool":
+                train_values[name] = col.checkbox(name, value=bool(value), key=key, help=help_)
+            elif kind == "int":  # an empty box is None: "the trainer's default"
+                got = col.number_input(name, value=None if value is None else int(value),
+                                       step=1, key=key, help=help_, placeholder="default")
+                train_values[name] = None if got is None else int(got)
+            elif kind == "float":
+                got = col.number_input(name, value=None if value is None else float(value),
+                                       format="%g", key=key, help=help_, placeholder="default")
+                train_values[name] = None if got is None else float(got)
+            else:
+                text = col.text_input(name, value=value or "", key=key, help=help_)
+                train_values[name] = text.strip() or None
 
 # -- actions ----------------------------------------------------------------------------------
 st.subheader("3. Export" + (" and train" if train_values else ""))
@@ -113,93 +109,92 @@ if do_export or do_both:
 
 # -- runs -------------------------------------------------------------------------------------
 LIVE = ("running", "starting", "pending")
-if _data.trainer_available():
-    st.subheader("Training runs")
-    runs = _data.train_runs()
-    if not runs:
-        st.caption("No training run yet.")
-    else:
-        ids = [r["run_id"] for r in reversed(runs)]
-        current = st.session_state.get("train_run")
-        run_id = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0,
-                              key="train_run_select")
+st.subheader("Training runs")
+runs = _data.train_runs()
+if not runs:
+    st.caption("No training run yet.")
+else:
+    ids = [r["run_id"] for r in reversed(runs)]
+    current = st.session_state.get("train_run")
+    run_id = st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0,
+                          key="train_run_select")
 
-        first, _ = _data.run_progress(run_id)
-        live = first["status"] in LIVE
+    first, _ = _data.run_progress(run_id)
+    live = first["status"] in LIVE
 
-        # While the run goes on, only this part re-reads events.jsonl every 2 s.
-        @st.fragment(run_every=2 if live else None)
-        def live_run(run_id: str) -> None:
-            with _data.show_errors():
-                summary, logs = _data.run_progress(run_id)
-                status = summary["status"]
-                if live and status not in LIVE:
-                    st.rerun(scope="app")  # finished: one full rerun stops the polling
-                steps, total = summary["steps"] or 0, summary["max_steps"] or 0
-                st.progress(min(steps / total, 1.0) if total else 0.0,
-                            text=f"{status}: step {steps:,} of {total or '?'}"
-                                 + (f", loss {summary['loss']:.4f}" if summary["loss"] else ""))
-                if logs:
-                    points = [{"step": e["step"], "loss": e["loss"]} for e in logs]
-                    st.altair_chart(alt.Chart(alt.Data(values=points)).mark_line(point=True).encode(
-                        x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1)),
-                        y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
-                        tooltip=["step:Q", "loss:Q"]), height=260)
-                    last = logs[-1]
-                    if status == "running" and last.get("eta_s") is not None:
-                        st.caption(f"{summary['tokens_per_s'] or 0:,.0f} tokens/s, "
-                                   f"about {last['eta_s']:.0f} s left")
-                if summary["error"]:
-                    st.error(f"The run failed: {summary['error']}")
-                if summary["eval"]:
-                    st.markdown("**Evaluation: base vs tuned**")
-                    render_eval(summary["eval"])
-
-        def render_eval(evaluation: dict) -> None:
-            base, tuned = evaluation.get("base") or {}, evaluation.get("tuned") or {}
-            keys = [k for k in dict.fromkeys([*base, *tuned])
-                    if isinstance(base.get(k, tuned.get(k)), (int, float))
-                    and not isinstance(base.get(k, tuned.get(k)), bool)]
-            rows = []
-            for k in keys:
-                b, t = base.get(k), tuned.get(k)
-                change = t - b if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None
-                rows.append({"metric": k, "base": b, "tuned": t, "change": change})
-            if rows:
-                st.dataframe(rows, hide_index=True, width="content", column_config={
-                    c: st.column_config.NumberColumn(c, format="%.4g")
-                    for c in ("base", "tuned", "change")})
-            else:
-                st.json(evaluation, expanded=False)
-            samples = evaluation.get("generations") or evaluation.get("examples")
-            if samples:
-                with st.expander("Examples, base vs tuned"):
-                    st.dataframe(samples, hide_index=True, width="stretch")
-
-        live_run(run_id)
-
-        st.subheader("Did curation pay?")
-        st.caption("The same head trained on different exports, each scored on its export's eval "
-                   "split (and its gold-labelled records); the first run is the baseline.")
-        pay_head = st.radio("Head", ["classifier", "sft"], horizontal=True, key="pay_head")
+    # While the run goes on, only this part re-reads events.jsonl every 2 s.
+    @st.fragment(run_every=2 if live else None)
+    def live_run(run_id: str) -> None:
         with _data.show_errors():
-            pay = _data.curation_pay(pay_head)
-        if len(pay) < 2:
-            st.caption(f"Train the {pay_head} head on at least two exports (for example raw "
-                       "labels, then curated ones) to compare them here.")
-        if pay:
-            cols = (["run_id", "export", "n_train", "accuracy", "delta_accuracy", "macro_f1",
-                     "delta_macro_f1", "gold_accuracy", "delta_gold_accuracy"]
-                    if pay_head == "classifier" else
-                    ["run_id", "export", "n_train", "eval_loss", "delta_eval_loss"])
-            st.dataframe([{c: r.get(c) for c in cols} for r in pay], hide_index=True,
-                         width="stretch", column_config={
-                             c: st.column_config.NumberColumn(c, format="%.3f")
-                             for c in cols if c not in ("run_id", "export", "n_train")})
-        with st.expander("All runs"):
-            st.dataframe([{k: r[k] for k in ("run_id", "status", "head", "export", "steps",
-                                              "max_steps", "loss")} for r in reversed(runs)],
-                         hide_index=True, width="stretch")
+            summary, logs = _data.run_progress(run_id)
+            status = summary["status"]
+            if live and status not in LIVE:
+                st.rerun(scope="app")  # finished: one full rerun stops the polling
+            steps, total = summary["steps"] or 0, summary["max_steps"] or 0
+            st.progress(min(steps / total, 1.0) if total else 0.0,
+                        text=f"{status}: step {steps:,} of {total or '?'}"
+                             + (f", loss {summary['loss']:.4f}" if summary["loss"] else ""))
+            if logs:
+                points = [{"step": e["step"], "loss": e["loss"]} for e in logs]
+                st.altair_chart(alt.Chart(alt.Data(values=points)).mark_line(point=True).encode(
+                    x=alt.X("step:Q", axis=alt.Axis(tickMinStep=1)),
+                    y=alt.Y("loss:Q", scale=alt.Scale(zero=False)),
+                    tooltip=["step:Q", "loss:Q"]), height=260)
+                last = logs[-1]
+                if status == "running" and last.get("eta_s") is not None:
+                    st.caption(f"{summary['tokens_per_s'] or 0:,.0f} tokens/s, "
+                               f"about {last['eta_s']:.0f} s left")
+            if summary["error"]:
+                st.error(f"The run failed: {summary['error']}")
+            if summary["eval"]:
+                st.markdown("**Evaluation: base vs tuned**")
+                render_eval(summary["eval"])
+
+    def render_eval(evaluation: dict) -> None:
+        base, tuned = evaluation.get("base") or {}, evaluation.get("tuned") or {}
+        keys = [k for k in dict.fromkeys([*base, *tuned])
+                if isinstance(base.get(k, tuned.get(k)), (int, float))
+                and not isinstance(base.get(k, tuned.get(k)), bool)]
+        rows = []
+        for k in keys:
+            b, t = base.get(k), tuned.get(k)
+            change = t - b if isinstance(b, (int, float)) and isinstance(t, (int, float)) else None
+            rows.append({"metric": k, "base": b, "tuned": t, "change": change})
+        if rows:
+            st.dataframe(rows, hide_index=True, width="content", column_config={
+                c: st.column_config.NumberColumn(c, format="%.4g")
+                for c in ("base", "tuned", "change")})
+        else:
+            st.json(evaluation, expanded=False)
+        samples = evaluation.get("generations") or evaluation.get("examples")
+        if samples:
+            with st.expander("Examples, base vs tuned"):
+                st.dataframe(samples, hide_index=True, width="stretch")
+
+    live_run(run_id)
+
+    st.subheader("Did curation pay?")
+    st.caption("The same head trained on different exports, each scored on its export's eval "
+               "split (and its gold-labelled records); the first run is the baseline.")
+    pay_head = st.radio("Head", ["classifier", "sft"], horizontal=True, key="pay_head")
+    with _data.show_errors():
+        pay = _data.curation_pay(pay_head)
+    if len(pay) < 2:
+        st.caption(f"Train the {pay_head} head on at least two exports (for example raw "
+                   "labels, then curated ones) to compare them here.")
+    if pay:
+        cols = (["run_id", "export", "n_train", "accuracy", "delta_accuracy", "macro_f1",
+                 "delta_macro_f1", "gold_accuracy", "delta_gold_accuracy"]
+                if pay_head == "classifier" else
+                ["run_id", "export", "n_train", "eval_loss", "delta_eval_loss"])
+        st.dataframe([{c: r.get(c) for c in cols} for r in pay], hide_index=True,
+                     width="stretch", column_config={
+                         c: st.column_config.NumberColumn(c, format="%.3f")
+                         for c in cols if c not in ("run_id", "export", "n_train")})
+    with st.expander("All runs"):
+        st.dataframe([{k: r[k] for k in ("run_id", "status", "head", "export", "steps",
+                                          "max_steps", "loss")} for r in reversed(runs)],
+                     hide_index=True, width="stretch")
 
 # -- exports ----------------------------------------------------------------------------------
 st.subheader("Exports")

@@ -8,10 +8,6 @@ from studio import _data
 
 st.title("Label")
 
-if _data.step_module("weak_supervision") is None:
-    _data.step_unavailable("Programmatic labeling")
-    st.stop()
-
 cfg = _data.config_with_schemes()
 scheme = st.selectbox("Scheme", list(cfg.schemes), key="label_scheme")
 classes = cfg.schemes[scheme].classes

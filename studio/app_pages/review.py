@@ -6,10 +6,6 @@ from studio import _data
 
 st.title("Review")
 
-if _data.step_module("review") is None:
-    _data.step_unavailable("Human review")
-    st.stop()
-
 cfg = _data.config_with_schemes()
 
 

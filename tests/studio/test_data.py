@@ -36,7 +36,6 @@ def test_no_match_says_so(studio_ws, page):
 
 @pytest.mark.slow
 def test_semantic_search_ranks_the_nearest_records(tiny_ws, page):
-    pytest.importorskip("pipelines.dedup")
     at = page("data")
     at.radio(key="data_mode").set_value("Semantic").run()
     at.text_input(key="data_query").input("a stolen bicycle").run(timeout=180)

@@ -4,7 +4,6 @@ import pytest
 
 from pipelines.store import stage_counts
 
-pytest.importorskip("pipelines.dedup")
 pytestmark = pytest.mark.slow  # loads the embedding model
 
 

@@ -39,7 +39,6 @@ def test_export_error_is_shown_and_nothing_is_written(studio_ws, page):
 
 @pytest.mark.slow
 def test_export_and_train_starts_a_detached_run(labelled_ws, page):
-    pytest.importorskip("trainer.runs")
     from trainer.runs import list_train_runs
 
     at = page("export_train")
@@ -71,7 +70,6 @@ def test_export_and_train_starts_a_detached_run(labelled_ws, page):
 
 
 def test_a_finished_run_shows_its_loss_curve_and_eval_table(studio_ws, page):
-    pytest.importorskip("trainer.runs")
     from trainer.config import TrainConfig
     from trainer.runs import EventWriter, run_dir
 
@@ -114,7 +112,6 @@ def test_page_preview_agrees_with_the_library(labelled_ws, options):
 
 
 def test_did_curation_pay_compares_runs_of_one_head(studio_ws, page):
-    pytest.importorskip("trainer.runs")
     from trainer.config import TrainConfig
     from trainer.runs import EventWriter, run_dir
 

@@ -3,7 +3,6 @@ with their line, save into W/lfs and re-label)."""
 
 import pytest
 
-pytest.importorskip("pipelines.weak_supervision")
 pytestmark = pytest.mark.slow  # labeling runs in a child process (snorkel import)
 
 

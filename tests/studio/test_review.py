@@ -4,8 +4,6 @@ import pytest
 
 from tests.studio.conftest import add_fake_labels
 
-pytest.importorskip("pipelines.review")
-
 
 def test_without_a_server_the_page_says_so_and_push_explains(studio_ws, page, monkeypatch):
     monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
