@@ -160,10 +160,10 @@ class TrainConfig:
         changes: dict[str, Any] = {}
         for pair in pairs:
             if "=" not in pair:
-                raise ConfigError(f"--set expects key=value, got {pair!r}")
+                raise ConfigError(f"an override expects key=value, got {pair!r}")
             key, value = pair.split("=", 1)
             changes[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else None
-        return self.from_dict({**self.to_dict(), **changes}, where="--set")
+        return self.from_dict({**self.to_dict(), **changes}, where="overrides")
 
     def save_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")

@@ -32,7 +32,7 @@ def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any]:
         return {"prompt": [{"role": "user", "content": user}],
                 "completion": [{"role": "assistant", "content": row["output"]}]}
     raise TrainError(f"the sft head trains on chat or alpaca exports, not {fmt!r} "
-                     f"(use --head classifier for a classification export)")
+                     f"(use head=classifier for a classification export)")
 
 
 def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, list[str]]:

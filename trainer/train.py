@@ -49,7 +49,7 @@ def _pick_run(ws, export: str, cfg: TrainConfig, run_id: str | None, resume: boo
         if run_id is None:
             mine = [r for r in list_train_runs(ws) if r["export"] == export]
             if not mine:
-                raise TrainError(f"--resume: no earlier run on export {export} to resume")
+                raise TrainError(f"resume: no earlier run on export {export} to resume")
             run_id = mine[-1]["run_id"]
         return run_dir(ws, run_id)
     if run_id is None:
@@ -61,7 +61,7 @@ def _pick_run(ws, export: str, cfg: TrainConfig, run_id: str | None, resume: boo
             run_id = f"{stem}-{n}"
     rd = run_dir(ws, run_id, must_exist=False)
     if rd.config_yaml.exists():
-        raise TrainError(f"run {rd.id} already exists; pass --resume to continue it")
+        raise TrainError(f"run {rd.id} already exists; resume it to continue")
     rd.path.mkdir(parents=True, exist_ok=True)
     return rd
 
@@ -94,8 +94,8 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     fmt = manifest["format"]
     if fmt not in _FORMATS[cfg.head]:
         raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
-                         f"{' or '.join(_FORMATS[cfg.head])} (re-export with --format, or pick "
-                         f"--head {'classifier' if cfg.head == 'sft' else 'sft'})")
+                         f"{' or '.join(_FORMATS[cfg.head])} (re-export in another format, or "
+                         f"pick head={'classifier' if cfg.head == 'sft' else 'sft'})")
     train_rows = read_split(ws, version, "train")
     if not train_rows:
         raise TrainError(f"export {version} has an empty train split ({path / 'train.jsonl'})")
@@ -156,7 +156,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
                 "adapter": str(rd.adapter), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
                 "notices": ev["notices"]}
     except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted (resume with --resume)"
+        status, error = "interrupted", "interrupted (resume it to continue)"
         raise
     except StudioError as exc:
         error = str(exc)
@@ -167,7 +167,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         if isinstance(exc, torch.OutOfMemoryError):
             error = (f"out of memory on {plan.device}: lower batch_size (now {cfg.batch_size}) or "
                      f"max_seq_length (now {cfg.max_seq_length}), raise grad_accum, or use "
-                     f"--method qlora")
+                     f"method=qlora")
             raise TrainError(error) from None
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -189,7 +189,7 @@ def _eval_loss(trainer, cfg) -> float:
     if loss is None or loss != loss:  # missing or NaN
         raise TrainError(
             f"no eval loss: with max_seq_length={cfg.max_seq_length} every eval example's "
-            f"completion is cut off (the loss is on completions only); raise --max-seq-length")
+            f"completion is cut off (the loss is on completions only); raise max_seq_length")
     return float(loss)
 
 

@@ -104,13 +104,13 @@ def parse_like(ws: Workspace, like: str | list[str]) -> tuple[list[str], list[st
                     line = obj
                 items.append(line)
         elif path.suffix in (".txt", ".jsonl", ".csv") or "/" in like:
-            raise DedupError(f"--like file {like} does not exist")
+            raise DedupError(f"like: file {like} does not exist")
         else:
             items = [x.strip() for x in like.split(",") if x.strip()]
     else:
         items = [x for x in like if isinstance(x, str) and x.strip()]
     if not items:
-        raise DedupError("no exemplars given: --like needs record ids, texts, or a file of them")
+        raise DedupError("like: no exemplars given; it needs record ids, texts, or a file of them")
     ids = [x for x in items if x in known]
     texts = [x for x in items if x not in known]
     return ids, texts

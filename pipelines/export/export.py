@@ -204,7 +204,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
         why = ", ".join(f"{k}: {v}" for k, v in sorted(sel.skipped.items())) or "no records"
         raise ExportError(f"export of scheme {scheme.name!r} ({fmt}) would have an empty train "
                           f"split (left out: {why}); label or review more records, or lower "
-                          f"--min-confidence (now {cfg.min_confidence})")
+                          f"min_confidence (now {cfg.min_confidence})")
 
     exports = ws.subdir("exports")
     version = _next_version(exports)

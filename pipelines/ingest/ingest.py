@@ -139,7 +139,8 @@ def _detect_schema(values: dict[str, Any], config: IngestConfig, path: Path) -> 
     raise InputError(
         f"cannot tell the schema: no '{f.text}' column (text), no '{f.prompt}'/'{f.response}' "
         f"columns (instruction) and no '{f.messages}' column (chat); found "
-        f"{', '.join(map(repr, values)) or 'no columns'}. Pass --schema and --text-field etc.",
+        f"{', '.join(map(repr, values)) or 'no columns'}. Set `schema` and `fields` (e.g. "
+        f"`fields.text`) in curation.yaml.",
         file=str(path), row=1)
 
 

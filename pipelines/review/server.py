@@ -199,11 +199,11 @@ def start_server(data_dir: Path, *, port: int, username: str, password: str, tok
     url = f"http://127.0.0.1:{port}"
     if health(url, timeout=1.0):
         raise ReviewSyncError(f"port {port} already has a Label Studio server on it; stop it or "
-                              f"choose another --port")
+                              f"choose another port")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         if s.connect_ex(("127.0.0.1", port)) == 0:
             raise ReviewSyncError(f"port {port} on 127.0.0.1 is in use by another program; "
-                                  f"choose another --port")
+                                  f"choose another port")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     config_home = data_dir.parent / "xdg-config"

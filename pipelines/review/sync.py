@@ -234,9 +234,9 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
          client: LabelStudioClient | None = None, cfg: ReviewConfig | None = None,
          progress: Callable[[int, int], None] | None = None) -> PushResult:
     if budget is not None and budget < 0:
-        raise ConfigError(f"--budget must be >= 0, got {budget}")
+        raise ConfigError(f"budget must be >= 0, got {budget}")
     if max_confidence is not None and not 0.0 <= max_confidence <= 1.0:
-        raise ConfigError(f"--max-confidence must be in [0, 1], got {max_confidence}")
+        raise ConfigError(f"max_confidence must be in [0, 1], got {max_confidence}")
     t0 = time.perf_counter()
     cfg = cfg or ReviewConfig.from_workspace(ws)
     kind = _data_kind(ws)

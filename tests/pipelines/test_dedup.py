@@ -253,7 +253,7 @@ def test_search_and_filter(fresh_ws, encoder, tmp_path):
     assert clear_filter(fresh_ws) == 4
     with fresh_ws.connect() as conn:
         assert not any(r["excluded"] for r in list_records(conn))
-    with pytest.raises(DedupError, match="does not exist"):
+    with pytest.raises(DedupError, match="like: file .*missing.txt does not exist"):
         run_filter(fresh_ws, str(tmp_path / "missing.txt"))
 
 

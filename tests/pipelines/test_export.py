@@ -148,7 +148,7 @@ def test_crash_mid_export_leaves_no_version(tmp_path, monkeypatch):
 
 def test_bad_input_errors(tmp_path):
     ws = make_ws(tmp_path, n=8)
-    with pytest.raises(ExportError, match="empty train split"):
+    with pytest.raises(ExportError, match="empty train split.*lower min_confidence"):
         export_dataset(ws, scheme="quality", min_confidence=1.0)
     with pytest.raises(ConfigError, match="eval_fraction"):
         ExportConfig(eval_fraction=1.5)

@@ -195,6 +195,10 @@ def test_review_config_and_missing_server(tmp_path, monkeypatch):
     monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
     with pytest.raises(ReviewSyncError, match="curate labelstudio start"):
         connect(ws)
+    with pytest.raises(ConfigError, match="budget must be >= 0, got -1"):
+        push(ws, "claim", budget=-1)
+    with pytest.raises(ConfigError, match=r"max_confidence must be in \[0, 1\], got 1.5"):
+        push(ws, "claim", max_confidence=1.5)
 
 
 def test_workspace_credentials_are_private_and_stable(tmp_path):

@@ -40,8 +40,10 @@ def test_yaml_roundtrip_and_overrides(tmp_path):
     assert loaded.lora_r == 32 and loaded.bf16 is False and loaded.max_steps == 7
     over = cfg.apply_overrides(["lora_r=16", "learning-rate=1e-3", "gradient_checkpointing=true"])
     assert (over.lora_r, over.learning_rate, over.gradient_checkpointing) == (16, 1e-3, True)
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="overrides: unknown key"):
         cfg.apply_overrides(["lora_rank=3"])
+    with pytest.raises(ConfigError, match="expects key=value, got 'lora_r'"):
+        cfg.apply_overrides(["lora_r"])
     with pytest.raises(ConfigError, match="expected int"):
         cfg.apply_overrides(["lora_r=abc"])
     (tmp_path / "bad.yaml").write_text("lr: [")
