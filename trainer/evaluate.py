@@ -3,7 +3,8 @@
 SFT: eval loss and perplexity (exp of the mean completion-token loss) of the base model vs the
 tuned one, plus a few greedy generations side by side. Classifier: accuracy and macro-F1 of the
 untuned model and of a majority-class baseline vs the tuned model, on the whole eval split and on
-its gold-labelled subset.
+its gold-labelled subset, with per-class precision/recall/F1 and the confusion matrix of the whole
+split (all from `pipelines.metrics`, the scores the ROI study and the label analysis use too).
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ import math
 from collections import Counter
 from typing import Any
 
+from pipelines.metrics import classification_report
+
 __all__ = ["classification_metrics", "majority_baseline", "perplexity", "format_eval_table"]
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict[str, Any]:
-    from sklearn.metrics import accuracy_score, f1_score
-
-    if not y_true:
-        return {"n": 0, "accuracy": None, "macro_f1": None}
-    return {"n": len(y_true), "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
-            "macro_f1": round(float(f1_score(y_true, y_pred, labels=classes, average="macro",
-                                             zero_division=0)), 4)}
+    """n, accuracy, macro_f1 (None when n = 0), per_class {class: {precision, recall, f1,
+    support}} and confusion (rows: true, columns: predicted, in `classes` order), rounded to 4."""
+    return classification_report(y_true, y_pred, classes).to_dict(digits=4)
 
 
 def majority_baseline(train_labels: list[str]) -> str:

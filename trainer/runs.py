@@ -186,7 +186,7 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
         evaluation = json.loads(rd.eval_json.read_text(encoding="utf-8"))
     return {"run_id": rd.id, "path": str(rd.path), "status": status,
             "head": start.get("head"), "export": start.get("export"),
-            "steps": logs[-1]["step"] if logs else 0,
+            "n_train": start.get("n_train"), "steps": logs[-1]["step"] if logs else 0,
             "max_steps": logs[-1]["max_steps"] if logs else start.get("max_steps"),
             "loss": logs[-1]["loss"] if logs else None,
             "tokens_per_s": recent_tokens_per_s(attempt),

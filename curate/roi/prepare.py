@@ -22,11 +22,12 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines.config import load_config
-from pipelines.errors import ConfigError, InputError
 from curate.roi.arms import ArmSet, Pool, PoolRecord, build_arms, cap_arm
 from curate.roi.config import RoiConfig
 from curate.roi.leakage import check_leakage, near_gold_ids
+from pipelines.config import load_config
+from pipelines.errors import ConfigError, InputError
+from pipelines.metrics import accuracy
 from pipelines.store import Workspace, iter_records
 from pipelines.store.roi import dedup_flags, record_source_rows
 
@@ -208,7 +209,7 @@ def _agreement(records: list[PoolRecord], attr: str) -> float | None:
     """How often a label source agrees with the ground truth (where both exist)."""
     pairs = [(getattr(r, attr), r.truth) for r in records
              if getattr(r, attr) is not None and r.truth is not None]
-    return round(sum(a == b for a, b in pairs) / len(pairs), 4) if pairs else None
+    return round(accuracy([b for _, b in pairs], [a for a, _ in pairs]), 4) if pairs else None
 
 
 def prepare_arms(ws: Workspace, config: RoiConfig, *,

@@ -13,7 +13,7 @@ from typing import Any
 from pipelines.errors import ExportError
 from pipelines.export.select import ExportRow
 
-__all__ = ["render_row"]
+__all__ = ["render_row", "chat_messages"]
 
 
 def _response(rec: dict[str, Any]) -> str | None:
@@ -21,7 +21,13 @@ def _response(rec: dict[str, Any]) -> str | None:
     return edited if edited else rec.get("response")
 
 
-def _messages(rec: dict[str, Any], system_prompt: str | None) -> list[dict[str, str]]:
+def chat_messages(rec: dict[str, Any], system_prompt: str | None) -> list[dict[str, str]]:
+    """A record as the chat turns every conversational format starts from (a reviewed edit
+    replaces the last assistant turn; the record's or the export's system prompt goes first).
+
+    Raises:
+        ExportError: the record has neither messages nor a prompt and a response.
+    """
     if rec["kind"] == "chat" and rec.get("messages"):
         msgs = [{"role": m["role"], "content": m["content"]} for m in rec["messages"]]
         edited = rec.get("edited_response") if rec.get("review_status") == "reviewed" else None
@@ -47,7 +53,7 @@ def render_row(row: ExportRow, fmt: str, system_prompt: str | None = None) -> di
     rec = row.record
     if fmt == "classification":
         return {"text": rec["text"], "label": row.label}
-    msgs = _messages(rec, system_prompt)
+    msgs = chat_messages(rec, system_prompt)
     if fmt == "chat":
         return {"messages": msgs}
     if fmt == "alpaca":

@@ -11,9 +11,21 @@ from trainer import TrainConfig, train
 
 from tests.trainer.conftest import make_toy_ws
 
-pytestmark = pytest.mark.slow
+
+def test_classification_metrics_keep_the_eval_json_keys_and_add_per_class():
+    from trainer.evaluate import classification_metrics
+
+    # fire: tp 1, predicted 1, true 2 -> P 1, R 0.5, F1 2/3; water: tp 1, predicted 2, true 1
+    m = classification_metrics(["fire", "fire", "water"], ["fire", "water", "water"],
+                               ["water", "fire"])
+    assert (m["n"], m["accuracy"], m["macro_f1"]) == (3, 0.6667, 0.6667)
+    assert m["per_class"]["fire"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
+    assert m["confusion"] == [[1, 0], [1, 1]]   # rows true water, fire; columns predicted
+    empty = classification_metrics([], [], ["water", "fire"])
+    assert (empty["n"], empty["accuracy"], empty["macro_f1"]) == (0, None, None)
 
 
+@pytest.mark.slow
 def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     toy_ws = make_toy_ws(tmp_path / "ws", n=40)
     exp = export_dataset(toy_ws, scheme="topic", format="classification", eval_fraction=0.4)
@@ -26,5 +38,7 @@ def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     assert ev["tuned"]["accuracy"] >= 0.8            # chance is 0.5
     assert ev["tuned"]["accuracy"] >= ev["base"]["accuracy"]
     assert ev["base"]["majority_accuracy"] is not None and ev["tuned"]["n"] == exp.eval
+    assert list(ev["tuned"]["per_class"]) == ev["classes"]
+    assert sum(map(sum, ev["tuned"]["confusion"])) == exp.eval
     assert res["status"] == "done" and res["steps"] == 24
     assert (toy_ws.path / "runs" / res["run_id"] / "adapter" / "adapter_config.json").exists()
