@@ -31,7 +31,7 @@ from pipelines.config import load_config
 from pipelines.errors import ConfigError, TrainError
 from curate.roi.config import RoiConfig
 from curate.roi.score import _t
-from pipelines.store import Workspace, iter_records
+from pipelines.store import Record, Workspace, iter_records
 
 __all__ = ["SftSets", "SftBudget", "sft_sets", "run_sft_comparison", "format_sft_table"]
 
@@ -71,12 +71,12 @@ def _mean_ci(values: list[float]) -> tuple[float, list[float]]:
     return mean, [mean - half, mean + half]
 
 
-def _chat(rec: dict[str, Any], system_prompt: str | None) -> dict[str, Any] | None:
+def _chat(rec: Record, system_prompt: str | None) -> dict[str, Any] | None:
     from pipelines.errors import ExportError
-    from pipelines.export.render import _messages
+    from pipelines.export.render import record_messages
 
     try:
-        return {"messages": _messages(rec, system_prompt)}
+        return {"messages": record_messages(rec, system_prompt)}
     except ExportError:
         return None   # no prompt/response: nothing to fine-tune on
 
@@ -102,7 +102,7 @@ def sft_sets(ws: Workspace, *, scheme: str = "summary_quality", accept: str = "A
                                    near_dup_threshold=near_dup_threshold), say=say)
     system_prompt = (cfg.sections.get("export") or {}).get("system_prompt")
     with ws.connect() as conn:
-        recs = {r["id"]: r for r in iter_records(conn)}
+        recs = {r.id: r for r in iter_records(conn)}
     raw_rows, raw_ids, cur_rows, cur_ids, skipped = [], [], [], [], 0
     for r in pool.trainable:
         row = _chat(recs[r.id], system_prompt)
