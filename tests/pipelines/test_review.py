@@ -164,6 +164,50 @@ def test_push_candidates_order_budget_confidence_and_exclusion(tmp_path):
         assert ids[1] not in [r.id for r in push_candidates(conn, "claim")]
 
 
+class _FakeClient:
+    """Just enough of LabelStudioClient for a push, without a server."""
+
+    url = "http://fake"
+
+    def __init__(self):
+        self.imported: list[dict] = []
+
+    def check(self):
+        return {"id": 1, "email": "x"}
+
+    def get_project(self, project_id):
+        return {"id": project_id, "task_number": len(self.imported)}
+
+    def create_project(self, title, label_config, description):
+        return 7
+
+    def import_tasks(self, project_id, tasks):
+        self.imported += tasks
+        return list(range(len(self.imported) - len(tasks), len(self.imported)))
+
+    def set_model_version(self, project_id, model_version):
+        pass
+
+    def tasks_of_batch(self, project_id, batch_id):
+        return {}
+
+
+def test_push_reads_curation_yaml_once_and_sends_candidates(tmp_path, monkeypatch):
+    import pipelines.review.sync as sync
+
+    ws = make_ws(tmp_path / "ws", n=3, confidences=[0.9, 0.3, 0.6])
+    calls = []
+    real = sync.load_config
+    monkeypatch.setattr(sync, "load_config", lambda p: calls.append(p) or real(p))
+    client = _FakeClient()
+    res = push(ws, "claim", client=client)
+    assert len(calls) == 1
+    assert res.created == 3 and res.project_created
+    assert [t["data"]["prompt"] for t in client.imported] == \
+        ["claim note 1", "claim note 2", "claim note 0"]   # least confident first
+    assert client.imported[0]["predictions"][0]["score"] == 0.3
+
+
 def test_store_annotations_new_updated_removed_and_majority(tmp_path):
     ws = make_ws(tmp_path / "ws", n=2)
     with ws.connect() as conn:
