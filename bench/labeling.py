@@ -87,7 +87,7 @@ def throughput(ws: Workspace, rows: int, dask_workers: int, use_dask: bool) -> N
     import labeling_functions.claim_type as ct
 
     with ws.connect() as conn:
-        base = list(iter_records(conn, with_gold=False))
+        base = [r.to_dict() for r in iter_records(conn, with_gold=False)]
     records = [{**base[i % len(base)], "id": f"{base[i % len(base)]['id']}-{i}"}
                for i in range(rows)]
     runs = [("fast (ours)", dict(engine="fast"))]
@@ -120,7 +120,7 @@ def throughput(ws: Workspace, rows: int, dask_workers: int, use_dask: bool) -> N
 
 def full_sets(ws: Workspace) -> None:
     with ws.connect() as conn:
-        records = list(iter_records(conn, with_gold=False))
+        records = [r.to_dict() for r in iter_records(conn, with_gold=False)]
     df = pd.DataFrame(records)
     from snorkel.labeling import PandasLFApplier
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,7 +21,16 @@ import streamlit as st
 
 from pipelines.config import CurationConfig, load_config
 from pipelines.errors import StudioError, WorkspaceError
-from pipelines.store import Workspace, get_record, list_records, list_runs, stage_counts
+from pipelines.store import (
+    Candidate,
+    Record,
+    Workspace,
+    get_record,
+    iter_records,
+    list_records,
+    list_runs,
+    stage_counts,
+)
 
 __all__ = [
     "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "config_with_schemes",
@@ -157,12 +167,13 @@ def records_by_ids(ids: list[str], scheme: str | None = None) -> list[dict[str, 
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _record(path: str, version: tuple, record_id: str) -> dict[str, Any] | None:
+def _record(path: str, version: tuple, record_id: str) -> Record | None:
     with Workspace(Path(path)).connect() as conn:
         return get_record(conn, record_id)
 
 
-def record(record_id: str) -> dict[str, Any] | None:
+def record(record_id: str) -> Record | None:
+    """One record with all its sources (no gold)."""
     ws = workspace()
     return _record(str(ws.path), data_version(ws), record_id)
 
@@ -232,7 +243,7 @@ def semantic_search(query: str, k: int) -> list[dict[str, Any]]:
 
 # -- export ------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=1)
-def _export_candidates(path: str, version: tuple, scheme: str) -> list[dict[str, Any]]:
+def _export_candidates(path: str, version: tuple, scheme: str) -> list[Candidate]:
     # Reading the candidates is most of a preview's cost (2.3 s of 2.8 s at 100k records);
     # kept for the current data version, so moving a slider only re-applies the rules.
     from pipelines.store.exports import iter_export_candidates
@@ -476,7 +487,8 @@ def _try_lf(path: str, version: tuple, source: str, scheme: str, n: int,
     cfg = load_config(ws.config_path)
     sc = cfg.scheme(scheme)
     with ws.connect() as conn:
-        sample = list_records(conn, limit=n)
+        # the same record dicts a labeling run hands its LFs (messages, system and meta too)
+        sample = [r.to_dict() for r in islice(iter_records(conn, batch_size=n), n)]
     context = [p for p in _files(ws) if p.stem != exclude]
     return run_lf_source(source, sample, sc.classes, context_modules=sc.lf_modules,
                          context_files=context, scheme=sc.name)

@@ -143,16 +143,16 @@ def load_pool(ws: Workspace, config: RoiConfig, *,
 
     records = []
     for r in rows:
-        gold = (r.get("gold") or {}).get(sc.name)
-        src = by_record.get(r["id"], [])
+        gold = (r.gold or {}).get(sc.name)
+        src = by_record.get(r.id, [])
         # A record folded from several rows takes the truth they agree on (else none).
         votes = Counter(truth[(Path(f).name, row)] for f, row in src
                         if (Path(f).name, row) in truth)
         true_label = votes.most_common(1)[0][0] if len(votes) == 1 else None
-        cluster, excluded = flags.get(r["id"], (None, False))
-        i = pos.get(r["id"])
+        cluster, excluded = flags.get(r.id, (None, False))
+        i = pos.get(r.id)
         rec = PoolRecord(
-            id=r["id"], text=r["text"], raw_label=r.get("raw_label"),
+            id=r.id, text=r.text, raw_label=r.raw_label,
             gold=gold if gold in classes else None, n_sources=max(1, len(src)),
             excluded=excluded, cluster_id=cluster, truth=true_label)
         if i is not None:

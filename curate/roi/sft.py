@@ -31,7 +31,7 @@ from curate.roi.config import RoiConfig
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, TrainError
 from pipelines.metrics import mean_ci
-from pipelines.store import Workspace, iter_records
+from pipelines.store import Record, Workspace, iter_records
 
 __all__ = ["SftSets", "SftBudget", "sft_sets", "run_sft_comparison", "format_sft_table"]
 
@@ -61,12 +61,12 @@ class SftBudget:
     base_model: str | None = None   # None: the workspace's tiny Llama (trainer.tiny)
 
 
-def _chat(rec: dict[str, Any], system_prompt: str | None) -> dict[str, Any] | None:
+def _chat(rec: Record, system_prompt: str | None) -> dict[str, Any] | None:
     from pipelines.errors import ExportError
-    from pipelines.export import chat_messages
+    from pipelines.export.render import record_messages
 
     try:
-        return {"messages": chat_messages(rec, system_prompt)}
+        return {"messages": record_messages(rec, system_prompt)}
     except ExportError:
         return None   # no prompt/response: nothing to fine-tune on
 
@@ -92,7 +92,7 @@ def sft_sets(ws: Workspace, *, scheme: str = "summary_quality", accept: str = "A
                                    near_dup_threshold=near_dup_threshold), say=say)
     system_prompt = (cfg.sections.get("export") or {}).get("system_prompt")
     with ws.connect() as conn:
-        recs = {r["id"]: r for r in iter_records(conn)}
+        recs = {r.id: r for r in iter_records(conn)}
     raw_rows, raw_ids, cur_rows, cur_ids, skipped = [], [], [], [], 0
     for r in pool.trainable:
         row = _chat(recs[r.id], system_prompt)

@@ -22,7 +22,7 @@ from pipelines.hashing import sha256_file
 from pipelines.export.config import ExportConfig
 from pipelines.export.render import render_row
 from pipelines.export.select import Selection, resolve_format, select_rows
-from pipelines.store import Workspace, finish_run, start_run, utcnow
+from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
 
 __all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset", "list_exports",
@@ -85,7 +85,7 @@ def resolve_config(ws: Workspace, **overrides: Any) -> tuple[ExportConfig, Any]:
     return cfg, scheme
 
 
-CandidateLoader = Callable[[str], list[dict[str, Any]]]
+CandidateLoader = Callable[[str], list[Candidate]]
 
 
 def _select(ws: Workspace, cfg: ExportConfig, scheme,
@@ -95,7 +95,7 @@ def _select(ws: Workspace, cfg: ExportConfig, scheme,
     else:
         with ws.connect() as conn:
             cands = list(iter_export_candidates(conn, scheme.name))
-    fmt = resolve_format(cfg, scheme, {c["kind"] for c in cands})
+    fmt = resolve_format(cfg, scheme, {c.record.kind for c in cands})
     return fmt, select_rows(cands, cfg, scheme, fmt)
 
 

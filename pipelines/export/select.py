@@ -1,6 +1,6 @@
 """Which records an export takes, with what final label, on which side of the split.
 
-Pure functions over the candidate dicts that `pipelines.store.exports.iter_export_candidates`
+Pure functions over the `Candidate`s that `pipelines.store.exports.iter_export_candidates`
 yields, so the rules are testable without a database.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable
 
 from pipelines.config import SchemeConfig
 from pipelines.errors import ExportError
 from pipelines.export.config import ExportConfig
+from pipelines.records import Candidate
 
 __all__ = ["ExportRow", "Selection", "split_of", "final_label", "resolve_format",
            "resolve_accept_labels", "select_rows"]
@@ -26,7 +27,7 @@ class ExportRow:
     split: str               # train | eval
     label: str | None        # the final label used
     label_source: str        # human | model | gold | none
-    record: dict[str, Any]   # the candidate dict (record columns + stage columns)
+    record: Candidate        # the record and its state under the export's scheme
 
 
 @dataclass
@@ -45,15 +46,16 @@ def split_of(record_id: str, eval_fraction: float) -> str:
     return "eval" if bucket < eval_fraction else "train"
 
 
-def final_label(cand: dict[str, Any], scheme: str) -> tuple[str | None, str]:
+def final_label(cand: Candidate, scheme: str) -> tuple[str | None, str]:
     """(label, source): gold for held-out gold records, else human > label model."""
-    gold = (cand.get("gold") or {}).get(scheme)
+    gold = (cand.record.gold or {}).get(scheme)
     if gold is not None:
         return str(gold), "gold"
-    if cand.get("review_status") == "reviewed" and cand.get("human_label"):
-        return cand["human_label"], "human"
-    if cand.get("label") is not None:
-        return cand["label"], "model"
+    st = cand.state
+    if st.review_status == "reviewed" and st.human_label:
+        return st.human_label, "human"
+    if st.label is not None:
+        return st.label, "model"
     return None, "none"
 
 
@@ -76,7 +78,7 @@ def resolve_accept_labels(cfg: ExportConfig, scheme: SchemeConfig, fmt: str) -> 
     return list(scheme.classes)
 
 
-def select_rows(candidates: Iterable[dict[str, Any]], cfg: ExportConfig, scheme: SchemeConfig,
+def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig,
                 fmt: str) -> Selection:
     """Apply the export rules in order; count every reason a record is left out.
 
@@ -94,27 +96,27 @@ def select_rows(candidates: Iterable[dict[str, Any]], cfg: ExportConfig, scheme:
         skipped[reason] = skipped.get(reason, 0) + 1
 
     for cand in candidates:
-        if cand["excluded"]:
+        if cand.state.excluded:
             skip("excluded")
             continue
         label, source = final_label(cand, scheme.name)
-        if fmt != "classification" and cand["kind"] == "text":
+        if fmt != "classification" and cand.record.kind == "text":
             skip("text record (no prompt/response) in a conversational format")
             continue
         if source == "none":
             if cfg.include_unlabelled and fmt != "classification":
-                split = "eval" if cand.get("gold") else split_of(cand["id"], cfg.eval_fraction)
-                rows.append(ExportRow(cand["id"], split, None, "none", cand))
+                split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
+                rows.append(ExportRow(cand.id, split, None, "none", cand))
             else:
                 skip("unlabelled")
             continue
         if label not in accept:
             skip(f"label {label}")
             continue
-        if source == "model" and (cand.get("confidence") or 0.0) < cfg.min_confidence:
+        if source == "model" and (cand.state.confidence or 0.0) < cfg.min_confidence:
             skip("below min_confidence")
             continue
         # Any gold label (this scheme or another) marks a held-out record: never train on it.
-        split = "eval" if cand.get("gold") else split_of(cand["id"], cfg.eval_fraction)
-        rows.append(ExportRow(cand["id"], split, label, source, cand))
+        split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
+        rows.append(ExportRow(cand.id, split, label, source, cand))
     return Selection(rows=rows, skipped=skipped)

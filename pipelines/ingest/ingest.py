@@ -21,6 +21,7 @@ from pipelines.hashing import sha256_file
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.normalize import normalize_text, record_id
 from pipelines.ingest.readers import RawRow, read_rows
+from pipelines.records import Turn, render_turns
 from pipelines.store import NewRecord, Workspace, finish_run, start_run, upsert_record, utcnow
 
 __all__ = ["ingest", "IngestResult", "FileSummary", "build_record", "CHAT_ROLES"]
@@ -259,9 +260,9 @@ def build_record(raw: RawRow, config: IngestConfig, kind: str, file: str) -> New
             response = messages[last_assistant]["content"]
             prompt = next((m["content"] for m in reversed(messages[:last_assistant])
                            if m["role"] == "user"), None)
-        rec = NewRecord(id="", kind=kind, text="\n".join(f"{m['role']}: {m['content']}"
-                                                         for m in messages),
-                        prompt=prompt, response=response, system=system, messages=messages)
+        text = render_turns(Turn(m["role"], m["content"]) for m in messages)
+        rec = NewRecord(id="", kind=kind, text=text, prompt=prompt, response=response,
+                        system=system, messages=messages)
     else:  # pragma: no cover - IngestConfig validates the schema
         raise ValueError(kind)
     rec.id = record_id(kind, parts)

@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 from xml.sax.saxutils import quoteattr
 
 from pipelines.errors import ReviewSyncError
+from pipelines.records import Record, render_turns
 
 __all__ = [
     "CHOICES_NAME",
@@ -94,22 +95,22 @@ def choice_result(label: str, kind: str, edited_response: str | None = None) -> 
     return out
 
 
-def record_to_task(record: dict[str, Any], *, batch_id: str, label: str | None = None,
+def record_to_task(record: Record, *, batch_id: str, label: str | None = None,
                    confidence: float | None = None, model_version: str | None = None) -> dict:
-    """A Label Studio task for a record, pre-annotated with its weak label as a prediction."""
-    kind = record["kind"]
-    data: dict[str, Any] = {"ext_id": record["id"], "push_batch": batch_id}
+    """A Label Studio task for a record, pre-annotated with its weak label as a prediction.
+
+    A chat record is shown as its turns (`render_turns`, a blank line between turns): the same
+    rendering its stored text, the LFs and the embeddings use.
+    """
+    kind = record.kind
+    data: dict[str, Any] = {"ext_id": record.id, "push_batch": batch_id}
     if kind == "instruction":
-        data["prompt"] = record.get("prompt") or ""
-        data["response"] = record.get("response") or ""
-    elif kind == "chat":
-        messages = record.get("messages")
-        if isinstance(messages, str):
-            messages = json.loads(messages)
-        data["text"] = ("\n\n".join(f"{m.get('role', '?')}: {m.get('content', '')}"
-                                    for m in messages) if messages else record.get("text") or "")
+        data["prompt"] = record.prompt or ""
+        data["response"] = record.response or ""
+    elif kind == "chat" and record.turns:
+        data["text"] = render_turns(record.turns, sep="\n\n")
     else:
-        data["text"] = record.get("text") or ""
+        data["text"] = record.text or ""
     task: dict[str, Any] = {"data": data}
     if label is not None:
         pred: dict[str, Any] = {"model_version": model_version or "weak-labels",

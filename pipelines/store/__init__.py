@@ -4,6 +4,7 @@
 (`records`, and those later steps add) hold the statements for their tables.
 """
 
+from pipelines.records import Candidate, Record, RecordState, Source, Turn, render_turns
 from pipelines.store.records import (
     NewRecord,
     count_records,
@@ -21,6 +22,7 @@ from pipelines.store.schema import MIGRATIONS, SCHEMA_VERSION, Migration
 from pipelines.store.workspace import SUBFOLDERS, Workspace, utcnow
 
 __all__ = [
+    "Record", "Turn", "Source", "RecordState", "Candidate", "render_turns",
     "Workspace", "SUBFOLDERS", "utcnow", "MIGRATIONS", "SCHEMA_VERSION", "Migration",
     "NewRecord", "upsert_record", "count_records", "iter_records", "get_record", "list_records",
     "record_ids", "start_run", "finish_run", "list_runs", "stage_counts",

@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from pipelines.records import Record, Source
 from pipelines.store.workspace import utcnow
 
 __all__ = [
@@ -93,18 +94,8 @@ _RECORD_COLS = ("id", "kind", "text", "prompt", "response", "system", "messages"
                 "gold", "meta", "ingested_at")
 
 
-def _record_dict(row: sqlite3.Row, with_gold: bool) -> dict[str, Any]:
-    d = {k: row[k] for k in row.keys()}
-    for key in ("messages", "gold", "meta"):
-        if key in d and d[key] is not None:
-            d[key] = json.loads(d[key])
-    if not with_gold:
-        d.pop("gold", None)
-    return d
-
-
 def iter_records(conn: sqlite3.Connection, *, with_gold: bool = False,
-                 batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+                 batch_size: int = 1000) -> Iterator[Record]:
     """All records in ingestion order, streamed in batches. Gold labels only when asked."""
     last = 0
     cols = ", ".join(("rowid",) + _RECORD_COLS)
@@ -116,9 +107,7 @@ def iter_records(conn: sqlite3.Connection, *, with_gold: bool = False,
         if not rows:
             return
         for r in rows:
-            d = _record_dict(r, with_gold)
-            d.pop("rowid", None)
-            yield d
+            yield Record.from_row(r, with_gold=with_gold)
         last = rows[-1]["rowid"]
 
 
@@ -126,24 +115,26 @@ def record_ids(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT id FROM records ORDER BY rowid")]
 
 
-def get_record(conn: sqlite3.Connection, record_id: str, *, with_gold: bool = False) -> dict | None:
+def get_record(conn: sqlite3.Connection, record_id: str, *,
+               with_gold: bool = False) -> Record | None:
+    """One record with all its sources (oldest first), or None."""
     row = conn.execute(f"SELECT {', '.join(_RECORD_COLS)} FROM records WHERE id = ?",
                        (record_id,)).fetchone()
     if row is None:
         return None
-    d = _record_dict(row, with_gold)
-    d["sources"] = [
-        {"file": s["file"], "row": s["row"], "line": s["line"]}
-        for s in conn.execute("SELECT file, row, line FROM record_sources WHERE record_id = ?"
-                              " ORDER BY ingested_at, file, row", (record_id,))
-    ]
-    return d
+    sources = [Source(s["file"], s["row"], s["line"]) for s in conn.execute(
+        "SELECT file, row, line FROM record_sources WHERE record_id = ?"
+        " ORDER BY ingested_at, file, row", (record_id,))]
+    return Record.from_row(row, with_gold=with_gold, sources=sources)
 
 
 def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: int | None = None,
                  offset: int = 0, search: str | None = None, excluded: bool | None = None,
                  label: str | None = None, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per record with its first source and the later stages' columns, filtered in SQL.
+
+    A flat table for display (the studio's Data page, `curate records`); steps read `Record`s
+    from `iter_records` / `get_record` instead.
 
     Args:
         scheme: whose label/review columns to show (None: no label columns filled).

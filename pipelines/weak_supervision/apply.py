@@ -222,7 +222,7 @@ def apply_lfs(data: pd.DataFrame | Iterable[Any], lfs: Sequence[LabelingFunction
     """Apply `lfs` to every row of `data` and return `(L, faults)`.
 
     Args:
-        data: a DataFrame, or records as dicts (e.g. from `iter_records(with_gold=False)`).
+        data: a DataFrame, or records as dicts (e.g. `Record.to_dict()` of `iter_records`).
         engine: fast | pandas | dask (see the module docstring).
         dask_address: an existing scheduler (`tcp://host:8786`); None starts a LocalCluster.
         dask_processes: LocalCluster with worker processes (False: threads, for tests).

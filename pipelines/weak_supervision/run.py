@@ -121,7 +121,8 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
     classes = sc.classes
     lfset = lfs if lfs is not None else load_lfs(ws, sc)
     with ws.connect() as conn:
-        rows = list(iter_records(conn, with_gold=False))   # LFs never see gold
+        # LFs read plain dicts (`x.text`, `x.prompt`...) and never see gold
+        rows = [r.to_dict() for r in iter_records(conn, with_gold=False)]
         gold_by_id = gold_labels(conn, sc.name)
     if not rows:
         raise LabelingError(f"workspace {ws.path} has no records: ingest data first "

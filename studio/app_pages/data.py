@@ -81,14 +81,15 @@ if rows:
     rec = _data.record(choice) if choice else None
     if rec:
         left, right = st.columns(2)
-        if rec.get("prompt") is not None:
+        if rec.prompt is not None:
             left.markdown("**Prompt**")
-            left.write(rec["prompt"])
+            left.write(rec.prompt)
             right.markdown("**Response**")
-            right.write(rec["response"])
+            right.write(rec.response)
         else:
             left.markdown("**Text**")
-            left.write(rec["text"])
+            left.write(rec.text)
         with st.expander("Sources and metadata"):
-            st.json({"id": rec["id"], "kind": rec["kind"], "raw_label": rec["raw_label"],
-                     "sources": rec["sources"], "meta": rec["meta"]}, expanded=False)
+            st.json({"id": rec.id, "kind": rec.kind, "raw_label": rec.raw_label,
+                     "sources": [s.to_dict() for s in rec.sources], "meta": dict(rec.meta)},
+                    expanded=False)

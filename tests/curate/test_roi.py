@@ -339,7 +339,7 @@ def test_quick_sft_trains_both_arms_on_disjoint_sets(tiny_sample_ws):
     with ws.connect() as conn:
         from pipelines.store import iter_records
 
-        gold = {r["id"]: r["gold"] for r in iter_records(conn, with_gold=True) if r.get("gold")}
+        gold = {r.id: dict(r.gold) for r in iter_records(conn, with_gold=True) if r.gold}
     assert all(gold[i]["summary_quality"] == "ACCEPT" for i in held)
 
     budget = SftBudget(max_steps=2, batch_size=4, max_seq_length=256, eval_max_examples=8)

@@ -188,7 +188,7 @@ def test_preview_uses_supplied_candidates(tmp_path):
 
     def cached(scheme: str):
         asked.append(scheme)
-        return [c for c in every if c["id"] < "r0010"]   # half the records
+        return [c for c in every if c.id < "r0010"]   # half the records
 
     full = preview_export(ws, scheme="topic", eval_fraction=0.0)
     half = preview_export(ws, scheme="topic", eval_fraction=0.0, candidates=cached)

@@ -14,7 +14,7 @@ import pytest
 from pipelines.config import FieldMap
 from pipelines.errors import InputError
 from pipelines.ingest import IngestConfig, ingest, record_id
-from pipelines.store import get_record, iter_records, list_records
+from pipelines.store import Turn, get_record, iter_records, list_records, render_turns
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
@@ -48,11 +48,12 @@ def test_text_schema_with_label_gold_and_meta(fresh_ws, tmp_path):
     with fresh_ws.connect() as conn:
         recs = list(iter_records(conn, with_gold=True))
         no_gold = list(iter_records(conn))
-    assert [r["text"] for r in recs] == ["Water came through the ceiling.", "Car hit a pole."]
-    assert recs[0]["raw_label"] == "water"
-    assert recs[0]["gold"] == {"topic": "property_water"} and recs[1]["gold"] == {}
-    assert recs[0]["meta"] == {"author": "ann"}  # gold and mapped fields are not meta
-    assert "gold" not in no_gold[0]  # what labeling functions see carries no gold
+    assert [r.text for r in recs] == ["Water came through the ceiling.", "Car hit a pole."]
+    assert recs[0].raw_label == "water"
+    assert recs[0].gold == {"topic": "property_water"} and recs[1].gold == {}
+    assert recs[0].meta == {"author": "ann"}  # gold and mapped fields are not meta
+    # what labeling functions see carries no gold
+    assert no_gold[0].gold is None and "gold" not in no_gold[0].to_dict()
 
 
 def test_instruction_schema_jsonl(fresh_ws, tmp_path):
@@ -63,9 +64,9 @@ def test_instruction_schema_jsonl(fresh_ws, tmp_path):
     ingest(fresh_ws, [f])
     with fresh_ws.connect() as conn:
         recs = list(iter_records(conn))
-    assert recs[0]["kind"] == "instruction"
-    assert recs[0]["system"] == "Be brief." and recs[1]["system"] is None
-    assert "the roof leaked" in recs[0]["text"] and "Roof leak." in recs[0]["text"]
+    assert recs[0].kind == "instruction"
+    assert recs[0].system == "Be brief." and recs[1].system is None
+    assert "the roof leaked" in recs[0].text and "Roof leak." in recs[0].text
 
 
 def test_chat_schema_from_jsonl_and_csv(fresh_ws, tmp_path):
@@ -79,9 +80,13 @@ def test_chat_schema_from_jsonl_and_csv(fresh_ws, tmp_path):
     assert res.added == 2
     with fresh_ws.connect() as conn:
         recs = list(iter_records(conn))
-    assert recs[0]["messages"] == msgs
-    assert recs[0]["prompt"] == "Hi?" and recs[0]["response"] == "Hello."
-    assert recs[0]["system"] == "You help."
+    assert recs[0].messages == msgs
+    assert recs[0].turns == tuple(Turn(m["role"], m["content"]) for m in msgs)
+    # the one rendering of turns: the stored text LFs and embeddings read
+    assert recs[0].text == render_turns(recs[0].turns) == \
+        "system: You help.\nuser: Hi?\nassistant: Hello."
+    assert recs[0].prompt == "Hi?" and recs[0].response == "Hello."
+    assert recs[0].system == "You help."
 
 
 def test_parquet(fresh_ws, tmp_path):
@@ -91,7 +96,7 @@ def test_parquet(fresh_ws, tmp_path):
     assert res.added == 2
     with fresh_ws.connect() as conn:
         recs = list(iter_records(conn))
-    assert recs[1]["meta"] == {"n": 2}
+    assert recs[1].meta == {"n": 2}
 
 
 def test_field_mapping(fresh_ws, tmp_path):
@@ -101,7 +106,7 @@ def test_field_mapping(fresh_ws, tmp_path):
     ingest(fresh_ws, [f], cfg)
     with fresh_ws.connect() as conn:
         (rec,) = list(iter_records(conn))
-    assert (rec["prompt"], rec["response"], rec["raw_label"]) == ("Q1?", "A1.", "x")
+    assert (rec.prompt, rec.response, rec.raw_label) == ("Q1?", "A1.", "x")
 
 
 # -- ids, duplicates, idempotence ------------------------------------------------------------
@@ -124,7 +129,7 @@ def test_exact_duplicates_fold_and_remember_every_source(fresh_ws, tmp_path):
     rid = record_id("text", {"text": "Same claim text."})
     with fresh_ws.connect() as conn:
         rec = get_record(conn, rid)
-    assert [(Path(s["file"]).name, s["row"]) for s in rec["sources"]] == \
+    assert [(Path(s.file).name, s.row) for s in rec.sources] == \
         [("a.csv", 1), ("a.csv", 3), ("b.jsonl", 1)]
 
 
@@ -143,7 +148,7 @@ def test_gold_from_a_folded_copy_is_kept(fresh_ws, tmp_path):
     ingest(fresh_ws, [f])
     with fresh_ws.connect() as conn:
         (rec,) = list(iter_records(conn, with_gold=True))
-    assert rec["gold"] == {"q": "ACCEPT"}
+    assert rec.gold == {"q": "ACCEPT"}
 
 
 def test_big_file_streams_in_one_transaction(fresh_ws, tmp_path):

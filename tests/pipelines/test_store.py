@@ -100,3 +100,38 @@ def test_a_late_lower_migration_is_still_applied(tmp_path, monkeypatch):
         conn.execute("SELECT x FROM t_low")
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == [1, 50, 90]
+
+
+def test_records_come_back_typed_with_gold_only_when_asked(tmp_path):
+    from dataclasses import FrozenInstanceError
+
+    from pipelines.store import (NewRecord, Record, Turn, get_record, iter_records,
+                                 render_turns, upsert_record, utcnow)
+    from pipelines.store.exports import iter_export_candidates, put_label
+
+    ws = Workspace.create(tmp_path / "ws")
+    msgs = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    turns = tuple(Turn(m["role"], m["content"]) for m in msgs)
+    with ws.transaction() as conn:
+        for row in (1, 2):
+            upsert_record(conn, NewRecord(id="rc", kind="chat", text=render_turns(turns),
+                                          prompt="Hi?", response="Hello.", messages=msgs,
+                                          gold={"q": "ACCEPT"}, meta={"k": 1}, file="f.jsonl",
+                                          row=row), utcnow())
+        put_label(conn, "rc", "q", "ACCEPT", 0.8)
+    with ws.connect() as conn:
+        (plain,) = iter_records(conn)
+        (with_gold,) = iter_records(conn, with_gold=True)
+        one = get_record(conn, "rc")
+        (cand,) = iter_export_candidates(conn, "q")
+    assert isinstance(plain, Record) and plain.turns == turns
+    assert plain.text == "user: Hi?\nassistant: Hello."
+    assert plain.gold is None and with_gold.gold == {"q": "ACCEPT"}
+    d = plain.to_dict()
+    assert d["messages"] == msgs and d["meta"] == {"k": 1} and "gold" not in d
+    assert Record.from_row(d) == plain   # decoded JSON columns read back the same
+    assert [(s.file, s.row) for s in one.sources] == [("f.jsonl", 1), ("f.jsonl", 2)]
+    assert cand.record.gold == {"q": "ACCEPT"} and cand.state.label == "ACCEPT"
+    assert cand.state.excluded is False and cand.to_dict()["confidence"] == 0.8
+    with pytest.raises(FrozenInstanceError):
+        plain.text = "changed"  # type: ignore[misc]
