@@ -18,6 +18,7 @@ import codecs
 import csv
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,9 +293,10 @@ class _JsonText:
         self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.buf, self.pos = "", 0
         self.base_byte, self.base_line = 0, 1   # byte offset and line of buf[0]
+        self.cur, self.cur_byte, self.cur_line = 0, 0, 1   # ... and of buf[cur]
         self.bytes_read, self.eof, self.first = 0, False, True
 
-    def more(self, at_least: int = _CHUNK) -> bool:
+    def more(self, at_least: int = 0) -> bool:
         """Read more text (at least `at_least` bytes unless the file ends); False at the end."""
         if self.eof:
             return False
@@ -313,6 +315,7 @@ class _JsonText:
             if text.startswith("\ufeff"):  # a byte-order mark
                 text = text[1:]
                 self.base_byte += 3
+                self.cur_byte += 3
         self.buf += text
         return bool(data)
 
@@ -327,18 +330,28 @@ class _JsonText:
             if not self.more():
                 return False
 
+    def _advance(self, i: int) -> None:
+        """Move the offset cursor to buf[i]; positions asked for only grow, so this is O(n)."""
+        if i < self.cur:
+            self.cur, self.cur_byte, self.cur_line = 0, self.base_byte, self.base_line
+        chunk = self.buf[self.cur:i]
+        self.cur_byte += len(chunk) if chunk.isascii() else len(chunk.encode("utf-8"))
+        self.cur_line += chunk.count("\n")
+        self.cur = i
+
     def drop(self) -> None:
         if self.pos > _CHUNK:
-            done = self.buf[:self.pos]
-            self.base_byte += len(done.encode("utf-8"))
-            self.base_line += done.count("\n")
-            self.buf, self.pos = self.buf[self.pos:], 0
+            self._advance(self.pos)
+            self.base_byte, self.base_line = self.cur_byte, self.cur_line
+            self.buf, self.pos, self.cur = self.buf[self.pos:], 0, 0
 
     def byte_of(self, i: int) -> int:
-        return self.base_byte + len(self.buf[:i].encode("utf-8"))
+        self._advance(i)
+        return self.cur_byte
 
     def line_of(self, i: int) -> int:
-        return self.base_line + self.buf.count("\n", 0, i)
+        self._advance(i)
+        return self.cur_line
 
 
 def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
@@ -367,7 +380,8 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
 
         def cut(what: str) -> InputError:
             last = (f"the last complete item is item {row} (ending at byte {last_end})"
-                    if row else "no item is complete")
+                    + "; --skip-invalid keeps the complete items" if row else
+                    "no item is complete")
             return InputError(f"the JSON {'array' if array else 'data'} is cut off at byte "
                               f"{t.bytes_read} ({what}); "
                               f"{last}", file=str(path), row=row + 1)
@@ -414,7 +428,7 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
                         need *= 2   # a big item: read in growing steps, not chunk by chunk
                         continue
                     row_here = row + 1
-                    if exc.msg.startswith("Unterminated string") or not t.buf[exc.pos:].strip():
+                    if _cut_short(exc, t.buf):
                         err = cut(f"inside item {row_here}, which starts at byte "
                                   f"{t.byte_of(start)} on line {where.line}")
                         yield RawRow(row_here, where.line, {}, err)
@@ -435,6 +449,17 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
                     line=where.line))
             else:
                 yield RawRow(row, where.line, obj)
+
+
+def _cut_short(exc: json.JSONDecodeError, buf: str) -> bool:
+    """Whether a decode error at the end of the file means the file is cut off, not broken.
+
+    It is cut if a string runs to the end, nothing follows the error, or only the start of a
+    number, literal or \\u escape does (`tru`, `1.`, `u00`).
+    """
+    rest = buf[exc.pos:].strip()
+    return (exc.msg.startswith("Unterminated string") or not rest
+            or len(rest) < 6 and re.fullmatch(r"[\w.+\-]*", rest) is not None)
 
 
 # -- columnar formats ------------------------------------------------------------------------
