@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
+import io
 import json
 import re
 import zlib
@@ -150,7 +151,9 @@ def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
         if magic != b"\x28\xb5\x2f\xfd":
             raise InputError("not a zstd file (it does not start with the zstd bytes 28 b5 2f "
                              "fd)", file=str(path))
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        # Buffered so that the line readers can iterate it (the raw reader has no readline).
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"),
+                                                                            closefd=True))
     return open(path, "rb")
 
 
