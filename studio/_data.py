@@ -222,7 +222,11 @@ def _upload_path(folder: Path, name: str, data: bytes) -> Path:
     path = folder / name
     if path.exists() and path.read_bytes() != data:
         digest = hashlib.sha256(data).hexdigest()[:8]
-        path = folder / f"{path.stem}-{digest}{path.suffix}"
+        # Keep a compressed file's two suffixes (x.jsonl.gz -> x-<hash>.jsonl.gz): the
+        # format is read from them.
+        n = 2 if path.suffix.lower() in (".gz", ".zst", ".zstd") else 1
+        suffix = "".join(path.suffixes[-n:])
+        path = folder / f"{name[:len(name) - len(suffix)]}-{digest}{suffix}"
     return path
 
 

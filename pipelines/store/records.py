@@ -52,10 +52,19 @@ class NewRecord:
 class UpsertResult:
     added: bool        # a new record was created
     new_source: bool   # the (file, row) was not yet recorded for this record
+    # Labels this source disagreed on with the record it folded into: {"gold_<scheme>" or
+    # "label": every value seen}. Empty unless this call found a new disagreement.
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def upsert_record(conn: sqlite3.Connection, rec: NewRecord, now: str) -> UpsertResult:
-    """Insert a record if its content is new, and its source if that (file, row) is new."""
+    """Insert a record if its content is new, and its source if that (file, row) is new.
+
+    A new source of an existing record (an exact duplicate) folds into it: a gold label the
+    record lacks is taken, and gold or raw labels that disagree are recorded in the record's
+    `meta["conditions"]` (`gold_conflict` {scheme: values seen}, `label_conflict` [values]). A
+    scheme whose gold labels disagree keeps no gold label: neither value is trustworthy.
+    """
     meta_json = json.dumps(rec.meta, ensure_ascii=False, sort_keys=True, default=str)
     cur = conn.execute(
         "INSERT OR IGNORE INTO records (id, kind, text, prompt, response, system, messages,"
@@ -67,19 +76,48 @@ def upsert_record(conn: sqlite3.Connection, rec: NewRecord, now: str) -> UpsertR
         ),
     )
     added = cur.rowcount == 1
-    if not added and rec.gold:
-        # A folded duplicate may carry a gold label the first copy lacked: keep it (first wins).
-        row = conn.execute("SELECT gold FROM records WHERE id = ?", (rec.id,)).fetchone()
-        merged = {**rec.gold, **json.loads(row[0])}
-        if merged != json.loads(row[0]):
-            conn.execute("UPDATE records SET gold = ? WHERE id = ?",
-                         (json.dumps(merged, ensure_ascii=False, sort_keys=True), rec.id))
     cur = conn.execute(
         "INSERT OR IGNORE INTO record_sources (record_id, file, row, line, file_sha256, meta,"
         " ingested_at) VALUES (?,?,?,?,?,?,?)",
         (rec.id, rec.file, rec.row, rec.line, rec.file_sha256, meta_json, now),
     )
-    return UpsertResult(added=added, new_source=cur.rowcount == 1)
+    new_source = cur.rowcount == 1
+    conflicts: dict[str, list[str]] = {}
+    if not added and new_source and (rec.gold or rec.raw_label is not None):
+        conflicts = _fold_labels(conn, rec)
+    return UpsertResult(added=added, new_source=new_source, conflicts=conflicts)
+
+
+def _fold_labels(conn: sqlite3.Connection, rec: NewRecord) -> dict[str, list[str]]:
+    """Merge a folded copy's gold and raw label into the stored record; return new conflicts."""
+    row = conn.execute("SELECT gold, raw_label, meta FROM records WHERE id = ?",
+                       (rec.id,)).fetchone()
+    gold, meta = json.loads(row[0]), json.loads(row[2])
+    conditions = dict(meta.get("conditions") or {})
+    gold_conflict = {k: list(v) for k, v in (conditions.get("gold_conflict") or {}).items()}
+    found: dict[str, list[str]] = {}
+    for scheme, value in rec.gold.items():
+        if scheme in gold_conflict:
+            if value not in gold_conflict[scheme]:
+                gold_conflict[scheme] = sorted({*gold_conflict[scheme], value})
+                found[f"gold_{scheme}"] = gold_conflict[scheme]
+        elif scheme not in gold:
+            gold[scheme] = value    # a folded copy may carry gold the first copy lacked
+        elif gold[scheme] != value:
+            gold_conflict[scheme] = sorted({gold.pop(scheme), value})
+            found[f"gold_{scheme}"] = gold_conflict[scheme]
+    seen = list(conditions.get("label_conflict") or ([row[1]] if row[1] is not None else []))
+    if rec.raw_label is not None and seen and rec.raw_label not in seen:
+        conditions["label_conflict"] = found["label"] = sorted({*seen, rec.raw_label})
+    if gold_conflict:
+        conditions["gold_conflict"] = gold_conflict
+    new_meta = {**meta, "conditions": conditions} if conditions else meta
+    if gold != json.loads(row[0]) or new_meta != meta:
+        conn.execute("UPDATE records SET gold = ?, meta = ? WHERE id = ?",
+                     (json.dumps(gold, ensure_ascii=False, sort_keys=True),
+                      json.dumps(new_meta, ensure_ascii=False, sort_keys=True, default=str),
+                      rec.id))
+    return found
 
 
 def count_records(conn: sqlite3.Connection) -> int:

@@ -77,6 +77,32 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
     assert code == 2 and "--format" in err
 
 
+def test_ingest_dry_run_shows_the_layout_and_creates_nothing(capsys, tmp_path):
+    f = tmp_path / "sharegpt.json"
+    f.write_text(json.dumps([{"id": "1", "conversations": [
+        {"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]}]))
+    ws = tmp_path / "ws"
+    code, out, _ = run(capsys, "ingest", str(f), "-w", str(ws), "--dry-run", "--json")
+    assert code == 0 and not ws.exists()
+    assert "layout: sharegpt -> chat records" in out and "messages <- 'conversations'" in out
+    assert "  | user: Hi?\n  | assistant: Hello." in out
+    assert last_json(out)["files"][0]["layout"] == "sharegpt"
+
+
+def test_ingest_rejecting_most_rows_exits_2_and_stores_nothing(capsys, tmp_path):
+    f = tmp_path / "wrong.jsonl"
+    f.write_text("".join(json.dumps({"conversations": [{"from": "narrator", "value": "x"}]}) + "\n"
+                         for _ in range(3)))
+    ws = tmp_path / "ws"
+    code, out, err = run(capsys, "ingest", str(f), "-w", str(ws), "--skip-invalid")
+    assert code == 2 and err.strip().count("\n") == 0 and "rejected 3 of 3 rows" in err
+    code, out, _ = run(capsys, "status", "-w", str(ws), "--json")
+    assert last_json(out)["records"] == 0
+    code, _, err = run(capsys, "ingest", str(f), "-w", str(ws), "--skip-invalid",
+                       "--max-reject-share", "1")
+    assert code == 0
+
+
 def test_installed_console_script_exit_code(tmp_path):
     curate = Path(sys.executable).parent / "curate"
     proc = subprocess.run([str(curate), "status", "-w", str(tmp_path / "none")],
