@@ -86,5 +86,6 @@ def detect_layout(values: dict[str, Any], config: IngestConfig, file: str,
         f"cannot tell the schema from the first row's keys ({found}): expected '{f.text}' "
         f"(text), '{f.prompt}'+'{f.response}' (instruction), 'instruction'+'output' (Alpaca), "
         f"'{f.messages}' (OpenAI chat) or 'conversations' (ShareGPT). Map yours with "
-        f"--text-field KEY, --prompt-field KEY --response-field KEY, or --messages-field KEY "
-        f"(and --schema text|instruction|chat)", file=file, row=row)
+        f"fields.text, fields.prompt + fields.response, or fields.messages (and schema "
+        f"text|instruction|chat) in curation.yaml; the CLI's ingest flags are named after them "
+        f"(e.g. --text-field)", file=file, row=row)

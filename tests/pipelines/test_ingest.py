@@ -257,7 +257,7 @@ def test_sharegpt_json_array_is_detected_and_normalised(fresh_ws, tmp_path):
     assert (res.added, res.rejected, res.files[0].layout) == (3, 0, "sharegpt")
     assert res.conditions == {"empty_turn": 1, "assistant_first": 1, "ends_on_user": 1}
     with fresh_ws.connect() as conn:
-        a, b, c = list(iter_records(conn))
+        a, b, c = [r.to_dict() for r in iter_records(conn)]
     assert [m["role"] for m in a["messages"]] == ["system", "user", "assistant", "assistant"]
     assert a["text"] == "system: Be brief.\nuser: Hi?\nassistant: Hello.\nassistant: Anything else?"
     assert a["meta"] == {"id": "a", "conditions": {"empty_turn": 1}}
@@ -273,7 +273,7 @@ def test_sharegpt_with_messages_field_flag_and_role_content_keys(fresh_ws, tmp_p
         messages="conversations")))
     assert res.added == 1
     with fresh_ws.connect() as conn:
-        (rec,) = list(iter_records(conn))
+        (rec,) = [r.to_dict() for r in iter_records(conn)]
     assert (rec["prompt"], rec["response"]) == ("Q?", "A.")
 
 
@@ -297,7 +297,7 @@ def test_alpaca_input_joins_the_prompt_and_history_makes_a_chat(fresh_ws, tmp_pa
     res = ingest(fresh_ws, [f])
     assert (res.added, res.files[0].layout) == (2, "alpaca")
     with fresh_ws.connect() as conn:
-        one, two = list(iter_records(conn))
+        one, two = [r.to_dict() for r in iter_records(conn)]
     assert one["kind"] == "instruction" and one["prompt"] == "Translate.\n\nBonjour"
     assert one["system"] == "Be exact." and one["meta"] == {}
     assert two["kind"] == "chat"
@@ -312,8 +312,8 @@ def test_plain_text_file_one_record_per_line(fresh_ws, tmp_path):
     f.write_text("first note\n\nsecond note\n", encoding="utf-8")
     res = ingest(fresh_ws, [f])
     with fresh_ws.connect() as conn:
-        recs = list(iter_records(conn))
-        second = get_record(conn, recs[1]["id"])
+        recs = [r.to_dict() for r in iter_records(conn)]
+        second = get_record(conn, recs[1]["id"]).to_dict()
     assert res.added == 2 and [r["text"] for r in recs] == ["first note", "second note"]
     assert (second["sources"][0]["row"], second["sources"][0]["line"]) == (2, 3)
 
@@ -332,7 +332,7 @@ def test_json_array_streams_across_chunk_boundaries(fresh_ws, tmp_path, monkeypa
     f = write_json(tmp_path / "many.json", items, indent=None)
     res = ingest(fresh_ws, [f])
     with fresh_ws.connect() as conn:
-        recs = list(iter_records(conn))
+        recs = [r.to_dict() for r in iter_records(conn)]
     assert res.added == 40 and [r["meta"]["n"] for r in recs] == list(range(40))
     data = f.read_bytes()
     cut = tmp_path / "cut.json"
@@ -401,7 +401,7 @@ def test_datasets_save_to_disk_folder(fresh_ws, tmp_path):
     res = ingest(fresh_ws, [tmp_path / "saved"])
     assert (res.added, res.files[0].layout) == (3, "sharegpt")
     with fresh_ws.connect() as conn:
-        rec = get_record(conn, list(iter_records(conn))[2]["id"])
+        rec = get_record(conn, list(iter_records(conn))[2].id).to_dict()
     assert rec["meta"] == {"source": "web"}
     assert rec["sources"][0]["file"].endswith(".arrow") and rec["sources"][0]["row"] == 1
     res = ingest(fresh_ws, [tmp_path / "dd"])
@@ -486,7 +486,7 @@ def test_unknown_shape_names_keys_and_flags(fresh_ws, tmp_path):
     f = write_json(tmp_path / "x.json", [{"question": "q", "answer": "a"}])
     with pytest.raises(InputError) as err:
         ingest(fresh_ws, [f])
-    for piece in ["'question', 'answer'", "--prompt-field", "--messages-field", "ShareGPT"]:
+    for piece in ["'question', 'answer'", "fields.prompt", "fields.messages", "ShareGPT"]:
         assert piece in str(err.value)
 
 
@@ -524,8 +524,8 @@ def test_folded_rows_with_conflicting_gold_keep_no_gold_and_are_reported(fresh_w
         ("gold_topic", ("fire", "water")), ("label", ("x", "z"))}
     rid = record_id("text", {"text": "Same text."})
     with fresh_ws.connect() as conn:
-        rec = get_record(conn, rid, with_gold=True)
-        other = get_record(conn, record_id("text", {"text": "Other."}), with_gold=True)
+        rec = get_record(conn, rid, with_gold=True).to_dict()
+        other = get_record(conn, record_id("text", {"text": "Other."}), with_gold=True).to_dict()
     assert rec["gold"] == {}          # neither label is trusted: not in the gold set
     assert rec["raw_label"] == "x"    # the first raw label stays; the conflict is marked
     assert rec["meta"]["conditions"] == {"gold_conflict": {"topic": ["fire", "water"]},
@@ -537,17 +537,18 @@ def test_folded_rows_with_conflicting_gold_keep_no_gold_and_are_reported(fresh_w
     res = ingest(fresh_ws, [g2])
     assert res.conflicts[0]["values"] == ["fire", "theft", "water"]
     with fresh_ws.connect() as conn:
-        assert get_record(conn, rid, with_gold=True)["gold"] == {}
+        assert get_record(conn, rid, with_gold=True).to_dict()["gold"] == {}
 
 
 def test_conflicting_gold_is_not_exported_as_gold(fresh_ws, tmp_path):
     from pipelines.export.select import final_label
+    from pipelines.records import Candidate
 
     f = write_csv(tmp_path / "g.csv", ["text", "gold_q"], [["t", "ACCEPT"], ["t", "REJECT"]])
     ingest(fresh_ws, [f])
     with fresh_ws.connect() as conn:
         (rec,) = list(iter_records(conn, with_gold=True))
-    assert final_label({**rec, "label": None}, "q") == (None, "none")
+    assert final_label(Candidate(rec), "q") == (None, "none")
 
 
 def test_input_column_named_conditions_is_kept(fresh_ws, tmp_path):
@@ -555,7 +556,7 @@ def test_input_column_named_conditions_is_kept(fresh_ws, tmp_path):
         {"from": "gpt", "value": "hi"}], "conditions": "sunny"}])
     ingest(fresh_ws, [f])
     with fresh_ws.connect() as conn:
-        (rec,) = list(iter_records(conn))
+        (rec,) = [r.to_dict() for r in iter_records(conn)]
     assert rec["meta"] == {"conditions_input": "sunny", "conditions": {"assistant_first": True}}
 
 
