@@ -335,7 +335,7 @@ def export_file_reader(version: str, split: str):
 
 # -- training ----------------------------------------------------------------------------------
 def trainer_available() -> bool:
-    """The trainer package and its `curate train` command have landed."""
+    """The trainer package (runs and their config) has landed."""
     return step_module("trainer.runs") is not None and step_module("trainer.config") is not None
 
 

@@ -1,5 +1,6 @@
 """Training runs on disk: `W/runs/<id>/` with config.yaml, events.jsonl, checkpoints/, adapter/,
-eval.json, and helpers to follow them from another process (the studio).
+eval.json, helpers to follow them from another process (the studio), and `start_detached`, which
+writes a run's config.yaml and starts `python -m trainer` on it (through `pipelines.launch`).
 
 `events.jsonl` has one JSON object per line: `{"event": "start", ...}`, then one
 `{"event": "log", "step", "max_steps", "epoch", "loss", "lr", "tokens", "tokens_per_s", "eta_s"}` per
