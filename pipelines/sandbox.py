@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pipelines.errors import ConfigError, LabelingError
+from pipelines.launch import REPO_ROOT, ChildSpec, start
 
 __all__ = ["SandboxConfig", "LFResult", "SandboxResult", "run_lf_source", "EDITOR_FILENAME",
            "lf_template", "lf_files", "save_lf_source", "label_in_child"]
@@ -158,20 +158,19 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
     with tempfile.TemporaryDirectory(prefix="curate-sandbox-") as tmp:
         inp, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
         inp.write_text(json.dumps(payload, default=str), encoding="utf-8")
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        # No bytecode: the child imports the workspace's LF files, and W/lfs/ stays source only.
+        spec = ChildSpec.python("pipelines.sandbox", "lf", inp, out, cwd=REPO_ROOT,
+                                env={"PYTHONDONTWRITEBYTECODE": "1"})
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.sandbox", "lf", str(inp), str(out)],
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                timeout=config.timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
-        except subprocess.TimeoutExpired as exc:
-            return SandboxResult(
-                n_records=len(rows), record_ids=ids, elapsed_s=time.perf_counter() - started,
-                stderr=_tail(exc.stderr),
-                error=f"stopped after {config.timeout_s:g} s (time limit): an endless loop, or "
-                      f"too slow for {len(rows)} records?")
+            proc = start(spec).wait(timeout=config.timeout_s)
         except OSError as exc:
             raise LabelingError(f"cannot start the LF sandbox ({sys.executable}): {exc}") from exc
+        if proc.timed_out:
+            return SandboxResult(
+                n_records=len(rows), record_ids=ids, elapsed_s=time.perf_counter() - started,
+                stderr=_tail(proc.stderr),
+                error=f"stopped after {config.timeout_s:g} s (time limit): an endless loop, or "
+                      f"too slow for {len(rows)} records?")
         elapsed = time.perf_counter() - started
         if not out.is_file():
             return SandboxResult(
@@ -398,15 +397,11 @@ def label_in_child(ws, scheme: str, *, timeout_s: float = 900.0) -> dict[str, An
     """
     with tempfile.TemporaryDirectory(prefix="curate-label-") as tmp:
         out = Path(tmp) / "out.json"
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.sandbox", "label", str(ws.path), scheme,
-                 str(out)], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                timeout=timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
-        except subprocess.TimeoutExpired as exc:
+        spec = ChildSpec.python("pipelines.sandbox", "label", ws.path, scheme, out, cwd=REPO_ROOT)
+        proc = start(spec).wait(timeout=timeout_s)
+        if proc.timed_out:
             raise LabelingError(f"labeling {scheme!r} stopped after {timeout_s:g} s (time limit): "
-                                f"does an LF loop forever?") from exc
+                                f"does an LF loop forever?")
         if not out.is_file():
             raise LabelingError(f"labeling {scheme!r} ended (exit status {proc.returncode}) "
                                 f"without a result: {_last_line(proc.stderr) or 'no message'}")

@@ -327,24 +327,13 @@ def train_defaults() -> "Any":
 
 
 def start_training(export_version: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the form's values and start `curate train` as its own process.
-
-    Only values that differ from the dataclass defaults are passed (as `--set key=value`), so
-    the run's config.yaml records what the user chose.
-    """
-    import json
-
+    """Validate the form's values and start the run in its own process (`start_detached`, as
+    `curate train --detach` does): its config.yaml is the form's TrainConfig."""
     from trainer.config import TrainConfig
-    from trainer.runs import new_run_id, start_detached
+    from trainer.runs import start_detached
 
     cfg = TrainConfig.from_dict(values, where="the training form")
-    defaults = TrainConfig().to_dict()
-    args: list[str] = []
-    for key, value in cfg.to_dict().items():
-        if value != defaults[key]:
-            args += ["--set", f"{key}={json.dumps(value)}"]
-    ws = workspace()
-    return start_detached(ws, export_version, args, run_id=new_run_id(cfg.head, export_version))
+    return start_detached(workspace(), export_version, cfg)
 
 
 def train_runs() -> list[dict[str, Any]]:
@@ -525,21 +514,19 @@ def labelstudio_status() -> dict[str, Any]:
     return status
 
 
-def start_labelstudio() -> int:
-    """Start `curate labelstudio start` in its own process and return at once (a fresh server
-    migrates its database for ~80 s; the page polls its status meanwhile)."""
-    import subprocess
-    import sys
+def start_labelstudio() -> int | None:
+    """Start the workspace's Label Studio and return at once (`WorkspaceServer.start` without
+    waiting: a fresh server migrates its database for ~80 s; the page polls its status). Its pid,
+    or None when one of ours is already up or starting. A server that cannot start (not
+    installed, port taken) shows its error and stops the page there."""
+    from pipelines.review import WorkspaceServer
 
-    ws = workspace()
-    log = ws.subdir("labelstudio") / "studio-start.log"
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from curate.cli import _entry; _entry()", "labelstudio",
-             "start", "--workspace", str(ws.path)],
-            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=str(ws.path))
-    return proc.pid
+    try:
+        info, started = WorkspaceServer.of(workspace()).start(wait=False)
+    except StudioError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    return info.pid if started else None
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -79,8 +79,6 @@ class TrainConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per sample (sft)"})
     merge: bool = field(default=False, metadata={
         "help": "also save the base model with the adapter merged in (lora only)"})
-    output_dir: str | None = field(default=None, metadata={
-        "help": "run folder (default: W/runs/<run id>)"})
 
     def __post_init__(self):
         def bad(name: str, why: str):
@@ -128,6 +126,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, where: str = "train config") -> "TrainConfig":
         names = {f.name for f in fields(cls)}
+        raw = dict(raw)
+        # `output_dir` was a field that nothing read (a run's folder is always W/runs/<run id>):
+        # the config.yaml of older runs still carries it as null, which resumes as before.
+        if "output_dir" in raw:
+            if raw.pop("output_dir") is not None:
+                raise ConfigError(f"{where}: output_dir is not an option: a run's folder is "
+                                  f"W/runs/<run id> (name it with --run-id)")
         unknown = set(raw) - names
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: "

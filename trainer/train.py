@@ -24,8 +24,7 @@ from trainer.config import TrainConfig
 from trainer.device import plan_device
 from trainer.evaluate import (classification_metrics, format_eval_table, majority_baseline,
                               perplexity)
-from trainer.runs import (EventWriter, RunDir, events_callback, latest_checkpoint,
-                          list_train_runs, new_run_id, run_dir)
+from trainer.runs import EventWriter, events_callback, latest_checkpoint, pick_run, resume_config
 
 __all__ = ["train", "resolve_base_model"]
 
@@ -44,28 +43,6 @@ def resolve_base_model(ws, cfg: TrainConfig) -> str:
     return str(ensure_workspace_model(ws))
 
 
-def _pick_run(ws, export: str, cfg: TrainConfig, run_id: str | None, resume: bool) -> RunDir:
-    if resume:
-        if run_id is None:
-            mine = [r for r in list_train_runs(ws) if r["export"] == export]
-            if not mine:
-                raise TrainError(f"resume: no earlier run on export {export} to resume")
-            run_id = mine[-1]["run_id"]
-        return run_dir(ws, run_id)
-    if run_id is None:
-        # Two runs started in the same second get -2, -3 ... rather than colliding.
-        stem = run_id = new_run_id(cfg.head, export)
-        n = 1
-        while (ws.subdir("runs") / run_id).exists():
-            n += 1
-            run_id = f"{stem}-{n}"
-    rd = run_dir(ws, run_id, must_exist=False)
-    if rd.config_yaml.exists():
-        raise TrainError(f"run {rd.id} already exists; resume it to continue")
-    rd.path.mkdir(parents=True, exist_ok=True)
-    return rd
-
-
 def _write_json_atomic(path, obj) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n", encoding="utf-8")
@@ -80,17 +57,17 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     Args:
         cfg: the run's options; on `resume` the run's saved config is used and `cfg.max_steps`
             (when set) may extend it.
-        run_id: a folder name under W/runs (a detached launcher creates it first).
+        run_id: a folder name under W/runs (`start_detached` creates it first, with the
+            config.yaml this process was started from).
         callbacks: extra transformers `TrainerCallback`s (tests use one to stop a run early).
     """
     cfg = cfg or TrainConfig()
     path = export_path(ws, export)
     manifest = load_manifest(ws, export)
     version = manifest["version"]
-    rd = _pick_run(ws, version, cfg, run_id, resume) if resume else None
-    if rd is not None and rd.config_yaml.exists():
-        saved = TrainConfig.from_yaml(rd.config_yaml)
-        cfg = saved.replace(max_steps=cfg.max_steps if cfg.max_steps != -1 else None)
+    rd = pick_run(ws, version, cfg, run_id, resume) if resume else None
+    if rd is not None:
+        cfg = resume_config(rd, cfg)
     fmt = manifest["format"]
     if fmt not in _FORMATS[cfg.head]:
         raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
@@ -104,7 +81,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     if not eval_rows:
         eval_rows, on = train_rows[:16], "train (the export has no eval split)"
     if rd is None:   # only now, so that a refused run leaves no folder behind
-        rd = _pick_run(ws, version, cfg, run_id, resume)
+        rd = pick_run(ws, version, cfg, run_id, resume)
     base = resolve_base_model(ws, cfg)
     cfg = cfg.replace(base_model=base)
     cfg.save_yaml(rd.config_yaml)
