@@ -132,7 +132,7 @@ class TrainConfig:
         if "output_dir" in raw:
             if raw.pop("output_dir") is not None:
                 raise ConfigError(f"{where}: output_dir is not an option: a run's folder is "
-                                  f"W/runs/<run id> (name it with --run-id)")
+                                  f"W/runs/<run id> (name it with run_id)")
         unknown = set(raw) - names
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: "
