@@ -50,6 +50,8 @@ class ChildSpec:
         foreign: a program from another environment (its own venv): PYTHONPATH and
             VIRTUAL_ENV are removed rather than pointed at this checkout.
         pid_file: written with the child's pid right after it starts.
+        terminal: the child writes to our terminal (a foreground server the user watches);
+            `log` must then be None.
     """
 
     argv: Sequence[str]
@@ -59,6 +61,7 @@ class ChildSpec:
     detach: bool = False
     foreign: bool = False
     pid_file: Path | None = None
+    terminal: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "argv", tuple(str(a) for a in self.argv))
@@ -67,6 +70,9 @@ class ChildSpec:
         if self.detach and self.log is None:
             raise ValueError("ChildSpec.log: a detached child needs a log file (no one reads "
                              "its pipes)")
+        if self.terminal and (self.log is not None or self.detach):
+            raise ValueError("ChildSpec.terminal: a child on our terminal has no log and is "
+                             "not detached")
 
     @classmethod
     def python(cls, module: str, *args: object, **options) -> "ChildSpec":
@@ -160,11 +166,12 @@ def start(spec: ChildSpec) -> Child:
         OSError: the program could not be started (missing, not executable).
     """
     log = open(spec.log, "ab") if spec.log is not None else None
+    pipe = None if spec.terminal else subprocess.PIPE
     try:
         proc = subprocess.Popen(
             spec.argv, stdin=subprocess.DEVNULL,
-            stdout=log if log else subprocess.PIPE,
-            stderr=subprocess.STDOUT if log else subprocess.PIPE,
+            stdout=log if log else pipe,
+            stderr=subprocess.STDOUT if log else pipe,
             text=log is None, env=child_env(spec.env, foreign=spec.foreign),
             cwd=str(spec.cwd) if spec.cwd is not None else None, start_new_session=True)
     finally:

@@ -26,7 +26,10 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, prog_name="curate", standalone_mode=False)
+        # Outside standalone mode click returns `typer.Exit(code)`'s code instead of exiting.
+        result = app(args=argv, prog_name="curate", standalone_mode=False)
+        if isinstance(result, int) and not isinstance(result, bool):
+            return result
     except StudioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

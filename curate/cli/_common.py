@@ -6,8 +6,10 @@ to stdout as text, and with `--json` its last line is one JSON object (stable ke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import typer
 
 from pipelines.store import Workspace
 
-__all__ = ["app", "WorkspaceOpt", "JsonOpt", "open_workspace", "emit", "echo"]
+__all__ = ["app", "WorkspaceOpt", "JsonOpt", "open_workspace", "emit", "echo",
+           "sigterm_as_interrupt"]
 
 app = typer.Typer(
     name="curate",
@@ -52,3 +55,21 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM (`kill PID`) raises KeyboardInterrupt like Ctrl-C does, so a
+    command that owns child processes stops them on either signal."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:   # not the main thread (e.g. a test runner's worker): nothing to hook
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
