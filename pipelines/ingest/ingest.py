@@ -16,7 +16,7 @@ import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from pipelines.errors import InputError
 from pipelines.hashing import sha256_file
@@ -101,21 +101,15 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
             summary = FileSummary(file=str(path))
             result.files.append(summary)
             shas: dict[str, str] = {}
-            layout = None
-            for raw in read_rows(path, text_field=config.fields.text):
+            for raw, file, layout, rec in built_rows(path, config):
                 if progress:
                     progress(1)
-                file = raw.file or str(path)
-                try:
-                    if raw.error is not None:
-                        raise raw.error
-                    if layout is None:
-                        layout = detect_layout(raw.values, config, file, row=raw.row)
-                        summary.layout = layout.name
-                    rec = build_record(raw, config, layout, file)
-                except InputError as exc:
+                if layout is not None:
+                    summary.layout = layout.name
+                if isinstance(rec, InputError):
+                    exc = rec
                     if not config.skip_invalid:
-                        raise
+                        raise exc
                     summary.rejected += 1
                     rejects.append({"file": exc.file or file, "row": exc.row, "line": exc.line,
                                     "field": exc.field or "", "reason": exc.reason})
@@ -182,6 +176,26 @@ def _check_reject_share(result: IngestResult, rejects: list[dict[str, Any]],
         f"Most common reason ({n} rows, first at {where}): {reason}")
 
 
+def built_rows(path: Path, config: IngestConfig
+               ) -> Iterator[tuple[RawRow, str, Layout | None, NewRecord | InputError]]:
+    """Each row of `path` as `(raw, file, layout, record or the InputError that rejects it)`.
+
+    The layout is detected from the first row that parses and then holds for the file (None
+    until then); `ingest` and `preview` both read through here.
+    """
+    layout = None
+    for raw in read_rows(path, text_field=config.fields.text):
+        file = raw.file or str(path)
+        try:
+            if raw.error is not None:
+                raise raw.error
+            if layout is None:
+                layout = detect_layout(raw.values, config, file, row=raw.row)
+            yield raw, file, layout, build_record(raw, config, layout, file)
+        except InputError as exc:
+            yield raw, file, layout, exc
+
+
 def preview(path: str | os.PathLike, config: IngestConfig | None = None,
             *, max_rows: int = 1000) -> Preview:
     """The detected format and layout of `path` and its first valid row as a record.
@@ -192,19 +206,11 @@ def preview(path: str | os.PathLike, config: IngestConfig | None = None,
     config = config or IngestConfig()
     path = Path(path).expanduser().resolve()
     skipped: list[str] = []
-    layout = None
-    for n, raw in enumerate(read_rows(path, text_field=config.fields.text), start=1):
-        file = raw.file or str(path)
-        try:
-            if raw.error is not None:
-                raise raw.error
-            if layout is None:
-                layout = detect_layout(raw.values, config, file, row=raw.row)
-            rec = build_record(raw, config, layout, file)
-        except InputError as exc:
+    for n, (_raw, _file, layout, rec) in enumerate(built_rows(path, config), start=1):
+        if isinstance(rec, InputError):
             if not config.skip_invalid or n >= max_rows:
-                raise
-            skipped.append(str(exc))
+                raise rec
+            skipped.append(str(rec))
             continue
         return Preview(file=str(path), source=describe_source(path), layout=layout, record=rec,
                        skipped=skipped)
