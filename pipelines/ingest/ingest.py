@@ -21,6 +21,7 @@ from pipelines.hashing import sha256_file
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.normalize import normalize_text, record_id
 from pipelines.ingest.readers import RawRow, read_rows
+from pipelines.paths import resolve_path
 from pipelines.store import NewRecord, Workspace, finish_run, start_run, upsert_record, utcnow
 
 __all__ = ["ingest", "IngestResult", "FileSummary", "build_record", "CHAT_ROLES"]
@@ -63,7 +64,7 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
         progress: called with the number of rows just processed (for a progress bar).
     """
     config = config or IngestConfig()
-    paths = [Path(f).expanduser().resolve() for f in files]
+    paths = [resolve_path(f, what="input file") for f in files]
     result = IngestResult()
     rejects: list[dict[str, Any]] = []
     now = utcnow()
@@ -105,7 +106,8 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
             result.unchanged += s.unchanged
             result.rejected += s.rejected
         if rejects:
-            result.reject_report = str(ws.subdir("rejects") / f"ingest-{now.replace(':', '')[:17]}.csv")
+            result.reject_report = str(ws.subdir("rejects") / f"ingest-{now.replace(':', '')[:17]}"
+                                                                f"-{os.urandom(3).hex()}.csv")
         metrics = {k: v for k, v in result.to_dict().items() if k != "files"}
         if result.added or result.duplicates or result.rejected:
             run = start_run(conn, "ingest", {"files": [str(p) for p in paths],
