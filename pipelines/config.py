@@ -86,6 +86,9 @@ class SchemeConfig:
             raise ConfigError(f"schemes: a scheme name must be a non-empty string, got "
                               f"{_show(self.name)}")
         where = f"schemes.{self.name}.classes"
+        if isinstance(self.classes, list) and any(isinstance(c, bool) for c in self.classes):
+            raise ConfigError(f"{where} has a true/false value (YAML reads yes/no/on/off so), got "
+                              f"{_show(self.classes)}; quote the class names: ['yes', 'no']")
         if (not isinstance(self.classes, list) or not self.classes
                 or any(isinstance(c, (bool, dict, list)) or c is None or str(c).strip() == ""
                        for c in self.classes)):
