@@ -39,10 +39,33 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+_GLOBAL_ENV = ("CURATE_DEBUG", "CURATE_LOCK_TIMEOUT")   # set by the global options
+
+
 def main(argv: list[str] | None = None) -> int:
+    saved = {k: os.environ.get(k) for k in _GLOBAL_ENV}
     try:
-        with raise_on_sigterm():
-            app(args=argv, prog_name="curate", standalone_mode=False)
+        return _main(argv)
+    finally:   # an in-process caller (tests, the studio) keeps its own environment
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _main(argv: list[str] | None) -> int:
+    sigterm = None
+    try:
+        with raise_on_sigterm() as sigterm:
+            code = app(args=argv, prog_name="curate", standalone_mode=False)
+        # click turns Ctrl-C (and so SIGTERM's Terminated) into a returned exit code (130)
+        if sigterm.signalled:
+            raise Terminated()
+        if isinstance(code, int) and code:
+            if code == 130:
+                print("interrupted", file=sys.stderr)
+            return code
     except StudioError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         if _debug(argv):

@@ -16,6 +16,7 @@ import signal
 import socket
 import sqlite3
 import threading
+import types
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -33,19 +34,23 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that `finally` blocks and `end_run` still run."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated(f"terminated by signal {signum}")
-
-
 @contextlib.contextmanager
-def raise_on_sigterm() -> Iterator[None]:
-    """While the block runs, SIGTERM raises `Terminated` (a no-op outside the main thread)."""
+def raise_on_sigterm() -> Iterator[types.SimpleNamespace]:
+    """While the block runs, SIGTERM raises `Terminated` (a no-op outside the main thread).
+    Yields a state whose `signalled` tells afterwards whether SIGTERM came (a caller such as
+    click may have turned the exception into an exit code on the way)."""
+    state = types.SimpleNamespace(signalled=False)
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield state
         return
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def on_sigterm(signum, frame):
+        state.signalled = True
+        raise Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        yield
+        yield state
     finally:
         signal.signal(signal.SIGTERM, previous)
 
