@@ -112,7 +112,8 @@ class Workspace:
         root = resolve_path(path, what="workspace path", error=WorkspaceError)
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"workspace path {root} exists and is not a folder")
-        fresh = not (root / DB_NAME).exists()
+        db = root / DB_NAME
+        fresh = not db.exists() or (db.is_file() and db.stat().st_size == 0)   # 0: a crashed create
         try:
             # New folders are private (0700); the database is created 0600 before SQLite opens
             # it, and SQLite gives -wal and -shm the mode of the database.
