@@ -189,7 +189,7 @@ class Workspace:
 
     def subdir(self, name: str) -> Path:
         d = self.path / name
-        d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
         return d
 
     # -- connections -------------------------------------------------------------------------

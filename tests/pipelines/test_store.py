@@ -277,11 +277,11 @@ _RUN = """
 import sys, time
 from pipelines.store import Workspace, end_run, raise_on_sigterm, start_run
 ws = Workspace.open(sys.argv[1])
-with ws.transaction() as conn:
-    run = start_run(conn, "label", scheme="claim")
-print(run, flush=True)
-with raise_on_sigterm():
+with raise_on_sigterm():      # as `curate` does: before any run starts
+    with ws.transaction() as conn:
+        run = start_run(conn, "label", scheme="claim")
     try:
+        print(run, flush=True)
         time.sleep(60)
     except BaseException as exc:
         end_run(ws, run, exc)
