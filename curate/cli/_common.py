@@ -6,10 +6,8 @@ to stdout as text, and with `--json` its last line is one JSON object (stable ke
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,8 +16,7 @@ import typer
 
 from pipelines.store import Workspace
 
-__all__ = ["app", "WorkspaceOpt", "JsonOpt", "open_workspace", "emit", "echo",
-           "sigterm_as_interrupt"]
+__all__ = ["app", "WorkspaceOpt", "JsonOpt", "open_workspace", "emit", "echo"]
 
 app = typer.Typer(
     name="curate",
@@ -33,6 +30,23 @@ app = typer.Typer(
 )
 
 DEFAULT_WORKSPACE = os.environ.get("CURATE_WORKSPACE", "workspace")
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", envvar="CURATE_DEBUG",
+                               help="Show the full traceback of an unexpected error "
+                                    "(or set CURATE_DEBUG=1)."),
+    lock_timeout: float = typer.Option(None, "--lock-timeout", min=0,
+                                       help="Seconds a write waits for a busy workspace "
+                                            "(default $CURATE_LOCK_TIMEOUT or 60)."),
+):
+    """Curation Studio: ingest, deduplicate, label, review, export and train."""
+    # Environment, not a module global: a child process (`curate train --detach`) inherits it.
+    if debug:
+        os.environ["CURATE_DEBUG"] = "1"
+    if lock_timeout is not None:
+        os.environ["CURATE_LOCK_TIMEOUT"] = str(lock_timeout)
 
 WorkspaceOpt = typer.Option(
     DEFAULT_WORKSPACE, "--workspace", "-w",
@@ -56,20 +70,3 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
 
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM (`kill PID`) raises KeyboardInterrupt like Ctrl-C does, so a
-    command that owns child processes stops them on either signal."""
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, _raise)
-    except ValueError:   # not the main thread (e.g. a test runner's worker): nothing to hook
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

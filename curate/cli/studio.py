@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from curate.cli._common import (JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace,
-                                sigterm_as_interrupt)
+from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines import launch
 from pipelines.errors import ConfigError
 
@@ -47,12 +46,11 @@ def studio_cmd(
     url = f"http://127.0.0.1:{port}"
     echo(f"studio for {ws.path} at {url} (Ctrl-C to stop)")
     emit({"workspace": str(ws.path), "url": url, "port": port}, as_json)
-    with sigterm_as_interrupt():
-        child = launch.start(launch.ChildSpec(studio_command(port), terminal=True,
-                                              env={"CURATE_WORKSPACE": str(ws.path)}))
-        try:
-            rc = child.wait().returncode
-        except KeyboardInterrupt:   # Child.wait stopped Streamlit's whole process group
-            echo("studio stopped")
-            rc = 130
+    child = launch.start(launch.ChildSpec(studio_command(port), terminal=True,
+                                          env={"CURATE_WORKSPACE": str(ws.path)}))
+    try:
+        rc = child.wait().returncode
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM (`Terminated`): Child.wait stopped Streamlit's group
+        echo("studio stopped")
+        raise
     raise typer.Exit(rc)

@@ -152,7 +152,7 @@ def run_roi(ws, config: RoiConfig, *, progress: bool = False,
             say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Prepare the arms from `ws`, evaluate them, record a lineage row and `W/roi/<id>.json`."""
     from curate.roi.prepare import prepare_arms
-    from pipelines.store import finish_run, start_run
+    from pipelines.store import end_run, finish_run, start_run
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
@@ -169,8 +169,7 @@ def run_roi(ws, config: RoiConfig, *, progress: bool = False,
             vectors = cached_embeddings(ws)
         report = evaluate_arms(arms, config, progress=progress, say=say, vectors=vectors)
     except BaseException as exc:
-        with ws.transaction() as conn:
-            finish_run(conn, run_id, {"error": f"{type(exc).__name__}: {exc}"}, status="failed")
+        end_run(ws, run_id, exc)   # failed, or interrupted (Ctrl-C, SIGTERM)
         raise
     report["run_id"] = run_id
     report["seconds"] = round(time.perf_counter() - t0, 1)

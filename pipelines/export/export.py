@@ -207,6 +207,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
                           f"min_confidence (now {cfg.min_confidence})")
 
     exports = ws.subdir("exports")
+    _remove_leftovers(exports)
     version = _next_version(exports)
     tmp = exports / f".tmp-{version}-{os.getpid()}"
     if tmp.exists():
@@ -254,6 +255,17 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
         finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
                         train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts)
+
+
+def _remove_leftovers(exports: Path) -> None:
+    """Remove `.tmp-*` folders a killed export left (their pid is gone; a live export's stays)."""
+    from pipelines.store.runs import process_alive
+
+    for tmp in exports.glob(".tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if tmp.is_dir() and not (pid.isdigit() and int(pid) != os.getpid()
+                                 and process_alive(int(pid))):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_manifest(ws: Workspace, version: str | int) -> dict[str, Any]:

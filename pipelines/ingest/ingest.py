@@ -26,6 +26,7 @@ from pipelines.ingest.formats import ALPACA, Layout, detect_layout
 from pipelines.ingest.normalize import canonical_role
 from pipelines.ingest.readers import RawRow, describe_source, read_rows
 from pipelines.records import Turn, render_turns
+from pipelines.paths import resolve_path
 from pipelines.store import NewRecord, Workspace, finish_run, start_run, upsert_record, utcnow
 
 __all__ = ["ingest", "preview", "IngestResult", "FileSummary", "Preview", "build_record",
@@ -91,7 +92,7 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
         progress: called with the number of rows just processed (for a progress bar).
     """
     config = config or IngestConfig()
-    paths = [Path(f).expanduser().resolve() for f in files]
+    paths = [resolve_path(f, what="input file") for f in files]
     result = IngestResult()
     rejects: list[dict[str, Any]] = []
     conflicts: dict[tuple[str, str], dict[str, Any]] = {}
@@ -142,7 +143,8 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
         result.conflicts = list(conflicts.values())[:_CONFLICT_EXAMPLES]
         _check_reject_share(result, rejects, config)
         if rejects:
-            result.reject_report = str(ws.subdir("rejects") / f"ingest-{now.replace(':', '')[:17]}.csv")
+            result.reject_report = str(ws.subdir("rejects") / f"ingest-{now.replace(':', '')[:17]}"
+                                                                f"-{os.urandom(3).hex()}.csv")
         metrics = {k: v for k, v in result.to_dict().items() if k != "files"}
         if result.added or result.duplicates or result.rejected:
             run = start_run(conn, "ingest", {"files": [str(p) for p in paths],

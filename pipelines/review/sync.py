@@ -31,7 +31,7 @@ from pipelines.review._client import (
 from pipelines.review.agreement import agreement
 from pipelines.review.server import WorkspaceServer
 from pipelines.records import Candidate
-from pipelines.store import Workspace, finish_run, start_run, utcnow
+from pipelines.store import Workspace, end_run, finish_run, start_run, utcnow
 from pipelines.store.review import (
     ReviewProject,
     StoredAnnotation,
@@ -266,9 +266,7 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
                 if progress:
                     progress(result.created, len(todo))
         except BaseException as exc:
-            with ws.transaction() as conn:
-                finish_run(conn, run_id, {"created": result.created, "error": str(exc)[:500]},
-                           status="failed")
+            end_run(ws, run_id, exc, {"created": result.created})
             raise
         result.seconds = round(time.perf_counter() - t0, 3)
         with ws.transaction() as conn:

@@ -225,10 +225,18 @@ def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: 
 # -- lineage ---------------------------------------------------------------------------------
 def start_run(conn: sqlite3.Connection, step: str, params: dict | None = None,
               scheme: str | None = None, status: str = "running") -> int:
+    """A `runs` row for this process (pid, host). A run committed as `running` must end with
+    `finish_run` or, on any other exit, `pipelines.store.runs.end_run`."""
+    from pipelines.store.runs import note_writer, run_owner
+
+    pid, host = run_owner()
     cur = conn.execute(
-        "INSERT INTO runs (step, scheme, params, status, started_at) VALUES (?,?,?,?,?)",
-        (step, scheme, json.dumps(params or {}, sort_keys=True, default=str), status, utcnow()),
+        "INSERT INTO runs (step, scheme, params, status, started_at, pid, host) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (step, scheme, json.dumps(params or {}, sort_keys=True, default=str), status, utcnow(),
+         pid, host),
     )
+    note_writer(conn, step, int(cur.lastrowid))
     return int(cur.lastrowid)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.config import load_config
 from pipelines.errors import LabelingError
-from pipelines.store import Workspace, finish_run, iter_records, start_run
+from pipelines.store import Workspace, end_run, finish_run, iter_records, start_run
 from pipelines.store.labels import (
     LabelRow, LFStatRow, gold_labels, latest_lf_run, get_lf_stats, record_lf_run, replace_labels,
 )
@@ -178,8 +178,7 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
                           len(lfset), agg.chosen, stat_rows)
             finish_run(conn, run_id, metrics)
     except BaseException as exc:
-        with ws.transaction() as conn:
-            finish_run(conn, run_id, {"error": f"{type(exc).__name__}: {exc}"}, status="failed")
+        end_run(ws, run_id, exc)   # failed, or interrupted (Ctrl-C, SIGTERM)
         raise
     return result
 

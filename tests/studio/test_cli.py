@@ -53,7 +53,7 @@ def test_studio_serves_the_workspace(fresh_ws):
         # `kill PID` on the curate process alone (Streamlit runs in its own session): it must
         # stop Streamlit too and leave nothing holding the port.
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 130
+        assert proc.wait(timeout=30) == 143   # terminated
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, "a process still holds the port"
     finally:
