@@ -82,7 +82,7 @@ def test_formats_load_with_datasets_and_trl(tmp_path):
     assert is_conversational(first)
     assert len(ds["train"]) == chat.train and len(ds["eval"]) == chat.eval
     ds = load_dataset("json", data_files=str(alpaca.path / "train.jsonl"))["train"]
-    assert set(ds.column_names) == {"instruction", "input", "output"}
+    assert set(ds.column_names) == {"instruction", "input", "output", "system"}
     ds = load_dataset("json", data_files=str(cls.path / "train.jsonl"))["train"]
     assert set(ds.column_names) == {"text", "label"} and set(ds["label"]) <= set(TOPICS)
 
