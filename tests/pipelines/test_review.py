@@ -111,6 +111,26 @@ def test_record_to_task_carries_ids_and_prediction():
     assert record_to_task(chat, batch_id="b")["data"]["text"] == "user: hi\n\nassistant: hello"
 
 
+def test_chat_is_reviewed_turn_by_turn_with_paragraphs():
+    root = ET.fromstring(label_config("chat", CLASSES))
+    (para,) = root.iter("Paragraphs")
+    assert (para.get("name"), para.get("value"), para.get("layout"), para.get("nameKey"),
+            para.get("textKey")) == ("dialogue", "$dialogue", "dialogue", "role", "content")
+    assert root.find(".//Choices").get("toName") == "dialogue" and root.find(".//Text") is None
+    turns = (Turn("system", "be brief"), Turn("user", "q1"), Turn("assistant", "a1"),
+             Turn("user", "q2"), Turn("assistant", "a2"))
+    chat = Record(id="c3", kind="chat", text=render_turns(turns), turns=turns)
+    task = record_to_task(chat, batch_id="b", label="fire", confidence=0.5)
+    assert task["data"]["dialogue"] == [t.to_dict() for t in turns]   # every turn, in order
+    assert task["predictions"][0]["result"][0]["to_name"] == "dialogue"
+    # what a reviewer submits on that view comes back as the record's label
+    got = annotation_to_result({"id": 9, "result": choice_result("water", "chat")}, CLASSES)
+    assert got.label == "water" and got.problem is None
+    # text records keep the Text-based view
+    assert [t.get("value") for t in ET.fromstring(label_config("text", CLASSES)).iter("Text")] \
+        == ["$text"]
+
+
 def test_annotation_to_result_label_edit_skip_and_bad_choice():
     ok = annotation_to_result({"id": 5, "completed_by": {"id": 2}, "updated_at": "u",
                                "result": choice_result("fire", "instruction", "better summary")},
