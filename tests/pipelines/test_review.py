@@ -60,6 +60,11 @@ def make_ws(path, n=6, kind="instruction", confidences=None, classes=CLASSES) ->
             if kind == "instruction":
                 rec = NewRecord(id=rid, kind=kind, text=f"note {i}", prompt=f"claim note {i}",
                                 response=f"summary {i}")
+            elif kind == "chat":
+                msgs = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"},
+                        {"role": "user", "content": "more?"}, {"role": "assistant", "content": f"b{i}"}]
+                rec = NewRecord(id=rid, kind=kind, text=render_turns(Turn(**m) for m in msgs),
+                                messages=msgs)
             else:
                 rec = NewRecord(id=rid, kind=kind, text=f"text {i}")
             upsert_record(conn, rec, utcnow())
@@ -387,6 +392,22 @@ def test_two_annotators_agreement(labelstudio_server, tmp_path):
     # pe: A = auto1 fire2 water1, B = auto1 water2 fire1 -> (1+2+2)/16
     assert res.agreement["cohen_kappa"] == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16), abs=1e-4)
     assert review_status(ws, "claim")["agreed"] == 3
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_chat_push_annotate_pull(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=2, kind="chat")
+    client = _client(labelstudio_server)
+    push(ws, "claim", client=client)
+    rows = rows_by_record(ws)
+    project = client.sdk.tasks.get(id=next(iter(rows.values()))["task_id"])
+    assert [m["role"] for m in project.data["dialogue"]] == ["user", "assistant"] * 2
+    for r in rows.values():
+        client.annotate(r["task_id"], choice_result("fire", "chat"))
+    res = pull(ws, "claim", client=client)
+    assert res.new == 2
+    assert {r["human_label"] for r in rows_by_record(ws).values()} == {"fire"}
 
 
 class _DiesAfterImport:
