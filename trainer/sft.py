@@ -117,8 +117,9 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
     train_ex, report = prepare_examples(tok, train_rows, fmt, cfg.max_seq_length, max_pos)
     max_len = report.max_seq_length
     if not train_ex:
-        raise TrainError(f"no train example has a trained token left at max_seq_length "
-                         f"{max_len} ({report.line()}); raise max_seq_length")
+        raise TrainError(f"nothing to train: with max_seq_length={max_len} every train "
+                         f"example's completion is cut off ({report.line()}); raise "
+                         f"max_seq_length")
     eval_ds = None
     if eval_rows:
         eval_ex, _ = prepare_examples(tok, eval_rows, fmt, max_len, max_pos)
