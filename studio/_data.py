@@ -178,6 +178,28 @@ def record(record_id: str) -> Record | None:
     return _record(str(ws.path), data_version(ws), record_id)
 
 
+# st.chat_message draws "user" and "assistant" itself; the other roles get an avatar here.
+_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
+
+
+def chat_turns(rec: Record) -> list[tuple[str, str | None, str]]:
+    """(role, avatar, content) of every turn of a chat record, in order (the Data page)."""
+    return [(t.role, _AVATARS.get(t.role), t.content) for t in rec.turns]
+
+
+def condition_notes(rec: Record) -> list[str]:
+    """The record's ingest conditions (`meta["conditions"]`, docs/ingest.md) as short notes."""
+    notes = []
+    for name, value in sorted((rec.meta.get("conditions") or {}).items()):
+        if name == "empty_turn":
+            notes.append(f"{value} empty turn(s) dropped at ingest")
+        elif value is True:
+            notes.append(name.replace("_", " "))
+        else:
+            notes.append(f"{name.replace('_', ' ')}: {value}")
+    return notes
+
+
 # -- writes ------------------------------------------------------------------------------------
 def ingest_uploads(uploads: list[Any], *, skip_invalid: bool) -> dict[str, Any]:
     """Ingest uploaded files exactly as `curate ingest` would (same validation and messages).

@@ -38,7 +38,7 @@ def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows
         raise TrainError(f"train labels {', '.join(bad)} are not among the classes {classes}")
     label2id = {c: i for i, c in enumerate(classes)}
     tok = AutoTokenizer.from_pretrained(base)
-    max_len = min(cfg.max_seq_length, getattr(tok, "model_max_length", 512) or 512)
+    max_len = min(cfg.max_seq_length or 512, getattr(tok, "model_max_length", 512) or 512)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label2id)

@@ -49,7 +49,10 @@ class TrainConfig:
         "help": "stop after this many optimizer steps (-1: run the epochs)"})
     batch_size: int = field(default=8, metadata={"help": "examples per device per step"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
-    max_seq_length: int = field(default=512, metadata={"help": "tokens per example (truncated)"})
+    max_seq_length: int | None = field(default=None, metadata={
+        "help": "tokens per example (default: sft -> from the data, the 95th percentile of the "
+                "train split's token lengths rounded up to 64, capped by the model and 2048; "
+                "classifier -> 512); too long: oldest turns go first, never the final answer"})
     packing: bool = field(default=False, metadata={
         "help": "pack several short examples into one sequence (sft)"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps for LR warmup"})
@@ -87,7 +90,11 @@ class TrainConfig:
         for name, choices in (("head", HEADS), ("method", METHODS), ("device", DEVICES)):
             if getattr(self, name) not in choices:
                 bad(name, f"must be one of {', '.join(choices)}")
-        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_seq_length",
+        if self.max_seq_length is not None and (not isinstance(self.max_seq_length, int)
+                                                or isinstance(self.max_seq_length, bool)
+                                                or self.max_seq_length < 1):
+            bad("max_seq_length", "must be a positive integer or null (from the data)")
+        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum",
                      "logging_steps", "save_steps", "save_total_limit", "eval_batch_size",
                      "eval_max_examples", "max_new_tokens"):
             v = getattr(self, name)

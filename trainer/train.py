@@ -165,17 +165,29 @@ def _eval_loss(trainer, cfg) -> float:
     loss = trainer.evaluate().get("eval_loss")
     if loss is None or loss != loss:  # missing or NaN
         raise TrainError(
-            f"no eval loss: with max_seq_length={cfg.max_seq_length} every eval example's "
+            f"no eval loss: with max_seq_length={trainer.args.max_length} every eval example's "
             f"completion is cut off (the loss is on completions only); raise max_seq_length")
     return float(loss)
 
 
 def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo,
              events=None):
-    from trainer.sft import autotune_sft, build_sft_trainer, generate, to_prompt_completion
+    from trainer.sft import (autotune_sft, build_sft_trainer, cut_warning, generate,
+                             to_prompt_completion)
 
     trainer, tok, notices = build_sft_trainer(cfg, base, plan, train_rows, eval_rows, fmt,
                                               rd.checkpoints, callbacks=cbs, progress=progress)
+    # Lengths are measured with the base model's tokenizer and reported before training starts.
+    lengths = trainer.length_report
+    echo(f"length: {lengths.line()}")
+    warning = cut_warning(lengths)
+    if lengths.untrainable:
+        notices.append(f"{lengths.untrainable} train row(s) hold no user -> assistant exchange "
+                       f"and are left out (re-export: export repairs these)")
+    if events is not None:
+        events.write("lengths", **lengths.to_dict(), warning=warning)
+    if warning:
+        echo(f"warning: {warning}")
     tuned = None
     if plan.budget_bytes is not None:
         choice = autotune_sft(trainer, cfg, plan, log=echo if progress else None)
@@ -192,7 +204,8 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
     for n in notices:
         echo(f"notice: {n}")
         plan.notices.append(n)
-    prompts = [to_prompt_completion(r, fmt) for r in eval_rows[: cfg.generations]]
+    prompts = [p for p in (to_prompt_completion(r, fmt) for r in eval_rows)
+               if p is not None][: cfg.generations]
     # The LoRA B matrices start at zero, so before training the wrapped model *is* the base.
     base_loss = _eval_loss(trainer, cfg)
     base_gen = generate(trainer.model, tok, [p["prompt"] for p in prompts], cfg.max_new_tokens)
@@ -212,6 +225,9 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
                          p["completion"][0]["content"], "base": b, "tuned": t}
                         for p, b, t in zip(prompts, base_gen, tuned_gen)],
     }
+    ev["lengths"] = lengths.to_dict()
+    if warning:
+        ev["lengths"]["warning"] = warning
     if tuned is not None:
         ev["autotune"] = tuned
     return ev, trainer.state.global_step

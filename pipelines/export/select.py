@@ -7,12 +7,13 @@ yields, so the rules are testable without a database.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from pipelines.config import SchemeConfig
 from pipelines.errors import ExportError
 from pipelines.export.config import ExportConfig
+from pipelines.export.turns import SFT_FORMATS, fit_turns
 from pipelines.records import Candidate
 
 __all__ = ["ExportRow", "Selection", "split_of", "final_label", "resolve_format",
@@ -34,6 +35,9 @@ class ExportRow:
 class Selection:
     rows: list[ExportRow]
     skipped: dict[str, int]  # why records were left out -> count
+    # conversation conditions (turns.CONDITIONS) among the chosen and the conversation-less
+    # records -> count
+    conditions: dict[str, int] = field(default_factory=dict)
 
 
 def split_of(record_id: str, eval_fraction: float) -> str:
@@ -86,14 +90,30 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
     2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
        and for the export's scheme its gold label is its final label;
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
-       a label-model label needs `confidence >= min_confidence`.
+       a label-model label needs `confidence >= min_confidence`;
+    4. in an SFT format a conversation is cut by `fit_turns` (each condition counted), and one
+       with no user -> assistant exchange left is out.
     """
     accept = set(resolve_accept_labels(cfg, scheme, fmt))
     rows: list[ExportRow] = []
     skipped: dict[str, int] = {}
+    conditions: dict[str, int] = {}
 
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
+
+    def trainable(cand: Candidate) -> bool:
+        rec = cand.record
+        if fmt not in SFT_FORMATS or rec.kind != "chat" or not rec.turns:
+            return True
+        fitted, found = fit_turns([t.to_dict() for t in rec.turns])
+        if (rec.meta.get("conditions") or {}).get("empty_turn"):
+            found = [*found, "empty_turn"]
+        for name in found:
+            conditions[name] = conditions.get(name, 0) + 1
+        if not fitted:
+            skip("no user -> assistant exchange")
+        return bool(fitted)
 
     for cand in candidates:
         if cand.state.excluded:
@@ -104,10 +124,10 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             skip("text record (no prompt/response) in a conversational format")
             continue
         if source == "none":
-            if cfg.include_unlabelled and fmt != "classification":
+            if cfg.include_unlabelled and fmt != "classification" and trainable(cand):
                 split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
                 rows.append(ExportRow(cand.id, split, None, "none", cand))
-            else:
+            elif not (cfg.include_unlabelled and fmt != "classification"):
                 skip("unlabelled")
             continue
         if label not in accept:
@@ -116,7 +136,9 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
         if source == "model" and (cand.state.confidence or 0.0) < cfg.min_confidence:
             skip("below min_confidence")
             continue
+        if not trainable(cand):
+            continue
         # Any gold label (this scheme or another) marks a held-out record: never train on it.
         split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
         rows.append(ExportRow(cand.id, split, label, source, cand))
-    return Selection(rows=rows, skipped=skipped)
+    return Selection(rows=rows, skipped=skipped, conditions=conditions)

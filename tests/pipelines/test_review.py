@@ -60,6 +60,11 @@ def make_ws(path, n=6, kind="instruction", confidences=None, classes=CLASSES) ->
             if kind == "instruction":
                 rec = NewRecord(id=rid, kind=kind, text=f"note {i}", prompt=f"claim note {i}",
                                 response=f"summary {i}")
+            elif kind == "chat":
+                msgs = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"},
+                        {"role": "user", "content": "more?"}, {"role": "assistant", "content": f"b{i}"}]
+                rec = NewRecord(id=rid, kind=kind, text=render_turns(Turn(**m) for m in msgs),
+                                messages=msgs)
             else:
                 rec = NewRecord(id=rid, kind=kind, text=f"text {i}")
             upsert_record(conn, rec, utcnow())
@@ -109,6 +114,26 @@ def test_record_to_task_carries_ids_and_prediction():
     assert chat.text == "user: hi\nassistant: hello"   # what LFs and embeddings read
     # the reviewer sees the same turns, a blank line between them
     assert record_to_task(chat, batch_id="b")["data"]["text"] == "user: hi\n\nassistant: hello"
+
+
+def test_chat_is_reviewed_turn_by_turn_with_paragraphs():
+    root = ET.fromstring(label_config("chat", CLASSES))
+    (para,) = root.iter("Paragraphs")
+    assert (para.get("name"), para.get("value"), para.get("layout"), para.get("nameKey"),
+            para.get("textKey")) == ("dialogue", "$dialogue", "dialogue", "role", "content")
+    assert root.find(".//Choices").get("toName") == "dialogue" and root.find(".//Text") is None
+    turns = (Turn("system", "be brief"), Turn("user", "q1"), Turn("assistant", "a1"),
+             Turn("user", "q2"), Turn("assistant", "a2"))
+    chat = Record(id="c3", kind="chat", text=render_turns(turns), turns=turns)
+    task = record_to_task(chat, batch_id="b", label="fire", confidence=0.5)
+    assert task["data"]["dialogue"] == [t.to_dict() for t in turns]   # every turn, in order
+    assert task["predictions"][0]["result"][0]["to_name"] == "dialogue"
+    # what a reviewer submits on that view comes back as the record's label
+    got = annotation_to_result({"id": 9, "result": choice_result("water", "chat")}, CLASSES)
+    assert got.label == "water" and got.problem is None
+    # text records keep the Text-based view
+    assert [t.get("value") for t in ET.fromstring(label_config("text", CLASSES)).iter("Text")] \
+        == ["$text"]
 
 
 def test_annotation_to_result_label_edit_skip_and_bad_choice():
@@ -367,6 +392,22 @@ def test_two_annotators_agreement(labelstudio_server, tmp_path):
     # pe: A = auto1 fire2 water1, B = auto1 water2 fire1 -> (1+2+2)/16
     assert res.agreement["cohen_kappa"] == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16), abs=1e-4)
     assert review_status(ws, "claim")["agreed"] == 3
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_chat_push_annotate_pull(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=2, kind="chat")
+    client = _client(labelstudio_server)
+    push(ws, "claim", client=client)
+    rows = rows_by_record(ws)
+    project = client.sdk.tasks.get(id=next(iter(rows.values()))["task_id"])
+    assert [m["role"] for m in project.data["dialogue"]] == ["user", "assistant"] * 2
+    for r in rows.values():
+        client.annotate(r["task_id"], choice_result("fire", "chat"))
+    res = pull(ws, "claim", client=client)
+    assert res.new == 2
+    assert {r["human_label"] for r in rows_by_record(ws).values()} == {"fire"}
 
 
 class _DiesAfterImport:
