@@ -18,13 +18,21 @@ from typing import Any
 
 from pipelines.errors import InputError
 
-__all__ = ["clean_values", "strip_controls", "MAX_DEPTH", "nesting_error"]
+__all__ = ["clean_values", "strip_controls", "shown", "MAX_DEPTH", "nesting_error"]
 
 MAX_DEPTH = 64
 # An escape sequence first (so its parameters go with it), then single control characters.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(name: str) -> str:
+    """A key as an error message names it: one printable line (controls, newlines and lone
+    surrogates written as `\\x0a`, `\\ud800`)."""
+    return _UNSHOWABLE.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                      else f"\\u{ord(m.group()):04x}"), name)
 
 
 def strip_controls(s: str) -> str:
@@ -93,13 +101,12 @@ def clean_values(values: dict[str, Any], *, max_chars: int, file: str, row: int,
     cleaned: list[str] = []
     for key, value in values.items():
         name = key if isinstance(key, str) else str(key)
-        shown = name if not _SURROGATE.search(name) else name.encode(
-            "utf-8", "backslashreplace").decode("ascii")
-        new_key, key_changed = walk.text(name, shown) if isinstance(key, str) else (key, False)
-        new_value, changed = walk.value(value, shown, 1)
+        label = shown(name)
+        new_key, key_changed = walk.text(name, label) if isinstance(key, str) else (key, False)
+        new_value, changed = walk.value(value, label, 1)
         if new_key in out:   # two keys that differ only by a control character
             raise InputError("duplicate key once control characters are stripped",
-                             **walk.where, field=strip_controls(shown))
+                             **walk.where, field=shown(new_key))
         out[new_key] = new_value
         if key_changed or changed:
             cleaned.append(new_key)

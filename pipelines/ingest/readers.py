@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from pipelines.errors import InputError
+from pipelines.ingest.hygiene import shown
 
 __all__ = ["RawRow", "detect_format", "read_rows", "FORMATS", "COMPRESSIONS", "describe_source"]
 
@@ -256,7 +257,7 @@ class _Where:
         for k, v in pairs:
             if k in obj:
                 raise InputError("duplicate key in JSON object", file=str(self.path),
-                                 row=self.row, line=self.line, field=k)
+                                 row=self.row, line=self.line, field=shown(k))
             obj[k] = v
         return obj
 
