@@ -616,3 +616,16 @@ def test_rerun_after_a_crash_the_server_committed_stays_within_the_budget(tmp_pa
     assert (more.recovered, more.created) == (0, 2)
     ext = [t["data"]["ext_id"] for t in server.imported]
     assert len(ext) == len(set(ext)) == 8
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_label_studio_files_are_private_to_the_user(labelstudio_server):
+    """Its sqlite holds the admin's API token: nothing there readable by group or others."""
+    root = Path(labelstudio_server.data_dir).parent
+    paths = [p for top in (Path(labelstudio_server.data_dir), root / "xdg-config")
+             for p in [top, *top.rglob("*")]] + [Path(labelstudio_server.log_path)]
+    assert any(p.name == "label_studio.sqlite3" for p in paths)
+    shared = [f"{p} {stat.S_IMODE(p.stat().st_mode):o}" for p in paths
+              if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert shared == []
