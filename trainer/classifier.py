@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.errors import TrainError
+from pipelines.offline import hub_offline
 from trainer.config import TrainConfig
 from trainer.device import Plan
 
@@ -37,11 +38,13 @@ def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows
     if bad:
         raise TrainError(f"train labels {', '.join(bad)} are not among the classes {classes}")
     label2id = {c: i for i, c in enumerate(classes)}
-    tok = AutoTokenizer.from_pretrained(base)
+    offline = hub_offline()
+    tok = AutoTokenizer.from_pretrained(base, local_files_only=offline)
     max_len = min(cfg.max_seq_length or 512, getattr(tok, "model_max_length", 512) or 512)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            base, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label2id)
+            base, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label2id,
+            local_files_only=offline)
     except ValueError as exc:
         raise TrainError(f"{base!r} cannot be a sequence classifier ({str(exc).splitlines()[0]})") from None
 

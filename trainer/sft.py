@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import TrainError
+from pipelines.offline import hub_offline
 from trainer.config import TrainConfig
 from trainer.device import Plan
 from trainer.sft_data import WARN_CUT_SHARE, LengthReport, prepare_examples, row_messages
@@ -34,6 +35,7 @@ def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any] | None
 
 def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, list[str]]:
     """Load tokenizer and model from a local folder (or the offline HF cache); check they fit."""
+    offline = hub_offline()   # before transformers is imported, if it is not yet
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -44,10 +46,13 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     if not local.exists() and (base.startswith((".", "/", "~")) or base.count("/") != 1):
         raise TrainError(f"base model {base!r} does not exist (not a local folder, not a hub id)")
     try:
-        config = AutoConfig.from_pretrained(str(local) if local.exists() else base)
+        config = AutoConfig.from_pretrained(str(local) if local.exists() else base,
+                                            local_files_only=offline)
     except (OSError, ValueError) as exc:
-        raise TrainError(f"cannot load base model {base!r}: {str(exc).splitlines()[0]} "
-                         f"(offline: only local folders and the HF cache are readable)") from None
+        hint = ("offline: only local folders and the HF cache are readable; --allow-download "
+                "fetches it from the hub" if offline else "downloads allowed")
+        raise TrainError(f"cannot load base model {base!r}: "
+                         f"{(str(exc).splitlines() or [type(exc).__name__])[0]} ({hint})") from None
     archs = config.architectures or []
     if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         raise TrainError(f"base model {base!r} is not a causal language model (architectures: "
@@ -56,7 +61,8 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     if max_pos and cfg.max_seq_length is not None and cfg.max_seq_length > max_pos:
         raise TrainError(f"max_seq_length {cfg.max_seq_length} exceeds what {base} can take "
                          f"(max_position_embeddings {max_pos}); lower train.max_seq_length")
-    tok = AutoTokenizer.from_pretrained(str(local) if local.exists() else base)
+    tok = AutoTokenizer.from_pretrained(str(local) if local.exists() else base,
+                                        local_files_only=offline)
     if tok.chat_template is None:
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
         notices.append(f"{base}: tokenizer has no chat template; using the default "
@@ -73,7 +79,8 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     elif plan.bf16:
         kwargs["dtype"] = torch.bfloat16
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else base, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else base,
+                                                     local_files_only=offline, **kwargs)
     except ValueError as exc:
         raise TrainError(f"base model {base!r} is not a causal language model "
                          f"({str(exc).splitlines()[0]})") from None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipelines.errors import ConfigError
+from pipelines.offline import hub_offline
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -88,8 +89,7 @@ def load_model(model: str = DEFAULT_MODEL, device: str | None = None) -> "Senten
         cached = _MODELS.get((ref.key, device))
         if cached is not None:
             return cached
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        hub_offline()   # embedding models are local or cached: never the hub
         from sentence_transformers import SentenceTransformer
 
         try:

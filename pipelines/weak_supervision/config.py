@@ -35,6 +35,9 @@ class LabelConfig:
         "help": "wrong examples kept per LF in the analysis"})
     fault_examples: int = field(default=5, metadata={
         "help": "record ids kept per faulting LF"})
+    time_limit_s: float = field(default=600.0, metadata={
+        "help": "seconds the LFs may take on all records before the run stops as failed, "
+                "naming the LF that was running (0: no limit)"})
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -47,6 +50,10 @@ class LabelConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < (
                     0 if name.endswith("examples") else 1):
                 raise ConfigError(f"label.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.time_limit_s, (int, float)) or isinstance(self.time_limit_s, bool) \
+                or self.time_limit_s < 0:
+            raise ConfigError(f"label.time_limit_s must be a number of seconds >= 0 (0: no "
+                              f"limit), got {self.time_limit_s!r}")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ConfigError(f"label.lr must be a positive number, got {self.lr!r}")
         if self.dask_address is not None and self.engine != "dask":

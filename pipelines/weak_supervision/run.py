@@ -22,7 +22,7 @@ from pipelines.store.labels import (
 )
 from pipelines.weak_supervision.aggregate import aggregate
 from pipelines.weak_supervision.analysis import LFReport, analyze_matrix
-from pipelines.weak_supervision.apply import LFFault, apply_lfs
+from pipelines.weak_supervision.apply import LFFault, LFTimeLimit, apply_lfs, lf_time_limit
 from pipelines.weak_supervision.config import LabelConfig
 from pipelines.weak_supervision.discovery import LFSet, load_lfs
 
@@ -130,9 +130,19 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         ids = [r["id"] for r in rows]
         # Votes outside the scheme (an unknown name, an index past its classes) are faults of
         # their LF, like exceptions: counted and reported, and the run goes on.
-        L, faults = apply_lfs(rows, lfset.lfs, classes, engine=config.engine,
-                              dask_address=config.dask_address, dask_workers=config.dask_workers,
-                              max_examples=config.fault_examples, progress=progress)
+        try:
+            with lf_time_limit(config.time_limit_s):
+                L, faults = apply_lfs(rows, lfset.lfs, classes, engine=config.engine,
+                                      dask_address=config.dask_address,
+                                      dask_workers=config.dask_workers,
+                                      max_examples=config.fault_examples, progress=progress)
+        except LFTimeLimit as exc:
+            who = (f"LF {exc.lf!r} ({lfset.origins.get(exc.lf, '?')}) was still running on "
+                   f"record {exc.record_id}: does it loop forever?" if exc.lf else
+                   "an LF was still running")
+            raise LabelingError(f"labeling {sc.name!r} stopped after {exc.seconds:g} s "
+                                f"(label.time_limit_s, --time-limit): {who}; no labels "
+                                f"changed") from None
         unknown_gold = sorted({g for g in gold_by_id.values() if g not in classes})
         if unknown_gold:
             notes.append(f"gold labels outside the scheme ignored: {', '.join(unknown_gold)}")
@@ -178,6 +188,9 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
                           len(lfset), agg.chosen, stat_rows)
             finish_run(conn, run_id, metrics)
     except BaseException as exc:
+        # The L file of a run that did not finish is nobody's: remove it (disk full, Ctrl-C).
+        orphan = ws.subdir("labels") / sc.name / f"run-{run_id:05d}.npz"
+        orphan.unlink(missing_ok=True)
         end_run(ws, run_id, exc)   # failed, or interrupted (Ctrl-C, SIGTERM)
         raise
     return result
