@@ -59,7 +59,7 @@ def test_generate_after_a_tiny_sft_run(tmp_path, capsys):
     exp = export_dataset(ws, scheme="quality", format="chat", eval_fraction=0.25)
     cfg = TrainConfig(base_model=model, batch_size=4, max_seq_length=64, learning_rate=2e-2,
                       max_steps=8, generations=1, max_new_tokens=6, save_steps=100)
-    run = train(ws, exp["version"], cfg, progress=False, echo=lambda m: None)
+    run = train(ws, exp.version, cfg, progress=False, echo=lambda m: None)
     (tmp_path / "p.txt").write_text("claim 3: a pipe burst\nclaim 4: lightning fire\n",
                                     encoding="utf-8")
     out = tmp_path / "gen.jsonl"
