@@ -64,7 +64,8 @@ studio: venv labelstudio-venv
 	@# Label Studio for the Review page (127.0.0.1; a fresh database migrates for ~80 s). The
 	@# studio works without it, so a failed start only warns.
 	$(BIN)/curate labelstudio start --workspace $(WORKSPACE) || echo "warning: Label Studio did not start; the Review page will say so"
-	$(BIN)/curate studio --workspace $(WORKSPACE) --port $${STUDIO_PORT:-8501}
+	@# The Export & Train form proposes the pretrained SmolLM2 as the SFT base (tests: the tiny one).
+	CURATE_SFT_BASE=$${CURATE_SFT_BASE-smollm2-135m} $(BIN)/curate studio --workspace $(WORKSPACE) --port $${STUDIO_PORT:-8501}
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: venv labelstudio-venv chromium

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from pipelines.errors import TrainError
 
-__all__ = ["PackagedModel", "PRETRAINED", "DEFAULT_SFT_BASE", "model_cache_dir", "base_model_note",
+__all__ = ["PackagedModel", "PRETRAINED", "DEFAULT_SFT_BASE", "demo_sft_base", "model_cache_dir",
+           "base_model_note",
            "packaged_gguf", "pretrained_available", "ensure_pretrained", "resolve_model_name"]
 
 
@@ -54,9 +55,20 @@ PRETRAINED: dict[str, PackagedModel] = {
 }
 PRETRAINED["smollm2-135m-instruct"] = PRETRAINED["smollm2-135m"]
 
-# The SFT head's base in the demo (the studio's Export & Train page and the README tour); tests
-# keep the workspace's tiny random Llama (TrainConfig.base_model = None) for speed.
+# The SFT head's base in the demo (`make studio` sets CURATE_SFT_BASE to it for the Export &
+# Train page; the README tour passes it); tests keep the workspace's tiny random Llama
+# (TrainConfig.base_model = None) for speed.
 DEFAULT_SFT_BASE = "smollm2-135m"
+
+
+def demo_sft_base() -> str | None:
+    """The studio form's default SFT base: `$CURATE_SFT_BASE` when set and usable, else None
+    (the tiny model). A known name whose package is absent falls back to None too, so the
+    form never proposes a base that cannot load."""
+    name = os.environ.get("CURATE_SFT_BASE") or None
+    if name in PRETRAINED and not pretrained_available(name):
+        return None
+    return name
 
 
 def model_cache_dir() -> Path:

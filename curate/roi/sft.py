@@ -314,6 +314,7 @@ def _train_and_generate(base: str, rows: list[dict], items: list[dict], budget: 
     tokens = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     return {"seed": seed, **_score(items, texts), "train_loss": round(float(out.training_loss), 4),
             "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
+            "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 2),
             "train_tokens": tokens, "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
             "generate_seconds": round(gen_seconds, 1), "samples": texts[:3]}
 
@@ -349,7 +350,8 @@ def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = Gen
                 per_seed.append(r)
                 say(f"sft {name} seed {seed}: accuracy {r['accuracy']:.3f}, ROUGE-L "
                     f"{r['rouge_l']:.3f}, {r['train_seconds']:.0f} s train "
-                    f"({r['tokens_per_s']} tokens/s), {r['generate_seconds']:.0f} s generate")
+                    f"({r['seconds_per_step']} s/step, "
+                    f"{r['tokens_per_s']} tokens/s), {r['generate_seconds']:.0f} s generate")
             arms.append(_arm_row(name, len(rows), len(set(sets.arm_ids[name])), per_seed))
     base_row = {"seed": None, **_score(items, base_texts), "samples": base_texts[:3]}
     arms.insert(0, _arm_row("base", 0, 0, [base_row]))

@@ -7,7 +7,7 @@ import streamlit as st
 
 from studio import _data
 from trainer.config import TrainConfig
-from trainer.pretrained import DEFAULT_SFT_BASE, base_model_note, pretrained_available
+from trainer.pretrained import base_model_note, demo_sft_base
 
 st.title("Export & Train")
 
@@ -59,8 +59,8 @@ with _data.show_errors():
         # The export's format decides the head: classification data -> the classifier.
         defaults = defaults.replace(
             head="classifier" if preview["format"] == "classification" else "sft")
-    if defaults.head == "sft" and defaults.base_model is None and pretrained_available():
-        defaults = defaults.replace(base_model=DEFAULT_SFT_BASE)   # a real pretrained base
+    if defaults.head == "sft" and defaults.base_model is None:
+        defaults = defaults.replace(base_model=demo_sft_base())   # `make studio`: SmolLM2
     if defaults.head == "sft":
         st.caption(base_model_note(defaults.base_model))
     with st.expander("Options (generated from the trainer's config)", expanded=False):

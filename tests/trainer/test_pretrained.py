@@ -117,3 +117,15 @@ def test_lora_steps_change_every_lora_parameter_and_the_generation(smollm2, tmp_
     with trainer.model.disable_adapter():
         assert generate(trainer.model, tok, prompt, 12) == base_text
     assert tuned_text != base_text and "ZEBRA" in tuned_text[0]
+
+
+def test_demo_base_comes_from_the_environment_and_only_when_usable(monkeypatch, tmp_path):
+    monkeypatch.delenv("CURATE_SFT_BASE", raising=False)
+    assert pretrained.demo_sft_base() is None          # tests and plain `curate studio`: tiny
+    monkeypatch.setenv("CURATE_SFT_BASE", "/models/mine")
+    assert pretrained.demo_sft_base() == "/models/mine"
+    monkeypatch.setenv("CURATE_SFT_BASE", "smollm2-135m")
+    monkeypatch.setattr(pretrained, "pretrained_available", lambda name: False)
+    assert pretrained.demo_sft_base() is None          # the package is absent: not proposed
+    assert "tiny random Llama" in pretrained.base_model_note(None)
+    assert "SmolLM2-135M-Instruct" in pretrained.base_model_note("smollm2-135m")
