@@ -316,7 +316,8 @@ def _train_and_generate(base: str, rows: list[dict], items: list[dict], budget: 
             "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
             "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 2),
             "train_tokens": tokens, "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-            "generate_seconds": round(gen_seconds, 1), "samples": texts[:3]}
+            "generate_seconds": round(gen_seconds, 1), "samples": texts[:3],
+            "generations": texts}
 
 
 def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = GenBudget(),
@@ -353,7 +354,8 @@ def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = Gen
                     f"({r['seconds_per_step']} s/step, "
                     f"{r['tokens_per_s']} tokens/s), {r['generate_seconds']:.0f} s generate")
             arms.append(_arm_row(name, len(rows), len(set(sets.arm_ids[name])), per_seed))
-    base_row = {"seed": None, **_score(items, base_texts), "samples": base_texts[:3]}
+    base_row = {"seed": None, **_score(items, base_texts), "samples": base_texts[:3],
+                "generations": base_texts}
     arms.insert(0, _arm_row("base", 0, 0, [base_row]))
     by = {a["name"]: a for a in arms}
     cur, raw = by["curated"], by["raw"]
@@ -361,7 +363,9 @@ def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = Gen
             "budget": budget.__dict__, "base_model": base, "arms": arms,
             "delta_accuracy_curated_vs_raw": round(cur["accuracy"] - raw["accuracy"], 4),
             "intervals_apart": cur["ci"][0] > raw["ci"][1] or raw["ci"][0] > cur["ci"][1],
-            "references": [it["reference"] for it in items[:3]], "notes": sets.notes}
+            "references": [it["reference"] for it in items[:3]],
+            "eval": [{k: it[k] for k in ("id", "note", "reference", "claim_type")} for it in items],
+            "notes": sets.notes}
 
 
 def _arm_row(name: str, n_train: int, n_unique: int, per_seed: list[dict]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ it, and invents none:
   months and claim words are not names);
 
 and **invents none**: no amount, no `Town, ST` state, no date and no capitalised name or place
-that the note lacks (the `summary_quality` LFs' checks, `labeling_functions/_patterns.py`).
+that the note lacks (the `summary_quality` LFs' checks, `labeling_functions/_patterns.py`);
+field labels ("Amount:", "Type: ...") and words such as "Summary" or "Claimant" are not names.
 Mentioning a second claim type is not an invention (a fire claim's sprinklers leak water).
 
 ROUGE-L is the F1 of the longest common subsequence of lower-cased word tokens (Lin, 2004).
@@ -69,6 +70,12 @@ _YEAR_BEFORE = re.compile(r"(?:19|20)\d\d\s$")
 _STREET = re.compile(r"\s(?:St|Ave|Rd|Blvd|Dr|Ln|Way|Hwy|Street|Avenue|Road|Drive|Lane|Court|Ct"
                      r"|Parkway|Pkwy)\b")
 _STATE_AFTER = re.compile(r",\s(?:[A-Z]{2}|" + "|".join(STATE_NAMES.values()) + r")(?![A-Za-z])")
+# Capitalised words a generated summary uses as field labels or sentence openers: never a name.
+_NOT_INVENTED = frozenset("""
+    summary type amount date claimant claim name location incident description status total
+    estimated estimate policy insured he she they it this that his her their a an at as after
+    while during according there here note adjuster cause details event place time
+""".split())
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
 
 
@@ -188,7 +195,9 @@ def score_summary(note: str, summary: str, *, claim_type: str | None = None,
     invented += [f"date {m}/{d}" + (f"/{y}" if y else "") for m, d, y in sorted(
         summary_dates, key=str) if not any(_same_date((m, d, y), n) for n in note_dates)]
     invented += [f"name {w}" for w in dict.fromkeys(proper_words(summary))
-                 if not has_word(w, note) and w.upper() not in STATE_NAMES]
+                 if not has_word(w, note) and w.upper() not in STATE_NAMES
+                 and w.lower() not in _NOT_INVENTED and not re.search(
+                     r"(?<![\w'’-])" + re.escape(w) + r"\s*:", summary)]   # "Location: ..."
     return SummaryScore(
         claim_type=type_ok,
         amount=bool(summary_amounts & note_amounts),

@@ -85,3 +85,9 @@ def test_summary_accuracy_aggregates():
     bad = score_summary(NOTE, "see file", reference=GOLD)
     agg = summary_accuracy([good, bad])
     assert agg["accuracy"] == 0.5 and agg["amount_stated"] == 0.5 and agg["rouge_l"] < 1.0
+
+
+def test_field_labels_are_not_invented_names():
+    s = score_summary(NOTE, "Summary: Claim type: Auto collision. Amount: $1,052. Date: 8/23/2026. "
+                            "Claimant: Jennifer Campbell. Location: Peoria, IL.", reference=GOLD)
+    assert s.accurate, (s.missing, s.invented)
