@@ -1,4 +1,4 @@
-"""Export & Train: choose rules, preview counts, export, train the tiny model and follow it live."""
+"""Export & Train: choose rules, preview counts, export, train (LoRA on SmolLM2 or a classifier) and follow it live."""
 
 import json
 
@@ -7,6 +7,7 @@ import streamlit as st
 
 from studio import _data
 from trainer.config import TrainConfig
+from trainer.pretrained import base_model_note, demo_sft_base
 
 st.title("Export & Train")
 
@@ -58,12 +59,16 @@ with _data.show_errors():
         # The export's format decides the head: classification data -> the classifier.
         defaults = defaults.replace(
             head="classifier" if preview["format"] == "classification" else "sft")
+    if defaults.head == "sft" and defaults.base_model is None:
+        defaults = defaults.replace(base_model=demo_sft_base())   # `make studio`: SmolLM2
+    if defaults.head == "sft":
+        st.caption(base_model_note(defaults.base_model))
     with st.expander("Options (generated from the trainer's config)", expanded=False):
         cols = st.columns(3)
         for i, spec in enumerate(TrainConfig.field_specs()):
             name, kind, value = spec["name"], spec["type"], getattr(defaults, spec["name"])
             col, key, help_ = cols[i % 3], f"train_{spec['name']}", spec["help"]
-            if name == "head":
+            if name in ("head", "base_model"):
                 key += f"_{defaults.head}"  # follows the export format until changed
             if spec["choices"]:
                 train_values[name] = col.selectbox(name, spec["choices"], key=key, help=help_,
@@ -166,10 +171,19 @@ else:
                 for c in ("base", "tuned", "change")})
         else:
             st.json(evaluation, expanded=False)
-        samples = evaluation.get("generations") or evaluation.get("examples")
-        if samples:
+        if evaluation.get("generations"):
+            st.markdown("**Generations on eval prompts: base vs tuned**")
+            for g in evaluation["generations"]:
+                with st.container(border=True):
+                    st.caption(g["prompt"])
+                    left, right = st.columns(2)
+                    left.markdown(f"*Base*  \n{g['base']}")
+                    right.markdown(f"*Tuned*  \n{g['tuned']}")
+                    if g.get("reference"):
+                        st.caption(f"Reference: {g['reference']}")
+        elif evaluation.get("examples"):
             with st.expander("Examples, base vs tuned"):
-                st.dataframe(samples, hide_index=True, width="stretch")
+                st.dataframe(evaluation["examples"], hide_index=True, width="stretch")
 
     live_run(run_id)
 
