@@ -168,7 +168,7 @@ def _windows(st, texts: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Texts cut into windows the model reads whole: (pieces, owner text index, token weight)."""
     limit = getattr(st, "max_seq_length", None) or 256
     tokenizer = getattr(st, "tokenizer", None)
-    span = max(limit - 2, 8)     # room for [CLS] and [SEP]
+    span = max(limit - 2, 1)     # room for [CLS] and [SEP]
     pieces: list[str] = []
     owner: list[int] = []
     weight: list[float] = []

@@ -39,15 +39,17 @@ def static_model_dir(workspace_path: Path) -> Path:
 
 
 def is_static_folder(folder: Path) -> bool:
-    """A model2vec folder (config.json says model_type model2vec, or its files are there)."""
-    cfg = Path(folder) / "config.json"
+    """A model2vec folder: config.json says model_type model2vec, or (a model built in code) it
+    has model2vec's files and no transformer config (no `architectures` of its own)."""
+    folder = Path(folder)
     try:
-        meta = json.loads(cfg.read_text(encoding="utf-8"))
+        meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return meta.get("model_type") == "model2vec" or (
-        (Path(folder) / "model.safetensors").exists() and not (Path(folder) / "modules.json").exists()
-        and "hidden_dim" in meta)
+    if meta.get("model_type") == "model2vec":
+        return True
+    return ("model_type" not in meta and "architectures" not in meta
+            and (folder / "model.safetensors").exists() and (folder / "tokenizer.json").exists())
 
 
 def _user_cache() -> Path:

@@ -440,3 +440,55 @@ def test_rerun_on_unchanged_data_reuses_candidates(fresh_ws, encoder):
     assert not rebuilt.pair_cache and rebuilt.clusters == first.clusters
     add(fresh_ws, ["A new record arrives about a hailstorm."])
     assert not run_dedup(fresh_ws).pair_cache
+
+
+# -- whole records, conversation segments, the cascade -------------------------------------------
+def test_segments_of_one_conversation_stay_apart(fresh_ws, encoder):
+    a = "Step 1 of the Paris itinerary: visit the Louvre at 9am, lunch near the Seine."
+    b = "Step 1 of the Paris itinerary: visit the Louvre at 9am, lunch near the Seine!!"
+    with fresh_ws.transaction() as conn:
+        for n, (t, meta) in enumerate([(a, {"id": "QWJhYvA_0"}), (b, {"id": "QWJhYvA_1"})], 1):
+            upsert_record(conn, NewRecord(id=rid(t), kind="text", text=t, file="chat.jsonl", row=n,
+                                          meta=meta), utcnow())
+    result = run_dedup(fresh_ws, DedupConfig(exact=False), commit=False)
+    assert result.clusters == 0 and result.segments == 1 and result.rules == {"segment": 1}
+    merged = run_dedup(fresh_ws, DedupConfig(exact=False, same_conversation=True), commit=False)
+    assert merged.clusters == 1
+
+
+def test_conversation_key_rule():
+    from pipelines.dedup.pairs import conversation_key
+
+    def rec(meta, file="f.jsonl"):
+        return {"meta": json.dumps(meta), "file": file}
+    assert conversation_key(rec({"id": "QWJhYvA_0"})) == conversation_key(rec({"id": "QWJhYvA_3"}))
+    assert conversation_key(rec({"id": "QWJhYvA_0"})) != conversation_key(rec({"id": "QWJhYvA_0"},
+                                                                              "g.jsonl"))
+    assert conversation_key(rec({"conversation_id": 7})) == conversation_key(
+        rec({"conversation_id": 7, "id": "x"}))
+    assert conversation_key(rec({"id": "claim_1"})) is None      # a word, not a generated id
+    assert conversation_key(rec({"id": "17"})) is None and conversation_key(rec({})) is None
+
+
+def test_cascade_stages_switch_and_their_counts_add_up(fresh_ws, encoder):
+    texts = [AUGUSTA, AUGUSTA.replace("driver", "drivr"), ATLANTA,
+             "A cyclist reported a stolen bike in Boston on 3/8/26; value $400."]
+    add(fresh_ws, texts + [AUGUSTA.upper()])
+    full = run_dedup(fresh_ws, commit=False)
+    st = full.stages
+    assert st["exact"]["records"] == 5 and st["exact"]["units"] == 4 == full.units
+    assert st["fuzzy"]["candidates"] >= 1 and st["fuzzy"]["merged_pairs"] == 1
+    assert st["fuzzy"]["candidates"] + st["semantic"]["candidates"] == full.candidates
+    assert sum(full.rules.values()) == full.candidates
+    assert (full.exact, full.semantic, full.excluded) == (1, 1, 2)
+    # fuzzy alone (no model at all) still finds the typo'd copy; cosine is then absent
+    lexical_only = run_dedup(fresh_ws, DedupConfig(semantic=False), commit=False)
+    assert lexical_only.embedded == 0 and lexical_only.stages["semantic"]["candidates"] == 0
+    assert lexical_only.semantic == 1 and lexical_only.index == ""
+    member = next(m for m in lexical_only.cluster_list[0].members if m["method"] == "semantic")
+    assert member["rule"] == "lexical" and member["similarity"] >= 0.8
+    no_exact = run_dedup(fresh_ws, DedupConfig(exact=False, semantic=False), commit=False)
+    assert no_exact.units == 5 and no_exact.exact == 0 and no_exact.excluded >= 1
+    nothing = run_dedup(fresh_ws, DedupConfig(exact=False, fuzzy=False, semantic=False),
+                        commit=False)
+    assert nothing.candidates == 0 and nothing.excluded == 0
