@@ -22,6 +22,7 @@ stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one tran
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -127,6 +128,7 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     would do.
     """
     config = config or DedupConfig()
+    progress = progress and sys.stderr.isatty()   # bars for a person, not for a log file
     clock = _Stopwatch()
     result = DedupResult(params=config.params())
     with ws.connect() as conn:

@@ -6,6 +6,7 @@ Pure functions over typed data (no SQL, no model); the one file they touch is th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -32,6 +33,8 @@ __all__ = ["Unit", "exact_units", "PairCheck", "verify_pair", "Candidates", "fin
            "candidates_key", "load_candidates", "save_candidates"]
 
 FactsOf = Callable[[str], Facts]   # extract_facts, memoised for the run
+# a text meets many candidates: its shingles are computed once (bounded: ~100k short texts)
+_shingles = functools.lru_cache(maxsize=100_000)(shingles)
 
 
 @dataclass
@@ -117,7 +120,7 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
         return PairCheck(ok, cos, None, "unchecked", 0, "cosine" if ok else "weak")
     fc = compare_facts(fa, fb)
     facts = f"{fc.status}: {fc.detail}" if fc.detail else fc.status
-    lex = jaccard(shingles(text_a), shingles(text_b))
+    lex = jaccard(_shingles(text_a), _shingles(text_b))
     if fc.status == "conflict":
         return PairCheck(False, cos, lex, facts, fc.shared, "conflict")
     differs = divergence(text_a, text_b)

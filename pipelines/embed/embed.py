@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from dataclasses import dataclass, field, replace
 
@@ -87,7 +88,7 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
         new_ids: list[str] = []
         new_parts: list[np.ndarray] = []
         bar = tqdm(total=len(missing), desc=f"embed ({Path(config.model).name})", unit=" rec",
-                   disable=not progress)
+                   disable=not (progress and sys.stderr.isatty()))
         try:
             for start in range(0, len(missing), config.chunk_size):
                 chunk = missing[start:start + config.chunk_size]
