@@ -65,6 +65,10 @@ class DedupConfig:
         0.70, "candidates",
         "MinHash-LSH Jaccard at which the fuzzy stage proposes a pair (verified exactly "
         "against `lexical_threshold` after)")
+    near_copy_threshold: float = _field(
+        0.60, "verification",
+        "lexical Jaccard at which a pair with cosine >= `paraphrase_threshold` and agreeing "
+        "facts is a (typo'd, reordered) copy")
     paraphrase_threshold: float = _field(
         0.80, "verification",
         "cosine at or above which a pair sharing `min_shared_facts` facts, one of them an "
@@ -110,6 +114,7 @@ class DedupConfig:
         _unit("lexical_threshold", self.lexical_threshold)
         _unit("fuzzy_threshold", self.fuzzy_threshold)
         _unit("paraphrase_threshold", self.paraphrase_threshold)
+        _unit("near_copy_threshold", self.near_copy_threshold)
         for name in ("exact", "fuzzy", "semantic", "same_conversation", "verify", "same_prompt",
                      "fact_blocking"):
             if not isinstance(getattr(self, name), bool):

@@ -227,8 +227,10 @@ def _same_name(name: str, other: Facts) -> bool:
     """`name` is in `other`: extracted there, written anywhere in it, or a typo of one of its."""
     if name in other.name or name in other.words:
         return True
-    return any(abs(len(name) - len(o)) <= 2 and difflib.SequenceMatcher(None, name, o).ratio() >= 0.8
-               for o in other.name)
+    # a typo'd name, capitalised or not ("Denver" / "enver"): a word of nearly the same spelling
+    return any(abs(len(name) - len(o)) <= 2 and o[:1].isalpha()
+               and difflib.SequenceMatcher(None, name, o).ratio() >= 0.8
+               for o in other.name | other.words if len(o) >= 4)
 
 
 def compare_facts(a: Facts, b: Facts) -> FactCheck:

@@ -79,7 +79,7 @@ def exact_units(recs: list[dict[str, Any]], same_prompt: bool, exact: bool = Tru
 class PairCheck:
     """Why a candidate pair did or did not merge (shown to reviewers, stored with the member).
 
-    `rule` names the deciding evidence: lexical | cosine | paraphrase (merged), conflict |
+    `rule` names the deciding evidence: lexical | cosine | near_copy | paraphrase (merged), conflict |
     divergent | segment | weak (refused); `facts` says what the facts did ("agree: amount 31000;
     name augusta", "conflict: date rel:-2d vs wd:mon").
     """
@@ -112,8 +112,10 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
 
     Vetoes: conflicting facts; a long shared text that ends differently (`divergence`).
     Evidence, in order: lexical Jaccard >= `lexical_threshold`; cosine >= `threshold` with facts
-    that agree (one or more shared); cosine >= `paraphrase_threshold` sharing `min_shared_facts`
-    facts of which one identifies (identifier, email, URL). Agreeing facts alone never merge.
+    that agree (one or more shared); cosine >= `paraphrase_threshold` with agreeing facts and
+    lexical >= `near_copy_threshold` (a typo'd, reordered copy); cosine >= `paraphrase_threshold`
+    sharing `min_shared_facts` facts of which one identifies (identifier, email, URL). Agreeing
+    facts alone never merge.
     """
     if not config.verify:
         ok = cos is not None and cos >= config.threshold
@@ -131,6 +133,8 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
     if cos is not None and fc.status == "agree":
         if cos >= config.threshold:
             return PairCheck(True, cos, lex, facts, fc.shared, "cosine")
+        if cos >= config.paraphrase_threshold and lex >= config.near_copy_threshold:
+            return PairCheck(True, cos, lex, facts, fc.shared, "near_copy")
         if cos >= config.paraphrase_threshold and fc.strong and \
                 fc.shared >= config.min_shared_facts:
             return PairCheck(True, cos, lex, facts, fc.shared, "paraphrase")
