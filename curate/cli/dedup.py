@@ -81,7 +81,7 @@ def dedup_cmd(
         typer.echo(f"interrupted: nothing stored for this run; the embedding cache in "
                    f"{ws.path / 'embeddings'} keeps every finished chunk, a rerun resumes "
                    f"from it", err=True)
-        raise   # curate.cli.main exits 130
+        raise SystemExit(130) from None   # (click would turn Ctrl-C into Abort: exit 1)
     for name, st in result.stages.items():
         if not st.get("on"):
             echo(f"  {name}: off")

@@ -492,3 +492,23 @@ def test_cascade_stages_switch_and_their_counts_add_up(fresh_ws, encoder):
     nothing = run_dedup(fresh_ws, DedupConfig(exact=False, fuzzy=False, semantic=False),
                         commit=False)
     assert nothing.candidates == 0 and nothing.excluded == 0
+
+
+def test_cli_shows_stages_and_evidence_and_ctrl_c_keeps_caches(fresh_ws, encoder, capsys,
+                                                               monkeypatch):
+    from curate.cli import main
+
+    add(fresh_ws, [AUGUSTA, AUGUSTA.replace("driver", "drivr"), ATLANTA])
+    assert main(["dedup", "--workspace", str(fresh_ws.path), "--no-semantic", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "semantic: off" in out and "fuzzy: " in out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["stages"]["fuzzy"]["merged_pairs"] == 1 and summary["semantic"] == 1
+    assert main(["dedup", "clusters", "--workspace", str(fresh_ws.path)]) == 0
+    assert "evidence: lexical (facts agree: amount 31000" in capsys.readouterr().out
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("curate.cli.dedup.run_dedup", interrupted)
+    assert main(["dedup", "--workspace", str(fresh_ws.path)]) == 130
+    assert "embedding cache" in capsys.readouterr().err
