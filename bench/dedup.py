@@ -161,6 +161,9 @@ def run_one(kind: str, n: int, model: str, raw: bool, curve: bool,
         truth, hard, folded = _truth(ws, truth_path)
         with ws.connect() as conn:
             texts = [r["text"] for r in dedup_inputs(conn) if r["text"].strip()]
+        from pipelines.embed.static import resolve_alias
+
+        model = resolve_alias(ws.path, model)    # auto / static -> the workspace's folder
         st = load_model(model)
         out: dict = {"data": kind, "records": len(texts), "ingest_s": round(ingest_s, 2),
                      "device": str(st.device), "folded_at_ingest": folded}
