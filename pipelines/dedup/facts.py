@@ -282,15 +282,17 @@ def jaccard(a: frozenset, b: frozenset) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def divergence(text_a: str, text_b: str, *, min_shared: float = 0.5,
+def divergence(text_a: str, text_b: str, *, min_shared: float = 0.5, max_tail: float = 0.25,
                min_chars: int = 24, max_similar: float = 0.5) -> str:
     """Why two texts that share most of their text are still different, or "".
 
-    Strips the longest common prefix and suffix (of the loose texts). When what they share is at
-    least `min_shared` of the shorter text, and what is left differs in both by `min_chars` or
-    more with little in common (character 3-gram Jaccard below `max_similar`), the two end (or
-    start, or turn in the middle) differently: one long schema with two different questions.
-    Typos leave short or similar remainders; a reordered paraphrase shares little prefix.
+    Strips the longest common prefix and suffix (of the loose texts). When the shared *prefix* is
+    at least `min_shared` of the shorter text, the shared suffix at most `max_tail` of it, and
+    what is left differs in both by `min_chars` or more with little in common (character 3-gram
+    Jaccard below `max_similar`), the two end differently after one long shared start: one
+    schema with two different questions. Typos
+    leave short or similar remainders; a reworded opening before a shared tail (a paraphrase of
+    the same claim, measured on the sample data) is not vetoed.
     """
     a, b = loose_key(text_a), loose_key(text_b)
     n = min(len(a), len(b))
@@ -303,7 +305,7 @@ def divergence(text_a: str, text_b: str, *, min_shared: float = 0.5,
     while s < n - p and a[len(a) - 1 - s] == b[len(b) - 1 - s]:
         s += 1
     rest_a, rest_b = a[p:len(a) - s], b[p:len(b) - s]
-    if p + s < min_shared * n or min(len(rest_a), len(rest_b)) < min_chars:
+    if p < min_shared * n or s > max_tail * n or min(len(rest_a), len(rest_b)) < min_chars:
         return ""
     if jaccard(shingles(rest_a, 3), shingles(rest_b, 3)) >= max_similar:
         return ""
