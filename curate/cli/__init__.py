@@ -14,6 +14,7 @@ from pipelines.errors import StudioError
 # Each import registers that step's commands on `app`.
 from curate.cli import core  # noqa: E402,F401
 from curate.cli import dedup  # noqa: E402,F401
+from curate.cli import filters  # noqa: E402,F401
 from curate.cli import label  # noqa: E402,F401
 from curate.cli import studio  # noqa: E402,F401
 from curate.cli import export  # noqa: E402,F401
