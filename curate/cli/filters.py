@@ -110,3 +110,34 @@ def reset_cmd(record_id: str = typer.Argument(..., help="Record id."),
     Example: curate filter reset r0123456789abcdef --workspace ws
     """
     _override(record_id, workspace, None, as_json)
+
+
+@app.command("pii")
+def pii_cmd(
+    workspace: str = WorkspaceOpt,
+    types: Optional[str] = typer.Option(
+        None, "--types", help="Comma-separated PII types (default: all): EMAIL, PHONE, "
+                              "CREDIT_CARD, IBAN, SSN, IP_ADDRESS, URL_CREDENTIALS, PERSON."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence",
+                                                   help="Keep detections at least this sure."),
+    preview: bool = typer.Option(False, "--preview", help="Detect and count; store nothing."),
+    as_json: bool = JsonOpt,
+):
+    """Detect PII in every record and store the spans (type, offsets, confidence).
+
+    Export redacts PII whether or not this ran (see `curate export --pii`).
+
+    Example: curate pii --workspace ws --preview --json
+    """
+    from pipelines.pii import PiiConfig, run_pii
+
+    ws = open_workspace(workspace)
+    config = PiiConfig.from_section(load_config(ws.config_path).section("pii"), types=types,
+                                    min_confidence=min_confidence)
+    result = run_pii(ws, config, commit=not preview, progress=True)
+    for kind, n in sorted(result.spans.items()):
+        echo(f"  {n:>6}  {kind:<16} e.g. {', '.join(result.examples.get(kind, [])[:3])}")
+    echo(f"{result.with_pii} of {result.records} records contain PII; " +
+         ("preview only, nothing stored" if preview else f"run {result.run_id}") +
+         f" in {result.seconds:.1f}s")
+    emit(result.to_dict(), as_json)

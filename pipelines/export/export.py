@@ -22,6 +22,7 @@ from pipelines.hashing import sha256_file
 from pipelines.export.config import ExportConfig
 from pipelines.export.render import render_row
 from pipelines.export.select import Selection, resolve_format, select_rows
+from pipelines.pii import Redactor, metadata_names
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
 
@@ -29,7 +30,7 @@ __all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset",
            "export_path", "load_manifest", "read_split", "diff_exports", "parse_version"]
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
-LINEAGE_STEPS = ("ingest", "dedup", "filter", "label", "review")
+LINEAGE_STEPS = ("ingest", "dedup", "filter", "quality_filter", "pii", "label", "review")
 
 
 @dataclass
@@ -43,11 +44,13 @@ class ExportResult:
     skipped: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
     unchanged: bool = False   # the latest version already held exactly this; none was written
+    pii: dict[str, Any] = field(default_factory=dict)   # mode, redacted/remaining counts per type
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
-                "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged}
+                "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged,
+                "pii": self.pii}
 
 
 def _tool_version() -> str:
@@ -141,14 +144,22 @@ def _next_version(exports: Path) -> str:
     return f"v{(max(nums) + 1 if nums else 1):04d}"
 
 
-def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig) -> list[dict[str, Any]]:
-    """Write train/eval JSONL; return the manifest's per-record entries."""
+def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
+                 redactor: Redactor) -> list[dict[str, Any]]:
+    """Write train/eval JSONL, each row redacted by `redactor` (which counts what it replaced
+    and what it found left); return the manifest's per-record entries."""
     entries: list[dict[str, Any]] = []
     handles = {s: open(tmp / f"{s}.jsonl", "w", encoding="utf-8") for s in ("train", "eval")}
     lines = {"train": 0, "eval": 0}
     try:
         for row in sel.rows:
-            line = _dump_line(render_row(row, fmt, cfg.system_prompt))
+            rendered = render_row(row, fmt, cfg.system_prompt)
+            names = metadata_names(row.record.record.meta)
+            rendered = redactor.redact_obj(rendered, names)
+            if redactor.mode != "none":
+                for s in redactor.leftover(rendered, names):
+                    redactor.remaining[s.type] = redactor.remaining.get(s.type, 0) + 1
+            line = _dump_line(rendered)
             handles[row.split].write(line + "\n")
             lines[row.split] += 1
             entries.append({"id": row.id, "split": row.split, "line": lines[row.split],
@@ -194,8 +205,12 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
 
     Args:
         cfg: a full config; when None, curation.yaml's `export:` section plus `overrides`.
+    PII in the rendered rows is redacted by `cfg.pii`; an export where detected PII would remain
+    (mode `none`, or a detection the redaction missed) is refused unless `cfg.allow_pii`.
+
     Raises:
-        ExportError: when the train split would be empty or a record cannot be rendered.
+        ExportError: when the train split would be empty, a record cannot be rendered, or PII
+            would remain without `allow_pii`.
     """
     cfg, scheme, fmt, sel = _resolve_and_select(ws, cfg, overrides)
     counts = _label_counts(sel)
@@ -213,7 +228,17 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        entries = _write_files(tmp, sel, fmt, cfg)
+        redactor = Redactor(cfg.pii)
+        entries = _write_files(tmp, sel, fmt, cfg, redactor)
+        if redactor.remaining and not cfg.allow_pii:
+            left = ", ".join(f"{k} {v}" for k, v in sorted(redactor.remaining.items()))
+            raise ExportError(f"export refused: detected PII would remain in it ({left}; pii mode "
+                              f"{cfg.pii!r}); redact it (--pii placeholder|surrogate) or allow "
+                              f"it explicitly (--allow-pii)")
+        pii_summary = {"mode": cfg.pii, "allow_pii": cfg.allow_pii,
+                       "redacted": dict(sorted(redactor.redacted.items())),
+                       "remaining": dict(sorted(redactor.remaining.items())),
+                       "contains_pii": bool(redactor.remaining)}
         files = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
                  for name in ("train.jsonl", "eval.jsonl")}
         same = None if force else _same_as_latest(exports, files, scheme.name, fmt, cfg)
@@ -221,7 +246,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             shutil.rmtree(tmp)
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
                                 train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                                unchanged=True)
+                                unchanged=True, pii=pii_summary)
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)
@@ -235,6 +260,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
                        "skipped": sel.skipped},
             "files": files,
+            "pii": pii_summary,
             "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],
                                "params": r["params"]} for step, r in lineage.items()},
             "sources": sources,
@@ -253,7 +279,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
                            scheme=scheme.name)
         finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
-                        train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts)
+                        train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
+                        pii=pii_summary)
 
 
 def load_manifest(ws: Workspace, version: str | int) -> dict[str, Any]:
