@@ -35,6 +35,9 @@ class LabelConfig:
         "help": "wrong examples kept per LF in the analysis"})
     fault_examples: int = field(default=5, metadata={
         "help": "record ids kept per faulting LF"})
+    vetoes: dict[str, str] | None = field(default=None, metadata={
+        "help": "quality-filter rules that force a label whatever the LFs say, e.g. "
+                "{'refusal': 'REJECT'} (needs `curate filter` signals)"})
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -49,6 +52,13 @@ class LabelConfig:
                 raise ConfigError(f"label.{name} must be a positive integer, got {value!r}")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ConfigError(f"label.lr must be a positive number, got {self.lr!r}")
+        if self.vetoes is not None:
+            if not isinstance(self.vetoes, dict):
+                raise ConfigError(f"label.vetoes must map a rule to a class, got {self.vetoes!r}")
+            from pipelines.filters.rules import parse_rule
+
+            for rule in self.vetoes:
+                parse_rule(rule)
         if self.dask_address is not None and self.engine != "dask":
             raise ConfigError(f"label.dask_address {self.dask_address!r} needs engine 'dask', "
                               f"got engine {self.engine!r}")
