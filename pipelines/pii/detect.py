@@ -39,14 +39,22 @@ _SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?
 _PHONE_NANP = re.compile(
     r"(?<![\w+-])(?:\+?1[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])")
 _PHONE_INTL = re.compile(r"(?<![\w+])\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]\d{2,4}){2,4}(?![\w-])")
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _VERSION_BEFORE = re.compile(r"(?:version|release|build|v|ver\.?)\s*$", re.IGNORECASE)
-_CAP_WORD = re.compile(r"\b[A-Z](?:'[A-Z])?[a-z\u00e0-\u00ff]+(?:-[A-Z][a-z\u00e0-\u00ff]+)?\b")
+_UP, _LO = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0100-\u017f", "a-z\u00df-\u00f6\u00f8-\u00ff\u0100-\u017f"
+_CAP_WORD = re.compile(rf"(?<![\w'-])[{_UP}](?:'[{_UP}])?[{_LO}]+(?:-[{_UP}][{_LO}]+)?(?![\w'-])")
 _BETWEEN = re.compile(r"\s+(?:[A-Z]\.\s+)?")   # first [M.] last
 # A capitalised pair followed by these is a place, not a person ("Jackson Street").
 _PLACE_AFTER = re.compile(r"\s+(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Lane|Ln|Dr|Drive|Park|County|"
                           r"City|Hospital|Center|Centre|University|College|School|Bank|Inc|LLC|Ltd)\b")
+_PLACE_BEFORE = re.compile(r"\b(?:in|at|near|of|on|to|via)\s+$")
+# Capitalised words that start many phrases and are never a given name here.
+_NOT_FIRST = frozenset("""The This That These Those A An And But Or If When While Per Please Dear
+Claim Claims Policy Customer Service Reference Order Ticket Note Notes Total Amount Insured Fire
+Water Auto Theft Medical Property Contractor Adjuster Claimant Agent Mr Mrs Ms Dr North South East
+West New Old Saint St Mount Lake Fort Port San Santa Los Las Bank Street Avenue Road Estimate
+Repair Damage Loss Called Received Reported Spoke Spoke Contacted Call Email Phone Report""".split())
 _IBAN_LENGTHS = {
     "AD": 24, "AT": 20, "BE": 16, "BG": 22, "CH": 21, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
     "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28, "IE": 22,
@@ -54,8 +62,10 @@ _IBAN_LENGTHS = {
     "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TR": 26,
     "AE": 23, "SA": 24, "IL": 23, "BR": 29, "QA": 29, "UA": 29,
 }
-_LOCALES = ("en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_ES", "es_MX", "it_IT", "pt_BR",
-            "nl_NL", "pl_PL", "sv_SE", "hi_IN")
+_LOCALES = ("en_US", "en_GB", "en_IE", "en_IN", "en_NZ", "en_PH", "de_DE", "de_AT", "fr_FR",
+            "es_ES", "es_MX", "it_IT", "pt_BR", "pt_PT", "nl_NL", "pl_PL", "cs_CZ", "sv_SE", "da_DK",
+            "no_NO", "fi_FI", "tr_TR", "hi_IN", "ga_IE", "yo_NG", "zu_ZA", "vi_VN", "ja_JP", "zh_CN",
+            "zh_TW", "ko_KR")
 _NAME_META_KEYS = re.compile(r"name|claimant|customer|author|user|patient|adjuster|contact|"
                              r"person|agent|employee|owner", re.IGNORECASE)
 
@@ -104,13 +114,23 @@ def _gazetteer() -> tuple[frozenset[str], frozenset[str]]:
             prov = importlib.import_module(f"faker.providers.person.{loc}").Provider
         except ImportError:
             continue
-        for attr in ("first_names", "first_names_male", "first_names_female"):
+        for attr in ("first_names", "first_names_male", "first_names_female",
+                     "first_romanized_names"):
             first.update(getattr(prov, attr, ()) or ())
-        last.update(getattr(prov, "last_names", ()) or ())
+        for attr in ("last_names", "last_romanized_names"):
+            last.update(getattr(prov, attr, ()) or ())
     first = {n for n in first if n[:1].isupper() and len(n) > 1}
     last = {n for n in last if n[:1].isupper() and len(n) > 1}
     return (frozenset(first | {_fold(n) for n in first}),
             frozenset(last | {_fold(n) for n in last}))
+
+
+@lru_cache(maxsize=1)
+def _common_words() -> frozenset[str]:
+    """About a thousand common English words (Faker's en_US lorem list)."""
+    from faker.providers.lorem.en_US import Provider
+
+    return frozenset(w.lower() for w in Provider.word_list)
 
 
 def metadata_names(meta: Mapping[str, Any] | None) -> list[str]:
@@ -158,20 +178,43 @@ def _patterns(text: str) -> Iterable[Span]:
             yield Span(m.start(), m.end(), "IP_ADDRESS", 0.9, g)
 
 
+def _sentence_start(text: str, pos: int) -> bool:
+    before = text[:pos].rstrip()
+    return not before or before[-1] in ".!?:;\n\"'(“"
+
+
 def _names(text: str, extra: Iterable[str]) -> Iterable[Span]:
     first, last = _gazetteer()
     for name in extra:
         for m in re.finditer(r"(?<!\w)" + re.escape(name) + r"(?!\w)", text):
             yield Span(m.start(), m.end(), "PERSON", 0.95, m.group())
     words = list(_CAP_WORD.finditer(text))
-    for a, b in zip(words, words[1:]):
+    known = lambda w, names: w in names or _fold(w) in names  # noqa: E731
+    for i, (a, b) in enumerate(zip(words, words[1:])):
         # every adjacent capitalised pair, so "Call Jennifer Campbell" still finds the name
-        if not _BETWEEN.fullmatch(text, a.end(), b.start()):
+        if not _BETWEEN.fullmatch(text, a.end(), b.start()) or _PLACE_AFTER.match(text, b.end()) \
+                or _PLACE_AFTER.fullmatch(" " + b.group()):
             continue
         f, l = a.group(), b.group()
-        if (f in first or _fold(f) in first) and (l in last or _fold(l) in last) \
-                and not _PLACE_AFTER.match(text, b.end()):
-            yield Span(a.start(), b.end(), "PERSON", 0.85, text[a.start():b.end()])
+        kf, kl = known(f, first), known(l, last)
+        if kf and kl:
+            conf = 0.85
+        elif f.lower() in _common_words() or l.lower() in _common_words():
+            continue        # one side unknown and the other a plain word: "Insurance Company"
+        elif kl and (f not in _NOT_FIRST and not known(f, last) and not _sentence_start(text, a.start())
+                     and not _PLACE_BEFORE.search(text, max(0, a.start() - 8), a.start())):
+            conf = 0.7      # a known surname after an unknown given name ("from Ngozi Okafor")
+        elif kf and l not in _NOT_FIRST and f not in _NOT_FIRST and not known(l, first) \
+                and not _PLACE_BEFORE.search(text, max(0, a.start() - 8), a.start()):
+            conf = 0.7      # a known given name before an unknown surname ("Karen Okafor")
+        else:
+            continue
+        start = a.start()
+        prev = words[i - 1] if i else None    # a two-word given name: "Juan Pablo Reyes"
+        if prev is not None and known(prev.group(), first) \
+                and _BETWEEN.fullmatch(text, prev.end(), a.start()):
+            start = prev.start()
+        yield Span(start, b.end(), "PERSON", conf, text[start:b.end()])
 
 
 _PRIORITY = {t: i for i, t in enumerate(

@@ -28,6 +28,9 @@ def types(text: str, **kw) -> list[tuple[str, str]]:
                                                     ("IP_ADDRESS", "2001:db8::8a2e:370:7334")]),
     ("see https://admin:hunter2@db.internal/x.", [("URL_CREDENTIALS", "https://admin:hunter2@db.internal/x")]),
     ("Ask Jennifer Campbell about it", [("PERSON", "Jennifer Campbell")]),
+    ("signed by Juan Pablo Reyes today", [("PERSON", "Juan Pablo Reyes")]),
+    ("a call from Karen Okafor-Smythe", [("PERSON", "Karen Okafor-Smythe")]),   # unknown surname
+    ("IP 10.0.0.1.", [("IP_ADDRESS", "10.0.0.1")]),                          # sentence end
 ])
 def test_each_type_is_found(text, expected):
     assert types(text) == expected
