@@ -5,7 +5,8 @@ from pipelines.filters.config import (
     DEFAULT_BOILERPLATE_PHRASES, DEFAULT_REFUSAL_PHRASES, DEFAULT_RULES, FILTERS, FilterConfig,
 )
 from pipelines.filters.filters import (
-    FilterResult, run_quality_filters, set_filter_override, signals_for,
+    FilterResult, preview_rules, run_quality_filters, set_filter_override, signals_for,
+    stored_signals,
 )
 from pipelines.filters.rules import Rule, fired_rules, parse_rule
 from pipelines.filters.signals import SIGNAL_TYPES, compute_signals, language, repetition
@@ -13,6 +14,6 @@ from pipelines.filters.signals import SIGNAL_TYPES, compute_signals, language, r
 __all__ = [
     "FilterConfig", "FILTERS", "DEFAULT_RULES", "DEFAULT_REFUSAL_PHRASES",
     "DEFAULT_BOILERPLATE_PHRASES", "FilterResult", "run_quality_filters", "set_filter_override",
-    "signals_for", "Rule", "parse_rule", "fired_rules", "SIGNAL_TYPES", "compute_signals",
+    "signals_for", "preview_rules", "stored_signals", "Rule", "parse_rule", "fired_rules", "SIGNAL_TYPES", "compute_signals",
     "language", "repetition",
 ]

@@ -18,10 +18,11 @@ from pipelines.filters.signals import compute_signals
 from pipelines.store import Workspace, finish_run, iter_records, start_run
 from pipelines.store.dedup import record_exists
 from pipelines.store.filters import (
-    SignalRow, read_quality_overrides, replace_signals, set_quality_override,
+    SignalRow, read_quality_overrides, read_signals, replace_signals, set_quality_override,
 )
 
-__all__ = ["FilterResult", "run_quality_filters", "set_filter_override", "signals_for"]
+__all__ = ["FilterResult", "run_quality_filters", "set_filter_override", "signals_for",
+           "preview_rules", "stored_signals"]
 
 
 @dataclass
@@ -100,3 +101,30 @@ def set_filter_override(ws: Workspace, record_id: str, decision: str | None) -> 
         if not record_exists(conn, record_id):
             raise InputError(f"no record with id {record_id!r} in {ws.path}")
         return set_quality_override(conn, record_id, decision)
+
+
+def stored_signals(ws: Workspace) -> dict[str, dict[str, Any]]:
+    """Every record's stored signals, fired rules, exclusion and override (the last filter run)."""
+    with ws.connect() as conn:
+        rows = read_signals(conn)
+        overrides = read_quality_overrides(conn)
+    for rid, row in rows.items():
+        row["override"] = overrides.get(rid)
+    return rows
+
+
+def preview_rules(ws: Workspace, rules: list[str]) -> dict[str, Any]:
+    """What `rules` would exclude over the *stored* signals, without recomputing or storing:
+    per rule the records it holds for, and the total a person's overrides leave excluded (the
+    studio's live count)."""
+    parsed = [parse_rule(r) for r in rules]
+    rows = stored_signals(ws)
+    hits: dict[str, list[str]] = {r.text: [] for r in parsed}
+    excluded = 0
+    for rid, row in rows.items():
+        fired = fired_rules(parsed, row["signals"])
+        for text in fired:
+            hits[text].append(rid)
+        if row["override"] == "drop" or (fired and row["override"] != "keep"):
+            excluded += 1
+    return {"records": len(rows), "excluded": excluded, "hits": hits}
