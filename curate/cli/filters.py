@@ -14,6 +14,10 @@ from pipelines.filters import FilterConfig, run_quality_filters, set_filter_over
 
 filter_app = typer.Typer(
     help="Quality filters: compute signals per record, exclude (reversibly) what a rule matches.\n\n"
+         "Signals: length_chars, length_words, length_tokens, turns, response_words, "
+         "dup_line_frac, top2_frac, top3_frac, top4_frac, refusal, boilerplate, markup, mojibake, "
+         "lang, lang_score, lang_mixed, empty_turn, assistant_first, ends_on_user "
+         "(docs/filters.md).\n\n"
          "Example: curate filter --workspace ws --rule 'length_words < 3' --rule refusal --preview",
     no_args_is_help=False, rich_markup_mode=None)
 app.add_typer(filter_app, name="filter")
