@@ -178,3 +178,15 @@ def test_signals_for_a_stored_chat_record_match_ingest_conditions():
     row = signals_for([rec], FilterConfig(rules=["assistant_first", "empty_turn"]), ".")[0]
     assert row.fired == ["assistant_first", "empty_turn"]
     json.dumps(row.signals)    # stored as JSON
+
+
+def test_every_filter_computes_exactly_its_declared_signals():
+    from pipelines.filters import FILTERS, SIGNAL_TYPES
+
+    assert set(SIGNAL_TYPES) == {s for sigs in FILTERS.values() for s in sigs}
+    rec = Record(id="c", kind="chat", text="", turns=(Turn("user", "Hello there, how are you?"),))
+    for name, sigs in FILTERS.items():
+        cfg = FilterConfig(rules=[], disabled=[f for f in FILTERS if f != name])
+        values = compute_signals(rec, enabled=cfg.enabled_signals(), refusal=[], boilerplate=[]).values
+        assert set(values) == set(sigs), name
+        assert all(isinstance(values[k], SIGNAL_TYPES[k]) for k in sigs), name
