@@ -452,6 +452,58 @@ def set_override(record_id: str, decision: str | None) -> dict[str, Any]:
         refresh()
 
 
+# -- quality filters ---------------------------------------------------------------------------
+def filter_defaults() -> "Any":
+    """The `filter:` section of curation.yaml as a `FilterConfig` (raises ConfigError)."""
+    from pipelines.filters import FilterConfig
+
+    return FilterConfig.from_section(config().section("filter"))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _filter_signals(path: str, version: tuple) -> dict[str, dict[str, Any]]:
+    from pipelines.filters import stored_signals
+
+    return stored_signals(Workspace(Path(path)))
+
+
+def filter_signals() -> dict[str, dict[str, Any]]:
+    ws = workspace()
+    return _filter_signals(str(ws.path), data_version(ws))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _filter_preview(path: str, version: tuple, rules: tuple[str, ...]) -> dict[str, Any]:
+    from pipelines.filters import preview_rules
+
+    return preview_rules(Workspace(Path(path)), list(rules))
+
+
+def filter_preview(rules: list[str]) -> dict[str, Any]:
+    """Live count of what `rules` would exclude over the stored signals (raises ConfigError)."""
+    ws = workspace()
+    return _filter_preview(str(ws.path), data_version(ws), tuple(rules))
+
+
+def filter_commit(rules: list[str]) -> dict[str, Any]:
+    from pipelines.filters import FilterConfig, run_quality_filters
+
+    cfg = FilterConfig.from_section(config().section("filter"), rules=rules)
+    try:
+        return run_quality_filters(workspace(), cfg).to_dict()
+    finally:
+        refresh()
+
+
+def set_filter_override(record_id: str, decision: str | None) -> dict[str, Any]:
+    from pipelines.filters import set_filter_override as _set
+
+    try:
+        return _set(workspace(), record_id, decision)
+    finally:
+        refresh()
+
+
 # -- labeling ----------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def _label_report(path: str, version: tuple, scheme: str) -> dict[str, Any] | None:

@@ -175,7 +175,8 @@ def records_cmd(
     search: Optional[str] = typer.Option(None, help="Only records whose text contains this."),
     as_json: bool = JsonOpt,
 ):
-    """List records with their source and, as later steps add them, dedup/label/review columns.
+    """List records with their source and, as later steps add them, dedup/label/review columns
+    and the quality rules that fired on each (`filters`).
 
     Example: curate records --workspace ws --format jsonl --limit 5
     """
@@ -190,7 +191,9 @@ def records_cmd(
     with ws.connect() as conn:
         rows = list_records(conn, scheme=scheme, limit=limit, search=search)
     cols = ["id", "source", "text", "cluster_id", "excluded", "label", "confidence",
-            "review_status"]
+            "review_status", "filters"]
+    for r in rows:   # the quality rules that fired (`curate filter`), shown with the record
+        r["filters"] = "; ".join(r["filter_fired"])
     if fmt == "jsonl":
         for r in rows:
             out = {k: r[k] for k in cols}
@@ -213,6 +216,8 @@ def records_cmd(
             text = _shown(" ".join(r["text"].split()))
             text = text[:_PREVIEW] + ("..." if len(text) > _PREVIEW else "")
             src = _shown(src)
+            if r["filters"]:
+                text = f"[{r['filters']}] {text}"
             conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
             echo(f"{r['id']:<18} {src:<28} {(r['cluster_id'] or ''):<18} "
                  f"{'yes' if r['excluded'] else '':<4} "

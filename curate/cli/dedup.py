@@ -1,4 +1,4 @@
-"""`curate dedup` (+ `clusters`, `keep`, `drop`, `reset`), `curate search`, `curate filter`."""
+"""`curate dedup` (+ `clusters`, `keep`, `drop`, `reset`), `curate search`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.config import load_config
 from pipelines.dedup import (
-    DedupConfig, clear_filter, list_clusters, run_dedup, run_filter, search, set_override,
+    DedupConfig, list_clusters, run_dedup, search, set_override,
 )
 
 dedup_app = typer.Typer(
@@ -196,37 +196,3 @@ def search_cmd(
     emit({"query": query, "hits": [{"record_id": h.record_id, "score": h.score,
                                     "excluded": h.excluded, "cluster_id": h.cluster_id}
                                    for h in hits]}, as_json)
-
-
-@app.command("filter")
-def filter_cmd(
-    workspace: str = WorkspaceOpt,
-    like: Optional[str] = typer.Option(
-        None, "--like", help="On-topic exemplars: a file (one record id or text per line, or "
-                             "JSONL with id/text) or comma-separated record ids."),
-    min_sim: float = typer.Option(0.5, "--min-sim",
-                                  help="Exclude records whose best cosine to an exemplar is lower."),
-    model: str = typer.Option("default", help="Embedding model."),
-    clear: bool = typer.Option(False, "--clear", help="Remove every filter flag instead."),
-    preview: bool = typer.Option(False, "--preview", help="Count only; store nothing."),
-    as_json: bool = JsonOpt,
-):
-    """Exclude records far from a set of on-topic exemplars (reversible: --clear, or keep ID).
-
-    Example: curate filter --workspace ws --like exemplars.txt --min-sim 0.5
-    """
-    ws = open_workspace(workspace)
-    if clear:
-        n = clear_filter(ws)
-        echo(f"cleared {n} filter flags")
-        emit({"cleared": n}, as_json)
-        return
-    if not like:
-        from pipelines.errors import ConfigError
-
-        raise ConfigError("curate filter needs --like FILE_OR_IDS (or --clear)")
-    result = run_filter(ws, like, min_sim, model=model, commit=not preview, progress=True)
-    echo(f"{result.flagged} of {result.records} records below {result.min_sim} similarity to "
-         f"{result.exemplars} exemplars" + (" (preview, nothing stored)" if preview else
-                                            f" flagged (run {result.run_id})"))
-    emit(result.to_dict(), as_json)

@@ -25,6 +25,8 @@ from pipelines.weak_supervision.analysis import LFReport, analyze_matrix
 from pipelines.weak_supervision.apply import LFFault, LFTimeLimit, apply_lfs, lf_time_limit
 from pipelines.weak_supervision.config import LabelConfig
 from pipelines.weak_supervision.discovery import LFSet, load_lfs
+from pipelines.weak_supervision.veto import apply_vetoes, collect_vetoes
+from pipelines.store.filters import read_signals
 
 __all__ = ["LabelingResult", "run_labeling", "analyze", "load_matrix"]
 
@@ -151,6 +153,18 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         agg = aggregate(L, len(classes), gold, model=config.model, epochs=config.epochs,
                         lr=config.lr, seed=config.seed)
         notes += agg.notes
+        # Hard rules win over the aggregate (pipelines/weak_supervision/veto.py).
+        vetoes = collect_vetoes(lfset.lfs, lfset.names, classes, config.vetoes)
+        veto_stats: dict[str, dict[str, int]] = {}
+        if vetoes:
+            signals = None
+            if config.vetoes:
+                with ws.connect() as conn:
+                    stored = read_signals(conn)
+                signals = [stored.get(i, {}).get("signals") for i in ids]
+            out = apply_vetoes(agg.labels, agg.confidence, L, vetoes, signals)
+            agg.labels, agg.confidence, veto_stats = out.labels, out.confidence, out.stats
+            notes += out.notes()
         report = analyze_matrix(L, lfset.names, classes, record_ids=ids, gold=gold,
                                 faults=faults, origins=lfset.origins,
                                 wrong_examples=config.wrong_examples, scheme=sc.name)
@@ -182,6 +196,7 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         )
         metrics = {k: v for k, v in result.to_dict().items() if k not in ("lf_summary",)}
         metrics["models"] = {k: v.to_dict() for k, v in agg.scores.items()}
+        metrics["vetoes"] = veto_stats
         with ws.transaction() as conn:
             replace_labels(conn, sc.name, label_rows, run_id)
             record_lf_run(conn, run_id, sc.name, str(path.relative_to(ws.path)), len(rows),

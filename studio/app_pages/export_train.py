@@ -30,10 +30,22 @@ with st.container(border=True):
     classes = cfg.schemes[scheme].classes
     accept = st.multiselect("Export records whose final label is", classes, key="exp_accept",
                             placeholder="default: ACCEPT if the scheme has it, else every class")
+    p1, p2 = st.columns([3, 1])
+    pii_modes = ["placeholder", "surrogate", "none"]
+    pii_mode = p1.segmented_control(
+        "PII in the exported rows", pii_modes, key="exp_pii",
+        default=section.get("pii", "placeholder") if section.get("pii") in pii_modes
+        else "placeholder",
+        help="placeholder: <PERSON>, <EMAIL>...; surrogate: consistent fake values (the same "
+             "person gets the same fake name everywhere); none: left as it is, refused unless "
+             "allowed") or "placeholder"
+    allow_pii = p2.checkbox("Allow PII", value=bool(section.get("allow_pii", False)),
+                            key="exp_allow_pii",
+                            help="Write the export even with detected PII left in it.")
 
 options = {"scheme": scheme, "format": None if fmt == "auto" else fmt,
            "min_confidence": min_conf, "eval_fraction": eval_fraction,
-           "accept_labels": accept or None}
+           "accept_labels": accept or None, "pii": pii_mode, "allow_pii": allow_pii}
 preview = None
 with _data.show_errors():
     preview = _data.export_preview(**options)
@@ -107,6 +119,11 @@ if do_export or do_both:
         else:
             st.success(f"Exported **{result['version']}**: {result['train']:,} train, "
                        f"{result['eval']:,} eval ({result['format']}).")
+        pii = result.get("pii") or {}
+        if pii:
+            st.caption(f"PII ({pii['mode']}): redacted " + (", ".join(
+                f"{k} {v:,}" for k, v in pii["redacted"].items()) or "nothing")
+                + (f"; left in: {pii['remaining']}" if pii["remaining"] else ""))
         if do_both:
             started = _data.start_training(result["version"], train_values)
             st.session_state["train_run"] = started["run_id"]

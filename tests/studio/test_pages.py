@@ -2,7 +2,7 @@
 
 import pytest
 
-PAGES = ["overview", "data", "dedup", "label", "review", "export_train"]
+PAGES = ["overview", "data", "dedup", "filters", "label", "review", "export_train"]
 
 
 @pytest.mark.parametrize("name", PAGES)
