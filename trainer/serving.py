@@ -237,6 +237,11 @@ class AdapterPool:
         eos = {tok.eos_token_id} | set(eos_cfg if isinstance(eos_cfg, list)
                                        else [] if eos_cfg is None else [eos_cfg])
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        # transformers 5 names the KV cache `cache` (in and out); 4.x called it past_key_values
+        import inspect
+
+        key = ("cache" if "cache" in inspect.signature(model.get_base_model().forward).parameters
+               else "past_key_values")
         with self.lock:
             if name:
                 model.set_adapter(name)
@@ -247,8 +252,8 @@ class AdapterPool:
                 ids = self.prompt_ids(messages, name).to(self.device)
                 past, new, shown = None, [], ""
                 for _ in range(budget):
-                    out = model(input_ids=ids, past_key_values=past, use_cache=True)
-                    past = out.past_key_values
+                    out = model(input_ids=ids, use_cache=True, **{key: past})
+                    past = getattr(out, key)
                     logits = out.logits[0, -1]
                     if temperature and temperature > 0:
                         probs = torch.softmax(logits.float() / temperature, dim=-1)

@@ -39,3 +39,16 @@ def test_unfinished_run_is_not_registered_and_remove_deletes_the_adapter(micro_w
     assert "extract-sft-v0002" not in {e.name for e in list_models(ws)}
     with pytest.raises(ModelError, match="no model 'extract-sft-v0002'.*summary-sft-v0001"):
         get_model(ws, "extract-sft-v0002")
+
+
+def test_a_real_finished_run_is_registered(toy_ws, tiny_model):
+    from pipelines.export import export_dataset
+    from trainer import TrainConfig, train
+
+    version = export_dataset(toy_ws, scheme="quality", format="chat", eval_fraction=0.25).version
+    out = train(toy_ws, version, TrainConfig(head="sft", base_model=tiny_model, max_steps=2,
+                                             generations=0), progress=False, echo=lambda *_: None)
+    (entry,) = list_models(toy_ws)
+    assert (entry.name, entry.run_id, entry.base_model) == (f"quality-sft-{version}",
+                                                            out["run_id"], tiny_model)
+    assert entry.evaluation["tuned"]["eval_loss"] == out["eval"]["tuned"]["eval_loss"]
