@@ -25,6 +25,7 @@ nav = st.navigation({
     ],
     "Ship": [
         st.Page(PAGES / "export_train.py", title="Export & Train", icon=":material/model_training:"),
+        st.Page(PAGES / "models.py", title="Models", icon=":material/hub:"),
     ],
 })
 st.sidebar.caption(f"Workspace: `{workspace_path()}`")
