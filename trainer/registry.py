@@ -4,7 +4,7 @@
     entry = get_model(ws, "topic-classifier-v0002")
     remove_model(ws, entry.name)       # deletes the adapter folder and the row
 
-One row per model in the `models` table of `studio.db` (created here on first use, idempotent):
+One row per model in the `models` table of `studio.db` (SQL in `pipelines/store/models.py`):
 its name (what a client asks for, `<scheme>-<head>-<export>` by default), kind (`adapter` or
 `router`), head (`sft`, `classifier`, `router`), task (`<scheme>/<head>`), base model, export
 version, the run it came from, its folder, size on disk and evaluation (the run's eval.json).
@@ -23,28 +23,10 @@ import yaml
 
 from pipelines.errors import ModelError, StudioError
 from pipelines.store import utcnow
+from pipelines.store.models import MODEL_COLUMNS, delete_model, model_rows, put_model
 
 __all__ = ["ModelEntry", "list_models", "get_model", "remove_model", "register_router",
            "sync_registry", "folder_size"]
-
-_TABLE = """
-CREATE TABLE IF NOT EXISTS models (
-    name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    head TEXT NOT NULL,
-    scheme TEXT,
-    base_model TEXT,
-    export TEXT,
-    run_id TEXT,
-    path TEXT NOT NULL,
-    size_bytes INTEGER NOT NULL,
-    classes TEXT,
-    evaluation TEXT,
-    created_at TEXT NOT NULL
-)"""
-_COLUMNS = ("name", "kind", "head", "scheme", "base_model", "export", "run_id", "path",
-            "size_bytes", "classes", "evaluation", "created_at")
-
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -72,20 +54,20 @@ class ModelEntry:
         return {**asdict(self), "task": self.task}
 
     @classmethod
-    def _from_row(cls, row, root: Path) -> "ModelEntry":
-        raw = dict(zip(_COLUMNS, row))
+    def _from_row(cls, row: dict[str, Any], root: Path) -> "ModelEntry":
+        raw = dict(row)
         raw["path"] = str(root / raw["path"])   # stored relative: a copied workspace still works
         raw["classes"] = json.loads(raw["classes"]) if raw["classes"] else None
         raw["evaluation"] = json.loads(raw["evaluation"]) if raw["evaluation"] else None
         return cls(**raw)
 
-    def _to_row(self, root: Path) -> tuple:
+    def _to_row(self, root: Path) -> dict[str, Any]:
         d = asdict(self)
         path = Path(d["path"])
         d["path"] = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
         d["classes"] = json.dumps(d["classes"]) if d["classes"] is not None else None
         d["evaluation"] = json.dumps(d["evaluation"], default=str) if d["evaluation"] else None
-        return tuple(d[c] for c in _COLUMNS)
+        return {c: d[c] for c in MODEL_COLUMNS}
 
 
 def folder_size(path: str | Path) -> int:
@@ -100,15 +82,11 @@ def _root(ws) -> Path:
 
 
 def _rows(ws, conn) -> list[ModelEntry]:
-    conn.execute(_TABLE)
-    cur = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM models ORDER BY created_at, run_id, name")
-    return [ModelEntry._from_row(r, _root(ws)) for r in cur.fetchall()]
+    return [ModelEntry._from_row(r, _root(ws)) for r in model_rows(conn)]
 
 
 def _put(ws, conn, entry: ModelEntry) -> None:
-    conn.execute(_TABLE)
-    conn.execute(f"INSERT OR REPLACE INTO models ({', '.join(_COLUMNS)}) VALUES "
-                 f"({', '.join('?' * len(_COLUMNS))})", entry._to_row(_root(ws)))
+    put_model(conn, entry._to_row(_root(ws)))
 
 
 def _entry_for_run(ws, summary: dict[str, Any], taken: set[str]) -> ModelEntry | None:
@@ -151,7 +129,7 @@ def sync_registry(ws) -> list[ModelEntry]:
         entries = _rows(ws, conn)
         for e in entries:
             if not Path(e.path).exists():
-                conn.execute("DELETE FROM models WHERE name = ?", (e.name,))
+                delete_model(conn, e.name)
         entries = [e for e in entries if Path(e.path).exists()]
         known_runs = {e.run_id for e in entries if e.run_id}
         taken = {e.name for e in entries}
@@ -185,8 +163,7 @@ def remove_model(ws, name: str) -> ModelEntry:
     The run's other files (events, eval.json, checkpoints) stay."""
     entry = get_model(ws, name)
     with ws.transaction() as conn:
-        conn.execute(_TABLE)
-        conn.execute("DELETE FROM models WHERE name = ?", (entry.name,))
+        delete_model(conn, entry.name)
         path = Path(entry.path)
         if path.is_dir():
             shutil.rmtree(path)

@@ -250,6 +250,24 @@ CREATE TABLE pii_spans (
 CREATE INDEX pii_spans_type ON pii_spans(type);
 """
 
+# v7 (micro-models): the model registry, one row per trained adapter or router.
+_V7 = """
+CREATE TABLE IF NOT EXISTS models (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,                -- adapter | router
+    head        TEXT NOT NULL,                -- sft | classifier | probe | router ...
+    scheme      TEXT,
+    base_model  TEXT,
+    export      TEXT,
+    run_id      TEXT,
+    path        TEXT NOT NULL,                -- relative to the workspace when inside it
+    size_bytes  INTEGER NOT NULL,
+    classes     TEXT,                         -- JSON list: a classifier's labels, a router's routes
+    evaluation  TEXT,                         -- JSON: the run's eval.json or the router's report
+    created_at  TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
     Migration(2, "dedup: members with pair scores, filter flags", _V2),
@@ -257,6 +275,7 @@ MIGRATIONS: list[Migration] = [
     Migration(4, "review: projects, push journal, annotations", _V4),
     Migration(5, "runs: pid and host of the process that owns a run", _V5),
     Migration(6, "quality filters: signals, overrides; PII spans", _V6),
+    Migration(7, "models: the registry of adapters and routers", _V7),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
