@@ -17,6 +17,7 @@ __all__ = [
     "ReviewSyncError",
     "ExportError",
     "TrainError",
+    "SynthError",
 ]
 
 
@@ -76,3 +77,7 @@ class ExportError(StudioError):
 
 class TrainError(StudioError):
     """A training run cannot start, continue or be evaluated."""
+
+
+class SynthError(StudioError):
+    """Synthetic data cannot be made as asked (no source records, a generator that fails)."""
