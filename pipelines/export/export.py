@@ -20,8 +20,9 @@ from pipelines.config import load_config
 from pipelines.errors import ExportError
 from pipelines.hashing import sha256_file
 from pipelines.export.config import ExportConfig
+from pipelines.export.preference import render_pair, select_pairs
 from pipelines.export.render import render_row
-from pipelines.export.select import Selection, resolve_format, select_rows
+from pipelines.export.select import Selection, is_synthetic_row, resolve_format, select_rows
 from pipelines.export.turns import estimate_tokens, length_summary
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
@@ -100,7 +101,17 @@ def _select(ws: Workspace, cfg: ExportConfig, scheme,
         with ws.connect() as conn:
             cands = list(iter_export_candidates(conn, scheme.name))
     fmt = resolve_format(cfg, scheme, {c.record.kind for c in cands})
+    if fmt == "preference":
+        return fmt, select_pairs(cands, cfg, scheme)
     return fmt, select_rows(cands, cfg, scheme, fmt)
+
+
+def _synthetic_counts(sel: Selection) -> dict[str, int]:
+    """Synthetic rows per split (the manifest says how much of a version is generated)."""
+    out = {"train": 0, "eval": 0}
+    for r in sel.rows:
+        out[r.split] += is_synthetic_row(r)
+    return out
 
 
 def _label_counts(sel: Selection) -> dict[str, dict[str, int]]:
@@ -133,7 +144,8 @@ def preview_export(ws: Workspace, cfg: ExportConfig | None = None, *,
     counts = _label_counts(sel)
     return {"scheme": scheme.name, "format": fmt,
             "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),
-            "labels": counts, "skipped": sel.skipped, "conditions": sel.conditions}
+            "labels": counts, "skipped": sel.skipped, "conditions": sel.conditions,
+            "synthetic": _synthetic_counts(sel)}
 
 
 def _dump_line(obj: dict[str, Any]) -> str:
@@ -154,7 +166,8 @@ def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
     lines = {"train": 0, "eval": 0}
     try:
         for row in sel.rows:
-            rendered = render_row(row, fmt, cfg.system_prompt)
+            rendered = (render_pair(row, cfg.preference_style) if fmt == "preference"
+                        else render_row(row, fmt, cfg.system_prompt))
             if lengths is not None:
                 lengths.append(estimate_tokens(rendered))
             line = _dump_line(rendered)
@@ -245,7 +258,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             "format": fmt,
             "config": cfg.to_dict(),
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
-                       "skipped": sel.skipped, "conditions": sel.conditions},
+                       "skipped": sel.skipped, "conditions": sel.conditions,
+                       "synthetic": _synthetic_counts(sel)},
             "lengths": lengths,
             "files": files,
             "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],

@@ -146,3 +146,83 @@ def test_bad_options_and_no_sources_are_one_line_errors(tmp_path):
     ws.config_path.write_text(CURATION, encoding="utf-8")
     with pytest.raises(SynthError, match="no accepted summary_quality record"):
         make_counterfactuals(ws)
+
+
+# -- export: synthetic records and preference pairs -------------------------------------------
+def _with_counterfactuals(tmp_path, n=6):
+    from pipelines.store.exports import put_review
+
+    ws = make_ws(tmp_path, n=n)
+    make_counterfactuals(ws, CounterfactualConfig(n=n))
+    with ws.transaction() as conn:   # a reviewer's correction: chosen = edit, rejected = original
+        put_review(conn, "r0", "summary_quality", human_label="ACCEPT",
+                   edited_response=GOOD.replace("$4,250", "$4250") + " Inspection booked.")
+    return ws
+
+
+def test_preference_export_pairs_counterfactuals_and_corrections(tmp_path):
+    import datasets
+
+    from pipelines.export import export_dataset, load_manifest
+
+    ws = _with_counterfactuals(tmp_path)
+    res = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0)
+    assert res.train == 7 and res.labels["train"] == {"counterfactual": 6, "correction": 1}
+    ds = datasets.load_dataset("json", data_files=str(res.path / "train.jsonl"), split="train")
+    assert set(ds.column_names) == {"prompt", "chosen", "rejected"}
+    rows = list(ds)
+    original = GOOD.replace("$4,250", "$4250")
+    corr = [r for r in rows if r["rejected"][0]["content"] == original]
+    assert len(corr) == 1 and corr[0]["chosen"][0]["content"].endswith("Inspection booked.")
+    # the counterfactual of the corrected record pairs against the correction, the best answer
+    assert sum("Inspection booked." in r["chosen"][0]["content"] for r in rows) == 2
+    for r in rows:
+        assert r["prompt"][-1]["role"] == "user" and r["chosen"][0]["role"] == "assistant"
+        assert r["chosen"] != r["rejected"]
+    m = load_manifest(ws, res.version)
+    assert m["counts"]["synthetic"] == {"train": 6, "eval": 0}
+    std = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0,
+                         preference_style="standard")
+    row = datasets.load_dataset("json", data_files=str(std.path / "train.jsonl"), split="train")[0]
+    assert isinstance(row["prompt"], str) and isinstance(row["chosen"], str)
+    capped = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0,
+                            synthetic="cap", synthetic_cap=0.5)   # 1 real pair -> 1 synthetic
+    assert capped.labels["train"] == {"counterfactual": 1, "correction": 1}
+    assert capped.skipped["synthetic over cap"] == 5
+    none = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0,
+                          synthetic="exclude")
+    assert none.labels["train"] == {"correction": 1}
+
+
+def test_sft_export_excludes_or_caps_synthetic_and_keeps_them_out_of_eval(tmp_path):
+    from pipelines.export import export_dataset, load_manifest
+    from pipelines.store.exports import put_label
+
+    ws = _with_counterfactuals(tmp_path)
+    with ws.connect() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM records WHERE meta LIKE '%synthetic%'")]
+    with ws.transaction() as conn:
+        for rid in ids:
+            put_label(conn, rid, "summary_quality", "REJECT", 0.99)
+    kw = dict(scheme="summary_quality", format="classification", eval_fraction=0.5)
+    res = export_dataset(ws, **kw)
+    m = load_manifest(ws, res.version)
+    assert m["counts"]["synthetic"] == {"train": 6, "eval": 0}
+    synth_ids = set(ids)
+    assert all(e["split"] == "train" for e in m["records"] if e["id"] in synth_ids)
+    ex = export_dataset(ws, synthetic="exclude", **kw)
+    assert load_manifest(ws, ex.version)["counts"]["synthetic"] == {"train": 0, "eval": 0}
+    assert ex.skipped["synthetic"] == 6
+    cap = export_dataset(ws, synthetic="cap", synthetic_cap=0.5, **kw)   # 1 real REJECT
+    assert load_manifest(ws, cap.version)["counts"]["synthetic"]["train"] == 1
+
+
+def test_export_synthetic_options_are_validated():
+    from pipelines.export import ExportConfig
+
+    with pytest.raises(ConfigError, match="export.synthetic must be"):
+        ExportConfig(synthetic="some")
+    with pytest.raises(ConfigError, match="export.synthetic_cap"):
+        ExportConfig(synthetic_cap=1.0)
+    with pytest.raises(ConfigError, match="export.preference_style"):
+        ExportConfig(preference_style="ranked")
