@@ -11,7 +11,8 @@ from pipelines.synth.counterfactual import (
     SYNTHETIC_FILE, Counterfactual, CounterfactualResult, judge_edits, make_counterfactuals,
 )
 from pipelines.synth.edits import EDIT_KINDS, Edit, apply_edit
+from pipelines.synth.generated import GeneratedResult, generate_records
 
 __all__ = ["CounterfactualConfig", "Counterfactual", "CounterfactualResult",
            "make_counterfactuals", "judge_edits", "SYNTHETIC_FILE", "EDIT_KINDS", "Edit",
-           "apply_edit"]
+           "apply_edit", "generate_records", "GeneratedResult"]
