@@ -26,6 +26,7 @@ from curate.cli import export  # noqa: E402,F401
 from curate.cli import train  # noqa: E402,F401
 from curate.cli import review  # noqa: E402,F401
 from curate.cli import roi  # noqa: E402,F401
+from curate.cli import synth  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

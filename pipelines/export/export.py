@@ -47,12 +47,14 @@ class ExportResult:
     unchanged: bool = False   # the latest version already held exactly this; none was written
     conditions: dict[str, int] = field(default_factory=dict)   # turns.CONDITIONS -> count
     lengths: dict[str, Any] = field(default_factory=dict)      # estimated tokens per row
+    synthetic: dict[str, int] = field(default_factory=dict)    # synthetic rows per split
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
                 "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged,
-                "conditions": self.conditions, "lengths": self.lengths}
+                "conditions": self.conditions, "lengths": self.lengths,
+                "synthetic": self.synthetic}
 
 
 def _tool_version() -> str:
@@ -246,7 +248,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             shutil.rmtree(tmp)
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
                                 train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                                unchanged=True, conditions=sel.conditions, lengths=lengths)
+                                unchanged=True, conditions=sel.conditions, lengths=lengths,
+                                synthetic=_synthetic_counts(sel))
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)
@@ -281,7 +284,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
         finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
                         train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                        conditions=sel.conditions, lengths=lengths)
+                        conditions=sel.conditions, lengths=lengths,
+                        synthetic=_synthetic_counts(sel))
 
 
 def _remove_leftovers(exports: Path) -> None:
