@@ -181,6 +181,7 @@ def test_preference_export_pairs_counterfactuals_and_corrections(tmp_path):
         assert r["chosen"] != r["rejected"]
     m = load_manifest(ws, res.version)
     assert m["counts"]["synthetic"] == {"train": 6, "eval": 0}
+    assert m["lengths"]["p50"] > 20                           # prompt + the longer answer
     std = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0,
                          preference_style="standard")
     row = datasets.load_dataset("json", data_files=str(std.path / "train.jsonl"), split="train")[0]
