@@ -75,6 +75,7 @@ def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
         beta=cfg.dpo_beta,
         seed=cfg.seed,
         data_seed=cfg.seed,
+        include_num_input_tokens_seen="non_padding",   # tokens/s in the events, as for sft
         disable_tqdm=not progress,
         dataloader_num_workers=0,
     )

@@ -122,12 +122,18 @@ def _sources(cands: list[Candidate], cfg: CounterfactualConfig, scheme: str,
 
 
 def judge_edits(ws: Workspace, scheme: str, items: list[Counterfactual],
-                reject_label: str = "REJECT") -> None:
+                reject_label: str = "REJECT", *, only: list[str] | None = None) -> None:
     """Fill `caught_by` of each item: the scheme's LFs that vote `reject_label` on the edited
-    response and not on the source (an LF that already rejects the source proves nothing)."""
+    response and not on the source (an LF that already rejects the source proves nothing).
+
+    Args:
+        only: judge with these LF names only (benchmarks compare LF sets).
+    """
     from pipelines.weak_supervision import apply_lfs, load_lfs
 
     lfs = load_lfs(ws, scheme)
+    if only is not None:
+        lfs.lfs = [lf for lf in lfs.lfs if lf.name in set(only)]
     classes = list(lfs.scheme.classes)
     if reject_label not in classes:
         raise SynthError(f"scheme {scheme!r} has no class {reject_label!r} ({', '.join(classes)}); "

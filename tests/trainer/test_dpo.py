@@ -78,6 +78,7 @@ def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_
     assert tuned["logp_margin"] > base["logp_margin"]
     events = [json.loads(l) for l in rd.events.read_text().splitlines()]
     assert {"start", "log", "eval", "end"} <= {e["event"] for e in events}
+    assert [e for e in events if e["event"] == "log"][-1]["tokens"] > 0     # tokens/s shown
     assert (rd.adapter / "adapter_config.json").is_file()
     assert any(rd.checkpoints.glob("checkpoint-*"))
 
