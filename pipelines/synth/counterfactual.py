@@ -34,7 +34,7 @@ from pipelines.synth.config import CounterfactualConfig
 from pipelines.synth.edits import Edit, apply_edit
 
 __all__ = ["Counterfactual", "CounterfactualResult", "make_counterfactuals", "judge_edits",
-           "SYNTHETIC_FILE"]
+           "accepted_sources", "SYNTHETIC_FILE"]
 
 SYNTHETIC_FILE = "synthetic:counterfactual"   # record_sources.file of a counterfactual
 
@@ -91,8 +91,10 @@ def _order(rid: str, seed: int) -> str:
     return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
 
 
-def _sources(cands: list[Candidate], cfg: CounterfactualConfig, scheme: str,
-             skipped: dict[str, int]) -> list[Candidate]:
+def accepted_sources(cands: list[Candidate], cfg: CounterfactualConfig, scheme: str,
+                     skipped: dict[str, int]) -> list[Candidate]:
+    """The real records synthetic ones may start from (see the module docstring), in a seeded
+    order; why each other record was left out is counted in `skipped`."""
     def skip(why: str) -> None:
         skipped[why] = skipped.get(why, 0) + 1
 
@@ -186,7 +188,7 @@ def make_counterfactuals(ws: Workspace, cfg: CounterfactualConfig | None = None,
     result = CounterfactualResult()
     with ws.connect() as conn:
         cands = list(iter_export_candidates(conn, scheme.name))
-    sources = _sources(cands, cfg, scheme.name, result.skipped)
+    sources = accepted_sources(cands, cfg, scheme.name, result.skipped)
     result.sources = len(sources)
     if not sources:
         why = ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())) or "no records"

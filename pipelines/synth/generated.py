@@ -19,7 +19,7 @@ from pipelines.ingest.normalize import normalize_text, record_id
 from pipelines.store import NewRecord, Workspace, finish_run, start_run, upsert_record, utcnow
 from pipelines.store.exports import iter_export_candidates
 from pipelines.synth.config import CounterfactualConfig
-from pipelines.synth.counterfactual import _sources
+from pipelines.synth.counterfactual import accepted_sources
 
 __all__ = ["GeneratedResult", "generate_records", "PARAPHRASE_INSTRUCTION"]
 
@@ -62,8 +62,8 @@ def generate_records(ws: Workspace, gen_cfg: GenerateConfig, *, task: str = "par
     result = GeneratedResult(task=task)
     with ws.connect() as conn:
         cands = list(iter_export_candidates(conn, sc.name))
-    sources = _sources(cands, CounterfactualConfig(scheme=sc.name, n=max(1, n)), sc.name,
-                       result.skipped)[:n]
+    sources = accepted_sources(cands, CounterfactualConfig(scheme=sc.name, n=max(1, n)),
+                               sc.name, result.skipped)[:n]
     result.sources = len(sources)
     if not sources:
         raise SynthError(f"no accepted {sc.name} record to generate from; label or review first")
