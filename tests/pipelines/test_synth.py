@@ -10,7 +10,7 @@ import labeling_functions.summary_quality as sq
 from pipelines.errors import ConfigError, SynthError
 from pipelines.store import NewRecord, Workspace, get_record, upsert_record, utcnow
 from pipelines.store.exports import put_label
-from pipelines.synth import (EDIT_KINDS, CounterfactualConfig, apply_edit, make_counterfactuals)
+from pipelines.synth import CounterfactualConfig, apply_edit, make_counterfactuals
 from pipelines.weak_supervision import Row
 
 NOTE = ("On March 3, 2026, Maria Lopez of Tampa, FL reported a burst pipe at her home; policy "
