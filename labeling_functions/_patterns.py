@@ -12,6 +12,7 @@ import unicodedata
 __all__ = [
     "AMOUNT_RE", "PHONE_RE", "EMAIL_RE", "STATE_CODES", "STATE_NAMES",
     "field", "norm", "amounts_cents", "words", "proper_words", "state_codes_in", "has_word",
+    "dates_md", "identifiers",
 ]
 
 # $1,234.56 | $1234 | $ 1,234
@@ -103,3 +104,29 @@ def state_codes_in(text: str) -> set[str]:
     codes = {c for c in _TOWN_STATE_RE.findall(text) if c in STATE_CODES}
     codes |= {_NAME_TO_CODE[n.lower()] for n in _TOWN_STATE_LONG_RE.findall(text)}
     return codes
+
+
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
+           "september", "october", "november", "december")
+_MONTH_NUM = {**{m: i + 1 for i, m in enumerate(_MONTHS)}, **{m[:3]: i + 1 for i, m in enumerate(_MONTHS)},
+              "sept": 9}
+_DATE_ISO_RE = re.compile(r"\b\d{4}-(\d{1,2})-(\d{1,2})\b")
+_DATE_NUM_RE = re.compile(r"\b(\d{1,2})/(\d{1,2})/(?:\d{4}|\d{2})\b")
+_DATE_WORD_RE = re.compile(r"\b(" + "|".join(sorted(_MONTH_NUM, key=len, reverse=True))
+                           + r")\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b", re.IGNORECASE)
+# Policy and claim numbers: letters and digits joined by hyphens, with a digit (POL-IL-91109).
+_IDENT_RE = re.compile(r"\b[A-Z]{2,}(?:-[A-Z0-9]+)*-\d[A-Z0-9]*(?:-[A-Z0-9]+)*\b")
+
+
+def dates_md(text: str) -> set[tuple[int, int]]:
+    """(month, day) of every date in `text`: 2026-03-08, 3/8/2026 and March 8 are equal (the
+    year is left out: notes often omit it where the summary writes it)."""
+    out = {(int(m), int(d)) for m, d in _DATE_ISO_RE.findall(text)}
+    out |= {(int(m), int(d)) for m, d in _DATE_NUM_RE.findall(text)}
+    out |= {(_MONTH_NUM[m.lower()], int(d)) for m, d in _DATE_WORD_RE.findall(text)}
+    return {(m, d) for m, d in out if 1 <= m <= 12 and 1 <= d <= 31}
+
+
+def identifiers(text: str) -> set[str]:
+    """Policy / claim identifiers (`POL-IL-91109`, `CLM-2026-566919`), upper-cased."""
+    return {m.upper() for m in _IDENT_RE.findall(text)}

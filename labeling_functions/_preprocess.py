@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from snorkel.preprocess import preprocessor
 
-from labeling_functions._patterns import amounts_cents, field, proper_words, state_codes_in
+from labeling_functions._patterns import (amounts_cents, dates_md, field, identifiers, proper_words,
+                                         state_codes_in)
 
 __all__ = ["note_lower", "summary_facts"]
 
@@ -30,6 +31,8 @@ def summary_facts(x):
     x.note, x.summary = note, summary
     x.note_amounts, x.summary_amounts = amounts_cents(note), amounts_cents(summary)
     x.note_states, x.summary_states = state_codes_in(note), state_codes_in(summary)
+    x.note_dates, x.summary_dates = dates_md(note), dates_md(summary)
+    x.note_ids, x.summary_ids = identifiers(note), identifiers(summary)
     x.summary_names = proper_words(summary)
     x.summary_n_words = len(summary.split())
     return x

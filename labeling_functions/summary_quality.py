@@ -1,6 +1,7 @@
 """Labeling functions for the `summary_quality` scheme: is the summary faithful to the note?
 
-REJECT when the summary states something the note does not (an amount, a name, a state), leaks
+REJECT when the summary states something the note does not (an amount, a name, a state, a date,
+a policy/claim number), drops the note's amount, leaks
 contact details, copies the note or says nothing; ACCEPT when it looks like a grounded summary.
 The ACCEPT LFs are deliberately naive (they ignore hallucinations): the label model weighs them.
 """
@@ -43,6 +44,28 @@ def lf_state_mismatch(x):
     if not x.summary_states or not x.note_states:
         return ABSTAIN
     return REJECT if x.summary_states - x.note_states else ABSTAIN
+
+
+@labeling_function(pre=[summary_facts])
+def lf_date_not_in_note(x):
+    """A date in the summary that the note does not give (month and day compared)."""
+    if not x.summary_dates or not x.note_dates:
+        return ABSTAIN
+    return REJECT if x.summary_dates - x.note_dates else ABSTAIN
+
+
+@labeling_function(pre=[summary_facts])
+def lf_identifier_not_in_note(x):
+    """A policy or claim number in the summary that the note does not contain."""
+    return REJECT if x.summary_ids - x.note_ids else ABSTAIN
+
+
+@labeling_function(pre=[summary_facts])
+def lf_drops_note_amount(x):
+    """The note states an amount and the summary none: the figure the task asks for is gone."""
+    if not x.note_amounts or x.summary_n_words < 5:
+        return ABSTAIN
+    return REJECT if not x.summary_amounts else ABSTAIN
 
 
 @labeling_function(pre=[summary_facts])

@@ -18,6 +18,7 @@ __all__ = [
     "ExportError",
     "TrainError",
     "ModelError",
+    "SynthError",
 ]
 
 
@@ -81,3 +82,7 @@ class TrainError(StudioError):
 
 class ModelError(StudioError):
     """A registered model is unknown, missing on disk, or cannot serve what was asked of it."""
+
+
+class SynthError(StudioError):
+    """Synthetic data cannot be made as asked (no source records, a generator that fails)."""

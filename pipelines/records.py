@@ -97,6 +97,13 @@ class Record:
             sources=tuple(sources))
 
     @property
+    def synthetic(self) -> Mapping[str, Any] | None:
+        """The lineage of a generated record (`meta["synthetic"]`: method, source_id, edit ...);
+        None for a real one."""
+        info = self.meta.get("synthetic") if isinstance(self.meta, Mapping) else None
+        return info if isinstance(info, Mapping) else None
+
+    @property
     def messages(self) -> list[dict[str, str]] | None:
         """The turns as `{role, content}` dicts (None for text and instruction records)."""
         return [t.to_dict() for t in self.turns] if self.turns else None

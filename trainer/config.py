@@ -20,7 +20,7 @@ from pipelines.errors import ConfigError
 
 __all__ = ["TrainConfig", "HEADS", "METHODS", "DEVICES"]
 
-HEADS = ("sft", "classifier")
+HEADS = ("sft", "classifier", "dpo")
 METHODS = ("lora", "qlora")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -31,7 +31,8 @@ class TrainConfig:
 
     head: str = field(default="sft", metadata={
         "help": "sft: causal-LM supervised fine-tune on a chat/alpaca export; classifier: "
-                "sequence-classification micro-model on a classification export",
+                "sequence-classification micro-model on a classification export; dpo: "
+                "preference tuning (TRL DPOTrainer, LoRA) on a preference export",
         "choices": HEADS})
     base_model: str | None = field(default=None, metadata={
         "help": "local folder or hub id of the base model, or smollm2-135m (the pretrained "
@@ -82,6 +83,8 @@ class TrainConfig:
     generations: int = field(default=3, metadata={
         "help": "eval prompts shown with base and tuned generations side by side (sft)"})
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per sample (sft)"})
+    dpo_beta: float = field(default=0.1, metadata={
+        "help": "DPO's beta: how far the tuned model may move from the reference (dpo)"})
     merge: bool = field(default=False, metadata={
         "help": "also save the base model with the adapter merged in (lora only)"})
 
@@ -113,6 +116,8 @@ class TrainConfig:
             bad("lora_dropout", "must be in [0, 1)")
         if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate < 1:
             bad("learning_rate", "must be in (0, 1)")
+        if not isinstance(self.dpo_beta, (int, float)) or self.dpo_beta <= 0:
+            bad("dpo_beta", "must be > 0")
         if not isinstance(self.epochs, (int, float)) or self.epochs <= 0:
             bad("epochs", "must be > 0")
         if not isinstance(self.warmup_ratio, (int, float)) or not 0 <= self.warmup_ratio < 1:

@@ -39,7 +39,8 @@ def format_eval_table(ev: dict[str, Any]) -> str:
     lines = []
     base, tuned = ev.get("base", {}), ev.get("tuned", {})
     keys = [k for k in ("eval_loss", "perplexity", "accuracy", "macro_f1", "gold_accuracy",
-                        "gold_macro_f1", "majority_accuracy", "majority_macro_f1")
+                        "gold_macro_f1", "majority_accuracy", "majority_macro_f1",
+                        "logp_accuracy", "logp_margin", "reward_accuracy", "reward_margin")
             if base.get(k) is not None or tuned.get(k) is not None]
     lines.append(f"{'metric':<20}{'base':>12}{'tuned':>12}")
     for k in keys:

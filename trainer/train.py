@@ -28,7 +28,7 @@ from trainer.runs import EventWriter, events_callback, latest_checkpoint, pick_r
 
 __all__ = ["train", "resolve_base_model"]
 
-_FORMATS = {"sft": ("chat", "alpaca"), "classifier": ("classification",)}
+_FORMATS = {"sft": ("chat", "alpaca"), "classifier": ("classification",), "dpo": ("preference",)}
 
 
 def resolve_base_model(ws, cfg: TrainConfig, *, say: Callable[[str], None] = lambda m: None) -> str:
@@ -75,9 +75,10 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         cfg = resume_config(rd, cfg)
     fmt = manifest["format"]
     if fmt not in _FORMATS[cfg.head]:
+        other = next((h for h, fmts in _FORMATS.items() if fmt in fmts), "sft")
         raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
                          f"{' or '.join(_FORMATS[cfg.head])} (re-export in another format, or "
-                         f"pick head={'classifier' if cfg.head == 'sft' else 'sft'})")
+                         f"pick head={other})")
     train_rows = read_split(ws, version, "train")
     if not train_rows:
         raise TrainError(f"export {version} has an empty train split ({path / 'train.jsonl'})")
@@ -120,6 +121,8 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         if cfg.head == "sft":
             ev, steps = _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt,
                                  progress, echo, events)
+        elif cfg.head == "dpo":
+            ev, steps = _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress)
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
                                         cbs, ckpt, progress)
@@ -235,6 +238,29 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
         ev["lengths"]["warning"] = warning
     if tuned is not None:
         ev["autotune"] = tuned
+    return ev, trainer.state.global_step
+
+
+def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress):
+    from trainer.dpo import build_dpo_trainer, pair_logps, preference_metrics
+
+    trainer, tok, notices, max_len = build_dpo_trainer(cfg, base, plan, train_rows, eval_rows,
+                                                       rd.checkpoints, callbacks=cbs,
+                                                       progress=progress)
+    plan.notices.extend(notices)
+    # The LoRA B matrices start at zero: before training the policy *is* the reference.
+    ref = pair_logps(trainer.model, tok, eval_rows, max_len)
+    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    tuned = pair_logps(trainer.model, tok, eval_rows, max_len)
+    trainer.save_model(str(rd.adapter))
+    tok.save_pretrained(str(rd.adapter))
+    base_m = preference_metrics(ref, ref, cfg.dpo_beta)
+    tuned_m = {**preference_metrics(tuned, ref, cfg.dpo_beta),
+               "train_loss": round(out.training_loss, 4)}
+    ev = {"base": base_m, "tuned": tuned_m, "beta": cfg.dpo_beta,
+          "pairs": [{"chosen": str(r["chosen"])[:200], "rejected": str(r["rejected"])[:200],
+                     "base_margin": round(b[0] - b[1], 3), "tuned_margin": round(t[0] - t[1], 3)}
+                    for r, b, t in list(zip(eval_rows, ref, tuned))[:5]]}
     return ev, trainer.state.global_step
 
 

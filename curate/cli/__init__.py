@@ -30,6 +30,7 @@ from curate.cli import roi  # noqa: E402,F401
 from curate.cli import generate  # noqa: E402,F401
 from curate.cli import models  # noqa: E402,F401
 from curate.cli import serve  # noqa: E402,F401
+from curate.cli import synth  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

@@ -24,7 +24,13 @@ def export_cmd(
     workspace: str = WorkspaceOpt,
     scheme: Optional[str] = typer.Option(None, help="Label scheme that selects the records."),
     format: Optional[str] = typer.Option(None, "--format",
-                                         help="chat | alpaca | classification."),
+                                         help="chat | alpaca | classification | preference."),
+    synthetic: Optional[str] = typer.Option(
+        None, help="Synthetic records: include | exclude | cap (default: include)."),
+    synthetic_cap: Optional[float] = typer.Option(
+        None, help="With --synthetic cap: the largest share synthetic rows may take (0.3)."),
+    preference_style: Optional[str] = typer.Option(
+        None, help="preference rows: conversational (messages) | standard (strings)."),
     eval_fraction: Optional[float] = typer.Option(None, help="Share of records for eval (0.1)."),
     min_confidence: Optional[float] = typer.Option(
         None, help="Minimum label-model confidence (0.8); human labels always pass."),
@@ -46,6 +52,8 @@ def export_cmd(
     Example: curate export --workspace ws --scheme claim_type --format classification --json
 
     Example: curate export --workspace ws --pii surrogate
+
+    Example: curate export --workspace ws --scheme summary_quality --format preference --synthetic cap
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"workspace": workspace}
@@ -53,7 +61,9 @@ def export_cmd(
     ws = open_workspace(workspace)
     result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
                             min_confidence=min_confidence, accept_labels=accept, force=force,
-                            pii=pii, allow_pii=allow_pii or None)
+                            pii=pii, allow_pii=allow_pii or None,
+                            synthetic=synthetic, synthetic_cap=synthetic_cap,
+                            preference_style=preference_style)
     if result.unchanged:
         echo(f"unchanged: {result.version} already holds exactly this data (--force writes a new "
              f"version)")
@@ -67,6 +77,8 @@ def export_cmd(
         echo(f"  pii ({result.pii['mode']}): redacted {red or 'nothing'}"
              + (f"; LEFT IN (--allow-pii): {result.pii['remaining']}"
                 if result.pii["remaining"] else ""))
+    if any(result.synthetic.values()):
+        echo(f"  synthetic: train {result.synthetic['train']}, eval {result.synthetic['eval']}")
     if result.skipped:
         echo("  left out: " + ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())))
     if result.conditions:

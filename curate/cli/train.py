@@ -14,7 +14,7 @@ from pipelines.errors import TrainError
 from trainer.config import TrainConfig
 
 train_app = typer.Typer(
-    help="Train a LoRA/QLoRA adapter on an export (SFT head or classifier micro-model).\n\n"
+    help="Train a LoRA/QLoRA adapter on an export (SFT head, classifier micro-model or DPO).\n\n"
          "Example: curate train --workspace ws --export v1 --head sft --max-steps 30",
     invoke_without_command=True,
     no_args_is_help=False,
@@ -65,6 +65,8 @@ def train_cmd(
     Example: curate train --workspace ws --export v1 --head classifier --max-steps 40 --json
 
     Example: curate train --workspace ws --export v1 --head sft --method qlora --memory-budget 24GiB
+
+    Example: curate train --workspace ws --export v3 --head dpo --max-steps 40 --json
     """
     if ctx.invoked_subcommand is not None:
         return

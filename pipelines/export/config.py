@@ -8,9 +8,11 @@ from typing import Any
 from pipelines.config import step_config
 from pipelines.errors import ConfigError
 
-__all__ = ["ExportConfig", "FORMATS"]
+__all__ = ["ExportConfig", "FORMATS", "SYNTHETIC", "PREFERENCE_STYLES"]
 
-FORMATS = ("chat", "alpaca", "classification")
+FORMATS = ("chat", "alpaca", "classification", "preference")
+SYNTHETIC = ("include", "exclude", "cap")
+PREFERENCE_STYLES = ("conversational", "standard")
 
 
 @dataclass
@@ -20,8 +22,10 @@ class ExportConfig:
     scheme: str | None = field(default=None, metadata={
         "help": "label scheme that selects the records (default: the first in curation.yaml)"})
     format: str | None = field(default=None, metadata={
-        "help": "chat | alpaca | classification (default: chat for an ACCEPT/REJECT scheme on "
-                "instruction/chat data, classification otherwise)"})
+        "help": "chat | alpaca | classification | preference (default: chat for an "
+                "ACCEPT/REJECT scheme on instruction/chat data, classification otherwise); "
+                "preference: prompt/chosen/rejected pairs from counterfactuals and reviewer "
+                "corrections (TRL DPOTrainer)"})
     eval_fraction: float = field(default=0.1, metadata={
         "help": "share of records (by record-id hash) that go to eval.jsonl"})
     min_confidence: float = field(default=0.8, metadata={
@@ -38,6 +42,15 @@ class ExportConfig:
                 "same value always becomes the same fake one) or none (left as it is)"})
     allow_pii: bool = field(default=False, metadata={
         "help": "write the export even when detected PII remains in it (the manifest says so)"})
+    synthetic: str = field(default="include", metadata={
+        "help": "synthetic records (meta.synthetic): include | exclude | cap (at most "
+                "synthetic_cap of each label's rows, or of the preference pairs); they go to "
+                "train only, eval stays real (preference pairs split by their source record)"})
+    synthetic_cap: float = field(default=0.3, metadata={
+        "help": "with synthetic: cap, the largest share synthetic rows may take"})
+    preference_style: str = field(default="conversational", metadata={
+        "help": "preference rows as conversational (prompt = messages, chosen/rejected = one "
+                "assistant message) or standard (plain strings)"})
 
     def __post_init__(self):
         if self.format is not None and self.format not in FORMATS:
@@ -59,6 +72,15 @@ class ExportConfig:
                               f"got {self.pii!r}")
         if not isinstance(self.allow_pii, bool):
             raise ConfigError(f"export.allow_pii must be true or false, got {self.allow_pii!r}")
+        if self.synthetic not in SYNTHETIC:
+            raise ConfigError(f"export.synthetic must be one of {', '.join(SYNTHETIC)}, got "
+                              f"{self.synthetic!r}")
+        if (not isinstance(self.synthetic_cap, (int, float)) or isinstance(self.synthetic_cap, bool)
+                or not 0.0 <= self.synthetic_cap < 1.0):
+            raise ConfigError(f"export.synthetic_cap must be in [0, 1), got {self.synthetic_cap!r}")
+        if self.preference_style not in PREFERENCE_STYLES:
+            raise ConfigError(f"export.preference_style must be one of "
+                              f"{', '.join(PREFERENCE_STYLES)}, got {self.preference_style!r}")
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"export.system_prompt must be text, got {self.system_prompt!r}")
 

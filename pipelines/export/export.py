@@ -20,8 +20,9 @@ from pipelines.config import load_config
 from pipelines.errors import ExportError
 from pipelines.hashing import sha256_file
 from pipelines.export.config import ExportConfig
+from pipelines.export.preference import render_pair, select_pairs
 from pipelines.export.render import render_row
-from pipelines.export.select import Selection, resolve_format, select_rows
+from pipelines.export.select import Selection, is_synthetic_row, resolve_format, select_rows
 from pipelines.export.turns import estimate_tokens, length_summary
 from pipelines.pii import Redactor, metadata_names
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
@@ -48,12 +49,14 @@ class ExportResult:
     conditions: dict[str, int] = field(default_factory=dict)   # turns.CONDITIONS -> count
     lengths: dict[str, Any] = field(default_factory=dict)      # estimated tokens per row
     pii: dict[str, Any] = field(default_factory=dict)   # mode, redacted/remaining counts per type
+    synthetic: dict[str, int] = field(default_factory=dict)    # synthetic rows per split
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
                 "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged,
-                "conditions": self.conditions, "lengths": self.lengths, "pii": self.pii}
+                "conditions": self.conditions, "lengths": self.lengths, "pii": self.pii,
+                "synthetic": self.synthetic}
 
 
 def _tool_version() -> str:
@@ -102,7 +105,17 @@ def _select(ws: Workspace, cfg: ExportConfig, scheme,
         with ws.connect() as conn:
             cands = list(iter_export_candidates(conn, scheme.name))
     fmt = resolve_format(cfg, scheme, {c.record.kind for c in cands})
+    if fmt == "preference":
+        return fmt, select_pairs(cands, cfg, scheme)
     return fmt, select_rows(cands, cfg, scheme, fmt)
+
+
+def _synthetic_counts(sel: Selection) -> dict[str, int]:
+    """Synthetic rows per split (the manifest says how much of a version is generated)."""
+    out = {"train": 0, "eval": 0}
+    for r in sel.rows:
+        out[r.split] += is_synthetic_row(r)
+    return out
 
 
 def _label_counts(sel: Selection) -> dict[str, dict[str, int]]:
@@ -135,7 +148,8 @@ def preview_export(ws: Workspace, cfg: ExportConfig | None = None, *,
     counts = _label_counts(sel)
     return {"scheme": scheme.name, "format": fmt,
             "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),
-            "labels": counts, "skipped": sel.skipped, "conditions": sel.conditions}
+            "labels": counts, "skipped": sel.skipped, "conditions": sel.conditions,
+            "synthetic": _synthetic_counts(sel)}
 
 
 def _dump_line(obj: dict[str, Any]) -> str:
@@ -157,7 +171,8 @@ def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
     lines = {"train": 0, "eval": 0}
     try:
         for row in sel.rows:
-            rendered = render_row(row, fmt, cfg.system_prompt)
+            rendered = (render_pair(row, cfg.preference_style) if fmt == "preference"
+                        else render_row(row, fmt, cfg.system_prompt))
             names = metadata_names(row.record.record.meta)
             rendered = redactor.redact_obj(rendered, names)
             if redactor.mode != "none":
@@ -256,7 +271,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
                                 train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
                                 unchanged=True, conditions=sel.conditions, lengths=lengths,
-                                pii=pii_summary)
+                                pii=pii_summary, synthetic=_synthetic_counts(sel))
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)
@@ -268,7 +283,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             "format": fmt,
             "config": cfg.to_dict(),
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
-                       "skipped": sel.skipped, "conditions": sel.conditions},
+                       "skipped": sel.skipped, "conditions": sel.conditions,
+                       "synthetic": _synthetic_counts(sel)},
             "lengths": lengths,
             "files": files,
             "pii": pii_summary,
@@ -291,7 +307,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
         finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
                         train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                        conditions=sel.conditions, lengths=lengths, pii=pii_summary)
+                        conditions=sel.conditions, lengths=lengths, pii=pii_summary,
+                        synthetic=_synthetic_counts(sel))
 
 
 def _remove_leftovers(exports: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from pipelines.config import SchemeConfig
 from pipelines.errors import ExportError
@@ -17,7 +17,7 @@ from pipelines.export.turns import SFT_FORMATS, fit_turns
 from pipelines.records import Candidate
 
 __all__ = ["ExportRow", "Selection", "split_of", "final_label", "resolve_format",
-           "resolve_accept_labels", "select_rows"]
+           "resolve_accept_labels", "select_rows", "cap_synthetic", "is_synthetic_row"]
 
 
 @dataclass
@@ -93,7 +93,10 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
        a label-model label needs `confidence >= min_confidence`;
     4. in an SFT format a conversation is cut by `fit_turns` (each condition counted), and one
-       with no user -> assistant exchange left is out.
+       with no user -> assistant exchange left is out;
+    5. a synthetic record (`meta.synthetic`) is out with `synthetic: exclude`, goes to train only
+       (the eval split stays real) and, with `synthetic: cap`, at most `synthetic_cap` of each
+       label's rows are synthetic (`cap_synthetic`).
     """
     accept = set(resolve_accept_labels(cfg, scheme, fmt))
     rows: list[ExportRow] = []
@@ -121,6 +124,10 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             by = cand.state.excluded_by
             skip("excluded" if by in (None, "dedup") else by)
             continue
+        synthetic = cand.record.synthetic is not None
+        if synthetic and cfg.synthetic == "exclude":
+            skip("synthetic")
+            continue
         label, source = final_label(cand, scheme.name)
         if fmt != "classification" and cand.record.kind == "text":
             skip("text record (no prompt/response) in a conversational format")
@@ -128,6 +135,7 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
         if source == "none":
             if cfg.include_unlabelled and fmt != "classification" and trainable(cand):
                 split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
+                split = "train" if synthetic else split
                 rows.append(ExportRow(cand.id, split, None, "none", cand))
             elif not (cfg.include_unlabelled and fmt != "classification"):
                 skip("unlabelled")
@@ -142,5 +150,34 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             continue
         # Any gold label (this scheme or another) marks a held-out record: never train on it.
         split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
-        rows.append(ExportRow(cand.id, split, label, source, cand))
+        rows.append(ExportRow(cand.id, "train" if synthetic else split, label, source, cand))
+    if cfg.synthetic == "cap":
+        rows = cap_synthetic(rows, cfg.synthetic_cap, skip)
     return Selection(rows=rows, skipped=skipped, conditions=conditions)
+
+
+def is_synthetic_row(row) -> bool:
+    """Whether an export row (`ExportRow` or a preference pair) holds generated data."""
+    return row.synthetic if hasattr(row, "synthetic") else row.record.record.synthetic is not None
+
+
+def cap_synthetic(rows: list, cap: float, skip=None, key=lambda row: row.label) -> list:
+    """`rows` with synthetic ones dropped until they are at most `cap` of each label's rows.
+
+    With r real rows of a label, s synthetic ones may stay where s / (r + s) <= cap, i.e.
+    s <= cap * r / (1 - cap) (cap 0.3 and 70 real rows: 30). Which stay is decided by the id
+    hash, so the same data always keeps the same ones. `key` groups the rows (default: label).
+    """
+    by_label: dict[Any, list] = {}
+    for row in rows:
+        by_label.setdefault(key(row), []).append(row)
+    drop: set[int] = set()
+    for group in by_label.values():
+        synth = [r for r in group if is_synthetic_row(r)]
+        room = int(cap * (len(group) - len(synth)) / (1.0 - cap) + 1e-9)
+        ranked = sorted(synth, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+        drop |= {id(r) for r in ranked[room:]}
+    if skip is not None:
+        for _ in drop:
+            skip("synthetic over cap")
+    return [r for r in rows if id(r) not in drop]

@@ -54,8 +54,17 @@ TOKENS_PER_TURN = 4
 
 def estimate_tokens(row: dict[str, Any]) -> int:
     """A cheap token count for an exported row (any format) without a tokenizer."""
+    def texts(value: Any) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        return [m["content"] for m in value or () if isinstance(m, dict)]
+
     if "messages" in row:
         parts = [m["content"] for m in row["messages"]]
+    elif "chosen" in row and "rejected" in row:
+        # a preference pair trains on prompt + chosen and on prompt + rejected: the longer counts
+        answers = [texts(row["chosen"]), texts(row["rejected"])]
+        parts = texts(row.get("prompt")) + max(answers, key=lambda a: sum(map(len, a)))
     else:
         parts = [v for k, v in row.items() if k not in ("label", "history") and isinstance(v, str)]
         parts += [t for pair in row.get("history") or () for t in pair]

@@ -19,9 +19,11 @@ section = cfg.section("export")
 with st.container(border=True):
     c1, c2, c3, c4 = st.columns(4)
     scheme = c1.selectbox("Scheme", list(cfg.schemes), key="exp_scheme")
-    fmt = c2.selectbox("Format", ["auto", "chat", "alpaca", "classification"], key="exp_format",
+    fmt = c2.selectbox("Format", ["auto", "chat", "alpaca", "classification", "preference"],
+                       key="exp_format",
                        help="auto: chat for an ACCEPT/REJECT scheme on instruction data, "
-                            "classification otherwise")
+                            "classification otherwise; preference: chosen/rejected pairs from "
+                            "counterfactuals and reviewer corrections (DPO)")
     min_conf = c3.slider("Min. label-model confidence", 0.0, 1.0,
                          float(section.get("min_confidence", 0.8)), 0.05, key="exp_min_conf",
                          help="Human and gold labels always pass.")
@@ -43,9 +45,15 @@ with st.container(border=True):
                             key="exp_allow_pii",
                             help="Write the export even with detected PII left in it.")
 
+    synthetic = st.selectbox("Synthetic records (curate synth)", ["include", "exclude", "cap"],
+                             key="exp_synthetic",
+                             help="cap: at most 30% of each label's rows (export.synthetic_cap); "
+                                  "synthetic rows go to train only")
+
 options = {"scheme": scheme, "format": None if fmt == "auto" else fmt,
            "min_confidence": min_conf, "eval_fraction": eval_fraction,
-           "accept_labels": accept or None, "pii": pii_mode, "allow_pii": allow_pii}
+           "accept_labels": accept or None, "pii": pii_mode, "allow_pii": allow_pii,
+           "synthetic": synthetic}
 preview = None
 with _data.show_errors():
     preview = _data.export_preview(**options)
@@ -69,8 +77,8 @@ with _data.show_errors():
     defaults = _data.train_defaults()
     if preview and "head" not in cfg.section("train"):
         # The export's format decides the head: classification data -> the classifier.
-        defaults = defaults.replace(
-            head="classifier" if preview["format"] == "classification" else "sft")
+        defaults = defaults.replace(head={"classification": "classifier",
+                                          "preference": "dpo"}.get(preview["format"], "sft"))
     if defaults.head == "sft" and defaults.base_model is None:
         defaults = defaults.replace(base_model=demo_sft_base())   # `make studio`: SmolLM2
     if defaults.head == "sft":

@@ -36,6 +36,9 @@ def test_a_faithful_summary_gets_no_reject_and_some_accepts():
     (sq.lf_pii_in_summary, GOOD + " Claimant email maria.lopez@example.com."),
     (sq.lf_too_short, "see file"),
     (sq.lf_copies_note, NOTE),
+    (sq.lf_date_not_in_note, GOOD.replace("March 3", "March 9")),
+    (sq.lf_identifier_not_in_note, GOOD + " Policy POL-FL-55555."),
+    (sq.lf_drops_note_amount, GOOD.replace("; claimed amount $4,250", "")),
 ])
 def test_each_flaw_is_rejected(lf, summary):
     assert lf(x(summary)) == sq.REJECT
@@ -56,3 +59,11 @@ def test_missing_fields_abstain_instead_of_raising():
     row = Row(id="r", text="only text", prompt=None, response=float("nan"))
     for lf in lfs_from_module(sq):
         assert lf(row) in (sq.ABSTAIN, sq.REJECT)
+
+
+def test_dates_compare_by_month_and_day_in_any_spelling():
+    assert sq.lf_date_not_in_note(x(GOOD.replace("March 3, 2026", "3/3/2026"))) == sq.ABSTAIN
+    assert sq.lf_date_not_in_note(x(GOOD.replace("March 3, 2026", "2026-03-03"))) == sq.ABSTAIN
+    assert sq.lf_date_not_in_note(x(GOOD.replace("March 3, 2026", "2026-03-04"))) == sq.REJECT
+    # a note without a readable date gives the LF nothing to compare with
+    assert sq.lf_date_not_in_note(x(GOOD, NOTE.replace("On March 3, 2026, ", ""))) == sq.ABSTAIN

@@ -28,6 +28,25 @@ def test_preview_then_export_writes_a_version(labelled_ws, page):
     assert [v["version"] for v in list_exports(labelled_ws)] == ["v0001"]
 
 
+def test_preference_format_previews_pairs_and_picks_the_dpo_head(labelled_ws, page):
+    from pipelines.store.exports import put_review
+
+    with labelled_ws.connect() as conn:
+        rid, response = conn.execute("SELECT id, response FROM records LIMIT 1").fetchone()
+    with labelled_ws.transaction() as conn:
+        put_review(conn, rid, "summary_quality", human_label="ACCEPT",
+                   edited_response=response + " (corrected)")
+    at = page("export_train")
+    at.selectbox(key="exp_scheme").set_value("summary_quality").run()
+    at.selectbox(key="exp_format").set_value("preference").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Train examples"]) + int(metrics["Eval examples"]) == 1   # the correction
+    assert at.selectbox(key="train_head_dpo").value == "dpo"
+    at.selectbox(key="exp_synthetic").set_value("exclude").run()
+    assert not at.exception
+
+
 def test_export_error_is_shown_and_nothing_is_written(studio_ws, page):
     at = page("export_train")  # no labels yet: gold records go to eval, train would be empty
     at.button(key="btn_export").click().run()

@@ -1,0 +1,96 @@
+"""The DPO head: a preference export trains with TRL's DPOTrainer on the tiny Llama."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipelines.errors import TrainError
+from pipelines.export import export_dataset
+from pipelines.store.exports import put_review
+from trainer import TrainConfig, train
+from trainer.dpo import preference_metrics
+from trainer.runs import RunDir
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def corrected_ws(ws):
+    """Every toy record reviewed with its summary corrected: 24 correction pairs."""
+    with ws.connect() as conn:
+        rows = list(conn.execute("SELECT id, prompt, response FROM records"))
+    with ws.transaction() as conn:
+        for rid, prompt, response in rows:
+            topic = "water" if "water" in response else "fire"
+            put_review(conn, rid, "quality", human_label="ACCEPT",
+                       edited_response=f"{topic} claim: {prompt.split(': ', 1)[1]}")
+    return ws
+
+
+def dpo_cfg(tiny_model: str, **kw) -> TrainConfig:
+    base = dict(head="dpo", base_model=tiny_model, batch_size=4, max_seq_length=128,
+                learning_rate=5e-3, eval_max_examples=6, save_steps=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_preference_export_trains_two_steps_with_dpotrainer(toy_ws, tiny_model):
+    import datasets
+    import torch
+    from trl import DPOConfig, DPOTrainer
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    exp = export_dataset(corrected_ws(toy_ws), scheme="quality", format="preference",
+                         eval_fraction=0.25)
+    ds = datasets.load_dataset("json", data_files=str(exp.path / "train.jsonl"), split="train")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    args = DPOConfig(output_dir=str(toy_ws.path / "dpo"), max_steps=2, per_device_train_batch_size=4,
+                     learning_rate=1e-2, report_to="none", use_cpu=True, save_strategy="no",
+                     max_length=128, disable_tqdm=True)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                task_type="CAUSAL_LM"))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert trainer.state.global_step == 2
+    changed = [n for n, p in trainer.model.named_parameters()
+               if p.requires_grad and not torch.equal(before[n], p.detach())]
+    assert changed and all("lora_" in n for n in changed)
+    assert any("lora_B" in n for n in changed)
+
+
+def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_model):
+    exp = export_dataset(corrected_ws(toy_ws), scheme="quality", format="preference",
+                         eval_fraction=0.25)
+    out = train(toy_ws, exp.version, dpo_cfg(tiny_model, max_steps=8), progress=False,
+                echo=quiet)
+    assert out["status"] == "done" and out["steps"] == 8
+    rd = RunDir(toy_ws.path / "runs" / out["run_id"])
+    ev = json.loads(rd.eval_json.read_text())
+    base, tuned = ev["base"], ev["tuned"]
+    assert base["reward_accuracy"] == 0.0 and base["reward_margin"] == 0.0   # policy == reference
+    assert tuned["n_pairs"] == base["n_pairs"] > 0
+    assert tuned["reward_margin"] > 0 and tuned["reward_accuracy"] >= 0.5
+    assert tuned["logp_margin"] > base["logp_margin"]
+    events = [json.loads(l) for l in rd.events.read_text().splitlines()]
+    assert {"start", "log", "eval", "end"} <= {e["event"] for e in events}
+    assert [e for e in events if e["event"] == "log"][-1]["tokens"] > 0     # tokens/s shown
+    assert (rd.adapter / "adapter_config.json").is_file()
+    assert any(rd.checkpoints.glob("checkpoint-*"))
+
+
+def test_dpo_head_refuses_an_sft_export(toy_ws, tiny_model):
+    exp = export_dataset(toy_ws, scheme="quality", format="chat", eval_fraction=0.25)
+    with pytest.raises(TrainError, match="needs preference.*head=sft"):
+        train(toy_ws, exp.version, dpo_cfg(tiny_model, max_steps=1), progress=False, echo=quiet)
+
+
+def test_preference_metrics_arithmetic():
+    m = preference_metrics([(-1.0, -3.0), (-5.0, -4.0)], [(-2.0, -2.0), (-5.0, -5.0)], beta=0.5)
+    assert m["logp_accuracy"] == 0.5 and m["logp_margin"] == 0.5
+    # rewards: 0.5*((-1+2)-(-3+2)) = 1.0 and 0.5*((-5+5)-(-4+5)) = -0.5
+    assert m["reward_accuracy"] == 0.5 and m["reward_margin"] == 0.25
