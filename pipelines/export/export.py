@@ -162,10 +162,13 @@ def _next_version(exports: Path) -> str:
 
 
 def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
-                 redactor: Redactor, lengths: list[int] | None = None) -> list[dict[str, Any]]:
+                 redactor: Redactor, lengths: list[int] | None = None,
+                 collapsed: list | None = None) -> list[dict[str, Any]]:
     """Write train/eval JSONL, each row redacted by `redactor` (which counts what it replaced
     and what it found left); return the manifest's per-record entries (and append each row's
-    estimated token length to `lengths`)."""
+    estimated token length to `lengths`, and each preference pair that redaction made
+    identical, which is not written, to `collapsed`)."""
+    collapsed = [] if collapsed is None else collapsed
     entries: list[dict[str, Any]] = []
     handles = {s: open(tmp / f"{s}.jsonl", "w", encoding="utf-8") for s in ("train", "eval")}
     lines = {"train": 0, "eval": 0}
@@ -173,11 +176,17 @@ def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
         for row in sel.rows:
             rendered = (render_pair(row, cfg.preference_style) if fmt == "preference"
                         else render_row(row, fmt, cfg.system_prompt))
-            names = metadata_names(row.record.record.meta)
+            # A preference pair has no single record's metadata; the text detectors still run.
+            names = metadata_names(row.record.record.meta) if hasattr(row, "record") else []
             rendered = redactor.redact_obj(rendered, names)
             if redactor.mode != "none":
                 for s in redactor.leftover(rendered, names):
                     redactor.remaining[s.type] = redactor.remaining.get(s.type, 0) + 1
+            if fmt == "preference" and rendered["chosen"] == rendered["rejected"]:
+                # Redaction made the two answers one (e.g. a name edit under placeholders):
+                # no longer a preference. Counted; `pii: surrogate` keeps such pairs apart.
+                collapsed.append(row)
+                continue
             if lengths is not None:
                 lengths.append(estimate_tokens(rendered))
             line = _dump_line(rendered)
@@ -252,7 +261,14 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
     try:
         token_lengths: list[int] = []
         redactor = Redactor(cfg.pii)
-        entries = _write_files(tmp, sel, fmt, cfg, redactor, token_lengths)
+        collapsed: list = []
+        entries = _write_files(tmp, sel, fmt, cfg, redactor, token_lengths, collapsed)
+        if collapsed:
+            dropped = {id(r) for r in collapsed}
+            sel.rows = [r for r in sel.rows if id(r) not in dropped]
+            sel.skipped["identical_after_redaction"] = len(collapsed)
+            counts = _label_counts(sel)
+            n_train, n_eval = sum(counts["train"].values()), sum(counts["eval"].values())
         lengths = {"estimate": "chars/4 + 4 per turn", **length_summary(token_lengths)}
         if redactor.remaining and not cfg.allow_pii:
             left = ", ".join(f"{k} {v}" for k, v in sorted(redactor.remaining.items()))

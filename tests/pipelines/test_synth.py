@@ -166,7 +166,9 @@ def test_preference_export_pairs_counterfactuals_and_corrections(tmp_path):
     from pipelines.export import export_dataset, load_manifest
 
     ws = _with_counterfactuals(tmp_path)
-    res = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0)
+    # PII left in (the texts are compared below); redaction of pairs is tested next.
+    res = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0,
+                         pii="none", allow_pii=True)
     assert res.train == 7 and res.labels["train"] == {"counterfactual": 6, "correction": 1}
     ds = datasets.load_dataset("json", data_files=str(res.path / "train.jsonl"), split="train")
     assert set(ds.column_names) == {"prompt", "chosen", "rejected"}
@@ -227,3 +229,24 @@ def test_export_synthetic_options_are_validated():
         ExportConfig(synthetic_cap=1.0)
     with pytest.raises(ConfigError, match="export.preference_style"):
         ExportConfig(preference_style="ranked")
+
+
+def test_preference_export_redacts_pii_by_default(tmp_path):
+    import json
+
+    from pipelines.export import export_dataset
+
+    ws = _with_counterfactuals(tmp_path)
+    res = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0)
+    assert sum(res.pii["redacted"].values()) > 0 and not res.pii["remaining"]
+    text = (res.path / "train.jsonl").read_text(encoding="utf-8")
+    assert "<PERSON>" in text
+    for line in text.splitlines():
+        row = json.loads(line)
+        assert row["chosen"][0]["content"] != row["rejected"][0]["content"]
+    # a name edit is the same pair twice under placeholders: left out and counted, not written
+    assert res.skipped.get("identical_after_redaction", 0) >= 1
+    assert res.train == len(text.splitlines())
+    sur = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.0,
+                         pii="surrogate", force=True)
+    assert "identical_after_redaction" not in sur.skipped and sur.train == 7
