@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import TrainError
-from trainer.config import TrainConfig
+from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import Plan
 
 __all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "autotune_sft",
@@ -103,6 +103,7 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
                       eval_rows: list[dict], fmt: str, output_dir: Path,
                       callbacks: list | None = None, progress: bool = True):
     """A ready `SFTTrainer` (LoRA applied) and its tokenizer; also the loader's notices."""
+    cfg = cfg.with_defaults(**SFT_DEFAULTS)   # fields left unset (None) take the sft defaults
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
