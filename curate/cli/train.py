@@ -11,7 +11,8 @@ from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_work
 from pipelines.errors import TrainError
 
 train_app = typer.Typer(
-    help="Train a LoRA/QLoRA adapter on an export (SFT head or classifier micro-model).\n\n"
+    help="Train on an export: a LoRA/QLoRA adapter (SFT head or classifier micro-model) or "
+         "the probe (logistic regression on cached embeddings).\n\n"
          "Example: curate train --workspace ws --export v1 --head sft --max-steps 30",
     invoke_without_command=True,
     no_args_is_help=False,
@@ -24,7 +25,9 @@ def train_cmd(
     ctx: typer.Context,
     workspace: str = WorkspaceOpt,
     export: Optional[str] = typer.Option(None, "--export", "-e", help="Export version (v1, v0001)."),
-    head: Optional[str] = typer.Option(None, help="sft | classifier."),
+    head: Optional[str] = typer.Option(
+        None, help="sft | probe (seconds: logistic regression on cached embeddings) | "
+                   "classifier (LoRA on the encoder)."),
     config: Optional[str] = typer.Option(None, "--config", help="YAML file with TrainConfig fields."),
     base_model: Optional[str] = typer.Option(None, help="Local folder or hub id of the base model."),
     method: Optional[str] = typer.Option(None, help="lora | qlora."),
@@ -45,6 +48,8 @@ def train_cmd(
     as_json: bool = JsonOpt,
 ):
     """Train on an export version; writes W/runs/<id>/ (events.jsonl, checkpoints, adapter, eval.json).
+
+    Example: curate train --workspace ws --export v1 --head probe
 
     Example: curate train --workspace ws --export v1 --head classifier --max-steps 40 --json
 

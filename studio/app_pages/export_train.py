@@ -55,9 +55,14 @@ st.subheader("2. Training options")
 with _data.show_errors():
     defaults = _data.train_defaults()
     if preview and "head" not in cfg.section("train"):
-        # The export's format decides the head: classification data -> the classifier.
+        # The export's format decides the head: classification data -> the probe first (seconds
+        # on the cached embeddings); the LoRA classifier is the next step.
         defaults = defaults.replace(
-            head="classifier" if preview["format"] == "classification" else "sft")
+            head="probe" if preview["format"] == "classification" else "sft")
+        if preview["format"] == "classification":
+            st.caption("First result: **probe** (logistic regression on the cached sentence "
+                       "embeddings, seconds). Next step: pick head **classifier** for the LoRA "
+                       "fine-tune (minutes); both report the same metrics.")
     with st.expander("Options (generated from the trainer's config)", expanded=False):
         cols = st.columns(3)
         for i, spec in enumerate(TrainConfig.field_specs()):
@@ -166,6 +171,14 @@ else:
                 for c in ("base", "tuned", "change")})
         else:
             st.json(evaluation, expanded=False)
+        if tuned.get("per_class"):
+            st.dataframe([{"class": c, **m} for c, m in tuned["per_class"].items()],
+                         hide_index=True, width="content")
+            classes = evaluation.get("classes") or list(tuned["per_class"])
+            st.caption("Confusion matrix (rows: true class, columns: predicted)")
+            st.dataframe([{"true": c, **dict(zip(classes, row))}
+                          for c, row in zip(classes, tuned.get("confusion") or [])],
+                         hide_index=True, width="content")
         samples = evaluation.get("generations") or evaluation.get("examples")
         if samples:
             with st.expander("Examples, base vs tuned"):
@@ -176,7 +189,7 @@ else:
     st.subheader("Did curation pay?")
     st.caption("The same head trained on different exports, each scored on its export's eval "
                "split (and its gold-labelled records); the first run is the baseline.")
-    pay_head = st.radio("Head", ["classifier", "sft"], horizontal=True, key="pay_head")
+    pay_head = st.radio("Head", ["classifier", "probe", "sft"], horizontal=True, key="pay_head")
     with _data.show_errors():
         pay = _data.curation_pay(pay_head)
     if len(pay) < 2:
@@ -185,7 +198,7 @@ else:
     if pay:
         cols = (["run_id", "export", "n_train", "accuracy", "delta_accuracy", "macro_f1",
                  "delta_macro_f1", "gold_accuracy", "delta_gold_accuracy"]
-                if pay_head == "classifier" else
+                if pay_head != "sft" else
                 ["run_id", "export", "n_train", "eval_loss", "delta_eval_loss"])
         st.dataframe([{c: r.get(c) for c in cols} for r in pay], hide_index=True,
                      width="stretch", column_config={
