@@ -126,7 +126,8 @@ class TrainConfig:
             if v is None and name in _HEAD_CHOSEN:
                 continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(name, "must be a positive integer" + (" or null" if name in _HEAD_CHOSEN else ""))
+                bad(name, "must be a positive integer"
+                    + (" or null (chosen per head)" if name in _HEAD_CHOSEN else ""))
         if self.cpu_threads is not None and (not isinstance(self.cpu_threads, int)
                                              or self.cpu_threads < 1):
             bad("cpu_threads", "must be a positive integer or null")
