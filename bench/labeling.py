@@ -65,7 +65,7 @@ def lf_long_note(x):
     return 0 if len(x.text) > 400 else -1
 
 
-def _compare(title: str, records: list[dict], lfs, runs, baseline_rows: int) -> None:
+def _compare(title: str, records: list[dict], lfs, classes, runs, baseline_rows: int) -> None:
     """Time the PandasLFApplier on the first `baseline_rows` rows, then each of `runs` on all."""
     from snorkel.labeling import PandasLFApplier
 
@@ -77,7 +77,7 @@ def _compare(title: str, records: list[dict], lfs, runs, baseline_rows: int) -> 
     print(f"{'snorkel PandasLFApplier (baseline)':<36}{len(df):>8,}{t_ref:>9.2f}{ref_rate:>10,.0f}"
           f"{1:>9.2f}x  -")
     for name, kw in runs:
-        (L, _), t = timed(lambda: apply_lfs(records, lfs, **kw))
+        (L, _), t = timed(lambda: apply_lfs(records, lfs, classes, **kw))
         same = bool(np.array_equal(L[:len(df)], L_ref))
         print(f"{name:<36}{len(records):>8,}{t:>9.2f}{len(records) / t:>10,.0f}"
               f"{len(records) / t / ref_rate:>9.2f}x  {same}")
@@ -87,7 +87,7 @@ def throughput(ws: Workspace, rows: int, dask_workers: int, use_dask: bool) -> N
     import labeling_functions.claim_type as ct
 
     with ws.connect() as conn:
-        base = list(iter_records(conn, with_gold=False))
+        base = [r.to_dict() for r in iter_records(conn, with_gold=False)]
     records = [{**base[i % len(base)], "id": f"{base[i % len(base)]['id']}-{i}"}
                for i in range(rows)]
     runs = [("fast (ours)", dict(engine="fast"))]
@@ -106,21 +106,21 @@ def throughput(ws: Workspace, rows: int, dask_workers: int, use_dask: bool) -> N
     simple = [lf_says_fire, lf_says_stolen, lf_says_water, lf_long_note]
     try:
         _compare("1a. 4 simple LFs (substring / length tests, no preprocessor)", records, simple,
-                 runs, rows)
+                 ct.CLASSES, runs, rows)
     finally:
         if cluster is not None:
             cluster.close()
     keyword = [ct.lf_collision_words, ct.lf_water_words, ct.lf_fire_words, ct.lf_theft_words]
     n_ref = min(rows, 5000)
     _compare(f"1b. 4 keyword LFs sharing a preprocessor (claim_type); baseline on {n_ref:,} rows",
-             records, keyword, runs[:1], n_ref)
+             records, keyword, ct.CLASSES, runs[:1], n_ref)
     if use_dask:
         print("(dask times include shipping the rows to the workers; 'new' includes starting it)")
 
 
 def full_sets(ws: Workspace) -> None:
     with ws.connect() as conn:
-        records = list(iter_records(conn, with_gold=False))
+        records = [r.to_dict() for r in iter_records(conn, with_gold=False)]
     df = pd.DataFrame(records)
     from snorkel.labeling import PandasLFApplier
 
@@ -128,9 +128,10 @@ def full_sets(ws: Workspace) -> None:
     print(f"{'scheme':<18}{'LFs':>4}{'pandas rows/s':>15}{'fast rows/s':>13}{'speed-up':>10}"
           f"  L identical")
     for scheme in ("claim_type", "summary_quality"):
-        lfs = load_lfs(ws, scheme).lfs
+        lfset = load_lfs(ws, scheme)
+        lfs = lfset.lfs
         L_ref, t_ref = timed(lambda: PandasLFApplier(lfs).apply(df, progress_bar=False))
-        (L, _), t = timed(lambda: apply_lfs(records, lfs))
+        (L, _), t = timed(lambda: apply_lfs(records, lfs, lfset.scheme.classes))
         print(f"{scheme:<18}{len(lfs):>4}{len(df) / t_ref:>15,.0f}{len(df) / t:>13,.0f}"
               f"{t_ref / t:>9.2f}x  {bool(np.array_equal(L, L_ref))}")
 

@@ -31,7 +31,7 @@ from pipelines.review._client import LabelStudioClient, choice_result, record_to
 from pipelines.review.server import LS_VERSION, free_port, start_server, stop_pid  # noqa: E402
 from pipelines.review.sync import pull, push  # noqa: E402
 from pipelines.store import NewRecord, Workspace, upsert_record, utcnow  # noqa: E402
-from pipelines.store.review import review_rows, seed_labels  # noqa: E402
+from pipelines.store.review import push_candidates, review_rows, seed_labels  # noqa: E402
 
 CLASSES = ["auto_collision", "property_water", "property_fire", "theft", "medical_injury"]
 
@@ -106,10 +106,9 @@ def main() -> None:
         # 1. push vs one raw import of the same tasks
         big = make_ws(tmp / "big", n, "big")
         with big.connect() as conn:
-            recs = [dict(r) for r in conn.execute("SELECT r.*, l.label, l.confidence FROM records"
-                                                  " r JOIN labels l ON l.record_id = r.id")]
-        tasks = [record_to_task(r, batch_id="raw", label=r["label"], confidence=r["confidence"],
-                                model_version="raw") for r in recs]
+            cands = push_candidates(conn, "claim_type")
+        tasks = [record_to_task(c.record, batch_id="raw", label=c.state.label,
+                                confidence=c.state.confidence, model_version="raw") for c in cands]
         raw_pid = client.create_project("bench raw import", _config(), "raw baseline")
         t0 = time.perf_counter()
         client.import_tasks(raw_pid, tasks)

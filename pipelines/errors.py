@@ -11,6 +11,7 @@ __all__ = [
     "InputError",
     "ConfigError",
     "WorkspaceError",
+    "WorkspaceBusyError",
     "DedupError",
     "LabelingError",
     "ReviewSyncError",
@@ -51,6 +52,10 @@ class ConfigError(StudioError):
 
 class WorkspaceError(StudioError):
     """The workspace is missing, locked, or from an incompatible version."""
+
+
+class WorkspaceBusyError(WorkspaceError):
+    """Another process held the workspace's write lock for longer than the lock timeout."""
 
 
 class DedupError(StudioError):

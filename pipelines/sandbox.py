@@ -7,9 +7,12 @@ with the line of the source they happened on: a syntax error fails the whole run
 inside one LF on one record is counted as a fault of that LF (as snorkel's fault-tolerant
 appliers do) and the others go on.
 
-The sample's records are passed as plain attribute objects (`x.text`, `x.prompt`, `x.response`,
-`x.raw_label`, ...); gold labels are never passed. Votes are class indices (-1 abstains); an LF
-may also return a class name, which is mapped to its index.
+Inside the child, the LFs are found and applied by the same functions a labeling run uses
+(`weak_supervision.lfs_from_module` and `apply_lfs`), so the editor and `curate label` agree on
+what an LF is (a `@labeling_function()` or a plain `lf_*` function) and what it may return (a
+class index, a class name, or None/-1 to abstain; anything else is a fault of that LF).
+The sample's records are passed as `Row`s (`x.text`, `x["prompt"]`, `x.response`,
+`x.raw_label`, ...); gold labels are never passed.
 
 This is isolation against mistakes, not a security boundary: the analyst already runs code on
 this machine.
@@ -20,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pipelines.errors import ConfigError, LabelingError
+from pipelines.launch import REPO_ROOT, ChildSpec, start
 
 __all__ = ["SandboxConfig", "LFResult", "SandboxResult", "run_lf_source", "EDITOR_FILENAME",
            "lf_template", "lf_files", "save_lf_source", "label_in_child"]
@@ -138,7 +141,7 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
     """Run the LFs defined in `source` on `records` in a child process with a time limit.
 
     Args:
-        source: Python source defining `@labeling_function()`s (or plain `lf_*` functions).
+        source: Python source defining `@labeling_function()`s or plain `lf_*` functions.
         records: the sample; only `RECORD_FIELDS` are passed to the child.
         classes: the scheme's classes, in index order.
         context_modules: dotted modules whose LFs are applied too, for overlaps and conflicts.
@@ -158,20 +161,19 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
     with tempfile.TemporaryDirectory(prefix="curate-sandbox-") as tmp:
         inp, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
         inp.write_text(json.dumps(payload, default=str), encoding="utf-8")
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        # No bytecode: the child imports the workspace's LF files, and W/lfs/ stays source only.
+        spec = ChildSpec.python("pipelines.sandbox", "lf", inp, out, cwd=REPO_ROOT,
+                                env={"PYTHONDONTWRITEBYTECODE": "1"})
         try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.sandbox", "lf", str(inp), str(out)],
-                stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                timeout=config.timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
-        except subprocess.TimeoutExpired as exc:
-            return SandboxResult(
-                n_records=len(rows), record_ids=ids, elapsed_s=time.perf_counter() - started,
-                stderr=_tail(exc.stderr),
-                error=f"stopped after {config.timeout_s:g} s (time limit): an endless loop, or "
-                      f"too slow for {len(rows)} records?")
+            proc = start(spec).wait(timeout=config.timeout_s)
         except OSError as exc:
             raise LabelingError(f"cannot start the LF sandbox ({sys.executable}): {exc}") from exc
+        if proc.timed_out:
+            return SandboxResult(
+                n_records=len(rows), record_ids=ids, elapsed_s=time.perf_counter() - started,
+                stderr=_tail(proc.stderr),
+                error=f"stopped after {config.timeout_s:g} s (time limit): an endless loop, or "
+                      f"too slow for {len(rows)} records?")
         elapsed = time.perf_counter() - started
         if not out.is_file():
             return SandboxResult(
@@ -210,83 +212,30 @@ def _editor_line(tb) -> int | None:
     return line
 
 
-def _def_line(fn: Any) -> int | None:
-    """The `def` line of an LF written in the editor (for a bad return value)."""
-    code = getattr(getattr(fn, "_f", fn), "__code__", None)
-    return code.co_firstlineno if code and code.co_filename == EDITOR_FILENAME else None
+def _lf_results(rows: list[dict[str, Any]], lfs: list[Any], classes: list[str], origin: str,
+                max_faults_shown: int) -> list[dict[str, Any]]:
+    """`LFResult`s (as dicts) of `lfs` on `rows`, through the applier `curate label` uses."""
+    from pipelines.weak_supervision.apply import apply_lfs
 
-
-def _collect_lfs(namespace: dict[str, Any], module_name: str) -> list[tuple[str, Any]]:
-    """LabelingFunction objects, and plain functions named lf_* defined in this module."""
-    # Only code that imported snorkel can hold a LabelingFunction: do not pay its import otherwise.
-    core = sys.modules.get("snorkel.labeling.lf.core")
-    lf_type = getattr(core, "LabelingFunction", None)
-    found = []
-    for name, obj in namespace.items():
-        if lf_type is not None and isinstance(obj, lf_type):
-            found.append((obj.name, obj))
-        elif (callable(obj) and name.startswith("lf_") and getattr(obj, "__module__", None)
-              == module_name and not isinstance(obj, type)):
-            found.append((name, obj))
-    return found
-
-
-def _apply(name: str, origin: str, fn: Any, xs: list[Any], classes: list[str],
-           max_faults_shown: int) -> dict[str, Any]:
-    index = {c: i for i, c in enumerate(classes)}
-    votes, faults, examples = [], 0, []
-    for x in xs:
-        try:
-            v = fn(x)
-            if isinstance(v, str) and v in index:
-                v = index[v]
-            if v is None:
-                v = ABSTAIN
-            if isinstance(v, bool) or not isinstance(v, int) or not ABSTAIN <= v < len(classes):
-                raise ValueError(f"returned {v!r}; expected a class index 0..{len(classes) - 1}, "
-                                 f"a class name or -1 (abstain)")
-        except Exception as exc:  # a user's LF failing on one record is a fault, not fatal
-            faults += 1
-            if len(examples) < max_faults_shown:
-                line = _editor_line(exc.__traceback__) or _def_line(fn)
-                examples.append({"id": x.id, "line": line,
-                                 "error": f"{type(exc).__name__}: {exc}"})
-            v = ABSTAIN
-        votes.append(int(v))
-    return {"name": name, "source": origin, "votes": votes, "faults": faults,
-            "fault_examples": examples}
-
-
-def _load_file(path: str, name: str):
-    """Import a workspace LF file; None if it does not import (the page lists load errors)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:  # a broken context file is not the editor's error: leave it out
-        return None
-    return module
-
-
-def _votes_on(module: Any, scheme: str | None) -> bool:
-    declared = getattr(module, "SCHEME", None)
-    if declared is None or scheme is None:
-        return True
-    return scheme in ([declared] if isinstance(declared, str) else list(declared))
+    L, faults = apply_lfs(rows, lfs, classes, max_examples=max_faults_shown)
+    out = []
+    for j, lf in enumerate(lfs):
+        fault = faults.get(lf.name)
+        out.append({"name": lf.name, "source": origin, "votes": L[:, j].tolist(),
+                    "faults": fault.count if fault else 0,
+                    "fault_examples": [d.to_dict() for d in fault.details] if fault else []})
+    return out
 
 
 def _child(inp: Path, out: Path) -> None:
     import importlib
     import types
 
+    from pipelines.errors import LabelingError
+    from pipelines.weak_supervision.discovery import lfs_from_module, load_lf_file, schemes_of
+
     payload = json.loads(inp.read_text(encoding="utf-8"))
-    classes, limit = payload["classes"], payload["max_faults_shown"]
-    xs = [types.SimpleNamespace(**r) for r in payload["records"]]
+    classes, limit, rows = payload["classes"], payload["max_faults_shown"], payload["records"]
     report: dict[str, Any] = {"lfs": [], "context": []}
     module_name = "curate_lf_editor"
     module = types.ModuleType(module_name)
@@ -300,28 +249,33 @@ def _child(inp: Path, out: Path) -> None:
     except BaseException as exc:  # noqa: BLE001 - whatever the module body raised, report it
         report.update(error=f"{type(exc).__name__}: {exc}", error_line=_editor_line(exc.__traceback__))
     if "error" not in report:
-        lfs = _collect_lfs(module.__dict__, module_name)
+        # The same discoverer and applier as `curate label`: what the editor shows is what a
+        # labeling run will vote once the file is saved into W/lfs.
+        lfs = lfs_from_module(module)
         if not lfs:
             report.update(error="no labeling function found: decorate a function with "
                                 "@labeling_function() (from snorkel.labeling), or name it lf_...")
-        names = [n for n, _ in lfs]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            report.update(error=f"two labeling functions share the name {dup[0]!r}")
-        if "error" not in report:
+        else:
             # User code may print: keep our stdout clean by sending its output to stderr.
             sys.stdout = sys.stderr
-            report["lfs"] = [_apply(n, "editor", f, xs, classes, limit) for n, f in lfs]
-            for mod_name in payload["context_modules"]:
-                mod = importlib.import_module(mod_name)
-                report["context"] += [_apply(n, mod_name, f, xs, classes, 0)
-                                      for n, f in _collect_lfs(vars(mod), mod.__name__)]
-            for i, path in enumerate(payload["context_files"]):
-                mod = _load_file(path, f"curate_lf_context_{i}")
-                if mod is None or not _votes_on(mod, payload["scheme"]):
-                    continue
-                report["context"] += [_apply(n, path, f, xs, classes, 0)
-                                      for n, f in _collect_lfs(vars(mod), mod.__name__)]
+            try:
+                report["lfs"] = _lf_results(rows, lfs, classes, "editor", limit)
+            except LabelingError as exc:  # two LFs share a name
+                report.update(error=str(exc))
+    if "error" not in report:
+        context = [(name, importlib.import_module(name)) for name in payload["context_modules"]]
+        for path in payload["context_files"]:
+            mod, err = load_lf_file(Path(path))
+            declared = schemes_of(mod) if mod is not None else None
+            # A broken context file is not the editor's error (the page lists load errors).
+            if mod is not None and (declared is None or payload["scheme"] is None
+                                    or payload["scheme"] in declared):
+                context.append((path, mod))
+        for origin, mod in context:
+            try:
+                report["context"] += _lf_results(rows, lfs_from_module(mod), classes, origin, 0)
+            except LabelingError:  # a context module with two LFs of one name: leave it out
+                continue
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(report), encoding="utf-8")
     os.replace(tmp, out)
@@ -346,7 +300,10 @@ ABSTAIN = -1
 
 @labeling_function()
 def lf_my_rule(x):
-    """Say what it detects. x.text, x.prompt, x.response and x.raw_label are there to read."""
+    """Say what it detects. x.text, x.prompt, x.response and x.raw_label are there to read.
+
+    Return a class (a constant above, or its name as a string) or ABSTAIN (None works too).
+    """
     text = (x.prompt or x.text or "").lower()
     return {first} if "some phrase" in text else ABSTAIN
 '''
@@ -398,15 +355,11 @@ def label_in_child(ws, scheme: str, *, timeout_s: float = 900.0) -> dict[str, An
     """
     with tempfile.TemporaryDirectory(prefix="curate-label-") as tmp:
         out = Path(tmp) / "out.json"
-        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "pipelines.sandbox", "label", str(ws.path), scheme,
-                 str(out)], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                timeout=timeout_s, cwd=str(Path(__file__).resolve().parent.parent))
-        except subprocess.TimeoutExpired as exc:
+        spec = ChildSpec.python("pipelines.sandbox", "label", ws.path, scheme, out, cwd=REPO_ROOT)
+        proc = start(spec).wait(timeout=timeout_s)
+        if proc.timed_out:
             raise LabelingError(f"labeling {scheme!r} stopped after {timeout_s:g} s (time limit): "
-                                f"does an LF loop forever?") from exc
+                                f"does an LF loop forever?")
         if not out.is_file():
             raise LabelingError(f"labeling {scheme!r} ended (exit status {proc.returncode}) "
                                 f"without a result: {_last_line(proc.stderr) or 'no message'}")

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -20,7 +21,16 @@ import streamlit as st
 
 from pipelines.config import CurationConfig, load_config
 from pipelines.errors import StudioError, WorkspaceError
-from pipelines.store import Workspace, get_record, list_records, list_runs, stage_counts
+from pipelines.store import (
+    Candidate,
+    Record,
+    Workspace,
+    get_record,
+    iter_records,
+    list_records,
+    list_runs,
+    stage_counts,
+)
 
 __all__ = [
     "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "config_with_schemes",
@@ -157,14 +167,37 @@ def records_by_ids(ids: list[str], scheme: str | None = None) -> list[dict[str, 
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _record(path: str, version: tuple, record_id: str) -> dict[str, Any] | None:
+def _record(path: str, version: tuple, record_id: str) -> Record | None:
     with Workspace(Path(path)).connect() as conn:
         return get_record(conn, record_id)
 
 
-def record(record_id: str) -> dict[str, Any] | None:
+def record(record_id: str) -> Record | None:
+    """One record with all its sources (no gold)."""
     ws = workspace()
     return _record(str(ws.path), data_version(ws), record_id)
+
+
+# st.chat_message draws "user" and "assistant" itself; the other roles get an avatar here.
+_AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
+
+
+def chat_turns(rec: Record) -> list[tuple[str, str | None, str]]:
+    """(role, avatar, content) of every turn of a chat record, in order (the Data page)."""
+    return [(t.role, _AVATARS.get(t.role), t.content) for t in rec.turns]
+
+
+def condition_notes(rec: Record) -> list[str]:
+    """The record's ingest conditions (`meta["conditions"]`, docs/ingest.md) as short notes."""
+    notes = []
+    for name, value in sorted((rec.meta.get("conditions") or {}).items()):
+        if name == "empty_turn":
+            notes.append(f"{value} empty turn(s) dropped at ingest")
+        elif value is True:
+            notes.append(name.replace("_", " "))
+        else:
+            notes.append(f"{name.replace('_', ' ')}: {value}")
+    return notes
 
 
 # -- writes ------------------------------------------------------------------------------------
@@ -211,7 +244,11 @@ def _upload_path(folder: Path, name: str, data: bytes) -> Path:
     path = folder / name
     if path.exists() and path.read_bytes() != data:
         digest = hashlib.sha256(data).hexdigest()[:8]
-        path = folder / f"{path.stem}-{digest}{path.suffix}"
+        # Keep a compressed file's two suffixes (x.jsonl.gz -> x-<hash>.jsonl.gz): the
+        # format is read from them.
+        n = 2 if path.suffix.lower() in (".gz", ".zst", ".zstd") else 1
+        suffix = "".join(path.suffixes[-n:])
+        path = folder / f"{name[:len(name) - len(suffix)]}-{digest}{suffix}"
     return path
 
 
@@ -232,7 +269,7 @@ def semantic_search(query: str, k: int) -> list[dict[str, Any]]:
 
 # -- export ------------------------------------------------------------------------------------
 @st.cache_resource(show_spinner=False, max_entries=1)
-def _export_candidates(path: str, version: tuple, scheme: str) -> list[dict[str, Any]]:
+def _export_candidates(path: str, version: tuple, scheme: str) -> list[Candidate]:
     # Reading the candidates is most of a preview's cost (2.3 s of 2.8 s at 100k records);
     # kept for the current data version, so moving a slider only re-applies the rules.
     from pipelines.store.exports import iter_export_candidates
@@ -312,24 +349,13 @@ def train_defaults() -> "Any":
 
 
 def start_training(export_version: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the form's values and start `curate train` as its own process.
-
-    Only values that differ from the dataclass defaults are passed (as `--set key=value`), so
-    the run's config.yaml records what the user chose.
-    """
-    import json
-
+    """Validate the form's values and start the run in its own process (`start_detached`, as
+    `curate train --detach` does): its config.yaml is the form's TrainConfig."""
     from trainer.config import TrainConfig
-    from trainer.runs import new_run_id, start_detached
+    from trainer.runs import start_detached
 
     cfg = TrainConfig.from_dict(values, where="the training form")
-    defaults = TrainConfig().to_dict()
-    args: list[str] = []
-    for key, value in cfg.to_dict().items():
-        if value != defaults[key]:
-            args += ["--set", f"{key}={json.dumps(value)}"]
-    ws = workspace()
-    return start_detached(ws, export_version, args, run_id=new_run_id(cfg.head, export_version))
+    return start_detached(workspace(), export_version, cfg)
 
 
 def train_runs() -> list[dict[str, Any]]:
@@ -476,7 +502,8 @@ def _try_lf(path: str, version: tuple, source: str, scheme: str, n: int,
     cfg = load_config(ws.config_path)
     sc = cfg.scheme(scheme)
     with ws.connect() as conn:
-        sample = list_records(conn, limit=n)
+        # the same record dicts a labeling run hands its LFs (messages, system and meta too)
+        sample = [r.to_dict() for r in islice(iter_records(conn, batch_size=n), n)]
     context = [p for p in _files(ws) if p.stem != exclude]
     return run_lf_source(source, sample, sc.classes, context_modules=sc.lf_modules,
                          context_files=context, scheme=sc.name)
@@ -509,21 +536,19 @@ def labelstudio_status() -> dict[str, Any]:
     return status
 
 
-def start_labelstudio() -> int:
-    """Start `curate labelstudio start` in its own process and return at once (a fresh server
-    migrates its database for ~80 s; the page polls its status meanwhile)."""
-    import subprocess
-    import sys
+def start_labelstudio() -> int | None:
+    """Start the workspace's Label Studio and return at once (`WorkspaceServer.start` without
+    waiting: a fresh server migrates its database for ~80 s; the page polls its status). Its pid,
+    or None when one of ours is already up or starting. A server that cannot start (not
+    installed, port taken) shows its error and stops the page there."""
+    from pipelines.review import WorkspaceServer
 
-    ws = workspace()
-    log = ws.subdir("labelstudio") / "studio-start.log"
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from curate.cli import _entry; _entry()", "labelstudio",
-             "start", "--workspace", str(ws.path)],
-            stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=str(ws.path))
-    return proc.pid
+    try:
+        info, started = WorkspaceServer.of(workspace()).start(wait=False)
+    except StudioError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+    return info.pid if started else None
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -16,25 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import TrainError
+from pipelines.export.turns import length_summary
 from trainer.config import TrainConfig
 from trainer.device import Plan
+from trainer.lengths import LENGTH_PERCENTILE, default_max_seq_length, source_line
 
 __all__ = ["default_encoder", "build_classifier_trainer", "predict_labels", "choose_defaults",
-           "class_weights", "length_percentile"]
+           "class_weights"]
 
 BATCH_SIZE = 16
 MIN_STEPS, MAX_STEPS = 60, 400
-LENGTH_PERCENTILE = 95
-
-
-def length_percentile(lengths: list[int], cap: int, pct: int = LENGTH_PERCENTILE) -> int:
-    """The `pct`-th percentile of `lengths`, rounded up to a multiple of 8, in [16, cap]: long
-    outliers are cut instead of padding every batch to them (cost grows with the length)."""
-    if not lengths:
-        return min(cap, 128)
-    ordered = sorted(lengths)
-    value = ordered[min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1)]
-    return max(16, min(cap, 8 * math.ceil(value / 8)))
 
 
 def class_weights(labels: list[str], classes: list[str], mode: str = "auto") -> list[float] | None:
@@ -61,7 +52,8 @@ def choose_defaults(cfg: TrainConfig, labels: list[str], classes: list[str],
       layer must move fast), 1e-3 above (the issue's measured budget);
     - steps: about two epochs, at least 60 and at most 400 (300 steps at batch 16 reached 0.83 on
       6,400 rows; more costs CPU minutes), unless epochs or max_steps is set;
-    - max_seq_length: the 95th percentile of token lengths, capped by the model;
+    - max_seq_length: from the token lengths, the rule the sft head uses (`trainer.lengths`:
+      p95 rounded up to 64, capped by the model);
     - class weights per `class_weight` (see `class_weights`).
     """
     n = len(labels)
@@ -83,13 +75,15 @@ def choose_defaults(cfg: TrainConfig, labels: list[str], classes: list[str],
     elif cfg.epochs is None:
         fill["epochs"] = 1.0   # max_steps is set and decides; the Trainer still wants a number
     if cfg.max_seq_length is None:
-        length = length_percentile(token_lengths, model_max)
+        length = default_max_seq_length(token_lengths, model_max)
         cut = sum(x > length for x in token_lengths)
+        p95 = length_summary(token_lengths).get("p95")
         fill["max_seq_length"] = length
         chosen["max_seq_length"] = {
-            "value": length, "why": f"p{LENGTH_PERCENTILE} of train token lengths (max "
-                                    f"{max(token_lengths, default=0)}), cap {model_max}; "
-                                    f"{cut} of {len(token_lengths)} rows truncated"}
+            "value": length, "why": f"{source_line(len(token_lengths), p95, length, model_max)} "
+                                    f"(p{LENGTH_PERCENTILE} {p95}, max "
+                                    f"{max(token_lengths, default=0)} tokens); {cut} of "
+                                    f"{len(token_lengths)} rows truncated"}
     weights = class_weights(labels, classes, cfg.class_weight)
     counts = Counter(labels)
     chosen["class_weights"] = {

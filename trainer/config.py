@@ -23,9 +23,9 @@ __all__ = ["TrainConfig", "HEADS", "METHODS", "DEVICES", "CLASS_WEIGHTS", "SFT_D
 HEADS = ("sft", "classifier", "probe")
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 # What the sft head uses for the fields left unset (None); the classifier chooses its own from
-# the data (trainer.classifier.choose_defaults) and the probe needs none of them.
-SFT_DEFAULTS = {"learning_rate": 2e-4, "epochs": 1.0, "batch_size": 8, "max_seq_length": 512,
-                "eval_max_examples": 200}
+# the data (trainer.classifier.choose_defaults) and the probe needs none of them. max_seq_length
+# is not here: both LoRA heads take it from the data (trainer.lengths.default_max_seq_length).
+SFT_DEFAULTS = {"learning_rate": 2e-4, "epochs": 1.0, "batch_size": 8, "eval_max_examples": 200}
 METHODS = ("lora", "qlora")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -36,8 +36,9 @@ class TrainConfig:
     probe on cached sentence embeddings).
 
     Fields whose default is None are chosen per head at run time: the sft head takes
-    `SFT_DEFAULTS`, the classifier chooses them from the export (train size, class counts,
-    token lengths) and reports the choice; a value the user sets always wins."""
+    `SFT_DEFAULTS`, the classifier chooses them from the export (train size, class counts) and
+    reports the choice, and `max_seq_length` comes from the train split's token lengths for both
+    (one rule, `trainer.lengths`); a value the user sets always wins."""
 
     head: str = field(default="sft", metadata={
         "help": "sft: causal-LM supervised fine-tune on a chat/alpaca export; probe: logistic "
@@ -69,8 +70,9 @@ class TrainConfig:
         "help": "examples per device per step (default: sft 8, classifier 16)"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     max_seq_length: int | None = field(default=None, metadata={
-        "help": "tokens per example, truncated (default: sft 512; classifier the 95th "
-                "percentile of the train split's token lengths, capped by the model)"})
+        "help": "tokens per example (default: from the data, the 95th percentile of the train "
+                "split's token lengths rounded up to 64, capped by the model and 2048; sft: too "
+                "long -> oldest turns go first, never the final answer; classifier: truncated)"})
     class_weight: str = field(default="auto", metadata={
         "help": "classifier and probe: weight each class's loss by n / (k * count) "
                 "(balanced), not at all (none), or balanced when the largest class has 1.5x "
@@ -108,8 +110,6 @@ class TrainConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per sample (sft)"})
     merge: bool = field(default=False, metadata={
         "help": "also save the base model with the adapter merged in (lora only)"})
-    output_dir: str | None = field(default=None, metadata={
-        "help": "run folder (default: W/runs/<run id>)"})
 
     def __post_init__(self):
         def bad(name: str, why: str):
@@ -119,7 +119,11 @@ class TrainConfig:
                               ("class_weight", CLASS_WEIGHTS)):
             if getattr(self, name) not in choices:
                 bad(name, f"must be one of {', '.join(choices)}")
-        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum", "max_seq_length",
+        if self.max_seq_length is not None and (not isinstance(self.max_seq_length, int)
+                                                or isinstance(self.max_seq_length, bool)
+                                                or self.max_seq_length < 1):
+            bad("max_seq_length", "must be a positive integer or null (from the data)")
+        for name in ("lora_r", "lora_alpha", "batch_size", "grad_accum",
                      "logging_steps", "save_steps", "save_total_limit", "eval_batch_size",
                      "eval_max_examples", "max_new_tokens"):
             v = getattr(self, name)
@@ -171,6 +175,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, where: str = "train config") -> "TrainConfig":
         names = {f.name for f in fields(cls)}
+        raw = dict(raw)
+        # `output_dir` was a field that nothing read (a run's folder is always W/runs/<run id>):
+        # the config.yaml of older runs still carries it as null, which resumes as before.
+        if "output_dir" in raw:
+            if raw.pop("output_dir") is not None:
+                raise ConfigError(f"{where}: output_dir is not an option: a run's folder is "
+                                  f"W/runs/<run id> (name it with run_id)")
         unknown = set(raw) - names
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; known: "
@@ -230,7 +241,7 @@ def _type_name(tp: Any) -> str:
 
 _HINTS: dict[str, Any] | None = None
 # Fields that may be None: "chosen per head at run time".
-_HEAD_CHOSEN = frozenset({"batch_size", "max_seq_length", "eval_max_examples"})
+_HEAD_CHOSEN = frozenset({"batch_size", "eval_max_examples"})
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -3,8 +3,9 @@
 SFT: eval loss and perplexity (exp of the mean completion-token loss) of the base model vs the
 tuned one, plus a few greedy generations side by side. Classifier and probe: accuracy and macro-F1
 of the untuned model (the probe: the majority class) and of a majority-class baseline vs the tuned
-model, on every eval row and on the gold-labelled subset, with the tuned model's per-class
-precision/recall/F1 and its confusion matrix.
+model, on every eval row and on the gold-labelled subset, with per-class precision/recall/F1 and
+the confusion matrix of the whole split (all from `pipelines.metrics`, the scores the ROI study
+and the label analysis use too).
 """
 
 from __future__ import annotations
@@ -13,40 +14,22 @@ import math
 from collections import Counter
 from typing import Any
 
-__all__ = ["classification_metrics", "classification_detail", "majority_baseline", "perplexity",
+from pipelines.metrics import classification_report
+
+__all__ = ["classification_metrics", "never_predicted", "majority_baseline", "perplexity",
            "format_eval_table"]
 
 
-def _sklearn_metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict[str, Any]:
-    """Every classification figure, in one place (swap for pipelines.metrics when it lands)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
-    return {"accuracy": float(accuracy_score(y_true, y_pred)), "macro_f1": float(f.mean()),
-            "per_class": {c: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                              "f1": round(float(f[i]), 4), "support": int(s[i])}
-                          for i, c in enumerate(classes)},
-            "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist()}
-
-
 def classification_metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict[str, Any]:
-    """n, accuracy and macro-F1 (over `classes`, absent ones scoring 0)."""
-    if not y_true:
-        return {"n": 0, "accuracy": None, "macro_f1": None}
-    m = _sklearn_metrics(y_true, y_pred, classes)
-    return {"n": len(y_true), "accuracy": round(m["accuracy"], 4),
-            "macro_f1": round(m["macro_f1"], 4)}
+    """n, accuracy, macro_f1 (None when n = 0), per_class {class: {precision, recall, f1,
+    support}} and confusion (rows: true, columns: predicted, in `classes` order), rounded to 4."""
+    return classification_report(y_true, y_pred, classes).to_dict(digits=4)
 
 
-def classification_detail(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict[str, Any]:
-    """Per-class precision/recall/F1/support and the confusion matrix (rows: true class, columns:
-    predicted, both in `classes` order), plus the classes never predicted."""
-    if not y_true:
-        return {"per_class": {}, "confusion": [], "never_predicted": []}
-    m = _sklearn_metrics(y_true, y_pred, classes)
+def never_predicted(y_pred: list[str], classes: list[str]) -> list[str]:
+    """The classes no prediction names (a collapsed model predicts one or two of them)."""
     seen = set(y_pred)
-    return {"per_class": m["per_class"], "confusion": m["confusion"],
-            "never_predicted": [c for c in classes if c not in seen]}
+    return [c for c in classes if c not in seen]
 
 
 def majority_baseline(train_labels: list[str]) -> str:

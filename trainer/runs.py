@@ -1,5 +1,6 @@
 """Training runs on disk: `W/runs/<id>/` with config.yaml, events.jsonl, checkpoints/, adapter/,
-eval.json, and helpers to follow them from another process (the studio).
+eval.json, helpers to follow them from another process (the studio), and `start_detached`, which
+writes a run's config.yaml and starts `python -m trainer` on it (through `pipelines.launch`).
 
 `events.jsonl` has one JSON object per line: `{"event": "start", ...}`, then one
 `{"event": "log", "step", "max_steps", "epoch", "loss", "lr", "tokens", "tokens_per_s", "eta_s"}` per
@@ -9,10 +10,7 @@ logging step, `{"event": "eval", ...}` and a final `{"event": "end", "status": .
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import TrainError
+from pipelines.launch import ChildSpec, pid_alive, start
+from trainer.config import TrainConfig
 
 __all__ = ["RunDir", "new_run_id", "run_dir", "read_events", "list_train_runs", "run_summary",
-           "EventWriter", "events_callback", "start_detached", "latest_checkpoint", "checkpoints"]
+           "EventWriter", "events_callback", "start_detached", "latest_checkpoint", "checkpoints",
+           "pick_run", "resume_config"]
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -140,16 +141,6 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def recent_tokens_per_s(logs: list[dict[str, Any]], window: int = 5) -> float | None:
     """Tokens/s over the last `window` logging steps of the current attempt (the log events'
     own `tokens_per_s` averages from the attempt's start, warm-up included); falls back to that
@@ -176,7 +167,7 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
     pid_file = rd.path / "pid"
     if status == "running" and pid_file.exists():   # without a pid file we cannot tell
         text = pid_file.read_text().strip()
-        alive = _pid_alive(int(text)) if text.isdigit() else False
+        alive = pid_alive(int(text)) if text.isdigit() else False
         if not alive:
             status = "interrupted" if start else "failed to start"
         elif not start:
@@ -186,7 +177,7 @@ def run_summary(rd: RunDir) -> dict[str, Any]:
         evaluation = json.loads(rd.eval_json.read_text(encoding="utf-8"))
     return {"run_id": rd.id, "path": str(rd.path), "status": status,
             "head": start.get("head"), "export": start.get("export"),
-            "steps": logs[-1]["step"] if logs else 0,
+            "n_train": start.get("n_train"), "steps": logs[-1]["step"] if logs else 0,
             "max_steps": logs[-1]["max_steps"] if logs else start.get("max_steps"),
             "loss": logs[-1]["loss"] if logs else None,
             "tokens_per_s": recent_tokens_per_s(attempt),
@@ -241,24 +232,66 @@ def latest_checkpoint(rd: RunDir, notices: list[str] | None = None) -> Path | No
     return None
 
 
-def start_detached(ws, export_version: str, args: list[str], run_id: str | None = None) -> dict[str, Any]:
-    """Launch `curate train` as a separate process (own session) and return at once.
+def pick_run(ws, export_version: str, cfg: TrainConfig, run_id: str | None,
+             resume: bool) -> RunDir:
+    """The folder of a run: an existing one to resume (`run_id`, else the export's latest), or
+    a new one (`run_id`, else `<time>-<head>-<export>`, with -2, -3 ... if that is taken).
 
-    The child writes `W/runs/<id>/train.log` and `events.jsonl`; follow it with `read_events`
-    or `run_summary`. Returns {"run_id", "pid", "path"}.
+    A folder counts as a run once the run has started (it has `events.jsonl`): a folder that
+    only holds the config a launcher wrote (`start_detached`) is the run's own.
     """
-    run_id = run_id or new_run_id("run", export_version)
+    if resume:
+        if run_id is None:
+            mine = [r for r in list_train_runs(ws) if r["export"] == export_version]
+            if not mine:
+                raise TrainError(f"resume: no earlier run on export {export_version} to resume")
+            run_id = mine[-1]["run_id"]
+        return run_dir(ws, run_id)
+    if run_id is None:
+        # Two runs started in the same second get -2, -3 ... rather than colliding.
+        stem = run_id = new_run_id(cfg.head, export_version)
+        n = 1
+        while (ws.subdir("runs") / run_id).exists():
+            n += 1
+            run_id = f"{stem}-{n}"
     rd = run_dir(ws, run_id, must_exist=False)
+    if rd.events.exists():
+        raise TrainError(f"run {rd.id} already exists; resume it to continue")
     rd.path.mkdir(parents=True, exist_ok=True)
-    repo_root = Path(__file__).resolve().parents[1]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(repo_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cmd = [sys.executable, "-c", "from curate.cli import _entry; _entry()", "train",
-           "--workspace", str(ws.path), "--export", export_version, "--run-id", run_id, *args]
-    with open(rd.log, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, cwd=str(ws.path))
-    (rd.path / "pid").write_text(str(proc.pid))
-    return {"run_id": run_id, "pid": proc.pid, "path": str(rd.path)}
+    return rd
+
+
+def resume_config(rd: RunDir, cfg: TrainConfig) -> TrainConfig:
+    """A resumed run keeps its saved config; only `cfg.max_steps` (when set) may extend it."""
+    if not rd.config_yaml.exists():
+        return cfg
+    saved = TrainConfig.from_yaml(rd.config_yaml)
+    return saved.replace(max_steps=cfg.max_steps if cfg.max_steps != -1 else None)
+
+
+def start_detached(ws, export_version: str, cfg: TrainConfig, *, run_id: str | None = None,
+                   resume: bool = False) -> dict[str, Any]:
+    """Start a training run in its own process and return at once: `{"run_id", "pid", "path"}`.
+
+    The run's config is written first (`W/runs/<id>/config.yaml`, by `TrainConfig.save_yaml`),
+    then `python -m trainer <run dir> --export <version>` reads it back and calls `train`: the
+    child gets a file, not a re-encoded command line. Its output goes to `train.log`; follow it
+    with `read_events` or `run_summary`. The CLI's `--detach` and the studio's Train button both
+    come here.
+
+    Raises:
+        ExportError: no such export version (checked here, before any folder is made).
+        TrainError: `run_id` names a run that already started (without `resume`), or nothing
+            to resume.
+    """
+    from pipelines.export import load_manifest
+
+    version = load_manifest(ws, export_version)["version"]   # "v1" -> "v0001"
+    rd = pick_run(ws, version, cfg, run_id, resume)
+    if resume:
+        cfg = resume_config(rd, cfg)
+    cfg.save_yaml(rd.config_yaml)
+    argv: list[object] = [rd.path, "--export", version] + (["--resume"] if resume else [])
+    child = start(ChildSpec.python("trainer", *argv, log=rd.log, detach=True,
+                                   pid_file=rd.path / "pid"))
+    return {"run_id": rd.id, "pid": child.pid, "path": str(rd.path)}

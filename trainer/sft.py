@@ -1,7 +1,9 @@
-"""Causal-LM SFT head: TRL `SFTTrainer` + a peft `LoraConfig`, loss on completions only.
+"""Causal-LM SFT head: TRL `SFTTrainer` + a peft `LoraConfig`, loss on every assistant turn.
 
-Chat and alpaca exports both become conversational prompt/completion pairs, so the tokenizer's
-chat template renders them and TRL masks the prompt out of the loss. `qlora` loads the base in
+Chat and alpaca exports become whole conversations, tokenised by `trainer.sft_data` with the
+tokenizer's chat template: every assistant turn is trained, system and user turns are masked
+out of the loss (-100), and each conversation is fitted to `max_seq_length` keeping its final
+answer (the length comes from the data unless the config sets it). `qlora` loads the base in
 4-bit NF4 through `trainer._bnb` and runs peft's `prepare_model_for_kbit_training`, except under
 a memory budget on CUDA: then the base stays bf16 and frozen, and `autotune_sft` picks the
 micro-batch x accumulation, checkpointed layers and liger from measured trials (docs/gpu.md).
@@ -15,24 +17,19 @@ from typing import Any
 from pipelines.errors import TrainError
 from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import Plan
+from trainer.sft_data import WARN_CUT_SHARE, LengthReport, prepare_examples, row_messages
 
-__all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "autotune_sft",
-           "apply_tune_choice", "generate"]
+__all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "cut_warning",
+           "autotune_sft", "apply_tune_choice", "generate"]
 
 
-def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any]:
-    """An export row (chat or alpaca) -> {"prompt": [messages], "completion": [assistant msg]}."""
-    if fmt == "chat":
-        msgs = row["messages"]
-        if not msgs or msgs[-1]["role"] != "assistant":
-            raise TrainError("a chat export row must end with an assistant message")
-        return {"prompt": msgs[:-1], "completion": [msgs[-1]]}
-    if fmt == "alpaca":
-        user = row["instruction"] + (f"\n\n{row['input']}" if row.get("input") else "")
-        return {"prompt": [{"role": "user", "content": user}],
-                "completion": [{"role": "assistant", "content": row["output"]}]}
-    raise TrainError(f"the sft head trains on chat or alpaca exports, not {fmt!r} "
-                     f"(use head=classifier for a classification export)")
+def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any] | None:
+    """An export row (chat or alpaca) -> {"prompt": [messages], "completion": [final answer]}
+    (the base/tuned generations); None when it holds no user -> assistant exchange."""
+    msgs = row_messages(row, fmt)
+    if not msgs:
+        return None
+    return {"prompt": msgs[:-1], "completion": [msgs[-1]]}
 
 
 def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, list[str]]:
@@ -56,7 +53,7 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
         raise TrainError(f"base model {base!r} is not a causal language model (architectures: "
                          f"{', '.join(archs)}); the sft head needs e.g. a *ForCausalLM model")
     max_pos = getattr(config, "max_position_embeddings", None)
-    if max_pos and cfg.max_seq_length > max_pos:
+    if max_pos and cfg.max_seq_length is not None and cfg.max_seq_length > max_pos:
         raise TrainError(f"max_seq_length {cfg.max_seq_length} exceeds what {base} can take "
                          f"(max_position_embeddings {max_pos}); lower train.max_seq_length")
     tok = AutoTokenizer.from_pretrained(str(local) if local.exists() else base)
@@ -102,19 +99,38 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
 def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[dict],
                       eval_rows: list[dict], fmt: str, output_dir: Path,
                       callbacks: list | None = None, progress: bool = True):
-    """A ready `SFTTrainer` (LoRA applied) and its tokenizer; also the loader's notices."""
-    cfg = cfg.with_defaults(**SFT_DEFAULTS)   # fields left unset (None) take the sft defaults
+    """A ready `SFTTrainer` (LoRA applied) and its tokenizer; also the loader's notices.
+
+    The trainer's `length_report` (`trainer.sft_data.LengthReport`) says which
+    `max_seq_length` the run uses and what fitting the train split to it cut.
+    """
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
+
+    cfg = cfg.with_defaults(**SFT_DEFAULTS)   # fields left unset (None) take the sft defaults
 
     if not progress:
         import datasets
 
         datasets.disable_progress_bars()
     model, tok, notices = load_causal_lm(cfg, base, plan)
-    train_ds = Dataset.from_list([to_prompt_completion(r, fmt) for r in train_rows])
-    eval_ds = Dataset.from_list([to_prompt_completion(r, fmt) for r in eval_rows]) if eval_rows else None
+    max_pos = getattr(model.config, "max_position_embeddings", None)
+    train_ex, report = prepare_examples(tok, train_rows, fmt, cfg.max_seq_length, max_pos)
+    max_len = report.max_seq_length
+    if not train_ex:
+        raise TrainError(f"nothing to train: with max_seq_length={max_len} every train "
+                         f"example's completion is cut off ({report.line()}); raise "
+                         f"max_seq_length")
+    eval_ds = None
+    if eval_rows:
+        eval_ex, _ = prepare_examples(tok, eval_rows, fmt, max_len, max_pos)
+        if not eval_ex:
+            raise TrainError(f"no eval loss: with max_seq_length={max_len} every eval example's "
+                             f"completion is cut off (the loss is on assistant turns only); "
+                             f"raise max_seq_length")
+        eval_ds = Dataset.from_list(eval_ex)
+    train_ds = Dataset.from_list(train_ex)
     args = SFTConfig(
         output_dir=str(output_dir),
         max_steps=cfg.max_steps,
@@ -133,9 +149,8 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
         use_cpu=plan.device == "cpu",
         bf16=plan.bf16,
         gradient_checkpointing=plan.gradient_checkpointing,
-        max_length=cfg.max_seq_length,
+        max_length=max_len,       # the examples already fit; TRL's truncation is a no-op
         packing=cfg.packing,
-        completion_only_loss=True,
         seed=cfg.seed,
         data_seed=cfg.seed,
         include_num_input_tokens_seen="non_padding",
@@ -150,7 +165,18 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)   # the events file carries the progress
+    trainer.length_report = report
     return trainer, tok, notices
+
+
+def cut_warning(report: LengthReport) -> str | None:
+    """The line to show before training when too many final answers would be cut."""
+    if report.cut_share <= WARN_CUT_SHARE:
+        return None
+    return (f"{report.completions_cut} of {report.n} conversations ({report.cut_share:.0%}) "
+            f"would lose part of their final answer at max_seq_length "
+            f"{report.max_seq_length} (longest {report.tokens.get('max', 0)} tokens); raise "
+            f"max_seq_length to train on whole answers")
 
 
 def autotune_sft(trainer, cfg: TrainConfig, plan: Plan, log=print):
@@ -181,7 +207,7 @@ def autotune_sft(trainer, cfg: TrainConfig, plan: Plan, log=print):
                                 loss_fn=lambda model, inputs: trainer.compute_loss(model, dict(inputs)))
     except NoFitError as exc:
         raise TrainError(f"train.memory_budget {cfg.memory_budget!r} is too small: {exc}; raise "
-                         f"it or lower max_seq_length (now {cfg.max_seq_length})") from None
+                         f"it or lower max_seq_length (now {trainer.args.max_length})") from None
     finally:
         if saved_tokens is not None:
             trainer._total_train_tokens = saved_tokens

@@ -92,8 +92,7 @@ def ensure_workspace_model(ws, *, shape: str = "tiny") -> Path:
     if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
         return out
     with ws.connect() as conn:
-        texts = [t for r in iter_records(conn)
-                 for t in (r.get("text"), r.get("prompt"), r.get("response")) if t]
+        texts = [t for r in iter_records(conn) for t in (r.text, r.prompt, r.response) if t]
     if not texts:
         raise ValueError(f"workspace {ws.path} has no records to train a tokenizer on")
     tmp = out.with_name(out.name + ".tmp")

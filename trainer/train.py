@@ -22,10 +22,9 @@ from pipelines.store import start_run
 from pipelines.store.exports import update_run_metrics
 from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import plan_device
-from trainer.evaluate import (classification_detail, classification_metrics, format_eval_table,
-                              majority_baseline, perplexity)
-from trainer.runs import (EventWriter, RunDir, events_callback, latest_checkpoint,
-                          list_train_runs, new_run_id, run_dir)
+from trainer.evaluate import (classification_metrics, format_eval_table, majority_baseline,
+                              never_predicted, perplexity)
+from trainer.runs import EventWriter, events_callback, latest_checkpoint, pick_run, resume_config
 
 __all__ = ["train", "resolve_base_model"]
 
@@ -47,28 +46,6 @@ def resolve_base_model(ws, cfg: TrainConfig) -> str:
     return str(ensure_workspace_model(ws))
 
 
-def _pick_run(ws, export: str, cfg: TrainConfig, run_id: str | None, resume: bool) -> RunDir:
-    if resume:
-        if run_id is None:
-            mine = [r for r in list_train_runs(ws) if r["export"] == export]
-            if not mine:
-                raise TrainError(f"resume: no earlier run on export {export} to resume")
-            run_id = mine[-1]["run_id"]
-        return run_dir(ws, run_id)
-    if run_id is None:
-        # Two runs started in the same second get -2, -3 ... rather than colliding.
-        stem = run_id = new_run_id(cfg.head, export)
-        n = 1
-        while (ws.subdir("runs") / run_id).exists():
-            n += 1
-            run_id = f"{stem}-{n}"
-    rd = run_dir(ws, run_id, must_exist=False)
-    if rd.config_yaml.exists():
-        raise TrainError(f"run {rd.id} already exists; resume it to continue")
-    rd.path.mkdir(parents=True, exist_ok=True)
-    return rd
-
-
 def _write_json_atomic(path, obj) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n", encoding="utf-8")
@@ -83,17 +60,17 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     Args:
         cfg: the run's options; on `resume` the run's saved config is used and `cfg.max_steps`
             (when set) may extend it.
-        run_id: a folder name under W/runs (a detached launcher creates it first).
+        run_id: a folder name under W/runs (`start_detached` creates it first, with the
+            config.yaml this process was started from).
         callbacks: extra transformers `TrainerCallback`s (tests use one to stop a run early).
     """
     cfg = cfg or TrainConfig()
     path = export_path(ws, export)
     manifest = load_manifest(ws, export)
     version = manifest["version"]
-    rd = _pick_run(ws, version, cfg, run_id, resume) if resume else None
-    if rd is not None and rd.config_yaml.exists():
-        saved = TrainConfig.from_yaml(rd.config_yaml)
-        cfg = saved.replace(max_steps=cfg.max_steps if cfg.max_steps != -1 else None)
+    rd = pick_run(ws, version, cfg, run_id, resume) if resume else None
+    if rd is not None:
+        cfg = resume_config(rd, cfg)
     fmt = manifest["format"]
     if fmt not in _FORMATS[cfg.head]:
         raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
@@ -112,7 +89,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
     if not eval_rows:
         eval_rows, on = train_rows[:16], "train (the export has no eval split)"
     if rd is None:   # only now, so that a refused run leaves no folder behind
-        rd = _pick_run(ws, version, cfg, run_id, resume)
+        rd = pick_run(ws, version, cfg, run_id, resume)
     base = resolve_base_model(ws, cfg)
     cfg = cfg.replace(base_model=base)
     cfg.save_yaml(rd.config_yaml)
@@ -198,17 +175,29 @@ def _eval_loss(trainer, cfg) -> float:
     loss = trainer.evaluate().get("eval_loss")
     if loss is None or loss != loss:  # missing or NaN
         raise TrainError(
-            f"no eval loss: with max_seq_length={cfg.max_seq_length} every eval example's "
+            f"no eval loss: with max_seq_length={trainer.args.max_length} every eval example's "
             f"completion is cut off (the loss is on completions only); raise max_seq_length")
     return float(loss)
 
 
 def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progress, echo,
              events=None):
-    from trainer.sft import autotune_sft, build_sft_trainer, generate, to_prompt_completion
+    from trainer.sft import (autotune_sft, build_sft_trainer, cut_warning, generate,
+                             to_prompt_completion)
 
     trainer, tok, notices = build_sft_trainer(cfg, base, plan, train_rows, eval_rows, fmt,
                                               rd.checkpoints, callbacks=cbs, progress=progress)
+    # Lengths are measured with the base model's tokenizer and reported before training starts.
+    lengths = trainer.length_report
+    echo(f"length: {lengths.line()}")
+    warning = cut_warning(lengths)
+    if lengths.untrainable:
+        notices.append(f"{lengths.untrainable} train row(s) hold no user -> assistant exchange "
+                       f"and are left out (re-export: export repairs these)")
+    if events is not None:
+        events.write("lengths", **lengths.to_dict(), warning=warning)
+    if warning:
+        echo(f"warning: {warning}")
     tuned = None
     if plan.budget_bytes is not None:
         choice = autotune_sft(trainer, cfg, plan, log=echo if progress else None)
@@ -225,7 +214,8 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
     for n in notices:
         echo(f"notice: {n}")
         plan.notices.append(n)
-    prompts = [to_prompt_completion(r, fmt) for r in eval_rows[: cfg.generations]]
+    prompts = [p for p in (to_prompt_completion(r, fmt) for r in eval_rows)
+               if p is not None][: cfg.generations]
     # The LoRA B matrices start at zero, so before training the wrapped model *is* the base.
     base_loss = _eval_loss(trainer, cfg)
     base_gen = generate(trainer.model, tok, [p["prompt"] for p in prompts], cfg.max_new_tokens)
@@ -245,6 +235,9 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
                          p["completion"][0]["content"], "base": b, "tuned": t}
                         for p, b, t in zip(prompts, base_gen, tuned_gen)],
     }
+    ev["lengths"] = lengths.to_dict()
+    if warning:
+        ev["lengths"]["warning"] = warning
     if tuned is not None:
         ev["autotune"] = tuned
     return ev, trainer.state.global_step
@@ -279,7 +272,7 @@ def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cb
         m = classification_metrics(truth, pred, classes)
         g = classification_metrics([truth[i] for i in gold_idx], [pred[i] for i in gold_idx], classes)
         m.update(gold_n=g["n"], gold_accuracy=g["accuracy"], gold_macro_f1=g["macro_f1"])
-        return {**m, **classification_detail(truth, pred, classes)} if detail else m
+        return {**m, "never_predicted": never_predicted(pred, classes)} if detail else m
 
     majority = majority_baseline([r["label"] for r in train_rows])
     maj = classification_metrics(truth, [majority] * len(truth), classes)

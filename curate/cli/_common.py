@@ -31,6 +31,23 @@ app = typer.Typer(
 
 DEFAULT_WORKSPACE = os.environ.get("CURATE_WORKSPACE", "workspace")
 
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", envvar="CURATE_DEBUG",
+                               help="Show the full traceback of an unexpected error "
+                                    "(or set CURATE_DEBUG=1)."),
+    lock_timeout: float = typer.Option(None, "--lock-timeout", min=0,
+                                       help="Seconds a write waits for a busy workspace "
+                                            "(default $CURATE_LOCK_TIMEOUT or 60)."),
+):
+    """Curation Studio: ingest, deduplicate, label, review, export and train."""
+    # Environment, not a module global: a child process (`curate train --detach`) inherits it.
+    if debug:
+        os.environ["CURATE_DEBUG"] = "1"
+    if lock_timeout is not None:
+        os.environ["CURATE_LOCK_TIMEOUT"] = str(lock_timeout)
+
 WorkspaceOpt = typer.Option(
     DEFAULT_WORKSPACE, "--workspace", "-w",
     help="Workspace folder (default: $CURATE_WORKSPACE or ./workspace).",
@@ -52,3 +69,4 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
+

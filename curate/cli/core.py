@@ -14,19 +14,53 @@ from tqdm import tqdm
 from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
-from pipelines.ingest import IngestConfig, IngestResult, ingest
+from pipelines.config import CurationConfig
+from pipelines.ingest import IngestConfig, IngestResult, Preview, ingest, preview
 from pipelines.samples import load_sample
 from pipelines.store import list_records, stage_counts
 
 
 def _print_ingest(result: IngestResult) -> None:
     for f in result.files:
-        echo(f"{Path(f.file).name}: {f.rows} rows -> {f.added} added, {f.duplicates} exact "
-             f"duplicates folded, {f.unchanged} unchanged, {f.rejected} rejected")
+        layout = f" [{f.layout}]" if f.layout else ""
+        echo(f"{Path(f.file).name}{layout}: {f.rows} rows -> {f.added} added, {f.duplicates} "
+             f"exact duplicates folded, {f.unchanged} unchanged, {f.rejected} rejected")
     echo(f"total: {result.added} added, {result.duplicates} duplicates, {result.unchanged} "
          f"unchanged, {result.rejected} rejected")
+    if result.conditions:
+        echo("conditions: " + ", ".join(f"{k}={v}" for k, v in sorted(result.conditions.items()))
+             + " (stored and flagged in meta.conditions; empty turns dropped)")
+    for c in result.conflicts:
+        echo(f"  conflict: {c['record_id']} ({Path(c['file']).name} row {c['row']}) has "
+             f"{c['field']} values {', '.join(c['values'])}"
+             + ("; no gold kept for it" if c["field"] != "label" else "; first raw label kept"))
+    shown = len(result.conflicts)
+    total = result.conditions.get("gold_conflict", 0) + result.conditions.get("label_conflict", 0)
+    if total > shown:
+        echo(f"  ... and {total - shown} more conflicts")
     if result.reject_report:
         echo(f"reject report: {result.reject_report}")
+
+
+def _print_preview(p: Preview) -> None:
+    rec = p.record
+    echo(f"file: {p.file}")
+    echo(f"format: {p.source}")
+    echo(f"layout: {p.layout.name} -> {rec.kind} records")
+    echo(f"fields: {p.layout.describe()}")
+    for s in p.skipped:
+        echo(f"skipped before it: {s}")
+    echo(f"first record (row {rec.row}{f' of {Path(rec.file).name}' if rec.file != p.file else ''}"
+         f", id {rec.id}):")
+    for line in rec.text.splitlines() or [""]:
+        echo(f"  | {line}")
+    extra = {k: v for k, v in (("label", rec.raw_label), ("gold", rec.gold or None),
+                               ("conditions", rec.meta.get("conditions")),
+                               ("meta keys", [k for k in rec.meta if k != "conditions"] or None))
+             if v is not None}
+    for k, v in extra.items():
+        echo(f"  {k}: {v}")
+    echo("dry run: nothing stored")
 
 
 @app.command("init")
@@ -52,7 +86,8 @@ def init_cmd(
 
 @app.command("ingest")
 def ingest_cmd(
-    files: list[Path] = typer.Argument(..., help="CSV, JSONL or Parquet files."),
+    files: list[Path] = typer.Argument(..., help="Files (.csv .jsonl .json .parquet .arrow .txt, "
+                                       "optionally .gz/.zst) or dataset folders."),
     workspace: str = WorkspaceOpt,
     schema: Optional[str] = typer.Option(None, help="text | instruction | chat (default: detect)."),
     text_field: Optional[str] = typer.Option(None, help="Column holding the text."),
@@ -64,25 +99,49 @@ def ingest_cmd(
     gold_prefix: Optional[str] = typer.Option(None, help="Prefix of gold-label columns (gold_)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
                                       help="Ingest valid rows; write a reject report for the rest."),
+    max_reject_share: Optional[float] = typer.Option(
+        None, help="With --skip-invalid: store nothing and exit 2 if more than this share of the "
+                   "rows is rejected (default 0.5)."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Print the detected format, the field mapping and the first "
+                                      "record; store nothing."),
     as_json: bool = JsonOpt,
 ):
     """Ingest files into the workspace (creating it if needed). Re-ingesting adds nothing.
 
-    Without --skip-invalid a bad row rejects the whole call and nothing is stored.
+    Without --skip-invalid a bad row rejects the whole call and nothing is stored. The row
+    layout (text, prompt/response, Alpaca, OpenAI messages, ShareGPT conversations) is detected
+    from the first row's keys unless --schema is given; --dry-run shows what was detected.
 
-    Example: curate ingest notes.csv --workspace ws --schema text --text-field body
+    Example: curate ingest sharegpt.json.gz --workspace ws --dry-run
     """
-    ws = open_workspace(workspace, create=True)
-    cfg = load_config(ws.config_path)
-    fmap = cfg.fields
+    ws_path = Path(workspace).expanduser()
+    if dry_run:   # reads the workspace's config if there is one; creates nothing
+        cfg_path = ws_path / "curation.yaml"
+        cfg = load_config(cfg_path) if cfg_path.is_file() else CurationConfig()
+    else:
+        ws = open_workspace(workspace, create=True)
+        cfg = load_config(ws.config_path)
     overrides = {"text": text_field, "prompt": prompt_field, "response": response_field,
                  "system": system_field, "messages": messages_field, "label": label_field}
     from dataclasses import replace
 
-    fmap = replace(fmap, **{k: v for k, v in overrides.items() if v})
+    fmap = replace(cfg.fields, **{k: v for k, v in overrides.items() if v})
     config = IngestConfig.from_curation(cfg, schema=schema, gold_prefix=gold_prefix,
-                                        skip_invalid=skip_invalid)
+                                        skip_invalid=skip_invalid,
+                                        max_reject_share=max_reject_share)
     config.fields = fmap
+    if dry_run:
+        previews = [preview(f, config) for f in files]
+        for p in previews:
+            _print_preview(p)
+        emit({"dry_run": True, "files": [
+            {"file": p.file, "format": p.source, "layout": p.layout.name, "kind": p.record.kind,
+             "fields": p.layout.fields, "first_record": {
+                 "id": p.record.id, "text": p.record.text, "prompt": p.record.prompt,
+                 "response": p.record.response, "messages": p.record.messages}}
+            for p in previews]}, as_json)
+        return
     with tqdm(desc="ingest", unit=" rows", disable=not sys.stderr.isatty()) as bar:
         result = ingest(ws, files, config, progress=bar.update)
     _print_ingest(result)

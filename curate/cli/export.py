@@ -54,6 +54,13 @@ def export_cmd(
         echo(f"  {split}: {parts}")
     if result.skipped:
         echo("  left out: " + ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())))
+    if result.conditions:
+        echo("  conversations: " + ", ".join(f"{k} {v}" for k, v in sorted(result.conditions.items()))
+             + " (repaired; see docs/training.md)")
+    if result.lengths.get("n"):
+        ln = result.lengths
+        echo(f"  length: p50 ~{ln['p50']}, p95 ~{ln['p95']}, max ~{ln['max']} tokens (estimate; "
+             f"train measures with the base model's tokenizer)")
     emit(result.to_dict(), as_json)
 
 

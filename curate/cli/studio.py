@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import typer
 
 from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from pipelines import launch
 from pipelines.errors import ConfigError
 
 __all__ = ["studio_command", "studio_cmd"]
@@ -37,7 +36,7 @@ def studio_cmd(
     port: int = typer.Option(8501, help="Port on 127.0.0.1."),
     as_json: bool = JsonOpt,
 ):
-    """Start the studio (Streamlit) on 127.0.0.1 for the workspace; Ctrl-C stops it.
+    """Start the studio (Streamlit) on 127.0.0.1 for the workspace; Ctrl-C (or SIGTERM) stops it.
 
     Example: curate studio --workspace ws --port 8501
     """
@@ -47,11 +46,11 @@ def studio_cmd(
     url = f"http://127.0.0.1:{port}"
     echo(f"studio for {ws.path} at {url} (Ctrl-C to stop)")
     emit({"workspace": str(ws.path), "url": url, "port": port}, as_json)
-    env = {**os.environ, "CURATE_WORKSPACE": str(ws.path)}
-    proc = subprocess.Popen(studio_command(port), env=env)
+    child = launch.start(launch.ChildSpec(studio_command(port), terminal=True,
+                                          env={"CURATE_WORKSPACE": str(ws.path)}))
     try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        rc = proc.wait(timeout=10)
+        rc = child.wait().returncode
+    except KeyboardInterrupt:   # Ctrl-C or SIGTERM (`Terminated`): Child.wait stopped Streamlit's group
+        echo("studio stopped")
+        raise
     raise typer.Exit(rc)

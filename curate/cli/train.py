@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import List, Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.errors import TrainError
+from trainer.config import TrainConfig
 
 train_app = typer.Typer(
     help="Train on an export: a LoRA/QLoRA adapter (SFT head or classifier micro-model) or "
@@ -19,28 +21,36 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _field_help(name: str) -> str:
+    """A TrainConfig field's help and default, read from the dataclass (one source)."""
+    f = _FIELDS[name]
+    shown = "" if f.default is None else f" (default: {f.default})"
+    return f"{f.metadata['help'][:1].upper()}{f.metadata['help'][1:]}{shown}."
+
+
+def _field_opt(name: str, *flags: str):
+    return typer.Option(None, *flags, help=_field_help(name))
+
 
 @train_app.callback()
 def train_cmd(
     ctx: typer.Context,
     workspace: str = WorkspaceOpt,
     export: Optional[str] = typer.Option(None, "--export", "-e", help="Export version (v1, v0001)."),
-    head: Optional[str] = typer.Option(
-        None, help="sft | probe (seconds: logistic regression on cached embeddings) | "
-                   "classifier (LoRA on the encoder)."),
+    head: Optional[str] = _field_opt("head"),
     config: Optional[str] = typer.Option(None, "--config", help="YAML file with TrainConfig fields."),
-    base_model: Optional[str] = typer.Option(None, help="Local folder or hub id of the base model."),
-    method: Optional[str] = typer.Option(None, help="lora | qlora."),
-    max_steps: Optional[int] = typer.Option(None, help="Cap the run at N optimizer steps."),
-    epochs: Optional[float] = typer.Option(None, help="Passes over the train split."),
-    batch_size: Optional[int] = typer.Option(None, help="Examples per step."),
-    learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
-    max_seq_length: Optional[int] = typer.Option(None, help="Tokens per example."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
-    memory_budget: Optional[str] = typer.Option(
-        None, "--memory-budget",
-        help="GPU memory the run may use, e.g. 24GiB (sft on CUDA: autotunes micro-batch x "
-             "accumulation, checkpointing and liger within it; ignored on CPU)."),
+    base_model: Optional[str] = _field_opt("base_model"),
+    method: Optional[str] = _field_opt("method"),
+    max_steps: Optional[int] = _field_opt("max_steps"),
+    epochs: Optional[float] = _field_opt("epochs"),
+    batch_size: Optional[int] = _field_opt("batch_size"),
+    learning_rate: Optional[float] = _field_opt("learning_rate"),
+    max_seq_length: Optional[int] = _field_opt("max_seq_length"),
+    device: Optional[str] = _field_opt("device"),
+    memory_budget: Optional[str] = _field_opt("memory_budget", "--memory-budget"),
     set_: List[str] = typer.Option([], "--set", help="Any TrainConfig field: key=value (repeat)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a run from its last checkpoint."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (resume: which run)."),
@@ -57,7 +67,7 @@ def train_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from trainer import TrainConfig, start_detached, train
+    from trainer import start_detached, train
 
     if export is None:
         raise TrainError("--export is required (see `curate export list`)")
@@ -68,20 +78,7 @@ def train_cmd(
                        max_seq_length=max_seq_length, device=device,
                        memory_budget=memory_budget).apply_overrides(set_)
     if detach:
-        from trainer.runs import new_run_id
-
-        rid = run_id or new_run_id(cfg.head, str(export))
-        args = [] if not resume else ["--resume"]
-        if config:
-            args += ["--config", config]
-        for name in ("head", "base_model", "method", "max_steps", "epochs", "batch_size",
-                     "learning_rate", "max_seq_length", "device", "memory_budget"):
-            value = locals()[name]
-            if value is not None:
-                args += [f"--{name.replace('_', '-')}", str(value)]
-        for pair in set_:
-            args += ["--set", pair]
-        info = start_detached(ws, str(export), args, run_id=rid)
+        info = start_detached(ws, str(export), cfg, run_id=run_id, resume=resume)
         echo(f"started run {info['run_id']} (pid {info['pid']}); follow {info['path']}/events.jsonl")
         emit({"run_id": info["run_id"], "status": "started", "pid": info["pid"], "steps": 0,
               "path": info["path"], "eval": None}, as_json)

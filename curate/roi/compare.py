@@ -1,49 +1,30 @@
 """"Did curation pay?": compare finished training runs of one head across exports.
 
-Reads only the files a training run leaves (`W/runs/<id>/eval.json`, and `events.jsonl`'s start
-event for the training-set size), so it works for runs started from the CLI or the studio alike.
-The first run (oldest) is the baseline the deltas are taken against: train once on the raw
-export, then on each curated one.
+Reads runs only through `trainer.runs.list_train_runs` (each run's summary: its start event and
+`eval.json`) and exports only through `pipelines.export.load_manifest`, so it sees runs started
+from the CLI or the studio alike. The first run (oldest) is the baseline the deltas are taken
+against: train once on the raw export, then on each curated one.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
+
+from pipelines.errors import StudioError
+from pipelines.export import load_manifest
+from trainer.runs import list_train_runs
 
 __all__ = ["compare_runs"]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _start_event(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if e.get("event") == "start":
-                    return e
-    except OSError:
-        pass
-    return {}
-
-
-def _n_train(ws, run_path: Path, export: str | None) -> int | None:
-    start = _start_event(run_path / "events.jsonl")
-    if isinstance(start.get("n_train"), int):
-        return start["n_train"]
-    if export:
-        manifest = _read_json(Path(ws.path) / "exports" / export / "manifest.json") or {}
-        counts = manifest.get("counts") or {}
+def _n_train(ws, summary: dict[str, Any], export: str | None) -> int | None:
+    if isinstance(summary.get("n_train"), int):
+        return summary["n_train"]
+    if export:   # a run from before the start event carried n_train: the export's own count
+        try:
+            counts = load_manifest(ws, export).get("counts") or {}
+        except (OSError, StudioError):
+            return None
         if isinstance(counts.get("train"), int):
             return counts["train"]
     return None
@@ -62,19 +43,16 @@ def compare_runs(ws, head: str = "classifier") -> list[dict[str, Any]]:
     train_seconds, baseline (True on the first row). A run without eval.json is unfinished and
     left out.
     """
-    root = Path(ws.path) / "runs"
-    if not root.is_dir():
-        return []
     rows: list[dict[str, Any]] = []
-    for run_path in sorted(p for p in root.iterdir() if p.is_dir()):
-        ev = _read_json(run_path / "eval.json")
+    for summary in list_train_runs(ws):
+        ev = summary["eval"]
         if not ev or ev.get("head", head) != head:
             continue
         tuned = ev.get("tuned") or {}
         export = ev.get("export")
         rows.append({
-            "run_id": ev.get("run_id", run_path.name), "export": export,
-            "n_train": _n_train(ws, run_path, export), "n_eval": ev.get("n_eval"),
+            "run_id": ev.get("run_id", summary["run_id"]), "export": export,
+            "n_train": _n_train(ws, summary, export), "n_eval": ev.get("n_eval"),
             "accuracy": tuned.get("accuracy"), "macro_f1": tuned.get("macro_f1"),
             "gold_accuracy": tuned.get("gold_accuracy") if tuned.get("gold_n") else None,
             "gold_macro_f1": tuned.get("gold_macro_f1") if tuned.get("gold_n") else None,

@@ -22,11 +22,12 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines.config import load_config
-from pipelines.errors import ConfigError, InputError
 from curate.roi.arms import ArmSet, Pool, PoolRecord, build_arms, cap_arm
 from curate.roi.config import RoiConfig
 from curate.roi.leakage import check_leakage, near_gold_ids
+from pipelines.config import load_config
+from pipelines.errors import ConfigError, InputError
+from pipelines.metrics import accuracy
 from pipelines.store import Workspace, iter_records
 from pipelines.store.roi import dedup_flags, record_source_rows
 
@@ -142,16 +143,16 @@ def load_pool(ws: Workspace, config: RoiConfig, *,
 
     records = []
     for r in rows:
-        gold = (r.get("gold") or {}).get(sc.name)
-        src = by_record.get(r["id"], [])
+        gold = (r.gold or {}).get(sc.name)
+        src = by_record.get(r.id, [])
         # A record folded from several rows takes the truth they agree on (else none).
         votes = Counter(truth[(Path(f).name, row)] for f, row in src
                         if (Path(f).name, row) in truth)
         true_label = votes.most_common(1)[0][0] if len(votes) == 1 else None
-        cluster, excluded = flags.get(r["id"], (None, False))
-        i = pos.get(r["id"])
+        cluster, excluded = flags.get(r.id, (None, False))
+        i = pos.get(r.id)
         rec = PoolRecord(
-            id=r["id"], text=r["text"], raw_label=r.get("raw_label"),
+            id=r.id, text=r.text, raw_label=r.raw_label,
             gold=gold if gold in classes else None, n_sources=max(1, len(src)),
             excluded=excluded, cluster_id=cluster, truth=true_label)
         if i is not None:
@@ -208,7 +209,7 @@ def _agreement(records: list[PoolRecord], attr: str) -> float | None:
     """How often a label source agrees with the ground truth (where both exist)."""
     pairs = [(getattr(r, attr), r.truth) for r in records
              if getattr(r, attr) is not None and r.truth is not None]
-    return round(sum(a == b for a, b in pairs) / len(pairs), 4) if pairs else None
+    return round(accuracy([b for _, b in pairs], [a for a, _ in pairs]), 4) if pairs else None
 
 
 def prepare_arms(ws: Workspace, config: RoiConfig, *,

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.errors import ConfigError
 from curate.roi.arms import ArmSet
 from curate.roi.config import RoiConfig
-from curate.roi.score import accuracy, macro_f1, mean_ci
+from pipelines.errors import ConfigError
+from pipelines.metrics import classification_report, mean_ci
 
 __all__ = ["evaluate_arms", "run_roi", "format_table", "SIMULATED_REVIEW_NOTE"]
 
@@ -78,10 +78,10 @@ def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
                     fit = fit_and_predict(texts, arm.labels, eval_texts, arms.classes, seed=seed,
                                           budget=budget)
                 device = fit.device
+                score = classification_report(arms.eval_labels, fit.predictions, arms.classes)
                 per_seed.append({
-                    "seed": seed,
-                    "accuracy": round(accuracy(arms.eval_labels, fit.predictions), 4),
-                    "macro_f1": round(macro_f1(arms.eval_labels, fit.predictions, arms.classes), 4),
+                    "seed": seed, "accuracy": round(score.accuracy, 4),
+                    "macro_f1": round(score.macro_f1, 4),
                     "train_seconds": round(fit.train_seconds, 2), "steps": fit.steps,
                     "final_loss": round(fit.final_loss, 4)})
                 bar.update(1)
@@ -152,7 +152,7 @@ def run_roi(ws, config: RoiConfig, *, progress: bool = False,
             say: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     """Prepare the arms from `ws`, evaluate them, record a lineage row and `W/roi/<id>.json`."""
     from curate.roi.prepare import prepare_arms
-    from pipelines.store import finish_run, start_run
+    from pipelines.store import end_run, finish_run, start_run
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     t0 = time.perf_counter()
@@ -169,8 +169,7 @@ def run_roi(ws, config: RoiConfig, *, progress: bool = False,
             vectors = cached_embeddings(ws)
         report = evaluate_arms(arms, config, progress=progress, say=say, vectors=vectors)
     except BaseException as exc:
-        with ws.transaction() as conn:
-            finish_run(conn, run_id, {"error": f"{type(exc).__name__}: {exc}"}, status="failed")
+        end_run(ws, run_id, exc)   # failed, or interrupted (Ctrl-C, SIGTERM)
         raise
     report["run_id"] = run_id
     report["seconds"] = round(time.perf_counter() - t0, 1)

@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from curate.roi.config import RoiConfig
 from pipelines.config import load_config
 from pipelines.errors import ConfigError, TrainError
-from curate.roi.config import RoiConfig
-from curate.roi.score import _t
-from pipelines.store import Workspace, iter_records
+from pipelines.metrics import mean_ci
+from pipelines.store import Record, Workspace, iter_records
 
 __all__ = ["SftSets", "SftBudget", "sft_sets", "run_sft_comparison", "format_sft_table"]
 
@@ -61,22 +61,12 @@ class SftBudget:
     base_model: str | None = None   # None: the workspace's tiny Llama (trainer.tiny)
 
 
-def _mean_ci(values: list[float]) -> tuple[float, list[float]]:
-    """Mean and 95% Student-t interval over seeds (unclamped: losses are not in [0, 1])."""
-    n = len(values)
-    mean = sum(values) / n
-    if n == 1:
-        return mean, [mean, mean]
-    half = _t(n - 1) * math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) / math.sqrt(n)
-    return mean, [mean - half, mean + half]
-
-
-def _chat(rec: dict[str, Any], system_prompt: str | None) -> dict[str, Any] | None:
+def _chat(rec: Record, system_prompt: str | None) -> dict[str, Any] | None:
     from pipelines.errors import ExportError
-    from pipelines.export.render import _messages
+    from pipelines.export.render import record_messages
 
     try:
-        return {"messages": _messages(rec, system_prompt)}
+        return {"messages": record_messages(rec, system_prompt)}
     except ExportError:
         return None   # no prompt/response: nothing to fine-tune on
 
@@ -102,7 +92,7 @@ def sft_sets(ws: Workspace, *, scheme: str = "summary_quality", accept: str = "A
                                    near_dup_threshold=near_dup_threshold), say=say)
     system_prompt = (cfg.sections.get("export") or {}).get("system_prompt")
     with ws.connect() as conn:
-        recs = {r["id"]: r for r in iter_records(conn)}
+        recs = {r.id: r for r in iter_records(conn)}
     raw_rows, raw_ids, cur_rows, cur_ids, skipped = [], [], [], [], 0
     for r in pool.trainable:
         row = _chat(recs[r.id], system_prompt)
@@ -203,7 +193,7 @@ def run_sft_comparison(ws: Workspace, *, seeds: int = 2, budget: SftBudget = Sft
                 raise TrainError(f"roi sft arm {name} has no training rows")
             per_seed = [_fit(base, rows, eval_rows, budget, seed, Path(tmp) / f"{name}-{seed}")
                         for seed in range(seeds)]
-            loss, ci = _mean_ci([s["eval_loss"] for s in per_seed])
+            loss, ci = mean_ci([s["eval_loss"] for s in per_seed], bounds=None)   # a loss
             row = {"name": name, "n_train": len(rows), "n_unique": len(set(sets.arm_ids[name])),
                    "eval_loss": round(loss, 4), "ci": [round(x, 4) for x in ci],
                    "perplexity": round(math.exp(loss), 2),

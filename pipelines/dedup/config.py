@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pipelines.config import step_config
+from pipelines.embed.config import EmbedConfig
 from pipelines.errors import ConfigError
 
-__all__ = ["DedupConfig", "FilterConfig", "INDEX_KINDS"]
+__all__ = ["DedupConfig", "FilterConfig", "INDEX_KINDS", "STAGES"]
 
 INDEX_KINDS = ("auto", "flat", "hnsw", "ivf")
 
@@ -21,39 +24,60 @@ def _unit(name: str, value: Any, *, allow_zero: bool = False) -> None:
         raise ConfigError(f"dedup.{name} must be a number in {rng}, got {value!r}")
 
 
+# Which stage of a run each `DedupConfig` field feeds (its metadata "stage"). The caches are keyed
+# by the fields of the stages they hold, so a new field is declared once and the keys follow:
+# embeddings (the vectors) -> candidates (the FAISS search, fact blocking; cached per workspace in
+# indexes/) -> verification (the checks, redone each run). None: changes no result (batch size).
+STAGES = ("embeddings", "candidates", "verification")
+
+
+def _field(default: Any, stage: str | None, help: str) -> Any:
+    return field(default=default, metadata={"help": help, "stage": stage})
+
+
 @dataclass
 class DedupConfig:
     """How duplicates are found. Fills `curate dedup` options and curation.yaml's `dedup:`."""
 
-    threshold: float = field(default=0.92, metadata={
-        "help": "cosine at or above which two records are duplicates on meaning alone (their "
-                "facts must still not conflict); in (0, 1]"})
-    candidate_threshold: float = field(default=0.70, metadata={
-        "help": "cosine floor of the FAISS candidate search; a pair between this and "
-                "`threshold` merges only on evidence: agreeing facts or high lexical overlap"})
-    lexical_threshold: float = field(default=0.80, metadata={
-        "help": "character 5-gram Jaccard at or above which a candidate is a (typo'd) copy"})
-    min_shared_facts: int = field(default=2, metadata={
-        "help": "how many facts (amounts, dates, ids, numbers) two records must share, with none "
-                "conflicting, to merge below `threshold`"})
-    verify: bool = field(default=True, metadata={
-        "help": "check facts and lexical overlap; False = cosine >= threshold alone (baseline)"})
-    same_prompt: bool = field(default=True, metadata={
-        "help": "instruction data: one prompt with different responses is a cluster; keep one, "
-                "a reviewer may keep others"})
-    model: str = field(default="default", metadata={"help": "embedding model (see EmbedConfig)"})
-    batch_size: int = field(default=64, metadata={"help": "texts per encode() call"})
-    index: str = field(default="auto", metadata={
-        "help": "FAISS index: auto (flat up to `flat_max` vectors, HNSW above), flat, hnsw, ivf"})
-    flat_max: int = field(default=50_000, metadata={
-        "help": "largest collection searched with the exact flat index when index=auto"})
-    neighbours: int = field(default=16, metadata={
-        "help": "nearest neighbours fetched per record as candidates"})
-    fact_blocking: bool = field(default=True, metadata={
-        "help": "also compare records sharing an identifier or an amount on a date, however "
-                "far down each other's neighbour list they rank"})
-    block_max: int = field(default=50, metadata={
-        "help": "skip a shared fact held by more records than this (not identifying)"})
+    threshold: float = _field(
+        0.92, "verification",
+        "cosine at or above which two records are duplicates on meaning alone (their facts must "
+        "still not conflict); in (0, 1]")
+    candidate_threshold: float = _field(
+        0.70, "candidates",
+        "cosine floor of the FAISS candidate search; a pair between this and `threshold` merges "
+        "only on evidence: agreeing facts or high lexical overlap")
+    lexical_threshold: float = _field(
+        0.80, "verification",
+        "character 5-gram Jaccard at or above which a candidate is a (typo'd) copy")
+    min_shared_facts: int = _field(
+        2, "verification",
+        "how many facts (amounts, dates, ids, numbers) two records must share, with none "
+        "conflicting, to merge below `threshold`")
+    # a candidates field too: without the checks there is no fact blocking
+    verify: bool = _field(
+        True, "candidates",
+        "check facts and lexical overlap; False = cosine >= threshold alone (baseline)")
+    same_prompt: bool = _field(
+        True, "candidates",
+        "instruction data: one prompt with different responses is a cluster; keep one, a "
+        "reviewer may keep others")
+    model: str = _field("default", "embeddings", "embedding model (see EmbedConfig)")
+    batch_size: int = _field(64, None, "texts per encode() call")
+    index: str = _field(
+        "auto", "candidates",
+        "FAISS index: auto (flat up to `flat_max` vectors, HNSW above), flat, hnsw, ivf")
+    flat_max: int = _field(
+        50_000, "candidates",
+        "largest collection searched with the exact flat index when index=auto")
+    neighbours: int = _field(
+        16, "candidates", "nearest neighbours fetched per record as candidates")
+    fact_blocking: bool = _field(
+        True, "candidates",
+        "also compare records sharing an identifier or an amount on a date, however far down "
+        "each other's neighbour list they rank")
+    block_max: int = _field(
+        50, "candidates", "skip a shared fact held by more records than this (not identifying)")
 
     def __post_init__(self):
         _unit("threshold", self.threshold)
@@ -78,6 +102,26 @@ class DedupConfig:
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def cache_key(self, stage: str = "candidates") -> str:
+        """A digest of every field feeding `stage` or an earlier one (see `STAGES`).
+
+        `cache_key("candidates")` keys the stored candidate pairs: it changes with the model or
+        the search settings, not with a verification-only field such as `threshold` (beyond the
+        `candidate_threshold` it clamps), so a re-run at another threshold reuses the search.
+        """
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        upto = STAGES[:STAGES.index(stage) + 1]
+        values = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.metadata["stage"] in upto}
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+    def embed_config(self) -> EmbedConfig:
+        """The embedding step's config from the fields the two share (model, batch size)."""
+        shared = {f.name for f in fields(EmbedConfig)}
+        return EmbedConfig(**{f.name: getattr(self, f.name) for f in fields(self)
+                              if f.name in shared})
 
 
 @dataclass

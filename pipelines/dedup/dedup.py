@@ -13,52 +13,39 @@ B~C never glue A to C through B. The centre is the record verified as a duplicat
 others (then the one with most sources, most facts, earliest ingested); it is the representative
 unless a person drops it. Nothing is deleted: `excluded` flags feed export, and `keep`/`drop`
 overrides win over every later run.
+
+A run, top to bottom (`run_dedup`): records -> exact units (`pairs.exact_units`) -> embeddings ->
+candidates (`pairs.find_candidates`, cached) -> verified `PairGraph` (`pairs.verify_pairs`) ->
+stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one transaction.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import tempfile
+import functools
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from pipelines.dedup.clusters import find_stars, member_rows
 from pipelines.dedup.config import DedupConfig
 from pipelines.dedup.decisions import decide
-from pipelines.dedup.facts import Facts, compare_facts, extract_facts, jaccard, loose_key, shingles
-from pipelines.dedup.index import choose_index, knn_pairs
-from pipelines.embed import EmbedConfig, embed_records
+from pipelines.dedup.facts import extract_facts
+from pipelines.dedup.pairs import (
+    PairCheck, PairGraph, candidates_key, exact_units, find_candidates, head_vectors,
+    load_candidates, save_candidates, verify_pair, verify_pairs,
+)
+from pipelines.embed import embed_records
 from pipelines.errors import DedupError
 from pipelines.store import Workspace, finish_run, start_run
 from pipelines.store.dedup import (
     MemberRow, cluster_records, cluster_sizes, dedup_decision, dedup_inputs, read_filter_flags,
-    read_members, read_overrides, replace_members, set_override_row, write_decisions,
+    read_members, read_overrides, record_exists, replace_members, set_override_row,
+    write_decisions,
 )
-
-log = logging.getLogger(__name__)
 
 __all__ = ["DedupResult", "Cluster", "PairCheck", "run_dedup", "set_override", "list_clusters",
            "verify_pair", "refresh_decisions"]
-
-
-@dataclass
-class PairCheck:
-    """Why a candidate pair did or did not merge (shown to reviewers)."""
-
-    merged: bool
-    cosine: float
-    lexical: float | None
-    facts: str
-    shared: int
-    rule: str            # cosine | facts | lexical | conflict | weak
-    detail: str = ""
 
 
 @dataclass
@@ -96,7 +83,7 @@ class DedupResult:
     excluded: int = 0              # all excluded records after overrides
     overrides: int = 0
     committed: bool = False
-    pair_cache: bool = False       # candidates and checks reused from an identical earlier run
+    pair_cache: bool = False       # candidates reused (same records, model, search settings)
     run_id: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -111,313 +98,101 @@ class DedupResult:
         return d
 
 
-def verify_pair(cos: float, fa: Facts, fb: Facts, text_a: str, text_b: str,
-                config: DedupConfig) -> PairCheck:
-    """Decide one candidate pair; see the module docstring."""
-    if not config.verify:
-        ok = cos >= config.threshold
-        return PairCheck(ok, cos, None, "unchecked", 0, "cosine" if ok else "weak")
-    fc = compare_facts(fa, fb)
-    if fc.status == "conflict":
-        return PairCheck(False, cos, None, "conflict", fc.shared, "conflict", fc.detail)
-    lex = jaccard(shingles(text_a), shingles(text_b))
-    if cos >= config.threshold:
-        return PairCheck(True, cos, lex, fc.status, fc.shared, "cosine")
-    if fc.status == "agree" and fc.shared >= config.min_shared_facts:
-        return PairCheck(True, cos, lex, fc.status, fc.shared, "facts")
-    if lex >= config.lexical_threshold:
-        return PairCheck(True, cos, lex, fc.status, fc.shared, "lexical")
-    return PairCheck(False, cos, lex, fc.status, fc.shared, "weak")
+class _Stopwatch:
+    """Seconds per stage, for `DedupResult.timings`."""
 
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
 
-def _exact_units(recs: list[dict[str, Any]], same_prompt: bool) -> list[list[tuple[dict, str]]]:
-    """Group records by the exact levels. Each unit: [(record, method)], the first is its head."""
-    groups: dict[str, list[dict]] = defaultdict(list)
-    for r in recs:
-        r["_loose"] = loose_key(r["text"])
-        key = r["_loose"]
-        if same_prompt and r["kind"] == "instruction" and r["prompt"]:
-            key = "\x00prompt\x00" + loose_key(r["prompt"])
-        groups[key].append(r)
-    units = []
-    for members in groups.values():
-        # head: most sources, then earliest ingested
-        members.sort(key=lambda r: (-r["n_sources"], r["pos"]))
-        head = members[0]
-        units.append([(head, "centre")] + [
-            (r, "exact" if r["_loose"] == head["_loose"] else "same_prompt") for r in members[1:]])
-    units.sort(key=lambda u: u[0][0]["pos"])
-    return units
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name], self.last = now - self.last, now
 
-
-def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: np.ndarray,
-                       facts: list[Facts], config: DedupConfig):
-    """Add candidates that share a rare exact fact: an identifier, or an amount on a date.
-
-    In templated data a reworded copy can rank below dozens of *different* claims from the same
-    template (measured: rank 20-2000 at 20k-100k records), beyond any practical k. Records that
-    share a policy number, or the same amount on the same date, are compared directly (blocking);
-    the fact check then refuses the ones that differ elsewhere. Buckets larger than
-    `block_max` (a common value, not an identifying one) are skipped.
-    """
-    buckets: dict[str, list[int]] = defaultdict(list)
-    for u, f in enumerate(facts):
-        for ident in f.ident:
-            buckets["i" + ident].append(u)
-        for amount in f.amount:
-            for date in f.date:
-                buckets[f"a{amount}d{date}"].append(u)
-    seen = set(zip(a.tolist(), b.tolist()))
-    extra: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        if 2 <= len(members) <= config.block_max:
-            for x in range(len(members)):
-                for y in range(x + 1, len(members)):
-                    p = (min(members[x], members[y]), max(members[x], members[y]))
-                    if p not in seen:
-                        extra.add(p)
-    if not extra:
-        return a, b, sims
-    ea = np.fromiter((p[0] for p in extra), dtype=np.int64, count=len(extra))
-    eb = np.fromiter((p[1] for p in extra), dtype=np.int64, count=len(extra))
-    es = np.einsum("ij,ij->i", vectors[ea], vectors[eb]).astype(np.float32)
-    keep = es >= config.candidate_threshold
-    return (np.concatenate([a, ea[keep]]), np.concatenate([b, eb[keep]]),
-            np.concatenate([sims, np.minimum(es[keep], 1.0)]))
-
-
-_CACHE_KEYS = ("threshold", "candidate_threshold", "lexical_threshold", "min_shared_facts",
-               "verify", "same_prompt", "index", "flat_max", "neighbours", "fact_blocking",
-               "block_max")
-
-
-def _fingerprint(model_key: str, config: DedupConfig, units) -> str:
-    h = hashlib.sha256(model_key.encode())
-    h.update(json.dumps({k: getattr(config, k) for k in _CACHE_KEYS}, sort_keys=True).encode())
-    for unit in units:
-        h.update(("|".join(r["id"] for r, _ in unit) + "\n").encode())
-    return h.hexdigest()[:24]
-
-
-def _pair_cache_path(ws: Workspace) -> Path:
-    return ws.subdir("indexes") / "dedup-pairs.json"
-
-
-def _load_pair_cache(ws: Workspace, fingerprint: str) -> dict | None:
-    path = _pair_cache_path(ws)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("fingerprint") != fingerprint:
-            return None
-        adj: dict[int, dict[int, PairCheck]] = defaultdict(dict)
-        for i, j, check in raw["edges"]:
-            adj[i][j] = adj[j][i] = PairCheck(**check)
-        return {"adj": adj, "counts": raw["counts"],
-                "prompt_checks": {k: PairCheck(**v) for k, v in raw["prompt_checks"].items()},
-                "fact_size": {int(k): v for k, v in raw["fact_size"].items()}}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # corrupt: recompute, overwrite
-        log.warning("dedup pair cache %s unreadable (%s); recomputing", path, exc)
-        return None
-
-
-def _save_pair_cache(ws: Workspace, fingerprint: str, found: dict, result: "DedupResult") -> None:
-    adj = found["adj"]
-    edges = [[i, j, asdict(c)] for i in adj for j, c in adj[i].items() if i < j]
-    blob = {"fingerprint": fingerprint, "edges": edges,
-            "counts": {"candidates": result.candidates, "conflicts": result.conflicts,
-                       "conflicts_above_threshold": result.conflicts_above_threshold,
-                       "index": result.index},
-            "prompt_checks": {k: asdict(v) for k, v in found["prompt_checks"].items()},
-            "fact_size": found["fact_size"]}
-    path = _pair_cache_path(ws)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dedup-pairs-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(blob, fh)
-    os.replace(tmp, path)
-
-
-def _find_pairs(emb, heads, units, config: DedupConfig, result: "DedupResult",
-                timings: dict[str, float]) -> dict:
-    """FAISS candidates (+ fact blocking), each verified; same-prompt members checked."""
-    t = time.perf_counter()
-    pos_of = {rid: i for i, rid in enumerate(emb.ids)}
-    vectors = emb.vectors[np.fromiter((pos_of[h["id"]] for h in heads), dtype=np.int64,
-                                      count=len(heads))] if heads else emb.vectors[:0]
-    result.index = choose_index(len(heads), config.index, config.flat_max)
-    a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, result.index)
-    timings["search"] = time.perf_counter() - t
-
-    # Same prompt, different response: a duplicate only if the responses pass the same checks
-    # as a semantic pair; otherwise kept, and clustered for a reviewer to choose.
-    t = time.perf_counter()
-    prompt_checks: dict[str, PairCheck] = {}
-    for unit in units:
-        head = unit[0][0]
-        for rec, level in unit[1:]:
-            if level == "same_prompt":
-                # the prompts are the same: compare what differs, the responses
-                cos = float(emb.vectors[pos_of[head["id"]]] @ emb.vectors[pos_of[rec["id"]]])
-                ra, rb = head["response"] or "", rec["response"] or ""
-                prompt_checks[rec["id"]] = verify_pair(cos, extract_facts(ra), extract_facts(rb),
-                                                       ra, rb, config)
-    facts: dict[int, Facts] = {}
-
-    def facts_of(u: int) -> Facts:
-        f = facts.get(u)
-        if f is None:
-            f = facts[u] = extract_facts(heads[u]["text"])
-        return f
-
-    if config.verify and config.fact_blocking:
-        a, b, sims = _add_blocked_pairs(a, b, sims, vectors,
-                                        [facts_of(u) for u in range(len(heads))], config)
-    result.candidates = len(a)
-    adj: dict[int, dict[int, PairCheck]] = defaultdict(dict)
-    for i, j, s in zip(a.tolist(), b.tolist(), sims.tolist()):
-        check = verify_pair(s, facts_of(i) if config.verify else Facts(),
-                            facts_of(j) if config.verify else Facts(),
-                            heads[i]["text"], heads[j]["text"], config)
-        if check.rule == "conflict":
-            result.conflicts += 1
-            if s >= config.threshold:
-                result.conflicts_above_threshold += 1
-        if check.merged:
-            adj[i][j] = adj[j][i] = check
-    fact_size = {u: facts[u].size for u in adj if u in facts}
-    timings["verify"] = time.perf_counter() - t
-    return {"adj": adj, "prompt_checks": prompt_checks, "fact_size": fact_size}
+    def finish(self, result: DedupResult) -> None:
+        result.seconds = time.perf_counter() - self.start
+        result.timings = {k: round(v, 3) for k, v in self.laps.items()}
 
 
 def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: bool = False,
               commit: bool = True) -> DedupResult:
     """Find duplicate clusters and (if `commit`) store them with per-record decisions.
 
-    With ``commit=False`` nothing is written except the embedding cache: a preview (the studio's
-    threshold slider), whose `cluster_list` and counts say what a committed run would do.
+    With ``commit=False`` nothing is written except the embedding and candidate caches: a preview
+    (the studio's threshold slider), whose `cluster_list` and counts say what a committed run
+    would do.
     """
     config = config or DedupConfig()
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
+    clock = _Stopwatch()
     result = DedupResult(params=config.params())
     with ws.connect() as conn:
         recs = dedup_inputs(conn)
     if not recs:
         raise DedupError(f"workspace {ws.path} has no records; ingest data first "
                          f"(curate ingest FILE --workspace {ws.path})")
-    result.records = len(recs)
     usable = [r for r in recs if r["text"] and r["text"].strip()]
-    result.skipped_empty = len(recs) - len(usable)
-    units = _exact_units(usable, config.same_prompt)
+    units = exact_units(usable, config.same_prompt)
+    result.records, result.skipped_empty = len(recs), len(recs) - len(usable)
     result.units = len(units)
-    timings["exact"] = time.perf_counter() - t0
+    clock.lap("exact")
 
-    t = time.perf_counter()
-    heads = [u[0][0] for u in units]
-    emb = embed_records(ws, EmbedConfig(model=config.model, batch_size=config.batch_size),
-                        record_ids=[r["id"] for r in usable], progress=progress)
+    emb = embed_records(ws, config.embed_config(), record_ids=[r["id"] for r in usable],
+                        progress=progress)
     result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
-    timings["embed"] = time.perf_counter() - t
+    clock.lap("embed")
 
-    # Candidates and their checks depend only on the records (ids are content hashes), the
-    # model and these settings: an unchanged workspace reuses them (re-runs cost a fraction).
-    t = time.perf_counter()
-    fingerprint = _fingerprint(emb.key, config, units)
-    cached = _load_pair_cache(ws, fingerprint)
-    if cached is None:
-        found = _find_pairs(emb, heads, units, config, result, timings)
-        _save_pair_cache(ws, fingerprint, found, result)
-    else:
-        found = cached
-        for key in ("candidates", "conflicts", "conflicts_above_threshold"):
-            setattr(result, key, found["counts"][key])
-        result.index = found["counts"]["index"]
-        result.pair_cache = True
-        timings["pairs_cached"] = time.perf_counter() - t
-    adj, prompt_checks, fact_size = found["adj"], found["prompt_checks"], found["fact_size"]
-    result.merged_pairs = sum(len(v) for v in adj.values()) // 2
+    # The search is the costly part after embedding; it depends on no verification setting, so
+    # an unchanged workspace (or one at another threshold) reuses the stored candidates.
+    facts_of = functools.lru_cache(maxsize=None)(extract_facts)   # one extraction per text
+    key = candidates_key(emb.key, config, units)
+    candidates = load_candidates(ws, key)
+    result.pair_cache = candidates is not None
+    if candidates is None:
+        candidates = find_candidates(head_vectors(emb, units), [u.head["text"] for u in units],
+                                     facts_of, config)
+        save_candidates(ws, key, candidates)
+    clock.lap("pairs_cached" if result.pair_cache else "search")
 
-    # Stars: centres by degree, then most sources, most facts, earliest.
-    t = time.perf_counter()
-    order = sorted(adj, key=lambda u: (-len(adj[u]), -heads[u]["n_sources"],
-                                       -fact_size.get(u, 0), heads[u]["pos"]))
-    assigned: dict[int, int] = {}
-    stars: list[tuple[int, list[int]]] = []
-    for u in order:
-        if u in assigned:
-            continue
-        members = sorted((v for v in adj[u] if v not in assigned),
-                         key=lambda v: (-adj[u][v].cosine, heads[v]["pos"]))
-        if not members:
-            continue
-        assigned[u] = u
-        for v in members:
-            assigned[v] = u
-        stars.append((u, members))
-    starred = set(assigned)
-    member_rows: list[MemberRow] = []
+    graph = verify_pairs(units, candidates, emb, facts_of, config)
+    _count_pairs(result, graph, config)
+    clock.lap("verify")
 
-    def add_unit(unit_idx: int, cluster_id: str, rank: int, method: str,
-                 check: PairCheck | None) -> int:
-        for k, (rec, level) in enumerate(units[unit_idx]):
-            if k == 0:
-                m = MemberRow(rec["id"], cluster_id, rank, method)
-                if check is not None:
-                    m.similarity, m.lexical = round(check.cosine, 4), (
-                        None if check.lexical is None else round(check.lexical, 4))
-                    m.facts, m.shared_facts, m.rule = check.facts, check.shared, check.rule
-                else:
-                    m.similarity = 1.0
-            elif method == "centre" and level == "same_prompt":
-                c = prompt_checks[rec["id"]]
-                m = MemberRow(rec["id"], cluster_id, rank, level, round(c.cosine, 4),
-                              None if c.lexical is None else round(c.lexical, 4), c.facts,
-                              c.shared, c.rule if c.merged else "review")
-            elif method == "centre":
-                m = MemberRow(rec["id"], cluster_id, rank, level, 1.0, None, None, None, level)
-            else:  # an exact copy of a semantic member: it goes where its head goes
-                m = MemberRow(rec["id"], cluster_id, rank, "semantic", member_rows[-1].similarity,
-                              member_rows[-1].lexical, member_rows[-1].facts,
-                              member_rows[-1].shared_facts, f"{level} copy of {units[unit_idx][0][0]['id']}")
-            member_rows.append(m)
-            rank += 1
-        return rank
+    def fact_size(u: int) -> int:   # a tie-break between centres: the richer record
+        return facts_of(units[u].head["text"]).size if config.verify else 0
 
-    for u, members in stars:
-        cid = "c" + heads[u]["id"][1:]
-        rank = add_unit(u, cid, 0, "centre", None)
-        for v in members:
-            rank = add_unit(v, cid, rank, "semantic", adj[u][v])
-    for idx, unit in enumerate(units):
-        if idx not in starred and len(unit) > 1:
-            add_unit(idx, "c" + unit[0][0]["id"][1:], 0, "centre", None)
-    timings["cluster"] = time.perf_counter() - t
+    members = member_rows(units, find_stars(units, graph, fact_size), graph)
+    clock.lap("cluster")
 
-    t = time.perf_counter()
     with ws.connect() as conn:
-        overrides = read_overrides(conn)
-        flags = read_filter_flags(conn)
-    decisions = decide(member_rows, overrides, flags)
-    _count(result, member_rows, decisions, overrides)
-    result.cluster_list = _clusters_from(member_rows, decisions)
-    if commit:
-        with ws.transaction() as conn:
-            run_id = start_run(conn, "dedup", config.params())
-            replace_members(conn, member_rows, run_id)
-            for d in decisions:
-                d.run_id = run_id
-            write_decisions(conn, decisions)
-            result.run_id, result.committed = run_id, True
-            result.seconds = time.perf_counter() - t0
-            timings["write"] = time.perf_counter() - t
-            result.timings = {k: round(v, 3) for k, v in timings.items()}
-            finish_run(conn, run_id, result.to_dict())
-    else:
-        timings["write"] = 0.0
-        result.seconds = time.perf_counter() - t0
-        result.timings = {k: round(v, 3) for k, v in timings.items()}
+        overrides, flags = read_overrides(conn), read_filter_flags(conn)
+    decisions = decide(members, overrides, flags)
+    _count(result, members, decisions, overrides)
+    result.cluster_list = _clusters_from(members, decisions)
+    if not commit:
+        clock.laps["write"] = 0.0
+        clock.finish(result)
+        return result
+    with ws.transaction() as conn:
+        run_id = start_run(conn, "dedup", config.params())
+        replace_members(conn, members, run_id)
+        for d in decisions:
+            d.run_id = run_id
+        write_decisions(conn, decisions)
+        result.run_id, result.committed = run_id, True
+        clock.lap("write")
+        clock.finish(result)
+        finish_run(conn, run_id, result.to_dict())
     return result
+
+
+def _count_pairs(result: DedupResult, graph: PairGraph, config: DedupConfig) -> None:
+    semantic = graph.semantic()
+    result.index = graph.index
+    result.candidates = len(semantic)
+    result.merged_pairs = sum(1 for p in semantic if p.merged)
+    conflicts = [p for p in semantic if p.check.rule == "conflict"]
+    result.conflicts = len(conflicts)
+    result.conflicts_above_threshold = sum(1 for p in conflicts if p.cosine >= config.threshold)
 
 
 def _count(result: DedupResult, members: list[MemberRow], decisions, overrides) -> None:
@@ -479,7 +254,7 @@ def set_override(ws: Workspace, record_id: str, decision: str | None) -> dict[st
     if decision not in ("keep", "drop", None):
         raise DedupError(f"override must be 'keep' or 'drop', got {decision!r}")
     with ws.transaction() as conn:
-        if conn.execute("SELECT 1 FROM records WHERE id = ?", (record_id,)).fetchone() is None:
+        if not record_exists(conn, record_id):
             raise DedupError(f"no record with id {record_id!r} in {ws.path}")
         set_override_row(conn, record_id, decision)
         refresh_decisions(conn)

@@ -13,8 +13,9 @@ from pipelines.export.export import (
     read_split,
     resolve_config,
 )
+from pipelines.export.render import record_messages
 from pipelines.export.select import final_label, split_of
 
 __all__ = ["ExportConfig", "FORMATS", "ExportResult", "export_dataset", "preview_export",
            "list_exports", "load_manifest", "read_split", "diff_exports", "export_path",
-           "parse_version", "resolve_config", "split_of", "final_label"]
+           "parse_version", "resolve_config", "split_of", "final_label", "record_messages"]

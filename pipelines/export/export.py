@@ -22,7 +22,8 @@ from pipelines.hashing import sha256_file
 from pipelines.export.config import ExportConfig
 from pipelines.export.render import render_row
 from pipelines.export.select import Selection, resolve_format, select_rows
-from pipelines.store import Workspace, finish_run, start_run, utcnow
+from pipelines.export.turns import estimate_tokens, length_summary
+from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
 
 __all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset", "list_exports",
@@ -43,11 +44,14 @@ class ExportResult:
     skipped: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
     unchanged: bool = False   # the latest version already held exactly this; none was written
+    conditions: dict[str, int] = field(default_factory=dict)   # turns.CONDITIONS -> count
+    lengths: dict[str, Any] = field(default_factory=dict)      # estimated tokens per row
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
-                "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged}
+                "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged,
+                "conditions": self.conditions, "lengths": self.lengths}
 
 
 def _tool_version() -> str:
@@ -85,7 +89,7 @@ def resolve_config(ws: Workspace, **overrides: Any) -> tuple[ExportConfig, Any]:
     return cfg, scheme
 
 
-CandidateLoader = Callable[[str], list[dict[str, Any]]]
+CandidateLoader = Callable[[str], list[Candidate]]
 
 
 def _select(ws: Workspace, cfg: ExportConfig, scheme,
@@ -95,7 +99,7 @@ def _select(ws: Workspace, cfg: ExportConfig, scheme,
     else:
         with ws.connect() as conn:
             cands = list(iter_export_candidates(conn, scheme.name))
-    fmt = resolve_format(cfg, scheme, {c["kind"] for c in cands})
+    fmt = resolve_format(cfg, scheme, {c.record.kind for c in cands})
     return fmt, select_rows(cands, cfg, scheme, fmt)
 
 
@@ -129,7 +133,7 @@ def preview_export(ws: Workspace, cfg: ExportConfig | None = None, *,
     counts = _label_counts(sel)
     return {"scheme": scheme.name, "format": fmt,
             "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),
-            "labels": counts, "skipped": sel.skipped}
+            "labels": counts, "skipped": sel.skipped, "conditions": sel.conditions}
 
 
 def _dump_line(obj: dict[str, Any]) -> str:
@@ -141,14 +145,19 @@ def _next_version(exports: Path) -> str:
     return f"v{(max(nums) + 1 if nums else 1):04d}"
 
 
-def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig) -> list[dict[str, Any]]:
-    """Write train/eval JSONL; return the manifest's per-record entries."""
+def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
+                 lengths: list[int] | None = None) -> list[dict[str, Any]]:
+    """Write train/eval JSONL; return the manifest's per-record entries (and append each row's
+    estimated token length to `lengths`)."""
     entries: list[dict[str, Any]] = []
     handles = {s: open(tmp / f"{s}.jsonl", "w", encoding="utf-8") for s in ("train", "eval")}
     lines = {"train": 0, "eval": 0}
     try:
         for row in sel.rows:
-            line = _dump_line(render_row(row, fmt, cfg.system_prompt))
+            rendered = render_row(row, fmt, cfg.system_prompt)
+            if lengths is not None:
+                lengths.append(estimate_tokens(rendered))
+            line = _dump_line(rendered)
             handles[row.split].write(line + "\n")
             lines[row.split] += 1
             entries.append({"id": row.id, "split": row.split, "line": lines[row.split],
@@ -207,13 +216,16 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
                           f"min_confidence (now {cfg.min_confidence})")
 
     exports = ws.subdir("exports")
+    _remove_leftovers(exports)
     version = _next_version(exports)
     tmp = exports / f".tmp-{version}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        entries = _write_files(tmp, sel, fmt, cfg)
+        token_lengths: list[int] = []
+        entries = _write_files(tmp, sel, fmt, cfg, token_lengths)
+        lengths = {"estimate": "chars/4 + 4 per turn", **length_summary(token_lengths)}
         files = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
                  for name in ("train.jsonl", "eval.jsonl")}
         same = None if force else _same_as_latest(exports, files, scheme.name, fmt, cfg)
@@ -221,7 +233,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             shutil.rmtree(tmp)
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
                                 train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                                unchanged=True)
+                                unchanged=True, conditions=sel.conditions, lengths=lengths)
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)
@@ -233,7 +245,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             "format": fmt,
             "config": cfg.to_dict(),
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
-                       "skipped": sel.skipped},
+                       "skipped": sel.skipped, "conditions": sel.conditions},
+            "lengths": lengths,
             "files": files,
             "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],
                                "params": r["params"]} for step, r in lineage.items()},
@@ -253,7 +266,19 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
                            scheme=scheme.name)
         finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
-                        train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts)
+                        train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
+                        conditions=sel.conditions, lengths=lengths)
+
+
+def _remove_leftovers(exports: Path) -> None:
+    """Remove `.tmp-*` folders a killed export left (their pid is gone; a live export's stays)."""
+    from pipelines.store.runs import process_alive
+
+    for tmp in exports.glob(".tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if tmp.is_dir() and not (pid.isdigit() and int(pid) != os.getpid()
+                                 and process_alive(int(pid))):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_manifest(ws: Workspace, version: str | int) -> dict[str, Any]:

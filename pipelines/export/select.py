@@ -1,18 +1,20 @@
 """Which records an export takes, with what final label, on which side of the split.
 
-Pure functions over the candidate dicts that `pipelines.store.exports.iter_export_candidates`
+Pure functions over the `Candidate`s that `pipelines.store.exports.iter_export_candidates`
 yields, so the rules are testable without a database.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Iterable
+from dataclasses import dataclass, field
+from typing import Iterable
 
 from pipelines.config import SchemeConfig
 from pipelines.errors import ExportError
 from pipelines.export.config import ExportConfig
+from pipelines.export.turns import SFT_FORMATS, fit_turns
+from pipelines.records import Candidate
 
 __all__ = ["ExportRow", "Selection", "split_of", "final_label", "resolve_format",
            "resolve_accept_labels", "select_rows"]
@@ -26,13 +28,16 @@ class ExportRow:
     split: str               # train | eval
     label: str | None        # the final label used
     label_source: str        # human | model | gold | none
-    record: dict[str, Any]   # the candidate dict (record columns + stage columns)
+    record: Candidate        # the record and its state under the export's scheme
 
 
 @dataclass
 class Selection:
     rows: list[ExportRow]
     skipped: dict[str, int]  # why records were left out -> count
+    # conversation conditions (turns.CONDITIONS) among the chosen and the conversation-less
+    # records -> count
+    conditions: dict[str, int] = field(default_factory=dict)
 
 
 def split_of(record_id: str, eval_fraction: float) -> str:
@@ -45,15 +50,16 @@ def split_of(record_id: str, eval_fraction: float) -> str:
     return "eval" if bucket < eval_fraction else "train"
 
 
-def final_label(cand: dict[str, Any], scheme: str) -> tuple[str | None, str]:
+def final_label(cand: Candidate, scheme: str) -> tuple[str | None, str]:
     """(label, source): gold for held-out gold records, else human > label model."""
-    gold = (cand.get("gold") or {}).get(scheme)
+    gold = (cand.record.gold or {}).get(scheme)
     if gold is not None:
         return str(gold), "gold"
-    if cand.get("review_status") == "reviewed" and cand.get("human_label"):
-        return cand["human_label"], "human"
-    if cand.get("label") is not None:
-        return cand["label"], "model"
+    st = cand.state
+    if st.review_status == "reviewed" and st.human_label:
+        return st.human_label, "human"
+    if st.label is not None:
+        return st.label, "model"
     return None, "none"
 
 
@@ -76,7 +82,7 @@ def resolve_accept_labels(cfg: ExportConfig, scheme: SchemeConfig, fmt: str) -> 
     return list(scheme.classes)
 
 
-def select_rows(candidates: Iterable[dict[str, Any]], cfg: ExportConfig, scheme: SchemeConfig,
+def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig,
                 fmt: str) -> Selection:
     """Apply the export rules in order; count every reason a record is left out.
 
@@ -84,37 +90,55 @@ def select_rows(candidates: Iterable[dict[str, Any]], cfg: ExportConfig, scheme:
     2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
        and for the export's scheme its gold label is its final label;
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
-       a label-model label needs `confidence >= min_confidence`.
+       a label-model label needs `confidence >= min_confidence`;
+    4. in an SFT format a conversation is cut by `fit_turns` (each condition counted), and one
+       with no user -> assistant exchange left is out.
     """
     accept = set(resolve_accept_labels(cfg, scheme, fmt))
     rows: list[ExportRow] = []
     skipped: dict[str, int] = {}
+    conditions: dict[str, int] = {}
 
     def skip(reason: str) -> None:
         skipped[reason] = skipped.get(reason, 0) + 1
 
+    def trainable(cand: Candidate) -> bool:
+        rec = cand.record
+        if fmt not in SFT_FORMATS or rec.kind != "chat" or not rec.turns:
+            return True
+        fitted, found = fit_turns([t.to_dict() for t in rec.turns])
+        if (rec.meta.get("conditions") or {}).get("empty_turn"):
+            found = [*found, "empty_turn"]
+        for name in found:
+            conditions[name] = conditions.get(name, 0) + 1
+        if not fitted:
+            skip("no user -> assistant exchange")
+        return bool(fitted)
+
     for cand in candidates:
-        if cand["excluded"]:
+        if cand.state.excluded:
             skip("excluded")
             continue
         label, source = final_label(cand, scheme.name)
-        if fmt != "classification" and cand["kind"] == "text":
+        if fmt != "classification" and cand.record.kind == "text":
             skip("text record (no prompt/response) in a conversational format")
             continue
         if source == "none":
-            if cfg.include_unlabelled and fmt != "classification":
-                split = "eval" if cand.get("gold") else split_of(cand["id"], cfg.eval_fraction)
-                rows.append(ExportRow(cand["id"], split, None, "none", cand))
-            else:
+            if cfg.include_unlabelled and fmt != "classification" and trainable(cand):
+                split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
+                rows.append(ExportRow(cand.id, split, None, "none", cand))
+            elif not (cfg.include_unlabelled and fmt != "classification"):
                 skip("unlabelled")
             continue
         if label not in accept:
             skip(f"label {label}")
             continue
-        if source == "model" and (cand.get("confidence") or 0.0) < cfg.min_confidence:
+        if source == "model" and (cand.state.confidence or 0.0) < cfg.min_confidence:
             skip("below min_confidence")
             continue
+        if not trainable(cand):
+            continue
         # Any gold label (this scheme or another) marks a held-out record: never train on it.
-        split = "eval" if cand.get("gold") else split_of(cand["id"], cfg.eval_fraction)
-        rows.append(ExportRow(cand["id"], split, label, source, cand))
-    return Selection(rows=rows, skipped=skipped)
+        split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
+        rows.append(ExportRow(cand.id, split, label, source, cand))
+    return Selection(rows=rows, skipped=skipped, conditions=conditions)

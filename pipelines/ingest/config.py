@@ -20,6 +20,8 @@ class IngestConfig:
         "help": "columns named <prefix><scheme> hold held-out gold labels"})
     skip_invalid: bool = field(default=False, metadata={
         "help": "ingest the valid rows and write a reject report instead of rejecting the file"})
+    max_reject_share: float = field(default=0.5, metadata={
+        "help": "with skip_invalid: reject more than this share of the rows and nothing is stored"})
     batch_size: int = field(default=1000, metadata={"help": "rows per database batch"})
 
     def __post_init__(self):
@@ -27,6 +29,10 @@ class IngestConfig:
             raise ConfigError(f"schema must be one of {', '.join(SCHEMA_KINDS)}, got {self.schema!r}")
         if not self.gold_prefix:
             raise ConfigError("gold_prefix must not be empty")
+        if not isinstance(self.max_reject_share, (int, float)) or isinstance(
+                self.max_reject_share, bool) or not 0.0 <= self.max_reject_share <= 1.0:
+            raise ConfigError(f"max_reject_share must be a number from 0 to 1, got "
+                              f"{self.max_reject_share!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 

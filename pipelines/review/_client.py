@@ -18,6 +18,7 @@ from typing import Any, Callable, TypeVar
 from xml.sax.saxutils import quoteattr
 
 from pipelines.errors import ReviewSyncError
+from pipelines.records import Record, render_turns
 
 __all__ = [
     "CHOICES_NAME",
@@ -37,16 +38,22 @@ T = TypeVar("T")
 
 
 # -- pure mappings -------------------------------------------------------------------------------
+DIALOGUE_NAME = "dialogue"
+
+
 def _target(kind: str) -> str:
-    """The object tag the Choices point at (the prompt for instruction data)."""
-    return "prompt" if kind == "instruction" else "text"
+    """The object tag the Choices point at (the prompt for instruction data, the dialogue for
+    chat)."""
+    return {"instruction": "prompt", "chat": DIALOGUE_NAME}.get(kind, "text")
 
 
 def label_config(kind: str, classes: list[str]) -> str:
     """The labeling interface for one scheme and data kind.
 
-    text/chat: the text and a single-choice list of the classes. instruction: prompt and
-    response side by side, the classes, and a TextArea for a corrected response.
+    text: the text and a single-choice list of the classes. chat: the conversation turn by turn
+    (a `Paragraphs` tag in dialogue layout over the task's `dialogue` list of {role, content})
+    and one choice for the whole conversation. instruction: prompt and response side by side,
+    the classes, and a TextArea for a corrected response.
     """
     if not classes:
         raise ReviewSyncError("a label scheme needs at least one class")
@@ -63,6 +70,15 @@ def label_config(kind: str, classes: list[str]) -> str:
   </Choices>
   <Header value="Corrected response (leave empty if the response is fine)"/>
   <TextArea name="{EDIT_NAME}" toName="response" editable="true" maxSubmissions="1" rows="4"/>
+</View>"""
+    if kind == "chat":
+        return f"""<View>
+  <Paragraphs name="{DIALOGUE_NAME}" value="${DIALOGUE_NAME}" layout="dialogue" nameKey="role"
+              textKey="content"/>
+  <Header value="Label (the whole conversation)"/>
+  <Choices name="{CHOICES_NAME}" toName="{DIALOGUE_NAME}" choice="single" showInline="true">
+{choices}
+  </Choices>
 </View>"""
     return f"""<View>
   <Text name="text" value="$text"/>
@@ -94,22 +110,25 @@ def choice_result(label: str, kind: str, edited_response: str | None = None) -> 
     return out
 
 
-def record_to_task(record: dict[str, Any], *, batch_id: str, label: str | None = None,
+def record_to_task(record: Record, *, batch_id: str, label: str | None = None,
                    confidence: float | None = None, model_version: str | None = None) -> dict:
-    """A Label Studio task for a record, pre-annotated with its weak label as a prediction."""
-    kind = record["kind"]
-    data: dict[str, Any] = {"ext_id": record["id"], "push_batch": batch_id}
+    """A Label Studio task for a record, pre-annotated with its weak label as a prediction.
+
+    A chat record carries its turns as `dialogue` (a list of {role, content}, what the chat
+    config's `Paragraphs` shows turn by turn) and, for Label Studio's search and data manager,
+    `text` (`render_turns`, a blank line between turns: the rendering the LFs and embeddings
+    read).
+    """
+    kind = record.kind
+    data: dict[str, Any] = {"ext_id": record.id, "push_batch": batch_id}
     if kind == "instruction":
-        data["prompt"] = record.get("prompt") or ""
-        data["response"] = record.get("response") or ""
-    elif kind == "chat":
-        messages = record.get("messages")
-        if isinstance(messages, str):
-            messages = json.loads(messages)
-        data["text"] = ("\n\n".join(f"{m.get('role', '?')}: {m.get('content', '')}"
-                                    for m in messages) if messages else record.get("text") or "")
+        data["prompt"] = record.prompt or ""
+        data["response"] = record.response or ""
+    elif kind == "chat" and record.turns:
+        data[DIALOGUE_NAME] = [t.to_dict() for t in record.turns]
+        data["text"] = render_turns(record.turns, sep="\n\n")
     else:
-        data["text"] = record.get("text") or ""
+        data["text"] = record.text or ""
     task: dict[str, Any] = {"data": data}
     if label is not None:
         pred: dict[str, Any] = {"model_version": model_version or "weak-labels",

@@ -2,8 +2,9 @@
 
 Label Studio lives in its own virtual environment (`.venv-labelstudio`, made by
 `make labelstudio-venv`) because its pins (Django, numpy, the SDK) must not constrain the app.
-`start_server` is the one place that knows how to launch it non-interactively; the test suite's
-session fixture and `curate labelstudio start` both use it. `WorkspaceServer` adds what a
+`start_server` is the one place that knows how to launch it non-interactively (through
+`pipelines.launch`, like every child process); the test suite's session fixture,
+`curate labelstudio start` and the studio's Review page all use it. `WorkspaceServer` adds what a
 workspace keeps: credentials (0600), a pid file, the log, the data dir under `W/labelstudio/`.
 
 Why these settings (measured, see docs/review.md): `--internal-host 127.0.0.1` is the bind
@@ -18,7 +19,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from pipelines.errors import ReviewSyncError
+from pipelines.launch import ChildSpec, pid_alive, start, stop
 
 __all__ = [
     "LS_VERSION",
@@ -110,26 +111,10 @@ def health(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists": treat it as dead.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _server_env(info: ServerInfo, config_home: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
+    """What the server needs on top of the launcher's rules (`pipelines.launch`, which also
+    keeps our PYTHONPATH and VIRTUAL_ENV out of its venv)."""
+    return {
         "LABEL_STUDIO_USERNAME": info.username,
         "LABEL_STUDIO_PASSWORD": info.password,
         "LABEL_STUDIO_USER_TOKEN": info.token,
@@ -138,12 +123,7 @@ def _server_env(info: ServerInfo, config_home: Path) -> dict[str, str]:
         "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "",
         "LATEST_VERSION_CHECK": "false", "COLLECT_ANALYTICS": "false",
         "XDG_CONFIG_HOME": str(config_home),
-        "PYTHONUNBUFFERED": "1",
-    })
-    # The server must not pick up our own venv's packages.
-    env.pop("PYTHONPATH", None)
-    env.pop("VIRTUAL_ENV", None)
-    return env
+    }
 
 
 _DB = "label_studio.sqlite3"
@@ -179,8 +159,10 @@ def _save_template(data_dir: Path, template: Path) -> None:
 def start_server(data_dir: Path, *, port: int, username: str, password: str, token: str,
                  log_path: Path | None = None, timeout: float = 240.0,
                  progress: Callable[[float], None] | None = None,
-                 template: Path | None = None) -> ServerInfo:
-    """Launch `label-studio start` in its own session and wait until `/health` answers.
+                 template: Path | None = None, wait: bool = True,
+                 pid_file: Path | None = None) -> ServerInfo:
+    """Launch `label-studio start` (detached, through `pipelines.launch`) and, unless `wait` is
+    False, wait until `/health` answers.
 
     Args:
         data_dir: the server's database and media (created if missing).
@@ -190,6 +172,9 @@ def start_server(data_dir: Path, *, port: int, username: str, password: str, tok
         template: a folder caching a freshly migrated database for these credentials: a new
             data dir starts from it (~10 s instead of ~80-150 s of migrations), and a first
             start fills it. For test sessions; the user and token are baked into it.
+        wait: False returns as soon as the process exists (the studio polls `health` itself;
+            a template is then only read, not filled).
+        pid_file: where to write the server's pid, as soon as it starts.
     Raises:
         ReviewSyncError: the executable is missing, the port is taken, or it never got healthy.
     """
@@ -214,14 +199,14 @@ def start_server(data_dir: Path, *, port: int, username: str, password: str, tok
                       data_dir=str(data_dir), log_path=str(log_path))
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir)]
-    log = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(cmd, env=_server_env(info, config_home), stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=str(data_dir), start_new_session=True)
-    finally:
-        log.close()
-    info.pid = proc.pid
+        child = start(ChildSpec(cmd, log=log_path, env=_server_env(info, config_home),
+                                cwd=data_dir, detach=True, foreign=True, pid_file=pid_file))
+    except OSError as exc:
+        raise ReviewSyncError(f"cannot start Label Studio ({exe}): {exc}") from exc
+    info.pid = child.pid
+    if not wait:
+        return info
     t0 = time.monotonic()
     while True:
         waited = time.monotonic() - t0
@@ -229,11 +214,11 @@ def start_server(data_dir: Path, *, port: int, username: str, password: str, tok
             if template and not seeded:
                 _save_template(data_dir, Path(template))
             return info
-        if proc.poll() is not None:
-            raise ReviewSyncError(f"Label Studio exited with status {proc.returncode} while "
+        if child.poll() is not None:
+            raise ReviewSyncError(f"Label Studio exited with status {child.poll()} while "
                                   f"starting; see {log_path}: {_tail(log_path)}")
         if waited > timeout:
-            stop_pid(proc.pid)
+            child.stop()
             raise ReviewSyncError(f"Label Studio did not answer {url}/health within "
                                   f"{timeout:.0f} s; see {log_path}")
         if progress:
@@ -250,31 +235,9 @@ def _tail(path: Path, n: int = 3) -> str:
 
 
 def stop_pid(pid: int, timeout: float = 20.0) -> bool:
-    """End the server process group started by `start_server` (SIGTERM, then SIGKILL).
-
-    `start_server` puts the server in its own session, so its process group id is its pid:
-    this ends exactly that server and its children. Returns False if it was not running.
-    """
-    if not pid_alive(pid):
-        return False
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
-            return True
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    _reap(pid)
-    return True
+    """End a server `start_server` started, by pid: its whole process group, SIGTERM then
+    SIGKILL after `timeout` s (`pipelines.launch.stop`). Returns False if it was not running."""
+    return stop(pid, grace_s=timeout)
 
 
 def _is_label_studio(pid: int) -> bool:
@@ -283,13 +246,6 @@ def _is_label_studio(pid: int) -> bool:
             return b"label-studio" in fh.read()
     except OSError:
         return False
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 class WorkspaceServer:
@@ -369,17 +325,29 @@ class WorkspaceServer:
 
     def start(self, *, port: int | None = None, timeout: float = 240.0,
               progress: Callable[[float], None] | None = None,
-              template: Path | None = None) -> tuple[ServerInfo, bool]:
-        """Start the server (or reuse the one already answering). Returns (info, started)."""
+              template: Path | None = None, wait: bool = True) -> tuple[ServerInfo, bool]:
+        """Start the server (or reuse the one already answering). Returns (info, started).
+
+        With `wait=False` (the studio's button) it returns once the process exists, and a
+        server of ours that is still starting (alive, not yet answering) is left to finish
+        rather than joined by a second one on the same port.
+        """
         info = self.credentials(port=port)
+        pid = self.pid()
         if health(info.url):
-            info.pid = self.pid()
+            info.pid = pid
             return info, False
-        started = start_server(self.data_dir, port=info.port, username=info.username,
-                               password=info.password, token=info.token,
-                               log_path=self.log_path, timeout=timeout, progress=progress,
-                               template=template)
-        self.pid_path.write_text(f"{started.pid}\n")
+        if not wait and pid_alive(pid) and _is_label_studio(pid):
+            info.pid = pid
+            return info, False
+        try:
+            started = start_server(self.data_dir, port=info.port, username=info.username,
+                                   password=info.password, token=info.token,
+                                   log_path=self.log_path, timeout=timeout, progress=progress,
+                                   template=template, wait=wait, pid_file=self.pid_path)
+        except ReviewSyncError:
+            self.pid_path.unlink(missing_ok=True)   # it never came up (and was stopped)
+            raise
         return started, True
 
     def stop(self) -> bool:

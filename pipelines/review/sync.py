@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from pipelines.config import load_config
+from pipelines.config import CurationConfig, load_config
 from pipelines.errors import ConfigError, ReviewSyncError
 from pipelines.review._client import (
     LabelStudioClient,
@@ -30,12 +30,14 @@ from pipelines.review._client import (
 )
 from pipelines.review.agreement import agreement
 from pipelines.review.server import WorkspaceServer
-from pipelines.store import Workspace, finish_run, start_run, utcnow
+from pipelines.records import Candidate
+from pipelines.store import Workspace, end_run, finish_run, start_run, utcnow
 from pipelines.store.review import (
     ReviewProject,
     StoredAnnotation,
     add_push_pending,
     annotation_labels,
+    dominant_kind,
     forget_review_project,
     forget_tasks,
     get_review_project,
@@ -79,11 +81,15 @@ class ReviewConfig:
 
     @classmethod
     def from_workspace(cls, ws: Workspace) -> "ReviewConfig":
-        raw = load_config(ws.config_path).section("review")
+        return cls.from_curation(load_config(ws.config_path), ws.config_path)
+
+    @classmethod
+    def from_curation(cls, cur: CurationConfig, where: Any = "curation.yaml") -> "ReviewConfig":
+        """The `review:` section of an already parsed curation.yaml."""
         try:
-            return cls(**raw)
+            return cls(**cur.section("review"))
         except TypeError as exc:
-            raise ConfigError(f"{ws.config_path}: review: {exc}") from exc
+            raise ConfigError(f"{where}: review: {exc}") from exc
 
 
 def connect(ws: Workspace, cfg: ReviewConfig | None = None) -> LabelStudioClient:
@@ -153,24 +159,17 @@ def _scheme_lock(ws: Workspace, scheme: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _data_kind(ws: Workspace) -> str:
-    cfg = load_config(ws.config_path)
-    if cfg.schema:
-        return cfg.schema
+def _data_kind(ws: Workspace, cur: CurationConfig) -> str:
+    """The data kind the labeling interface is built for: curation.yaml's schema, else the
+    workspace's most common kind."""
+    if cur.schema:
+        return cur.schema
     with ws.connect() as conn:
-        row = conn.execute("SELECT kind, COUNT(*) n FROM records GROUP BY kind ORDER BY n DESC"
-                           " LIMIT 1").fetchone()
-    return row[0] if row else "text"
-
-
-def _classes(ws: Workspace, scheme: str) -> list[str]:
-    return load_config(ws.config_path).scheme(scheme).classes
+        return dominant_kind(conn) or "text"
 
 
 def _ensure_project(ws: Workspace, client: LabelStudioClient, cfg: ReviewConfig, scheme: str,
-                    recreate: bool) -> tuple[ReviewProject, bool]:
-    kind = _data_kind(ws)
-    classes = _classes(ws, scheme)
+                    kind: str, classes: list[str], recreate: bool) -> tuple[ReviewProject, bool]:
     with ws.connect() as conn:
         project = get_review_project(conn, scheme)
     config_xml = label_config(kind, classes)
@@ -238,12 +237,13 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
     if max_confidence is not None and not 0.0 <= max_confidence <= 1.0:
         raise ConfigError(f"max_confidence must be in [0, 1], got {max_confidence}")
     t0 = time.perf_counter()
-    cfg = cfg or ReviewConfig.from_workspace(ws)
-    kind = _data_kind(ws)
-    _classes(ws, scheme)  # an unknown scheme fails before any server call
+    cur = load_config(ws.config_path)   # parsed once for the whole push
+    cfg = cfg or ReviewConfig.from_curation(cur, ws.config_path)
+    kind = _data_kind(ws, cur)
+    classes = cur.scheme(scheme).classes  # an unknown scheme fails before any server call
     client = client or connect(ws, cfg)
     client.check()
-    project, created_project = _ensure_project(ws, client, cfg, scheme, recreate)
+    project, created_project = _ensure_project(ws, client, cfg, scheme, kind, classes, recreate)
     recovered = _reconcile(ws, client, scheme)
     with ws.connect() as conn:
         already = review_counts(conn, scheme)["pushed"]
@@ -252,8 +252,9 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
                         url=f"{client.url}/projects/{project.project_id}", skipped=already,
                         recovered=recovered, project_created=created_project)
     if todo:
-        runs = sorted({r["run_id"] for r in todo if r["run_id"] is not None})
-        model_version = f"label-run-{runs[-1]}" if runs else (todo[0]["model"] or "weak-labels")
+        runs = sorted({c.state.label_run_id for c in todo if c.state.label_run_id is not None})
+        model_version = (f"label-run-{runs[-1]}" if runs
+                         else (todo[0].state.label_model or "weak-labels"))
         with ws.transaction() as conn:
             run_id = start_run(conn, "review_push", {"budget": budget,
                                                       "max_confidence": max_confidence},
@@ -261,14 +262,11 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
         try:
             for start in range(0, len(todo), cfg.batch_size):
                 chunk = todo[start:start + cfg.batch_size]
-                _push_batch(ws, client, scheme, project.project_id, chunk, kind, model_version,
-                            result)
+                _push_batch(ws, client, scheme, project.project_id, chunk, model_version, result)
                 if progress:
                     progress(result.created, len(todo))
         except BaseException as exc:
-            with ws.transaction() as conn:
-                finish_run(conn, run_id, {"created": result.created, "error": str(exc)[:500]},
-                           status="failed")
+            end_run(ws, run_id, exc, {"created": result.created})
             raise
         result.seconds = round(time.perf_counter() - t0, 3)
         with ws.transaction() as conn:
@@ -280,18 +278,18 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
 
 
 def _push_batch(ws: Workspace, client: LabelStudioClient, scheme: str, project_id: int,
-                chunk: list[dict], kind: str, model_version: str, result: PushResult) -> None:
+                chunk: list[Candidate], model_version: str, result: PushResult) -> None:
     """Journal, import and record one batch (see the module docstring for why in that order)."""
     batch_id = uuid.uuid4().hex
-    tasks = [record_to_task({**r, "kind": r["kind"] or kind}, batch_id=batch_id,
-                            label=r["label"], confidence=r["confidence"],
-                            model_version=model_version) for r in chunk]
+    tasks = [record_to_task(c.record, batch_id=batch_id, label=c.state.label,
+                            confidence=c.state.confidence, model_version=model_version)
+             for c in chunk]
     with ws.transaction() as conn:
-        add_push_pending(conn, batch_id, scheme, project_id, [r["id"] for r in chunk], utcnow())
+        add_push_pending(conn, batch_id, scheme, project_id, [c.id for c in chunk], utcnow())
     ids = client.import_tasks(project_id, tasks)
     with ws.transaction() as conn:
         resolve_push_batch(conn, batch_id, scheme, project_id,
-                           {r["id"]: tid for r, tid in zip(chunk, ids)})
+                           {c.id: tid for c, tid in zip(chunk, ids)})
     result.created += len(ids)
     if not result.model_version_set and any("predictions" in t for t in tasks):
         # The server accepts a model version only once predictions carry it; without it the
@@ -320,8 +318,9 @@ def pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None = None,
 def _pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None,
           cfg: ReviewConfig | None) -> PullResult:
     t0 = time.perf_counter()
-    cfg = cfg or ReviewConfig.from_workspace(ws)
-    classes = _classes(ws, scheme)
+    cur = load_config(ws.config_path)
+    cfg = cfg or ReviewConfig.from_curation(cur, ws.config_path)
+    classes = cur.scheme(scheme).classes
     with ws.connect() as conn:
         project = get_review_project(conn, scheme)
         if project is None:
@@ -382,7 +381,7 @@ def _pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None,
 
 def review_status(ws: Workspace, scheme: str) -> dict[str, Any]:
     """Counts (pushed, annotated, agreed, pending), agreement and the project URL; no server."""
-    _classes(ws, scheme)
+    load_config(ws.config_path).scheme(scheme)  # an unknown scheme fails here
     with ws.connect() as conn:
         project = get_review_project(conn, scheme)
         counts = review_counts(conn, scheme)

@@ -24,7 +24,7 @@ __all__ = [
     "V2_SQL", "ensure_dedup_tables", "MemberRow", "DecisionRow", "dedup_inputs", "record_texts",
     "replace_members", "write_decisions", "read_members", "read_overrides", "set_override_row",
     "read_filter_flags", "replace_filter_flags", "clear_filter_flags", "cluster_sizes",
-    "cluster_records", "dedup_decision",
+    "cluster_records", "dedup_decision", "record_exists",
 ]
 
 from pipelines.store.schema import _V2 as V2_SQL  # noqa: E402  (the one copy of the SQL)
@@ -74,6 +74,10 @@ def dedup_inputs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         " (SELECT COUNT(*) FROM record_sources s WHERE s.record_id = r.id) AS n_sources"
         " FROM records r ORDER BY r.rowid")
     return [dict(r) for r in rows]
+
+
+def record_exists(conn: sqlite3.Connection, record_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM records WHERE id = ?", (record_id,)).fetchone() is not None
 
 
 def record_texts(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, str]:

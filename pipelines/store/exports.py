@@ -12,6 +12,7 @@ import json
 import sqlite3
 from typing import Any, Iterator
 
+from pipelines.records import Candidate, Record, RecordState
 from pipelines.store.workspace import utcnow
 
 __all__ = [
@@ -26,16 +27,16 @@ __all__ = [
 ]
 
 
-def iter_export_candidates(conn: sqlite3.Connection, scheme: str) -> Iterator[dict[str, Any]]:
-    """Every record with what the export decides on: exclusion, weak label, review, gold.
+def iter_export_candidates(conn: sqlite3.Connection, scheme: str) -> Iterator[Candidate]:
+    """Every record (gold included) with what the export decides on under `scheme`.
 
-    Yields dicts with the record columns (`messages`, `gold`, `meta` decoded) plus `excluded`,
-    `label`, `confidence`, `label_model`, `review_status`, `human_label`, `edited_response`.
+    The `Candidate.state` carries exclusion, the weak label and the review result.
     """
     sql = """
-        SELECT r.id, r.kind, r.text, r.prompt, r.response, r.system, r.messages, r.gold, r.meta,
+        SELECT r.id, r.kind, r.text, r.prompt, r.response, r.system, r.messages, r.raw_label,
+               r.gold, r.meta, r.ingested_at,
                COALESCE(d.excluded, 0) AS excluded,
-               l.label, l.confidence, l.model AS label_model,
+               l.label, l.confidence, l.model AS label_model, l.run_id AS label_run_id,
                v.status AS review_status, v.human_label, v.edited_response
         FROM records r
         LEFT JOIN dedup d ON d.record_id = r.id
@@ -44,12 +45,7 @@ def iter_export_candidates(conn: sqlite3.Connection, scheme: str) -> Iterator[di
         ORDER BY r.rowid
     """
     for row in conn.execute(sql, (scheme, scheme)):
-        d = {k: row[k] for k in row.keys()}
-        for key in ("messages", "gold", "meta"):
-            if d[key] is not None:
-                d[key] = json.loads(d[key])
-        d["excluded"] = bool(d["excluded"])
-        yield d
+        yield Candidate(Record.from_row(row, with_gold=True), RecordState.from_row(row))
 
 
 def latest_runs(conn: sqlite3.Connection, steps: tuple[str, ...],

@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from pipelines.records import Record, Source
 from pipelines.store.workspace import utcnow
 
 __all__ = [
@@ -51,10 +52,19 @@ class NewRecord:
 class UpsertResult:
     added: bool        # a new record was created
     new_source: bool   # the (file, row) was not yet recorded for this record
+    # Labels this source disagreed on with the record it folded into: {"gold_<scheme>" or
+    # "label": every value seen}. Empty unless this call found a new disagreement.
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
 
 
 def upsert_record(conn: sqlite3.Connection, rec: NewRecord, now: str) -> UpsertResult:
-    """Insert a record if its content is new, and its source if that (file, row) is new."""
+    """Insert a record if its content is new, and its source if that (file, row) is new.
+
+    A new source of an existing record (an exact duplicate) folds into it: a gold label the
+    record lacks is taken, and gold or raw labels that disagree are recorded in the record's
+    `meta["conditions"]` (`gold_conflict` {scheme: values seen}, `label_conflict` [values]). A
+    scheme whose gold labels disagree keeps no gold label: neither value is trustworthy.
+    """
     meta_json = json.dumps(rec.meta, ensure_ascii=False, sort_keys=True, default=str)
     cur = conn.execute(
         "INSERT OR IGNORE INTO records (id, kind, text, prompt, response, system, messages,"
@@ -66,19 +76,48 @@ def upsert_record(conn: sqlite3.Connection, rec: NewRecord, now: str) -> UpsertR
         ),
     )
     added = cur.rowcount == 1
-    if not added and rec.gold:
-        # A folded duplicate may carry a gold label the first copy lacked: keep it (first wins).
-        row = conn.execute("SELECT gold FROM records WHERE id = ?", (rec.id,)).fetchone()
-        merged = {**rec.gold, **json.loads(row[0])}
-        if merged != json.loads(row[0]):
-            conn.execute("UPDATE records SET gold = ? WHERE id = ?",
-                         (json.dumps(merged, ensure_ascii=False, sort_keys=True), rec.id))
     cur = conn.execute(
         "INSERT OR IGNORE INTO record_sources (record_id, file, row, line, file_sha256, meta,"
         " ingested_at) VALUES (?,?,?,?,?,?,?)",
         (rec.id, rec.file, rec.row, rec.line, rec.file_sha256, meta_json, now),
     )
-    return UpsertResult(added=added, new_source=cur.rowcount == 1)
+    new_source = cur.rowcount == 1
+    conflicts: dict[str, list[str]] = {}
+    if not added and new_source and (rec.gold or rec.raw_label is not None):
+        conflicts = _fold_labels(conn, rec)
+    return UpsertResult(added=added, new_source=new_source, conflicts=conflicts)
+
+
+def _fold_labels(conn: sqlite3.Connection, rec: NewRecord) -> dict[str, list[str]]:
+    """Merge a folded copy's gold and raw label into the stored record; return new conflicts."""
+    row = conn.execute("SELECT gold, raw_label, meta FROM records WHERE id = ?",
+                       (rec.id,)).fetchone()
+    gold, meta = json.loads(row[0]), json.loads(row[2])
+    conditions = dict(meta.get("conditions") or {})
+    gold_conflict = {k: list(v) for k, v in (conditions.get("gold_conflict") or {}).items()}
+    found: dict[str, list[str]] = {}
+    for scheme, value in rec.gold.items():
+        if scheme in gold_conflict:
+            if value not in gold_conflict[scheme]:
+                gold_conflict[scheme] = sorted({*gold_conflict[scheme], value})
+                found[f"gold_{scheme}"] = gold_conflict[scheme]
+        elif scheme not in gold:
+            gold[scheme] = value    # a folded copy may carry gold the first copy lacked
+        elif gold[scheme] != value:
+            gold_conflict[scheme] = sorted({gold.pop(scheme), value})
+            found[f"gold_{scheme}"] = gold_conflict[scheme]
+    seen = list(conditions.get("label_conflict") or ([row[1]] if row[1] is not None else []))
+    if rec.raw_label is not None and seen and rec.raw_label not in seen:
+        conditions["label_conflict"] = found["label"] = sorted({*seen, rec.raw_label})
+    if gold_conflict:
+        conditions["gold_conflict"] = gold_conflict
+    new_meta = {**meta, "conditions": conditions} if conditions else meta
+    if gold != json.loads(row[0]) or new_meta != meta:
+        conn.execute("UPDATE records SET gold = ?, meta = ? WHERE id = ?",
+                     (json.dumps(gold, ensure_ascii=False, sort_keys=True),
+                      json.dumps(new_meta, ensure_ascii=False, sort_keys=True, default=str),
+                      rec.id))
+    return found
 
 
 def count_records(conn: sqlite3.Connection) -> int:
@@ -93,18 +132,8 @@ _RECORD_COLS = ("id", "kind", "text", "prompt", "response", "system", "messages"
                 "gold", "meta", "ingested_at")
 
 
-def _record_dict(row: sqlite3.Row, with_gold: bool) -> dict[str, Any]:
-    d = {k: row[k] for k in row.keys()}
-    for key in ("messages", "gold", "meta"):
-        if key in d and d[key] is not None:
-            d[key] = json.loads(d[key])
-    if not with_gold:
-        d.pop("gold", None)
-    return d
-
-
 def iter_records(conn: sqlite3.Connection, *, with_gold: bool = False,
-                 batch_size: int = 1000) -> Iterator[dict[str, Any]]:
+                 batch_size: int = 1000) -> Iterator[Record]:
     """All records in ingestion order, streamed in batches. Gold labels only when asked."""
     last = 0
     cols = ", ".join(("rowid",) + _RECORD_COLS)
@@ -116,9 +145,7 @@ def iter_records(conn: sqlite3.Connection, *, with_gold: bool = False,
         if not rows:
             return
         for r in rows:
-            d = _record_dict(r, with_gold)
-            d.pop("rowid", None)
-            yield d
+            yield Record.from_row(r, with_gold=with_gold)
         last = rows[-1]["rowid"]
 
 
@@ -126,24 +153,26 @@ def record_ids(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT id FROM records ORDER BY rowid")]
 
 
-def get_record(conn: sqlite3.Connection, record_id: str, *, with_gold: bool = False) -> dict | None:
+def get_record(conn: sqlite3.Connection, record_id: str, *,
+               with_gold: bool = False) -> Record | None:
+    """One record with all its sources (oldest first), or None."""
     row = conn.execute(f"SELECT {', '.join(_RECORD_COLS)} FROM records WHERE id = ?",
                        (record_id,)).fetchone()
     if row is None:
         return None
-    d = _record_dict(row, with_gold)
-    d["sources"] = [
-        {"file": s["file"], "row": s["row"], "line": s["line"]}
-        for s in conn.execute("SELECT file, row, line FROM record_sources WHERE record_id = ?"
-                              " ORDER BY ingested_at, file, row", (record_id,))
-    ]
-    return d
+    sources = [Source(s["file"], s["row"], s["line"]) for s in conn.execute(
+        "SELECT file, row, line FROM record_sources WHERE record_id = ?"
+        " ORDER BY ingested_at, file, row", (record_id,))]
+    return Record.from_row(row, with_gold=with_gold, sources=sources)
 
 
 def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: int | None = None,
                  offset: int = 0, search: str | None = None, excluded: bool | None = None,
                  label: str | None = None, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """One row per record with its first source and the later stages' columns, filtered in SQL.
+
+    A flat table for display (the studio's Data page, `curate records`); steps read `Record`s
+    from `iter_records` / `get_record` instead.
 
     Args:
         scheme: whose label/review columns to show (None: no label columns filled).
@@ -196,10 +225,18 @@ def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: 
 # -- lineage ---------------------------------------------------------------------------------
 def start_run(conn: sqlite3.Connection, step: str, params: dict | None = None,
               scheme: str | None = None, status: str = "running") -> int:
+    """A `runs` row for this process (pid, host). A run committed as `running` must end with
+    `finish_run` or, on any other exit, `pipelines.store.runs.end_run`."""
+    from pipelines.store.runs import note_writer, run_owner
+
+    pid, host = run_owner()
     cur = conn.execute(
-        "INSERT INTO runs (step, scheme, params, status, started_at) VALUES (?,?,?,?,?)",
-        (step, scheme, json.dumps(params or {}, sort_keys=True, default=str), status, utcnow()),
+        "INSERT INTO runs (step, scheme, params, status, started_at, pid, host) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (step, scheme, json.dumps(params or {}, sort_keys=True, default=str), status, utcnow(),
+         pid, host),
     )
+    note_writer(conn, step, int(cur.lastrowid))
     return int(cur.lastrowid)
 
 

@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from pipelines.records import Candidate, Record, RecordState
+
 __all__ = [
     "ReviewProject",
     "StoredAnnotation",
@@ -19,6 +21,7 @@ __all__ = [
     "forget_review_project",
     "set_pull_cursor",
     "push_candidates",
+    "dominant_kind",
     "add_push_pending",
     "pending_push_batches",
     "resolve_push_batch",
@@ -114,10 +117,11 @@ def set_pull_cursor(conn: sqlite3.Connection, scheme: str, cursor: str | None, n
 
 # -- push ----------------------------------------------------------------------------------------
 def push_candidates(conn: sqlite3.Connection, scheme: str, *, budget: int | None = None,
-                    max_confidence: float | None = None) -> list[dict[str, Any]]:
+                    max_confidence: float | None = None) -> list[Candidate]:
     """Records to send for review: not excluded, not yet pushed, least confident first.
 
-    A record without a weak label (every LF abstained) counts as the least confident.
+    A record without a weak label (every LF abstained) counts as the least confident. Gold
+    labels are not read: reviewers never see them.
     """
     where = ["COALESCE(d.excluded, 0) = 0", "v.record_id IS NULL", "p.record_id IS NULL"]
     params: list[Any] = [scheme, scheme, scheme]
@@ -125,8 +129,9 @@ def push_candidates(conn: sqlite3.Connection, scheme: str, *, budget: int | None
         where.append("(l.confidence IS NULL OR l.confidence <= ?)")
         params.append(max_confidence)
     sql = f"""
-        SELECT r.id, r.kind, r.text, r.prompt, r.response, r.system, r.messages,
-               l.label, l.confidence, l.model, l.run_id
+        SELECT r.id, r.kind, r.text, r.prompt, r.response, r.system, r.messages, r.raw_label,
+               r.meta, r.ingested_at,
+               l.label, l.confidence, l.model AS label_model, l.run_id AS label_run_id
         FROM records r
         LEFT JOIN dedup d ON d.record_id = r.id
         LEFT JOIN labels l ON l.record_id = r.id AND l.scheme = ?
@@ -137,7 +142,15 @@ def push_candidates(conn: sqlite3.Connection, scheme: str, *, budget: int | None
         LIMIT ?
     """
     params.append(-1 if budget is None else budget)
-    return [dict(r) for r in conn.execute(sql, params)]
+    return [Candidate(Record.from_row(r), RecordState.from_row(r))
+            for r in conn.execute(sql, params)]
+
+
+def dominant_kind(conn: sqlite3.Connection) -> str | None:
+    """The most common record kind of the workspace (None when it has no records)."""
+    row = conn.execute("SELECT kind, COUNT(*) n FROM records GROUP BY kind ORDER BY n DESC"
+                       " LIMIT 1").fetchone()
+    return row[0] if row else None
 
 
 def add_push_pending(conn: sqlite3.Connection, batch_id: str, scheme: str, project_id: int,

@@ -211,11 +211,19 @@ CREATE TABLE IF NOT EXISTS filter_flags (
 );
 """
 
+# v5 (hardening): which process owns a run, so that a `running` row whose process is gone can be
+# marked `interrupted` when the workspace opens.
+_V5 = """
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN host TEXT;
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
     Migration(2, "dedup: members with pair scores, filter flags", _V2),
     Migration(3, "labeling: lf_runs, lf_stats", _V3),
     Migration(4, "review: projects, push journal, annotations", _V4),
+    Migration(5, "runs: pid and host of the process that owns a run", _V5),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.metrics import accuracy
+
 __all__ = ["MIN_LFS_FOR_LABEL_MODEL", "ModelScore", "Aggregation", "majority_proba",
            "label_model_proba", "aggregate", "decide"]
 
@@ -74,9 +76,8 @@ def _decide_rows(L: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _score(labels: np.ndarray, gold: np.ndarray) -> ModelScore:
     mask = (gold >= 0) & (labels >= 0)
-    n = int(mask.sum())
-    correct = int((labels[mask] == gold[mask]).sum())
-    return ModelScore(accuracy=correct / n if n else None, n_gold=n, correct=correct)
+    return ModelScore(accuracy=accuracy(gold[mask], labels[mask]), n_gold=int(mask.sum()),
+                      correct=int((labels[mask] == gold[mask]).sum()))
 
 
 def decide(requested: str, n_lfs: int, scores: dict[str, ModelScore]) -> tuple[str, list[str]]:

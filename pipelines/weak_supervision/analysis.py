@@ -14,6 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pipelines.metrics import accuracy
+
 __all__ = ["LFStat", "LFReport", "analyze_matrix", "conflict_matrix"]
 
 
@@ -133,7 +135,7 @@ def analyze_matrix(L: np.ndarray, lf_names: Sequence[str], classes: Sequence[str
             polarity=[_name(classes, v) for v in sorted(set(col[col != -1].tolist()))],
             coverage=float(coverages[j]), overlaps=float(overlaps[j]),
             conflicts=float(conflicts[j]),
-            emp_accuracy=float(right.sum() / n_votes) if n_votes else None,
+            emp_accuracy=accuracy(gold[votes], col[votes]),   # None without such votes
             n_gold_votes=n_votes, correct=int(right.sum()), incorrect=len(wrong_idx),
             faults=int(getattr(f, "count", 0) or 0) if f is not None else 0,
             fault_examples=list(getattr(f, "examples", []) or []) if f is not None else [],

@@ -1,5 +1,15 @@
 """Applying LFs to records: the label matrix `L` (n records x m LFs, -1 = abstain).
 
+This is the one applier: `curate label` (`run_labeling`), the studio's LF editor (in its
+sandbox child process) and the benches all call it.
+
+What an LF may return, everywhere (`vote_index`): a class index `0..k-1` of the scheme, a class
+*name* (mapped to its index), or `None` / `-1` to abstain. Anything else (an unknown name, an
+index outside the scheme, a bool, a float) is counted as a fault of that LF on that record, as is
+an exception the LF raises: its vote there is abstain, and the others go on (as snorkel's
+fault-tolerant appliers do). Each fault keeps the record id, the error and the line of the LF's
+source file it happened on.
+
 Three engines, one logic (as snorkel's appliers differ by engine, not by logic):
 
 - `fast`: a plain loop over rows. Each row becomes one small `Row` object (attribute and item
@@ -11,16 +21,15 @@ Three engines, one logic (as snorkel's appliers differ by engine, not by logic):
   (snorkel's `DaskLFApplier` needs `fault_tolerant=True` with pandas 3, whose string columns make
   Dask's metadata inference hand the LFs `<NA>`; running our own loop per partition avoids that
   and keeps per-record fault ids.)
-
-An LF that raises on a row votes abstain there; the fault is counted per LF with example ids.
 """
 
 from __future__ import annotations
 
 import numbers
+import traceback
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +37,9 @@ from snorkel.labeling import LabelingFunction
 
 from pipelines.errors import LabelingError
 
-__all__ = ["Row", "LFFault", "apply_lfs", "apply_rows"]
+__all__ = ["ABSTAIN", "Row", "FaultExample", "LFFault", "vote_index", "apply_lfs", "apply_rows"]
+
+ABSTAIN = -1
 
 
 class Row(SimpleNamespace):
@@ -48,13 +59,27 @@ class Row(SimpleNamespace):
 
 
 @dataclass
+class FaultExample:
+    """One record an LF faulted on: the error, and the line of the LF's file it points at."""
+
+    record_id: str
+    error: str                       # "KeyError: 'boom'", or the bad vote
+    line: int | None = None          # deepest line of the traceback in the LF's own file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.record_id, "line": self.line, "error": self.error}
+
+
+@dataclass
 class LFFault:
-    """An LF that raised: how often, on which records (the first few), and the first error."""
+    """An LF that raised or voted outside the scheme: how often, on which records (the first
+    few, with their errors), and the first error."""
 
     lf: str
     count: int = 0
-    examples: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)           # record ids
     message: str = ""
+    details: list[FaultExample] = field(default_factory=list)   # the examples, error and line
 
     def to_dict(self) -> dict[str, Any]:
         return {"lf": self.lf, "count": self.count, "examples": list(self.examples),
@@ -65,7 +90,54 @@ class LFFault:
         room = max_examples - len(self.examples)
         if room > 0:
             self.examples.extend(other.examples[:room])
+            self.details.extend(other.details[:room])
         self.message = self.message or other.message
+
+
+def vote_index(vote: Any, classes: Mapping[str, int]) -> int:
+    """The class index an LF's return value stands for (-1: abstain).
+
+    Args:
+        vote: what the LF returned: a class index, a class name, None or -1.
+        classes: the scheme's class names -> index.
+    Raises:
+        ValueError: anything else; the applier counts it as a fault of the LF.
+    """
+    k = len(classes)
+    if vote is None:
+        return ABSTAIN
+    if isinstance(vote, str):
+        if vote in classes:
+            return classes[vote]
+        raise ValueError(f"returned {vote!r}, not a class of the scheme ({', '.join(classes)})")
+    if isinstance(vote, numbers.Integral) and not isinstance(vote, (bool, np.bool_)):
+        if ABSTAIN <= vote < k:
+            return int(vote)
+        raise ValueError(f"returned {vote!r}; expected a class index 0..{k - 1}, a class name "
+                         f"or -1/None (abstain)")
+    raise ValueError(f"returned {vote!r} ({type(vote).__name__}); expected a class index "
+                     f"0..{k - 1}, a class name or -1/None (abstain)")
+
+
+def _class_index(classes: Sequence[str]) -> dict[str, int]:
+    classes = [str(c) for c in classes]
+    if not classes or len(set(classes)) != len(classes):
+        raise LabelingError(f"LFs need a scheme's classes, distinct and at least one; "
+                            f"got {classes}")
+    return {c: i for i, c in enumerate(classes)}
+
+
+def _fault_line(f: Any, exc: BaseException) -> int | None:
+    """The deepest traceback line in the file that defines `f`, else the `def` line of `f`
+    (a bad vote, or an error inside a preprocessor or library the LF called)."""
+    code = getattr(f, "__code__", None)
+    if code is None:
+        return None
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == code.co_filename:
+            line = lineno
+    return line if line is not None else code.co_firstlineno
 
 
 def _as_dicts(data: pd.DataFrame | Iterable[Any]) -> list[dict[str, Any]]:
@@ -85,17 +157,20 @@ def _as_dicts(data: pd.DataFrame | Iterable[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction], *,
-               id_field: str = "id", max_examples: int = 5, start: int = 0,
-               progress: Any = None) -> tuple[np.ndarray, dict[str, LFFault]]:
+def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction],
+               classes: Sequence[str], *, id_field: str = "id", max_examples: int = 5,
+               start: int = 0, progress: Any = None) -> tuple[np.ndarray, dict[str, LFFault]]:
     """The fast loop: `L` for `rows` (dicts), and the faults per LF name.
 
     Args:
+        classes: the scheme's class names, in index order (votes by name map to these).
         start: index of rows[0] in the whole data set (only for fault ids when rows lack ids).
         progress: a callable taking a number of rows done (e.g. tqdm's `update`), or None.
     """
+    index = _class_index(classes)
+    k = len(index)
     n, m = len(rows), len(lfs)
-    L = np.full((n, m), -1, dtype=int)
+    L = np.full((n, m), ABSTAIN, dtype=int)
     faults: dict[str, LFFault] = {}
     # Group LFs by their preprocessor chain: each distinct chain runs once per row.
     chains: dict[tuple[int, ...], list] = {}
@@ -107,14 +182,17 @@ def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction], 
         calls.append((j, lf.name, lf._f, getattr(lf, "_resources", {}) or {}, key))
     step = max(1, n // 100)
 
-    def fault(name: str, i: int, exc: BaseException) -> None:
-        f = faults.setdefault(name, LFFault(name))
-        f.count += 1
-        if len(f.examples) < max_examples:
+    def fault(name: str, f: Any, i: int, exc: BaseException) -> None:
+        rec = faults.setdefault(name, LFFault(name))
+        rec.count += 1
+        error = f"{type(exc).__name__}: {exc}"
+        if len(rec.examples) < max_examples:
             rid = rows[i].get(id_field)
-            f.examples.append(str(rid) if rid is not None else f"#{start + i}")
-        if not f.message:
-            f.message = f"{type(exc).__name__}: {exc}"
+            rid = str(rid) if rid is not None else f"#{start + i}"
+            rec.examples.append(rid)
+            rec.details.append(FaultExample(rid, error, _fault_line(f, exc)))
+        if not rec.message:
+            rec.message = error
 
     for i, rec in enumerate(rows):
         x = Row(**rec)
@@ -130,15 +208,12 @@ def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction], 
                             raise ValueError("Preprocessor should not return None")
                     cache[key] = xp
                 y = f(xp, **resources)
-            except Exception as exc:  # an LF's bug: counted, the others go on
-                fault(name, i, exc)
+                # `type(y) is int` first: the general check (names, None, numpy ints) is slow.
+                if type(y) is not int or not ABSTAIN <= y < k:
+                    y = vote_index(y, index)
+            except Exception as exc:  # an LF's bug or bad vote: counted, the others go on
+                fault(name, f, i, exc)
                 continue
-            # `type(y) is int` first: the ABC isinstance check alone cost ~40% of the loop.
-            if type(y) is not int and not isinstance(y, numbers.Integral):
-                raise LabelingError(
-                    f"labeling function {name!r} returned {y!r} ({type(y).__name__}) for record "
-                    f"{rec.get(id_field, f'#{start + i}')}; LFs return a class index (int) or "
-                    f"ABSTAIN (-1)")
             if y >= 0:
                 L[i, j] = y
         if progress is not None and (i + 1) % step == 0:
@@ -148,19 +223,32 @@ def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction], 
     return L, faults
 
 
-def _apply_pandas(rows: list[dict], lfs: Sequence[LabelingFunction],
+def _normalising(lf: LabelingFunction, index: dict[str, int]) -> LabelingFunction:
+    """`lf` with its votes passed through `vote_index`, for snorkel's own applier."""
+    f = lf._f
+
+    def voted(x, **resources):
+        return vote_index(f(x, **resources), index)
+
+    return LabelingFunction(lf.name, voted, resources=getattr(lf, "_resources", None),
+                            pre=getattr(lf, "_pre", None))
+
+
+def _apply_pandas(rows: list[dict], lfs: Sequence[LabelingFunction], classes: Sequence[str],
                   progress: bool) -> tuple[np.ndarray, dict[str, LFFault]]:
     from snorkel.labeling import PandasLFApplier
 
     df = pd.DataFrame(rows)
-    L, meta = PandasLFApplier(list(lfs)).apply(df, progress_bar=progress, fault_tolerant=True,
+    index = _class_index(classes)
+    L, meta = PandasLFApplier([_normalising(lf, index) for lf in lfs]).apply(df, progress_bar=progress, fault_tolerant=True,
                                                return_meta=True)
     faults = {name: LFFault(name, count=c, message="(engine pandas keeps no example ids)")
               for name, c in meta.faults.items() if c}
     return np.asarray(L, dtype=int), faults
 
 
-def _apply_dask(rows: list[dict], lfs: Sequence[LabelingFunction], *, address: str | None,
+def _apply_dask(rows: list[dict], lfs: Sequence[LabelingFunction], classes: Sequence[str], *,
+                address: str | None,
                 workers: int, processes: bool, id_field: str, max_examples: int,
                 progress: bool) -> tuple[np.ndarray, dict[str, LFFault]]:
     from dask.distributed import Client, LocalCluster, as_completed
@@ -184,8 +272,8 @@ def _apply_dask(rows: list[dict], lfs: Sequence[LabelingFunction], *, address: s
             parts = [(int(a), rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
             lfs_future = client.scatter(list(lfs), broadcast=True)
             futures = {
-                client.submit(_dask_part, part, lfs_future, id_field, max_examples, a,
-                              pure=False): a
+                client.submit(_dask_part, part, lfs_future, list(classes), id_field,
+                              max_examples, a, pure=False): a
                 for a, part in parts
             }
             results: dict[int, tuple[np.ndarray, dict[str, LFFault]]] = {}
@@ -211,26 +299,31 @@ def _apply_dask(rows: list[dict], lfs: Sequence[LabelingFunction], *, address: s
     return L, faults
 
 
-def _dask_part(rows, lfs, id_field, max_examples, start):
-    return apply_rows(rows, lfs, id_field=id_field, max_examples=max_examples, start=start)
+def _dask_part(rows, lfs, classes, id_field, max_examples, start):
+    return apply_rows(rows, lfs, classes, id_field=id_field, max_examples=max_examples,
+                      start=start)
 
 
-def apply_lfs(data: pd.DataFrame | Iterable[Any], lfs: Sequence[LabelingFunction], *,
-              engine: str = "fast", dask_address: str | None = None, dask_workers: int = 2,
-              dask_processes: bool = True, id_field: str = "id", max_examples: int = 5,
-              progress: bool = False) -> tuple[np.ndarray, dict[str, LFFault]]:
+def apply_lfs(data: pd.DataFrame | Iterable[Any], lfs: Sequence[LabelingFunction],
+              classes: Sequence[str], *, engine: str = "fast", dask_address: str | None = None,
+              dask_workers: int = 2, dask_processes: bool = True, id_field: str = "id",
+              max_examples: int = 5, progress: bool = False) -> tuple[np.ndarray, dict[str, LFFault]]:
     """Apply `lfs` to every row of `data` and return `(L, faults)`.
 
     Args:
-        data: a DataFrame, or records as dicts (e.g. from `iter_records(with_gold=False)`).
+        data: a DataFrame, or records as dicts (e.g. `Record.to_dict()` of `iter_records(with_gold=False)`).
+        lfs: snorkel `LabelingFunction`s (what `load_lfs` and `lfs_from_module` give, plain
+            `lf_*` functions wrapped).
+        classes: the scheme's class names in index order: what votes by name map to, and the
+            range of a valid index.
         engine: fast | pandas | dask (see the module docstring).
         dask_address: an existing scheduler (`tcp://host:8786`); None starts a LocalCluster.
         dask_processes: LocalCluster with worker processes (False: threads, for tests).
         id_field: the field whose value names a record in fault examples.
 
     Returns:
-        L: int array (n x m), -1 where an LF abstained or raised.
-        faults: {LF name: LFFault} for the LFs that raised at least once.
+        L: int array (n x m), -1 where an LF abstained, raised or voted outside the scheme.
+        faults: {LF name: LFFault} for the LFs that faulted at least once.
     """
     lfs = list(lfs)
     names = [lf.name for lf in lfs]
@@ -242,12 +335,12 @@ def apply_lfs(data: pd.DataFrame | Iterable[Any], lfs: Sequence[LabelingFunction
         from tqdm import tqdm
 
         with tqdm(total=len(rows), desc="LFs", unit=" rows", disable=not progress) as bar:
-            return apply_rows(rows, lfs, id_field=id_field, max_examples=max_examples,
+            return apply_rows(rows, lfs, classes, id_field=id_field, max_examples=max_examples,
                               progress=bar.update if progress else None)
     if engine == "pandas":
-        return _apply_pandas(rows, lfs, progress)
+        return _apply_pandas(rows, lfs, classes, progress)
     if engine == "dask":
-        return _apply_dask(rows, lfs, address=dask_address, workers=dask_workers,
+        return _apply_dask(rows, lfs, classes, address=dask_address, workers=dask_workers,
                            processes=dask_processes, id_field=id_field,
                            max_examples=max_examples, progress=progress)
     raise LabelingError(f"unknown engine {engine!r}; use fast, pandas or dask")

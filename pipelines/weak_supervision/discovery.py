@@ -6,6 +6,11 @@ the studio's LF editor write without touching the package. A workspace file decl
 it votes on with a module-level `SCHEME = "claim_type"` (or a list of names); with a single
 scheme in curation.yaml it may leave it out.
 
+An LF is either a snorkel `@labeling_function()` or a plain function whose name starts with
+`lf_` (taking the record, returning a vote); `lfs_from_module` finds both and gives both as
+`LabelingFunction`s, so every applier (and the studio's LF editor, which calls it too) sees one
+kind. What an LF may return is `apply.vote_index`'s business.
+
 A module that fails to import (syntax error, missing import, an exception at import time) is
 reported with its file and line and skipped: the others still load.
 """
@@ -28,7 +33,8 @@ from pipelines.config import SchemeConfig, load_config
 from pipelines.errors import LabelingError
 from pipelines.store import Workspace
 
-__all__ = ["LFSet", "load_lfs", "lfs_from_module", "WS_MODULE_PREFIX"]
+__all__ = ["LFSet", "load_lfs", "lfs_from_module", "load_lf_file", "schemes_of",
+           "WS_MODULE_PREFIX"]
 
 WS_MODULE_PREFIX = "curation_workspace_lfs"
 
@@ -67,13 +73,18 @@ class LFSet:
 
 
 def lfs_from_module(module: ModuleType) -> list[LabelingFunction]:
-    """The LFs defined in `module` (not those it imports from elsewhere), in definition order."""
+    """The LFs defined in `module` (not those it imports from elsewhere), in definition order:
+    its `@labeling_function()`s, and its plain functions named `lf_*` (wrapped as
+    `LabelingFunction`s of the same name)."""
     out = []
-    for value in vars(module).values():
+    for name, value in vars(module).items():
         if isinstance(value, LabelingFunction):
             f = getattr(value, "_f", None)
             if getattr(f, "__module__", module.__name__) == module.__name__:
                 out.append(value)
+        elif (name.startswith("lf_") and inspect.isfunction(value)
+              and value.__module__ == module.__name__):
+            out.append(LabelingFunction(name, value))
     return out
 
 
@@ -125,8 +136,11 @@ def _module_file(name: str) -> str | None:
     return spec.origin if spec is not None else None
 
 
-def _load_workspace_file(path: Path) -> tuple[ModuleType | None, str | None]:
-    """Import `W/lfs/<name>.py` under a name unique to its content, so an edit reloads it."""
+def load_lf_file(path: Path) -> tuple[ModuleType | None, str | None]:
+    """Import `W/lfs/<name>.py` under a name unique to its content, so an edit reloads it.
+
+    Returns (module, None), or (None, 'file:line: what went wrong') when it does not import.
+    """
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()[:12]
     mod_name = f"{WS_MODULE_PREFIX}.{path.stem.replace('-', '_')}_{digest}"
@@ -149,7 +163,8 @@ def _load_workspace_file(path: Path) -> tuple[ModuleType | None, str | None]:
     return module, None
 
 
-def _schemes_of(module: ModuleType) -> list[str] | None:
+def schemes_of(module: ModuleType) -> list[str] | None:
+    """The schemes a module's `SCHEME` names; None when it declares none."""
     declared = getattr(module, "SCHEME", None)
     if declared is None:
         return None
@@ -192,11 +207,11 @@ def load_lfs(ws: Workspace, scheme: str | SchemeConfig | None = None, *,
     for path in sorted(lf_dir.glob("*.py")) if lf_dir.is_dir() else []:
         if path.name.startswith("_"):
             continue
-        module, err = _load_workspace_file(path)
+        module, err = load_lf_file(path)
         if err:
             failed(err)
             continue
-        schemes = _schemes_of(module)
+        schemes = schemes_of(module)
         if schemes is None:
             if len(cfg.schemes) > 1:
                 failed(f"{path}: declares no SCHEME; add e.g. SCHEME = {sc.name!r} "

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.config import load_config
 from pipelines.errors import LabelingError
-from pipelines.store import Workspace, finish_run, iter_records, start_run
+from pipelines.store import Workspace, end_run, finish_run, iter_records, start_run
 from pipelines.store.labels import (
     LabelRow, LFStatRow, gold_labels, latest_lf_run, get_lf_stats, record_lf_run, replace_labels,
 )
@@ -26,7 +26,7 @@ from pipelines.weak_supervision.apply import LFFault, apply_lfs
 from pipelines.weak_supervision.config import LabelConfig
 from pipelines.weak_supervision.discovery import LFSet, load_lfs
 
-__all__ = ["LabelingResult", "run_labeling", "analyze", "load_matrix", "check_matrix"]
+__all__ = ["LabelingResult", "run_labeling", "analyze", "load_matrix"]
 
 
 @dataclass
@@ -62,17 +62,6 @@ class LabelingResult:
             "label_counts": self.label_counts, "lf_summary": self.lf_summary,
             "notes": self.notes, "load_errors": self.load_errors,
         }
-
-
-def check_matrix(L: np.ndarray, lf_names: list[str], classes: list[str],
-                 record_ids: list[str]) -> None:
-    """Every vote must be a class index of the scheme (or -1)."""
-    bad = np.argwhere(L >= len(classes))
-    if len(bad):
-        i, j = bad[0]
-        raise LabelingError(
-            f"labeling function {lf_names[j]!r} voted {int(L[i, j])} on record {record_ids[i]}, "
-            f"outside the scheme's classes 0..{len(classes) - 1} ({', '.join(classes)})")
 
 
 def _attach_embeddings(ws: Workspace, rows: list[dict[str, Any]]) -> bool:
@@ -121,7 +110,8 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
     classes = sc.classes
     lfset = lfs if lfs is not None else load_lfs(ws, sc)
     with ws.connect() as conn:
-        rows = list(iter_records(conn, with_gold=False))   # LFs never see gold
+        # LFs read plain dicts (`x.text`, `x.prompt`...) and never see gold
+        rows = [r.to_dict() for r in iter_records(conn, with_gold=False)]
         gold_by_id = gold_labels(conn, sc.name)
     if not rows:
         raise LabelingError(f"workspace {ws.path} has no records: ingest data first "
@@ -138,10 +128,11 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         run_id = start_run(conn, "label", params, scheme=sc.name)
     try:
         ids = [r["id"] for r in rows]
-        L, faults = apply_lfs(rows, lfset.lfs, engine=config.engine,
+        # Votes outside the scheme (an unknown name, an index past its classes) are faults of
+        # their LF, like exceptions: counted and reported, and the run goes on.
+        L, faults = apply_lfs(rows, lfset.lfs, classes, engine=config.engine,
                               dask_address=config.dask_address, dask_workers=config.dask_workers,
                               max_examples=config.fault_examples, progress=progress)
-        check_matrix(L, lfset.names, classes, ids)
         unknown_gold = sorted({g for g in gold_by_id.values() if g not in classes})
         if unknown_gold:
             notes.append(f"gold labels outside the scheme ignored: {', '.join(unknown_gold)}")
@@ -187,8 +178,7 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
                           len(lfset), agg.chosen, stat_rows)
             finish_run(conn, run_id, metrics)
     except BaseException as exc:
-        with ws.transaction() as conn:
-            finish_run(conn, run_id, {"error": f"{type(exc).__name__}: {exc}"}, status="failed")
+        end_run(ws, run_id, exc)   # failed, or interrupted (Ctrl-C, SIGTERM)
         raise
     return result
 
@@ -198,7 +188,7 @@ def _summary_row(s) -> dict[str, Any]:
             "overlaps": round(s.overlaps, 4), "conflicts": round(s.conflicts, 4),
             "emp_accuracy": None if s.emp_accuracy is None else round(s.emp_accuracy, 4),
             "n_gold_votes": s.n_gold_votes, "faults": s.faults,
-            "fault_examples": s.fault_examples}
+            "fault_examples": s.fault_examples, "fault_message": s.fault_message}
 
 
 def analyze(ws: Workspace, scheme: str | None = None, *, wrong_examples: int = 10) -> LFReport:

@@ -80,15 +80,25 @@ if rows:
                           format_func=lambda rid: f"{rid}  {next(r['text'] for r in rows if r['id'] == rid)[:90]}")
     rec = _data.record(choice) if choice else None
     if rec:
-        left, right = st.columns(2)
-        if rec.get("prompt") is not None:
+        conditions = _data.condition_notes(rec)
+        if conditions:
+            st.caption("Conditions: " + "; ".join(conditions))
+        if rec.turns:   # a conversation: every turn, in order
+            for role, avatar, content in _data.chat_turns(rec):
+                with st.chat_message(role, avatar=avatar):
+                    if role not in ("user", "assistant"):
+                        st.caption(role)
+                    st.markdown(content)
+        elif rec.prompt is not None:
+            left, right = st.columns(2)
             left.markdown("**Prompt**")
-            left.write(rec["prompt"])
+            left.write(rec.prompt)
             right.markdown("**Response**")
-            right.write(rec["response"])
+            right.write(rec.response)
         else:
-            left.markdown("**Text**")
-            left.write(rec["text"])
+            st.markdown("**Text**")
+            st.write(rec.text)
         with st.expander("Sources and metadata"):
-            st.json({"id": rec["id"], "kind": rec["kind"], "raw_label": rec["raw_label"],
-                     "sources": rec["sources"], "meta": rec["meta"]}, expanded=False)
+            st.json({"id": rec.id, "kind": rec.kind, "raw_label": rec.raw_label,
+                     "sources": [s.to_dict() for s in rec.sources], "meta": dict(rec.meta)},
+                    expanded=False)

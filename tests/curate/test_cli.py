@@ -77,6 +77,32 @@ def test_user_errors_exit_2_with_one_line(capsys, tmp_path):
     assert code == 2 and "--format" in err
 
 
+def test_ingest_dry_run_shows_the_layout_and_creates_nothing(capsys, tmp_path):
+    f = tmp_path / "sharegpt.json"
+    f.write_text(json.dumps([{"id": "1", "conversations": [
+        {"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]}]))
+    ws = tmp_path / "ws"
+    code, out, _ = run(capsys, "ingest", str(f), "-w", str(ws), "--dry-run", "--json")
+    assert code == 0 and not ws.exists()
+    assert "layout: sharegpt -> chat records" in out and "messages <- 'conversations'" in out
+    assert "  | user: Hi?\n  | assistant: Hello." in out
+    assert last_json(out)["files"][0]["layout"] == "sharegpt"
+
+
+def test_ingest_rejecting_most_rows_exits_2_and_stores_nothing(capsys, tmp_path):
+    f = tmp_path / "wrong.jsonl"
+    f.write_text("".join(json.dumps({"conversations": [{"from": "narrator", "value": "x"}]}) + "\n"
+                         for _ in range(3)))
+    ws = tmp_path / "ws"
+    code, out, err = run(capsys, "ingest", str(f), "-w", str(ws), "--skip-invalid")
+    assert code == 2 and err.strip().count("\n") == 0 and "rejected 3 of 3 rows" in err
+    code, out, _ = run(capsys, "status", "-w", str(ws), "--json")
+    assert last_json(out)["records"] == 0
+    code, _, err = run(capsys, "ingest", str(f), "-w", str(ws), "--skip-invalid",
+                       "--max-reject-share", "1")
+    assert code == 0
+
+
 def test_installed_console_script_exit_code(tmp_path):
     curate = Path(sys.executable).parent / "curate"
     proc = subprocess.run([str(curate), "status", "-w", str(tmp_path / "none")],
@@ -115,3 +141,164 @@ def test_every_command_takes_json():
     missing = [" ".join(path) for path, cmd in _commands(app)
                if not any("--json" in p.opts for p in cmd.params)]
     assert not missing, f"commands without --json: {missing}"
+
+
+# -- hardening: the top level ----------------------------------------------------------------
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(capsys, tmp_path,
+                                                                       csv_file, monkeypatch):
+    import curate.cli.core as core
+
+    ws = str(tmp_path / "ws")
+    run(capsys, "ingest", str(csv_file), "-w", ws, "--text-field", "body")
+
+    def broken(*a, **k):
+        raise ZeroDivisionError("a bug\nover two lines")
+    monkeypatch.setattr(core, "stage_counts", broken)
+    monkeypatch.delenv("CURATE_DEBUG", raising=False)
+    code, _, err = run(capsys, "status", "-w", ws)
+    assert code == 1
+    assert err == ("error: ZeroDivisionError: a bug over two lines (run with --debug for the "
+                   "traceback)\n")
+    code, _, err = run(capsys, "--debug", "status", "-w", ws)
+    assert code == 1 and "Traceback (most recent call last)" in err and "ZeroDivisionError" in err
+    monkeypatch.setenv("CURATE_DEBUG", "1")
+    code, _, err = run(capsys, "status", "-w", ws)
+    assert code == 1 and "Traceback" in err
+
+
+def test_bad_paths_are_one_line(capsys, tmp_path):
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(tmp_path / "loop2.csv")
+    (tmp_path / "loop2.csv").symlink_to(loop)
+    ws = str(tmp_path / "ws")
+    code, _, err = run(capsys, "ingest", str(loop), "-w", ws)
+    assert code == 2 and err.count("\n") == 1 and "symbolic link loop" in err
+    code, _, err = run(capsys, "ingest", "a\x00b.csv", "-w", ws)   # click's usage error
+    assert code == 2 and "Traceback" not in err and "null byte" in err
+    from pipelines.errors import InputError
+    from pipelines.ingest import ingest
+    from pipelines.store import Workspace
+
+    with pytest.raises(InputError, match="input file 'a.x00b.csv' contains a NUL byte"):
+        ingest(Workspace.create(ws), ["a\x00b.csv"])
+    code, _, err = run(capsys, "status", "-w", str(loop))
+    assert code == 2 and err.count("\n") == 1 and "symbolic link loop" in err
+    code, _, err = run(capsys, "status", "-w", "w\x00s")
+    assert code == 2 and err.count("\n") == 1 and "NUL byte" in err
+
+
+def test_a_corrupt_db_is_one_line_for_every_command(capsys, tmp_path, csv_file):
+    ws = tmp_path / "ws"
+    run(capsys, "ingest", str(csv_file), "-w", str(ws), "--text-field", "body")
+    (ws / "studio.db").write_bytes(b"garbage" * 100)
+    for argv in (["status"], ["records"], ["ingest", str(csv_file)]):
+        code, _, err = run(capsys, *argv, "-w", str(ws))
+        assert code == 2 and err.count("\n") == 1 and "is not an SQLite database" in err, argv
+
+
+def test_busy_workspace_fails_in_one_line_after_the_lock_timeout(capsys, tmp_path, csv_file):
+    import sqlite3
+
+    ws = tmp_path / "ws"
+    run(capsys, "ingest", str(csv_file), "-w", str(ws), "--text-field", "body")
+    other = tmp_path / "more.csv"
+    other.write_text("body\nHail dented the roof.\n", encoding="utf-8")
+    holder = sqlite3.connect(ws / "studio.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        code, _, err = run(capsys, "--lock-timeout", "0.2", "ingest", str(other), "-w", str(ws),
+                           "--text-field", "body")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 2, err
+    assert lines[0].startswith("workspace busy: waiting for")
+    assert lines[1].startswith("error: workspace") and "still busy" in lines[1]
+    assert "database is locked" not in err
+
+
+def test_two_skip_invalid_ingests_in_one_second_keep_both_reports(capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\n{"text": 3}\n', encoding="utf-8")
+    bad2 = tmp_path / "bad2.jsonl"
+    bad2.write_text('{"text": "fine"}\n{"nope": 1}\n', encoding="utf-8")
+    ws = str(tmp_path / "ws")
+    reports = []
+    for f in (bad, bad2):
+        code, out, _ = run(capsys, "ingest", str(f), "-w", ws, "--skip-invalid", "--json")
+        reports.append(last_json(out)["reject_report"])
+    assert code == 0 and reports[0] != reports[1]
+    assert all(Path(r).is_file() for r in reports)
+
+
+def test_export_removes_what_a_killed_export_left(tmp_path):
+    import os as _os
+
+    from tests.pipelines.test_export import make_ws
+    from pipelines.export import export_dataset
+
+    ws = make_ws(tmp_path, n=12)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = ws.path / "exports" / f".tmp-v0001-{dead.pid}"
+    left.mkdir(parents=True)
+    (left / "train.jsonl").write_text("half", encoding="utf-8")
+    alive = ws.path / "exports" / f".tmp-v0001-{_os.getppid()}"   # a live process: kept
+    alive.mkdir()
+    assert export_dataset(ws, scheme="quality").version == "v0001"
+    assert not left.exists() and alive.exists()
+
+
+_LABEL_LF = '''
+import time
+from snorkel.labeling import labeling_function
+
+@labeling_function()
+def lf_slow(x):
+    time.sleep(120)
+    return 0
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_killed_curate_label_ends_interrupted(tmp_path, csv_file, sig):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    ws = tmp_path / "ws"
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cli = [sys.executable, "-c", "from curate.cli import _entry; _entry()"]
+    subprocess.run([*cli, "ingest", str(csv_file), "-w", str(ws), "--text-field", "body"],
+                   env=env, check=True, capture_output=True)
+    (ws / "curation.yaml").write_text("schemes:\n  claim: {classes: [water, auto]}\n",
+                                      encoding="utf-8")
+    (ws / "lfs" / "slow.py").write_text(_LABEL_LF, encoding="utf-8")
+    proc = subprocess.Popen([*cli, "label", "-w", str(ws)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+    def status():
+        conn = sqlite3.connect(ws / "studio.db")
+        try:
+            return conn.execute("SELECT id, status FROM runs WHERE step = 'label'").fetchall()
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + 240
+    while not status() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert status() == [(status()[0][0], "running")], proc.communicate()
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    if sig == "SIGTERM":
+        assert proc.returncode == 143 and "Traceback" not in err, err
+        assert status()[0][1] == "interrupted"
+    else:
+        assert status()[0][1] == "running"
+        subprocess.run([*cli, "status", "-w", str(ws)], env=env, check=True, capture_output=True)
+        assert status()[0][1] == "interrupted"

@@ -1,4 +1,7 @@
-"""Curation ROI: arm construction, leakage checks, scoring, the runs table, and a quick run."""
+"""Curation ROI: arm construction, leakage checks, the runs table, and a quick run.
+
+The scores themselves (accuracy, macro-F1, the interval over seeds) are `pipelines.metrics`,
+tested in tests/pipelines/test_metrics.py."""
 
 from __future__ import annotations
 
@@ -8,13 +11,13 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.errors import ConfigError
 from curate.roi import (
     Arm, LeakageError, Pool, PoolRecord, RoiConfig, build_arms, cap_arm, check_leakage,
-    compare_runs, macro_f1, mean_ci, near_gold_ids, review_order,
+    compare_runs, near_gold_ids, review_order,
 )
-from curate.roi import accuracy as acc_fn
 from curate.roi.prepare import arms_from_pool, load_truth
+from pipelines.errors import ConfigError
+from pipelines.metrics import accuracy
 
 CLASSES = ["fire", "water", "theft"]
 
@@ -137,25 +140,6 @@ def test_check_leakage_passes_clean_arms():
     assert report["ok"] and report["arms"]["raw"]["gold_ids"] == 0
 
 
-# -- scores ----------------------------------------------------------------------------------
-def test_scores_match_sklearn():
-    from sklearn.metrics import accuracy_score, f1_score
-
-    t = ["fire", "water", "theft", "fire", "water", "fire"]
-    p = ["fire", "fire", "theft", "water", "water", "theft"]
-    assert acc_fn(t, p) == pytest.approx(accuracy_score(t, p))
-    assert macro_f1(t, p, CLASSES) == pytest.approx(
-        f1_score(t, p, labels=CLASSES, average="macro", zero_division=0))
-
-
-def test_mean_ci():
-    mean, ci = mean_ci([0.8, 0.82, 0.84])
-    assert mean == pytest.approx(0.82)
-    half = 4.303 * 0.02 / math.sqrt(3)
-    assert ci == pytest.approx([0.82 - half, 0.82 + half])
-    assert mean_ci([0.5]) == (0.5, [0.5, 0.5])
-
-
 def test_config_validation():
     with pytest.raises(ConfigError, match="roi.seeds"):
         RoiConfig(seeds=0)
@@ -178,9 +162,14 @@ def test_load_truth(tmp_path):
 
 # -- the studio's "Did curation pay?" table --------------------------------------------------
 def _fake_run(ws_path, run_id, export, acc, f1, head="classifier", n_train=100, finished=True):
+    """The files `trainer.train` leaves: config.yaml, events.jsonl's start event, eval.json."""
     d = ws_path / "runs" / run_id
     d.mkdir(parents=True)
-    (d / "events.jsonl").write_text(json.dumps({"event": "start", "n_train": n_train}) + "\n")
+    (d / "config.yaml").write_text(f"head: {head}\n")
+    start = {"event": "start", "time": 1.0, "head": head, "export": export}
+    if n_train is not None:
+        start["n_train"] = n_train
+    (d / "events.jsonl").write_text(json.dumps(start) + "\n")
     if finished:
         (d / "eval.json").write_text(json.dumps({
             "run_id": run_id, "export": export, "head": head, "n_eval": 40,
@@ -204,6 +193,20 @@ def test_compare_runs(fresh_ws):
 
 def test_compare_runs_empty(fresh_ws):
     assert compare_runs(fresh_ws) == []
+
+
+def test_compare_runs_takes_n_train_from_the_manifest_of_an_old_run(fresh_ws):
+    from pipelines.export import export_path
+
+    d = fresh_ws.path / "exports" / "v0001"
+    d.mkdir(parents=True)
+    (d / "manifest.json").write_text(json.dumps({"version": "v0001", "created_at": "2026-11-28T10:00:00Z", "scheme": "kind",
+                    "format": "classification", "counts": {"train": 77, "eval": 9}}))
+    assert export_path(fresh_ws, "v0001") == d
+    _fake_run(fresh_ws.path, "20261128-100000-classifier-v0001", "v0001", 0.7, 0.6, n_train=None)
+    _fake_run(fresh_ws.path, "20261128-110000-classifier-v0009", "v0009", 0.8, 0.7, n_train=None)
+    rows = compare_runs(fresh_ws)
+    assert [r["n_train"] for r in rows] == [77, None]   # v0009 is not an export
 
 
 # -- a quick end-to-end run on a slice of the sample (mechanics, not the result) -------------
@@ -293,7 +296,7 @@ def test_probe_head_learns_separable_vectors_and_is_seeded():
     a = fit_probe(X, y, X, CLASSES, seed=1, steps=50)
     b = fit_probe(X, y, X, CLASSES, seed=1, steps=50)
     c = fit_probe(X, y, X, CLASSES, seed=2, steps=50)
-    assert acc_fn(y, a.predictions) == 1.0 and a.predictions == b.predictions
+    assert accuracy(y, a.predictions) == 1.0 and a.predictions == b.predictions
     assert a.steps == 50 and a.final_loss == b.final_loss != c.final_loss
 
 
@@ -336,7 +339,7 @@ def test_quick_sft_trains_both_arms_on_disjoint_sets(tiny_sample_ws):
     with ws.connect() as conn:
         from pipelines.store import iter_records
 
-        gold = {r["id"]: r["gold"] for r in iter_records(conn, with_gold=True) if r.get("gold")}
+        gold = {r.id: dict(r.gold) for r in iter_records(conn, with_gold=True) if r.gold}
     assert all(gold[i]["summary_quality"] == "ACCEPT" for i in held)
 
     budget = SftBudget(max_steps=2, batch_size=4, max_seq_length=256, eval_max_examples=8)

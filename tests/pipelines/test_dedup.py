@@ -13,7 +13,10 @@ from pipelines.dedup import (
     DedupConfig, clear_filter, compare_facts, extract_facts, jaccard, knn_pairs, list_clusters,
     run_dedup, run_filter, search, set_override, shingles, verify_pair,
 )
+from pipelines.dedup.clusters import find_stars, member_rows
 from pipelines.dedup.index import choose_index
+from pipelines.dedup.pairs import Pair, PairCheck, PairGraph, exact_units
+from pipelines.embed import EmbedConfig
 from pipelines.errors import ConfigError, DedupError
 from pipelines.store import NewRecord, list_records, upsert_record, utcnow
 
@@ -118,6 +121,47 @@ def test_config_rejects_unknown_index_and_yaml_keys():
     with pytest.raises(ConfigError, match="unknown key"):
         DedupConfig.from_section({"treshold": 0.9})
     assert DedupConfig.from_section({"threshold": 0.9}, threshold=None).threshold == 0.9
+
+
+def test_cache_key_follows_the_fields_that_feed_the_search():
+    base = DedupConfig().cache_key()
+    for changed in (dict(model="other-model"), dict(neighbours=8), dict(index="hnsw"),
+                    dict(candidate_threshold=0.8), dict(same_prompt=False), dict(verify=False),
+                    dict(threshold=0.6)):   # below candidate_threshold: it clamps the search
+        assert DedupConfig(**changed).cache_key() != base, changed
+    for same in (dict(threshold=0.95), dict(lexical_threshold=0.5), dict(min_shared_facts=3),
+                 dict(batch_size=8)):
+        assert DedupConfig(**same).cache_key() == base, same
+    assert DedupConfig(neighbours=8).cache_key("embeddings") == \
+        DedupConfig().cache_key("embeddings") != DedupConfig(model="x").cache_key("embeddings")
+    assert DedupConfig(threshold=0.95).cache_key("verification") != \
+        DedupConfig().cache_key("verification")
+    assert DedupConfig(model="m", batch_size=8).embed_config() == EmbedConfig(model="m",
+                                                                             batch_size=8)
+
+
+def test_stars_and_member_rows_on_a_literal_graph():
+    # units a..d in ingestion order; a~b, b~c, c~d merged (a chain), a~c refused; d has an exact copy
+    def row(i, text):
+        return {"id": f"r{i}", "pos": i, "kind": "text", "text": text, "prompt": None,
+                "response": None, "n_sources": 1}
+    units = exact_units([row(1, "a"), row(2, "b"), row(3, "c"), row(4, "d"), row(5, "D!")],
+                        same_prompt=True)
+    assert [u.ids for u in units] == [["r1"], ["r2"], ["r3"], ["r4", "r5"]]
+
+    def pair(a, b, cos, rule):
+        return Pair(a, b, "semantic", cos, PairCheck(rule != "conflict", cos, 0.1, "none", 0, rule))
+    graph = PairGraph("flat", [pair("r1", "r2", 0.95, "cosine"), pair("r2", "r3", 0.93, "cosine"),
+                               pair("r3", "r4", 0.97, "cosine"), pair("r1", "r3", 0.98, "conflict")])
+    stars = find_stars(units, graph, fact_size=lambda u: 0)
+    # b and c have two merges each; b is earlier. c joins b's star, so d (only c's) stays out of it
+    assert [(s.centre, [v for v, _ in s.members]) for s in stars] == [(1, [0, 2])]   # by cosine
+    rows = member_rows(units, stars, graph)
+    assert [(m.record_id, m.cluster_id, m.rank, m.method, m.rule) for m in rows] == [
+        ("r2", "c2", 0, "centre", None), ("r1", "c2", 1, "semantic", "cosine"),
+        ("r3", "c2", 2, "semantic", "cosine"), ("r4", "c4", 0, "centre", None),
+        ("r5", "c4", 1, "exact", "exact")]
+    assert [m.similarity for m in rows] == [1.0, 0.95, 0.93, 1.0, 1.0]
 
 
 # -- index choice (the scale path, at a small size) ---------------------------------------------
@@ -312,7 +356,14 @@ def test_rerun_on_unchanged_data_reuses_candidates(fresh_ws, encoder):
     assert not first.pair_cache and again.pair_cache
     assert [c.to_dict() for c in again.cluster_list] == [c.to_dict() for c in first.cluster_list]
     assert (again.candidates, again.conflicts) == (first.candidates, first.conflicts)
-    assert not run_dedup(fresh_ws, DedupConfig(threshold=0.9), commit=False).pair_cache
+    # another threshold only re-verifies: the stored candidates serve, the answer is a fresh one's
+    cached = run_dedup(fresh_ws, DedupConfig(threshold=0.95, min_shared_facts=9), commit=False)
+    (fresh_ws.path / "indexes" / "dedup-pairs.json").unlink()
+    fresh = run_dedup(fresh_ws, DedupConfig(threshold=0.95, min_shared_facts=9), commit=False)
+    assert cached.pair_cache and not fresh.pair_cache
+    assert [c.to_dict() for c in cached.cluster_list] == [c.to_dict() for c in fresh.cluster_list]
+    assert cached.clusters < first.clusters   # the settings did change the verdicts
+    assert not run_dedup(fresh_ws, DedupConfig(neighbours=4), commit=False).pair_cache
     (fresh_ws.path / "indexes" / "dedup-pairs.json").write_text("{broken")
     rebuilt = run_dedup(fresh_ws)   # a corrupt cache is recomputed, not fatal
     assert not rebuilt.pair_cache and rebuilt.clusters == first.clusters

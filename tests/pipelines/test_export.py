@@ -82,7 +82,7 @@ def test_formats_load_with_datasets_and_trl(tmp_path):
     assert is_conversational(first)
     assert len(ds["train"]) == chat.train and len(ds["eval"]) == chat.eval
     ds = load_dataset("json", data_files=str(alpaca.path / "train.jsonl"))["train"]
-    assert set(ds.column_names) == {"instruction", "input", "output"}
+    assert set(ds.column_names) == {"instruction", "input", "output", "system"}
     ds = load_dataset("json", data_files=str(cls.path / "train.jsonl"))["train"]
     assert set(ds.column_names) == {"text", "label"} and set(ds["label"]) <= set(TOPICS)
 
@@ -188,7 +188,7 @@ def test_preview_uses_supplied_candidates(tmp_path):
 
     def cached(scheme: str):
         asked.append(scheme)
-        return [c for c in every if c["id"] < "r0010"]   # half the records
+        return [c for c in every if c.id < "r0010"]   # half the records
 
     full = preview_export(ws, scheme="topic", eval_fraction=0.0)
     half = preview_export(ws, scheme="topic", eval_fraction=0.0, candidates=cached)
@@ -213,3 +213,42 @@ def test_unchanged_data_reuses_the_latest_version(tmp_path, capsys):
                    "alpaca", "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].startswith("unchanged: v0004") and json.loads(out[-1])["unchanged"] is True
+
+
+def test_conversations_keep_every_turn_and_conditions_are_counted(tmp_path):
+    from pipelines.records import Turn, render_turns
+
+    ws = make_ws(tmp_path, n=0)
+    convs = {
+        "c_whole": [("system", "Be brief."), ("user", "q1"), ("assistant", "a1"), ("user", "q2"),
+                    ("assistant", "a2"), ("user", "q3"), ("assistant", "a3")],
+        "c_asst_first": [("assistant", "hello, how can I help?"), ("user", "q1"),
+                         ("assistant", "a1")],
+        "c_ends_user": [("user", "q1"), ("assistant", "b1"), ("user", "thanks!")],
+        "c_nothing": [("assistant", "hi"), ("user", "bye")],
+    }
+    with ws.transaction() as conn:
+        for i, (rid, turns) in enumerate(convs.items()):
+            ts = [Turn(r, c) for r, c in turns]
+            meta = {"conditions": {"empty_turn": 1}} if rid == "c_whole" else {}
+            upsert_record(conn, NewRecord(id=rid, kind="chat", text=render_turns(ts),
+                                          messages=[t.to_dict() for t in ts], meta=meta,
+                                          file="chat.jsonl", row=i + 1), utcnow())
+            put_label(conn, rid, "quality", "ACCEPT", 0.99)
+    res = export_dataset(ws, scheme="quality", format="chat", eval_fraction=0.0)
+    rows = {r["messages"][-1]["content"]: r["messages"] for r in read_split(ws, res.version, "train")}
+    assert [(m["role"], m["content"]) for m in rows["a3"]] == convs["c_whole"]   # every turn
+    for repaired in ("a1", "b1"):   # the leading assistant turn, the trailing user turn: gone
+        assert [m["role"] for m in rows[repaired]] == ["system", "user", "assistant"]
+    assert res.train == 3
+    assert res.conditions == {"assistant_first": 2, "ends_on_user": 2, "no_assistant_turn": 1,
+                              "empty_turn": 1}
+    assert res.skipped["no user -> assistant exchange"] == 1
+    manifest = load_manifest(ws, res.version)
+    assert manifest["counts"]["conditions"] == res.conditions
+    assert manifest["lengths"]["n"] == 3 and manifest["lengths"]["max"] > 0
+
+    alp = export_dataset(ws, scheme="quality", format="alpaca", eval_fraction=0.0)
+    row = next(r for r in read_split(ws, alp.version, "train") if r["output"] == "a3")
+    assert row == {"system": "Be brief.", "instruction": "q3", "input": "", "output": "a3",
+                   "history": [["q1", "a1"], ["q2", "a2"]]}

@@ -26,7 +26,15 @@ from pipelines.review._client import (
 )
 from pipelines.review.server import WorkspaceServer, find_label_studio
 from pipelines.review.sync import ReviewConfig, connect, pull, push, review_status
-from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
+from pipelines.store import (
+    NewRecord,
+    Record,
+    Turn,
+    Workspace,
+    render_turns,
+    upsert_record,
+    utcnow,
+)
 from pipelines.store.review import (
     StoredAnnotation,
     push_candidates,
@@ -52,6 +60,11 @@ def make_ws(path, n=6, kind="instruction", confidences=None, classes=CLASSES) ->
             if kind == "instruction":
                 rec = NewRecord(id=rid, kind=kind, text=f"note {i}", prompt=f"claim note {i}",
                                 response=f"summary {i}")
+            elif kind == "chat":
+                msgs = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"},
+                        {"role": "user", "content": "more?"}, {"role": "assistant", "content": f"b{i}"}]
+                rec = NewRecord(id=rid, kind=kind, text=render_turns(Turn(**m) for m in msgs),
+                                messages=msgs)
             else:
                 rec = NewRecord(id=rid, kind=kind, text=f"text {i}")
             upsert_record(conn, rec, utcnow())
@@ -88,7 +101,7 @@ def test_label_config_text_has_no_textarea():
 
 
 def test_record_to_task_carries_ids_and_prediction():
-    rec = {"id": "r1", "kind": "instruction", "text": "t", "prompt": "P", "response": "R"}
+    rec = Record(id="r1", kind="instruction", text="t", prompt="P", response="R")
     task = record_to_task(rec, batch_id="b1", label="fire", confidence=0.42, model_version="run-3")
     assert task["data"] == {"ext_id": "r1", "push_batch": "b1", "prompt": "P", "response": "R"}
     (pred,) = task["predictions"]
@@ -96,10 +109,31 @@ def test_record_to_task_carries_ids_and_prediction():
     assert pred["result"][0]["value"] == {"choices": ["fire"]}
     assert pred["result"][0]["to_name"] == "prompt"
     assert "predictions" not in record_to_task(rec, batch_id="b1")  # all LFs abstained
-    chat = {"id": "c", "kind": "chat", "text": "x",
-            "messages": json.dumps([{"role": "user", "content": "hi"},
-                                    {"role": "assistant", "content": "hello"}])}
+    turns = (Turn("user", "hi"), Turn("assistant", "hello"))
+    chat = Record(id="c", kind="chat", text=render_turns(turns), turns=turns)
+    assert chat.text == "user: hi\nassistant: hello"   # what LFs and embeddings read
+    # the reviewer sees the same turns, a blank line between them
     assert record_to_task(chat, batch_id="b")["data"]["text"] == "user: hi\n\nassistant: hello"
+
+
+def test_chat_is_reviewed_turn_by_turn_with_paragraphs():
+    root = ET.fromstring(label_config("chat", CLASSES))
+    (para,) = root.iter("Paragraphs")
+    assert (para.get("name"), para.get("value"), para.get("layout"), para.get("nameKey"),
+            para.get("textKey")) == ("dialogue", "$dialogue", "dialogue", "role", "content")
+    assert root.find(".//Choices").get("toName") == "dialogue" and root.find(".//Text") is None
+    turns = (Turn("system", "be brief"), Turn("user", "q1"), Turn("assistant", "a1"),
+             Turn("user", "q2"), Turn("assistant", "a2"))
+    chat = Record(id="c3", kind="chat", text=render_turns(turns), turns=turns)
+    task = record_to_task(chat, batch_id="b", label="fire", confidence=0.5)
+    assert task["data"]["dialogue"] == [t.to_dict() for t in turns]   # every turn, in order
+    assert task["predictions"][0]["result"][0]["to_name"] == "dialogue"
+    # what a reviewer submits on that view comes back as the record's label
+    got = annotation_to_result({"id": 9, "result": choice_result("water", "chat")}, CLASSES)
+    assert got.label == "water" and got.problem is None
+    # text records keep the Text-based view
+    assert [t.get("value") for t in ET.fromstring(label_config("text", CLASSES)).iter("Text")] \
+        == ["$text"]
 
 
 def test_annotation_to_result_label_edit_skip_and_bad_choice():
@@ -141,21 +175,68 @@ def test_push_candidates_order_budget_confidence_and_exclusion(tmp_path):
         conn.execute("UPDATE labels SET label = NULL, confidence = NULL WHERE record_id = ?",
                      (ids[2],))
     with ws.connect() as conn:
-        got = [r["id"] for r in push_candidates(conn, "claim")]
+        cands = push_candidates(conn, "claim")
+        got = [c.id for c in cands]
         assert got == [ids[2], ids[1], ids[0], ids[3]]  # abstained first, excluded left out
-        assert [r["id"] for r in push_candidates(conn, "claim", budget=2)] == [ids[2], ids[1]]
-        assert [r["id"] for r in push_candidates(conn, "claim", max_confidence=0.9)] == \
+        assert cands[1].state.confidence == 0.3 and cands[0].state.label is None
+        assert cands[1].record.prompt == "claim note 1" and cands[1].record.gold is None
+        assert [r.id for r in push_candidates(conn, "claim", budget=2)] == [ids[2], ids[1]]
+        assert [r.id for r in push_candidates(conn, "claim", max_confidence=0.9)] == \
             [ids[2], ids[1], ids[0]]
     with ws.transaction() as conn:
         resolve_push_batch(conn, "b", "claim", 1, {ids[1]: 11})
     with ws.connect() as conn:
-        assert ids[1] not in [r["id"] for r in push_candidates(conn, "claim")]
+        assert ids[1] not in [r.id for r in push_candidates(conn, "claim")]
+
+
+class _FakeClient:
+    """Just enough of LabelStudioClient for a push, without a server."""
+
+    url = "http://fake"
+
+    def __init__(self):
+        self.imported: list[dict] = []
+
+    def check(self):
+        return {"id": 1, "email": "x"}
+
+    def get_project(self, project_id):
+        return {"id": project_id, "task_number": len(self.imported)}
+
+    def create_project(self, title, label_config, description):
+        return 7
+
+    def import_tasks(self, project_id, tasks):
+        self.imported += tasks
+        return list(range(len(self.imported) - len(tasks), len(self.imported)))
+
+    def set_model_version(self, project_id, model_version):
+        pass
+
+    def tasks_of_batch(self, project_id, batch_id):
+        return {}
+
+
+def test_push_reads_curation_yaml_once_and_sends_candidates(tmp_path, monkeypatch):
+    import pipelines.review.sync as sync
+
+    ws = make_ws(tmp_path / "ws", n=3, confidences=[0.9, 0.3, 0.6])
+    calls = []
+    real = sync.load_config
+    monkeypatch.setattr(sync, "load_config", lambda p: calls.append(p) or real(p))
+    client = _FakeClient()
+    res = push(ws, "claim", client=client)
+    assert len(calls) == 1
+    assert res.created == 3 and res.project_created
+    assert [t["data"]["prompt"] for t in client.imported] == \
+        ["claim note 1", "claim note 2", "claim note 0"]   # least confident first
+    assert client.imported[0]["predictions"][0]["score"] == 0.3
 
 
 def test_store_annotations_new_updated_removed_and_majority(tmp_path):
     ws = make_ws(tmp_path / "ws", n=2)
     with ws.connect() as conn:
-        rid = push_candidates(conn, "claim")[0]["id"]
+        rid = push_candidates(conn, "claim")[0].id
     with ws.transaction() as conn:
         resolve_push_batch(conn, "b", "claim", 1, {rid: 10})
 
@@ -311,6 +392,22 @@ def test_two_annotators_agreement(labelstudio_server, tmp_path):
     # pe: A = auto1 fire2 water1, B = auto1 water2 fire1 -> (1+2+2)/16
     assert res.agreement["cohen_kappa"] == pytest.approx((0.75 - 5 / 16) / (1 - 5 / 16), abs=1e-4)
     assert review_status(ws, "claim")["agreed"] == 3
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_chat_push_annotate_pull(labelstudio_server, tmp_path):
+    ws = make_ws(tmp_path / "ws", n=2, kind="chat")
+    client = _client(labelstudio_server)
+    push(ws, "claim", client=client)
+    rows = rows_by_record(ws)
+    project = client.sdk.tasks.get(id=next(iter(rows.values()))["task_id"])
+    assert [m["role"] for m in project.data["dialogue"]] == ["user", "assistant"] * 2
+    for r in rows.values():
+        client.annotate(r["task_id"], choice_result("fire", "chat"))
+    res = pull(ws, "claim", client=client)
+    assert res.new == 2
+    assert {r["human_label"] for r in rows_by_record(ws).values()} == {"fire"}
 
 
 class _DiesAfterImport:

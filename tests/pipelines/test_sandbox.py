@@ -48,17 +48,26 @@ def test_gold_is_never_passed_to_user_code():
     ("def lf_a(x):\n    return 0\n  oops\n", "SyntaxError", 3),
     ("import math\nvalue = 1 / 0\n", "ZeroDivisionError", 2),
     ("x = 1\n", "no labeling function found", None),
+    ("from snorkel.labeling import labeling_function\n"
+     "lf_a = labeling_function(name='same')(lambda x: 0)\n"
+     "lf_b = labeling_function(name='same')(lambda x: 1)\n", "unique; repeated: same", None),
 ])
 def test_module_errors_name_their_line(src, error, line):
     res = run_lf_source(src, RECORDS, CLASSES)
     assert not res.ok and error in res.error and res.error_line == line
 
 
-def test_bad_vote_is_a_fault_at_the_def_line():
-    res = run_lf_source("\ndef lf_big(x):\n    return 7\n", RECORDS, CLASSES)
-    lf = res.lfs[0]
-    assert lf.faults == 4 and lf.votes == [-1] * 4
-    assert lf.fault_examples[0]["line"] == 2 and "returned 7" in lf.fault_examples[0]["error"]
+def test_bad_votes_are_faults_at_the_def_line():
+    res = run_lf_source("\ndef lf_big(x):\n    return 7\n\n"
+                        "def lf_unknown(x):\n    return 'windstorm' if 'fire' in x.text else -1\n",
+                        RECORDS, CLASSES)
+    big, unknown = res.lfs
+    assert big.faults == 4 and big.votes == [-1] * 4
+    assert big.fault_examples[0]["line"] == 2 and "returned 7" in big.fault_examples[0]["error"]
+    assert unknown.faults == 1 and unknown.votes == [-1] * 4
+    assert unknown.fault_examples == [{"id": "r0", "line": 5, "error": (
+        "ValueError: returned 'windstorm', not a class of the scheme "
+        "(auto_collision, property_water, property_fire)")}]
 
 
 def test_endless_loop_is_stopped_by_the_time_limit():
@@ -112,3 +121,65 @@ def test_template_runs_and_save_is_atomic_and_checked(fresh_ws):
     assert path == fresh_ws.path / "lfs" / "studio_rules.py" and path.read_text() == src
     assert [p.name for p in lf_files(fresh_ws)] == ["studio_rules.py"]
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+EDITOR_SOURCE = '''\
+from snorkel.labeling import labeling_function
+
+SCHEME = "claim_type"
+
+
+def lf_fire_by_name(x):                 # plain, votes a class name or None
+    return "property_fire" if "fire" in x.text else None
+
+
+@labeling_function()
+def lf_water_by_index(x):               # decorated, votes an index or -1
+    return 1 if "water" in x.text else -1
+
+
+def lf_unknown_name(x):                 # a name outside the scheme: a fault, not fatal
+    return "windstorm" if "collision" in x.text else -1
+'''
+
+
+def _editor_ws(fresh_ws):
+    from pipelines.store import NewRecord, upsert_record, utcnow
+
+    fresh_ws.config_path.write_text(
+        "schema: text\nschemes:\n  claim_type:\n"
+        f"    classes: [{', '.join(CLASSES)}]\n    lf_modules: []\n")
+    with fresh_ws.transaction() as conn:
+        for i, r in enumerate(RECORDS):
+            upsert_record(conn, NewRecord(id=r["id"], kind="text", text=r["text"],
+                                          prompt=r["prompt"], file="inline", row=i + 1), utcnow())
+    return fresh_ws
+
+
+def test_an_lf_saved_from_the_editor_votes_the_same_in_the_next_labeling_run(fresh_ws):
+    """The editor's try, its save into W/lfs and `run_labeling` (what `curate label` and the
+    studio's re-label call) share one discoverer and one applier: the same votes, the same
+    faults."""
+    from pipelines.sandbox import save_lf_source
+    from pipelines.store import list_records
+    from pipelines.weak_supervision import LabelConfig, load_matrix, run_labeling
+
+    ws = _editor_ws(fresh_ws)
+    with ws.connect() as conn:
+        sample = list_records(conn)          # what the studio's try passes
+    shown = run_lf_source(EDITOR_SOURCE, sample, CLASSES, scheme="claim_type")
+    assert shown.ok, shown.error
+    by_id = {lf.name: dict(zip(shown.record_ids, lf.votes)) for lf in shown.lfs}
+    assert by_id["lf_fire_by_name"]["r0"] == 2 and by_id["lf_water_by_index"]["r1"] == 1
+    faults = {lf.name: lf.faults for lf in shown.lfs}
+    assert faults == {"lf_fire_by_name": 0, "lf_water_by_index": 0, "lf_unknown_name": 1}
+
+    save_lf_source(ws, "analyst_rules", EDITOR_SOURCE)
+    result = run_labeling(ws, LabelConfig(scheme="claim_type", model="majority"))
+    L, ids, names = load_matrix(result.matrix_path)
+    assert sorted(names) == sorted(by_id)
+    for j, name in enumerate(names):
+        assert {rid: int(v) for rid, v in zip(ids, L[:, j])} == by_id[name], name
+    assert {s["lf"]: s["faults"] for s in result.lf_summary} == faults
+    assert "windstorm" in next(s["fault_message"] for s in result.lf_summary
+                               if s["lf"] == "lf_unknown_name")

@@ -113,6 +113,7 @@ def lf_number_field(x):
 
 
 ALL_LFS = [lf_has_digit, lf_long, lf_short, lf_spammy, lf_number_field]
+THREE = ["a", "b", "c"]   # lf_number_field votes up to 2
 
 
 def _random_frame(n=300, seed=1):
@@ -127,15 +128,15 @@ def _random_frame(n=300, seed=1):
 def test_fast_applier_matches_pandas_lf_applier():
     df = _random_frame()
     expected = PandasLFApplier(ALL_LFS).apply(df, progress_bar=False)
-    L, faults = apply_lfs(df, ALL_LFS, engine="fast")
+    L, faults = apply_lfs(df, ALL_LFS, THREE, engine="fast")
     assert L.shape == (len(df), len(ALL_LFS))
     assert (L != -1).any() and (L == -1).any()
     np.testing.assert_array_equal(L, expected)
     assert faults == {}
     # the same from plain dicts (what iter_records yields) and through the pandas engine
-    L_dicts, _ = apply_lfs(df.to_dict("records"), ALL_LFS)
+    L_dicts, _ = apply_lfs(df.to_dict("records"), ALL_LFS, THREE)
     np.testing.assert_array_equal(L_dicts, expected)
-    L_pandas, _ = apply_lfs(df, ALL_LFS, engine="pandas")
+    L_pandas, _ = apply_lfs(df, ALL_LFS, THREE, engine="pandas")
     np.testing.assert_array_equal(L_pandas, expected)
 
 
@@ -147,30 +148,95 @@ def test_faults_are_counted_with_ids_and_others_continue():
     df = _random_frame(n=100, seed=3)
     n_none = int(df.text.isna().sum())
     assert n_none > 0
-    L, faults = apply_lfs(df, [lf_has_digit, lf_breaks_on_none], max_examples=3)
+    L, faults = apply_lfs(df, [lf_has_digit, lf_breaks_on_none], THREE, max_examples=3)
     assert set(faults) == {"lf_breaks_on_none"}
     f = faults["lf_breaks_on_none"]
     assert f.count == n_none
     assert f.examples == df.id[df.text.isna()].tolist()[:3]
     assert "AttributeError" in f.message
+    # each example keeps its error and the LF's line it happened on: the `return` line, two
+    # below the decorator where the function's code starts
+    assert f.details[0].record_id == f.examples[0] and "AttributeError" in f.details[0].error
+    assert f.details[0].line == lf_breaks_on_none._f.__code__.co_firstlineno + 2
     assert (L[df.text.isna().to_numpy(), 1] == -1).all()
-    np.testing.assert_array_equal(L[:, 0], apply_lfs(df, [lf_has_digit])[0][:, 0])
+    np.testing.assert_array_equal(L[:, 0], apply_lfs(df, [lf_has_digit], THREE)[0][:, 0])
 
 
-def test_non_integer_vote_and_duplicate_names_are_errors():
-    @labeling_function()
-    def lf_says_a_name(x):
-        return "spam"
+VOTES_MODULE = """\
+from snorkel.labeling import labeling_function
 
-    with pytest.raises(LabelingError, match=r"lf_says_a_name.*'spam'.*r0"):
-        apply_lfs(_random_frame(n=3), [lf_says_a_name])
+
+@labeling_function()
+def lf_index(x):                      # decorated, votes an index
+    return 1 if x.n > 5 else -1
+
+
+def lf_name(x):                       # plain, votes a class name or None
+    return "spam" if x.n < 3 else None
+
+
+def lf_bad(x):                        # an unknown name, an index past the classes, a bool, a float
+    return {0: "eggs", 1: 7, 2: True, 3: 1.0}.get(x.n, -1)
+
+
+def helper(x):                        # neither decorated nor lf_*: not an LF
+    return 0
+"""
+
+
+def _inline_module(source: str, name: str = "inline_lfs"):
+    import types
+
+    module = types.ModuleType(name)
+    exec(compile(source, f"{name}.py", "exec"), module.__dict__)
+    return module
+
+
+def test_votes_by_index_name_or_abstain_and_bad_votes_are_faults():
+    from pipelines.weak_supervision import lfs_from_module
+
+    lfs = lfs_from_module(_inline_module(VOTES_MODULE))
+    assert [lf.name for lf in lfs] == ["lf_index", "lf_name", "lf_bad"]
+    rows = [{"id": f"r{n}", "n": n} for n in range(8)]
+    L, faults = apply_lfs(rows, lfs, CLASSES, max_examples=2)
+    assert L[:, 0].tolist() == [-1, -1, -1, -1, -1, -1, 1, 1]
+    assert L[:, 1].tolist() == [0, 0, 0, -1, -1, -1, -1, -1]     # "spam" -> 0, None abstains
+    assert L[:, 2].tolist() == [-1] * 8                           # bad votes abstain
+    assert set(faults) == {"lf_bad"}                              # -1 and None are not faults
+    bad = faults["lf_bad"]
+    assert bad.count == 4 and bad.examples == ["r0", "r1"]
+    assert bad.message == "ValueError: returned 'eggs', not a class of the scheme (spam, ham)"
+    assert "returned 7; expected a class index 0..1" in bad.details[1].error
+    def_line = next(i for i, line in enumerate(VOTES_MODULE.splitlines(), 1)
+                    if line.startswith("def lf_bad"))
+    assert {d.line for d in bad.details} == {def_line}             # a bad vote: the def line
+    # snorkel's applier, through the same vote normalisation, agrees
+    L_pandas, f_pandas = apply_lfs(rows, lfs, CLASSES, engine="pandas")
+    np.testing.assert_array_equal(L_pandas, L)
+    assert f_pandas["lf_bad"].count == 4
+
+
+def test_vote_index_is_the_one_contract():
+    from pipelines.weak_supervision import vote_index
+
+    index = {"spam": 0, "ham": 1}
+    assert [vote_index(v, index) for v in (0, 1, -1, None, "ham", np.int64(1))] == [0, 1, -1, -1,
+                                                                                     1, 1]
+    for bad in (2, -2, "Ham", True, 1.0, [0]):
+        with pytest.raises(ValueError, match="returned"):
+            vote_index(bad, index)
+
+
+def test_duplicate_names_and_missing_classes_are_errors():
     with pytest.raises(LabelingError, match="unique.*lf_has_digit"):
-        apply_lfs(_random_frame(n=3), [lf_has_digit, lf_has_digit])
+        apply_lfs(_random_frame(n=3), [lf_has_digit, lf_has_digit], THREE)
+    with pytest.raises(LabelingError, match="classes"):
+        apply_lfs(_random_frame(n=3), [lf_has_digit], [])
 
 
 def test_unknown_engine_and_config_errors():
     with pytest.raises(LabelingError, match="unknown engine 'spark'"):
-        apply_lfs(_random_frame(n=2), [lf_has_digit], engine="spark")
+        apply_lfs(_random_frame(n=2), [lf_has_digit], THREE, engine="spark")
     with pytest.raises(ConfigError, match="label.model"):
         LabelConfig(model="snorkel")
     with pytest.raises(ConfigError, match="label.engine"):
@@ -190,8 +256,9 @@ def test_dask_local_cluster_matches_fast_and_keeps_fault_ids():
 
     df = _random_frame(n=120, seed=5)
     lfs = ALL_LFS + [lf_breaks_on_none]
-    L_fast, f_fast = apply_lfs(df, lfs)
-    L_dask, f_dask = apply_lfs(df, lfs, engine="dask", dask_workers=2, dask_processes=False)
+    L_fast, f_fast = apply_lfs(df, lfs, THREE)
+    L_dask, f_dask = apply_lfs(df, lfs, THREE, engine="dask", dask_workers=2,
+                               dask_processes=False)
     np.testing.assert_array_equal(L_dask, L_fast)
     assert f_dask["lf_breaks_on_none"].count == f_fast["lf_breaks_on_none"].count
     assert f_dask["lf_breaks_on_none"].examples == f_fast["lf_breaks_on_none"].examples
@@ -200,7 +267,7 @@ def test_dask_local_cluster_matches_fast_and_keeps_fault_ids():
 @pytest.mark.slow
 def test_dask_address_that_does_not_answer():
     with pytest.raises(LabelingError, match="no Dask scheduler answers at 'tcp://127.0.0.1:9'"):
-        apply_lfs(_random_frame(n=2), [lf_has_digit], engine="dask",
+        apply_lfs(_random_frame(n=2), [lf_has_digit], THREE, engine="dask",
                   dask_address="tcp://127.0.0.1:9")
 
 
@@ -416,9 +483,9 @@ def test_faults_reach_the_run_and_the_analysis(tmp_path):
     assert stat.fault_examples == ["t4"] and "ValueError: no questions" in stat.fault_message
 
 
-def test_vote_outside_the_scheme_is_an_error_and_keeps_old_labels(tmp_path):
+def test_vote_outside_the_scheme_is_a_fault_of_its_lf_not_of_the_run(tmp_path):
     ws = _tiny_ws(tmp_path)
-    run_labeling(ws, LabelConfig(scheme="spam", model="majority"))
+    before = run_labeling(ws, LabelConfig(scheme="spam", model="majority"))
     (ws.path / "lfs" / "z_bad.py").write_text(textwrap.dedent('''\
         from snorkel.labeling import labeling_function
         SCHEME = "spam"
@@ -427,13 +494,32 @@ def test_vote_outside_the_scheme_is_an_error_and_keeps_old_labels(tmp_path):
         def lf_third_class(x):
             return 2 if "meeting" in x.text else -1
     '''))
-    with pytest.raises(LabelingError, match=r"'lf_third_class' voted 2 on record t1.*0\.\.1"):
-        run_labeling(ws, LabelConfig(scheme="spam", model="majority"))
+    result = run_labeling(ws, LabelConfig(scheme="spam", model="majority"))
+    meeting = [f"t{i}" for i, (t, _) in enumerate(TEXTS) if "meeting" in t]
+    assert result.faults == len(meeting) == 4
+    row = next(s for s in result.lf_summary if s["lf"] == "lf_third_class")
+    assert row["faults"] == 4 and row["fault_examples"] == meeting and row["coverage"] == 0
+    assert "returned 2; expected a class index 0..1" in row["fault_message"]
+    assert result.label_counts == before.label_counts       # the other LFs' labels stand
+    stat = analyze(ws, "spam").lf("lf_third_class")
+    assert stat.faults == 4 and "returned 2" in stat.fault_message
+
+
+def test_plain_lf_returning_a_class_name_joins_the_run(tmp_path):
+    ws = _tiny_ws(tmp_path)
+    (ws.path / "lfs" / "plain.py").write_text(textwrap.dedent('''\
+        SCHEME = "spam"
+
+        def lf_question(x):
+            return "ham" if "?" in x.text else None
+    '''))
+    lfs = load_lfs(ws, "spam")
+    assert lfs.names[0] == "lf_question" and lfs.origins["lf_question"].endswith("plain.py")
+    assert len(lfs.hashes["lf_question"]) == 64
+    result = run_labeling(ws, LabelConfig(scheme="spam", model="majority"))
+    assert result.faults == 0 and result.abstained == 0        # "lunch?" now gets a vote
     with ws.connect() as conn:
-        assert get_labels(conn, "spam")["t0"].label == "spam"    # previous run's labels stay
-        statuses = [r[0] for r in conn.execute("SELECT status FROM runs WHERE step='label'")]
-    assert statuses == ["done", "failed"]
-    assert analyze(ws, "spam").run_id is not None                # latest *finished* run
+        assert get_labels(conn, "spam")["t4"].label == "ham"
 
 
 def test_empty_workspace_and_no_run_yet(tmp_path):
@@ -465,7 +551,8 @@ def test_embedding_lf_abstains_without_embeddings_and_votes_with_them(monkeypatc
     import labeling_functions.claim_type as ct
 
     row = {"id": "a", "text": "x", "prompt": "x", "response": "", "raw_label": None}
-    L, faults = apply_lfs([row, {**row, "embedding": None}], [ct.lf_nearest_exemplar])
+    L, faults = apply_lfs([row, {**row, "embedding": None}], [ct.lf_nearest_exemplar],
+                          ct.CLASSES)
     assert L.tolist() == [[-1], [-1]] and not faults
     # exemplar vectors: one-hot per class; a record vector close to class THEFT's
     k = len(ct.CLASSES)
@@ -475,7 +562,7 @@ def test_embedding_lf_abstains_without_embeddings_and_votes_with_them(monkeypatc
     near_theft = np.array([0.1, 0, 0, 0.99, 0], dtype=np.float32)
     between = np.array([0.7, 0.7, 0, 0, 0], dtype=np.float32)
     L, _ = apply_lfs([{**row, "embedding": near_theft}, {**row, "embedding": between}],
-                     [ct.lf_nearest_exemplar])
+                     [ct.lf_nearest_exemplar], ct.CLASSES)
     assert L.tolist() == [[ct.THEFT], [-1]]
 
 

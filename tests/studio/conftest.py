@@ -39,10 +39,10 @@ def add_fake_labels(ws, scheme: str = "claim_type", confidence: float = 0.95) ->
 
     classes = set(load_config(ws.config_path).scheme(scheme).classes)
     with ws.transaction() as conn:
-        rows = [LabelRow(r["id"], r["raw_label"] if scheme == "claim_type" else "ACCEPT",
+        rows = [LabelRow(r.id, r.raw_label if scheme == "claim_type" else "ACCEPT",
                          confidence, "label_model")
                 for r in iter_records(conn)
-                if scheme != "claim_type" or r["raw_label"] in classes]
+                if scheme != "claim_type" or r.raw_label in classes]
         run_id = start_run(conn, "label", {"fake": True}, scheme=scheme)
         replace_labels(conn, scheme, rows, run_id)
         finish_run(conn, run_id, {"labelled": len(rows)})

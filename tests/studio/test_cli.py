@@ -50,6 +50,13 @@ def test_studio_serves_the_workspace(fresh_ws):
             except OSError:
                 assert time.time() < deadline and proc.poll() is None, "studio did not answer"
                 time.sleep(0.5)
+        # `kill PID` on the curate process alone (Streamlit runs in its own session): it must
+        # stop Streamlit too and leave nothing holding the port.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143   # terminated
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, "a process still holds the port"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)

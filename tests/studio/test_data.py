@@ -43,3 +43,24 @@ def test_semantic_search_ranks_the_nearest_records(tiny_ws, page):
     df = at.dataframe[0].value
     assert list(df.columns[:2]) == ["score", "id"]
     assert "bikes" in df["text"][0] and df["score"].is_monotonic_decreasing
+
+
+def test_a_conversation_shows_every_turn(studio_ws, page):
+    from pipelines.records import Turn, render_turns
+    from pipelines.store import NewRecord, upsert_record, utcnow
+
+    turns = [Turn("system", "You answer claims."), Turn("user", "a pipe burst"),
+             Turn("assistant", "water claim"), Turn("user", "and the roof?"),
+             Turn("assistant", "also water"), Turn("user", "then a fire"),
+             Turn("assistant", "fire claim zq")]
+    with studio_ws.transaction() as conn:
+        upsert_record(conn, NewRecord(id="chat-1", kind="chat", text=render_turns(turns),
+                                      messages=[t.to_dict() for t in turns],
+                                      meta={"conditions": {"empty_turn": 1}},
+                                      file="chat.jsonl", row=1), utcnow())
+    at = page("data")
+    at.text_input(key="data_query").input("fire claim zq").run()
+    assert at.selectbox(key="data_record").value == "chat-1"
+    shown = [(m.name, m.markdown[-1].value) for m in at.chat_message]
+    assert shown == [(t.role, t.content) for t in turns]   # all 7 turns, not the last pair
+    assert any("1 empty turn(s) dropped" in c.value for c in at.caption)

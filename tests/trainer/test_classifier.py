@@ -11,8 +11,9 @@ from pipelines.export import export_dataset
 from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
 from pipelines.store.exports import put_label
 from trainer import TrainConfig, list_train_runs, train
-from trainer.classifier import choose_defaults, class_weights, length_percentile
-from trainer.evaluate import classification_detail, format_eval_table
+from trainer.classifier import choose_defaults, class_weights
+from trainer.evaluate import format_eval_table, never_predicted
+from trainer.lengths import default_max_seq_length
 
 from tests.trainer.conftest import make_toy_ws
 
@@ -130,29 +131,44 @@ def test_class_weights_for_imbalance():
     assert class_weights(labels, ["a", "b", "c"], "balanced")[2] == 1.0  # absent class
 
 
-def test_max_length_from_token_lengths():
-    assert length_percentile(list(range(1, 101)), 512) == 96     # p95 = 95, up to a multiple of 8
-    assert length_percentile(list(range(1, 101)), 64) == 64      # capped by the model
-    assert length_percentile([3, 4, 5], 512) == 16               # never below 16
-    cfg, chosen = choose_defaults(TrainConfig(head="classifier"), ["a"] * 100, ["a"],
-                                  list(range(1, 101)), 512)
-    assert cfg.max_seq_length == 96 and "4 of 100 rows truncated" in chosen["max_seq_length"]["why"]
+def test_max_length_from_token_lengths_is_the_sft_rule():
+    # p95 of 1..200 is 190 -> 192 (a multiple of 64), as trainer.lengths does for the sft head
+    lengths = list(range(1, 201))
+    cfg, chosen = choose_defaults(TrainConfig(head="classifier"), ["a"] * 200, ["a"], lengths, 512)
+    assert cfg.max_seq_length == default_max_seq_length(lengths, 512) == 192
+    assert "8 of 200 rows truncated" in chosen["max_seq_length"]["why"]
+    capped, chosen = choose_defaults(TrainConfig(head="classifier"), ["a"] * 200, ["a"], lengths, 128)
+    assert capped.max_seq_length == 128 and "capped at 128" in chosen["max_seq_length"]["why"]
+    short, _ = choose_defaults(TrainConfig(head="classifier"), ["a"] * 3, ["a"], [3, 4, 5], 512)
+    assert short.max_seq_length == 64                                    # never below 64
 
 
-def test_classification_detail_per_class_and_confusion():
-    d = classification_detail(["a", "a", "b", "c"], ["a", "b", "b", "b"], ["a", "b", "c"])
-    assert d["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
-    assert d["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
-    assert d["never_predicted"] == ["c"]
+def test_never_predicted_names_the_missing_classes():
+    assert never_predicted(["a", "b", "b", "b"], ["a", "b", "c"]) == ["c"]
+    assert never_predicted(["a", "b", "c"], ["a", "b", "c"]) == []
 
 
 def test_sft_keeps_its_defaults_when_unset():
     from trainer.config import SFT_DEFAULTS
 
     cfg = TrainConfig().with_defaults(**SFT_DEFAULTS)
-    assert (cfg.learning_rate, cfg.epochs, cfg.batch_size, cfg.max_seq_length,
-            cfg.eval_max_examples) == (2e-4, 1.0, 8, 512, 200)
+    assert (cfg.learning_rate, cfg.epochs, cfg.batch_size, cfg.eval_max_examples) == \
+        (2e-4, 1.0, 8, 200)
+    assert cfg.max_seq_length is None           # from the data (trainer.sft_data), not fixed
     assert TrainConfig(learning_rate=1e-3).with_defaults(**SFT_DEFAULTS).learning_rate == 1e-3
+
+
+def test_classification_metrics_keep_the_eval_json_keys_and_add_per_class():
+    from trainer.evaluate import classification_metrics
+
+    # fire: tp 1, predicted 1, true 2 -> P 1, R 0.5, F1 2/3; water: tp 1, predicted 2, true 1
+    m = classification_metrics(["fire", "fire", "water"], ["fire", "water", "water"],
+                               ["water", "fire"])
+    assert (m["n"], m["accuracy"], m["macro_f1"]) == (3, 0.6667, 0.6667)
+    assert m["per_class"]["fire"] == {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2}
+    assert m["confusion"] == [[1, 0], [1, 1]]   # rows true water, fire; columns predicted
+    empty = classification_metrics([], [], ["water", "fire"])
+    assert (empty["n"], empty["accuracy"], empty["macro_f1"]) == (0, None, None)
 
 
 @pytest.mark.slow
@@ -168,9 +184,10 @@ def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     assert ev["tuned"]["accuracy"] >= 0.8            # chance is 0.5
     assert ev["tuned"]["accuracy"] >= ev["base"]["accuracy"]
     assert ev["base"]["majority_accuracy"] is not None and ev["tuned"]["n"] == exp.eval
+    assert list(ev["tuned"]["per_class"]) == ev["classes"]
     assert sum(map(sum, ev["tuned"]["confusion"])) == exp.eval
     assert ev["defaults"]["learning_rate"]["value"] == 2e-3          # chosen: < 1000 rows
-    assert "max_steps" not in ev["defaults"] and ev["defaults"]["max_seq_length"]["value"] <= 64
+    assert "max_steps" not in ev["defaults"] and ev["defaults"]["max_seq_length"]["value"] == 64
     assert ev["defaults"]["class_weights"]["value"] is not None
     assert res["status"] == "done" and res["steps"] == 24
     assert (toy_ws.path / "runs" / res["run_id"] / "adapter" / "adapter_config.json").exists()
