@@ -191,3 +191,24 @@ def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     assert ev["defaults"]["class_weights"]["value"] is not None
     assert res["status"] == "done" and res["steps"] == 24
     assert (toy_ws.path / "runs" / res["run_id"] / "adapter" / "adapter_config.json").exists()
+
+
+def test_probe_folds_the_standardisation_into_its_weights():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from trainer.probe import fit_probe
+
+    rng = np.random.default_rng(0)
+    # three classes, unit-scale features with tiny spread and an offset (like sentence vectors)
+    X = 0.5 + 0.01 * rng.normal(size=(90, 8))
+    y = ["a"] * 30 + ["b"] * 30 + ["c"] * 30
+    X[:30, 0] += 0.02
+    X[30:60, 1] += 0.02
+    probe = fit_probe(X, y, ["a", "b", "c"], c=0.05, balanced=False)
+    Z = (X - X.mean(0)) / X.std(0)
+    ref = LogisticRegression(C=0.05, max_iter=300).fit(Z, [0] * 30 + [1] * 30 + [2] * 30)
+    assert np.allclose(probe.scores(X), ref.decision_function(Z), atol=1e-3)
+    assert probe.predict(X) == [["a", "b", "c"][j] for j in ref.predict(Z)]
+    chosen = fit_probe(X, y, ["a", "b", "c"], balanced=None)    # CV: C and the weighting
+    assert chosen.c in (0.003, 0.01, 0.03) and isinstance(chosen.balanced, bool)
