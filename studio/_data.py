@@ -452,6 +452,58 @@ def set_override(record_id: str, decision: str | None) -> dict[str, Any]:
         refresh()
 
 
+# -- quality filters ---------------------------------------------------------------------------
+def filter_defaults() -> "Any":
+    """The `filter:` section of curation.yaml as a `FilterConfig` (raises ConfigError)."""
+    from pipelines.filters import FilterConfig
+
+    return FilterConfig.from_section(config().section("filter"))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _filter_signals(path: str, version: tuple) -> dict[str, dict[str, Any]]:
+    from pipelines.filters import stored_signals
+
+    return stored_signals(Workspace(Path(path)))
+
+
+def filter_signals() -> dict[str, dict[str, Any]]:
+    ws = workspace()
+    return _filter_signals(str(ws.path), data_version(ws))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _filter_preview(path: str, version: tuple, rules: tuple[str, ...]) -> dict[str, Any]:
+    from pipelines.filters import preview_rules
+
+    return preview_rules(Workspace(Path(path)), list(rules))
+
+
+def filter_preview(rules: list[str]) -> dict[str, Any]:
+    """Live count of what `rules` would exclude over the stored signals (raises ConfigError)."""
+    ws = workspace()
+    return _filter_preview(str(ws.path), data_version(ws), tuple(rules))
+
+
+def filter_commit(rules: list[str]) -> dict[str, Any]:
+    from pipelines.filters import FilterConfig, run_quality_filters
+
+    cfg = FilterConfig.from_section(config().section("filter"), rules=rules)
+    try:
+        return run_quality_filters(workspace(), cfg).to_dict()
+    finally:
+        refresh()
+
+
+def set_filter_override(record_id: str, decision: str | None) -> dict[str, Any]:
+    from pipelines.filters import set_filter_override as _set
+
+    try:
+        return _set(workspace(), record_id, decision)
+    finally:
+        refresh()
+
+
 # -- labeling ----------------------------------------------------------------------------------
 @st.cache_data(show_spinner=False, max_entries=8)
 def _label_report(path: str, version: tuple, scheme: str) -> dict[str, Any] | None:
@@ -580,3 +632,49 @@ def review_pull(scheme: str) -> dict[str, Any]:
         return pull(workspace(), scheme).to_dict()
     finally:
         refresh()
+
+
+# -- models (the registry, the router, the playground) -------------------------------------------
+def registered_models() -> list[Any]:
+    """Every registered model (`trainer.registry`): finished runs' adapters and the routers."""
+    from trainer.registry import list_models
+
+    return list_models(workspace())
+
+
+def train_router(threshold: float, fallback: str) -> Any:
+    """Train and register the router over every registered adapter (as `curate models router
+    train` does); the playground's service is rebuilt on its next use."""
+    from trainer.router import RouterConfig, train_router as _train
+
+    _, entry = _train(workspace(), RouterConfig(threshold=threshold, fallback=fallback))
+    _model_service.clear()
+    return entry
+
+
+@st.cache_resource(show_spinner="Loading the models...", max_entries=1)
+def _model_service(path: str, registry: tuple) -> Any:
+    from curate.serve import ModelService
+
+    return ModelService.from_workspace(Workspace.open(path), log=False)
+
+
+def model_service() -> Any:
+    """The models loaded once (a base per head, the adapters on it, the router), rebuilt when
+    the registry changes."""
+    key = tuple((e.name, e.created_at) for e in registered_models())
+    return _model_service(str(workspace_path()), key)
+
+
+def playground(prompt: str, model: str, max_tokens: int) -> dict[str, Any]:
+    """One prompt through the service as the server would answer it: the routing (model,
+    confidence, scores) and the answer, or the class and its scores for a classifier."""
+    from curate.serve import RequestError
+
+    service = model_service()
+    try:
+        reply = service.chat({"model": model, "max_tokens": max_tokens,
+                              "messages": [{"role": "user", "content": prompt}]})
+    except RequestError as exc:
+        raise StudioError(exc.message) from None
+    return {**reply["routing"], "answer": reply["choices"][0]["message"]["content"]}

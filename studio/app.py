@@ -19,11 +19,13 @@ nav = st.navigation({
         st.Page(PAGES / "overview.py", title="Overview", icon=":material/home:", default=True),
         st.Page(PAGES / "data.py", title="Data", icon=":material/table_rows:"),
         st.Page(PAGES / "dedup.py", title="Dedup", icon=":material/join_inner:"),
+        st.Page(PAGES / "filters.py", title="Filters", icon=":material/filter_alt:"),
         st.Page(PAGES / "label.py", title="Label", icon=":material/label:"),
         st.Page(PAGES / "review.py", title="Review", icon=":material/rate_review:"),
     ],
     "Ship": [
         st.Page(PAGES / "export_train.py", title="Export & Train", icon=":material/model_training:"),
+        st.Page(PAGES / "models.py", title="Models", icon=":material/hub:"),
     ],
 })
 st.sidebar.caption(f"Workspace: `{workspace_path()}`")

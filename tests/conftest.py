@@ -68,3 +68,13 @@ def labelstudio_server(tmp_path_factory, request):
         yield info
     finally:
         stop_pid(info.pid)
+
+
+@pytest.fixture(scope="session")
+def micro_ws(tmp_path_factory):
+    """Three registered-to-be adapters (two sft on a tiny Llama, one MiniLM classifier); shared
+    by the session's tests, which must not change it (copy it to remove things)."""
+    from tests.micro_models import build_tiny, make_micro_models
+
+    root = tmp_path_factory.mktemp("micro")
+    return make_micro_models(root / "ws", build_tiny(root))

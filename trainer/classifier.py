@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines.errors import TrainError
 from pipelines.export.turns import length_summary
+from pipelines.offline import hub_offline
 from trainer.config import TrainConfig
 from trainer.device import Plan
 from trainer.lengths import LENGTH_PERCENTILE, default_max_seq_length, source_line
@@ -115,7 +116,8 @@ def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows
     if bad:
         raise TrainError(f"train labels {', '.join(bad)} are not among the classes {classes}")
     label2id = {c: i for i, c in enumerate(classes)}
-    tok = AutoTokenizer.from_pretrained(base)
+    offline = hub_offline()
+    tok = AutoTokenizer.from_pretrained(base, local_files_only=offline)
     model_max = min(getattr(tok, "model_max_length", 512) or 512, 512)
     lengths = [len(ids) for ids in tok([r["text"] for r in train_rows], truncation=False,
                                        verbose=False)["input_ids"]]
@@ -125,7 +127,8 @@ def build_classifier_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows
     weights = chosen["class_weights"]["value"]
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            base, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label2id)
+            base, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label2id,
+            local_files_only=offline)
     except ValueError as exc:
         raise TrainError(f"{base!r} cannot be a sequence classifier ({str(exc).splitlines()[0]})") from None
 

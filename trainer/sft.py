@@ -12,15 +12,16 @@ micro-batch x accumulation, checkpointed layers and liger from measured trials (
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.errors import TrainError
+from pipelines.offline import hub_offline
 from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import Plan
 from trainer.sft_data import WARN_CUT_SHARE, LengthReport, prepare_examples, row_messages
 
 __all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "cut_warning",
-           "autotune_sft", "apply_tune_choice", "generate"]
+           "autotune_sft", "apply_tune_choice", "generate", "compare_generations"]
 
 
 def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any] | None:
@@ -34,6 +35,7 @@ def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any] | None
 
 def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, list[str]]:
     """Load tokenizer and model from a local folder (or the offline HF cache); check they fit."""
+    offline = hub_offline()   # before transformers is imported, if it is not yet
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -44,10 +46,13 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     if not local.exists() and (base.startswith((".", "/", "~")) or base.count("/") != 1):
         raise TrainError(f"base model {base!r} does not exist (not a local folder, not a hub id)")
     try:
-        config = AutoConfig.from_pretrained(str(local) if local.exists() else base)
+        config = AutoConfig.from_pretrained(str(local) if local.exists() else base,
+                                            local_files_only=offline)
     except (OSError, ValueError) as exc:
-        raise TrainError(f"cannot load base model {base!r}: {str(exc).splitlines()[0]} "
-                         f"(offline: only local folders and the HF cache are readable)") from None
+        hint = ("offline: only local folders and the HF cache are readable; --allow-download "
+                "fetches it from the hub" if offline else "downloads allowed")
+        raise TrainError(f"cannot load base model {base!r}: "
+                         f"{(str(exc).splitlines() or [type(exc).__name__])[0]} ({hint})") from None
     archs = config.architectures or []
     if archs and not any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         raise TrainError(f"base model {base!r} is not a causal language model (architectures: "
@@ -56,7 +61,8 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     if max_pos and cfg.max_seq_length is not None and cfg.max_seq_length > max_pos:
         raise TrainError(f"max_seq_length {cfg.max_seq_length} exceeds what {base} can take "
                          f"(max_position_embeddings {max_pos}); lower train.max_seq_length")
-    tok = AutoTokenizer.from_pretrained(str(local) if local.exists() else base)
+    tok = AutoTokenizer.from_pretrained(str(local) if local.exists() else base,
+                                        local_files_only=offline)
     if tok.chat_template is None:
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
         notices.append(f"{base}: tokenizer has no chat template; using the default "
@@ -73,7 +79,8 @@ def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, l
     elif plan.bf16:
         kwargs["dtype"] = torch.bfloat16
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else base, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(local) if local.exists() else base,
+                                                     local_files_only=offline, **kwargs)
     except ValueError as exc:
         raise TrainError(f"base model {base!r} is not a causal language model "
                          f"({str(exc).splitlines()[0]})") from None
@@ -236,18 +243,68 @@ def apply_tune_choice(trainer, choice) -> None:
     trainer._train_batch_size = args.train_batch_size   # cached at Trainer.__init__
 
 
-def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int) -> list[str]:
-    """Greedy continuations of chat prompts (used for the base/tuned side-by-side)."""
+def generate(model, tok, prompts: list[list[dict]], max_new_tokens: int, *, batch_size: int = 1,
+             on_done: Callable[[int], None] | None = None) -> list[str]:
+    """Greedy continuations of chat prompts (the base/tuned side-by-side, `curate generate`).
+
+    Args:
+        batch_size: prompts per `model.generate` call, left-padded (greedy decoding gives the
+            same text as one at a time, up to float rounding).
+        on_done: called with the number of prompts finished after each batch (a progress bar).
+    """
     import torch
 
-    outs = []
+    outs: list[str] = []
     model.eval()
-    for prompt in prompts:
-        ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
-                                      return_dict=True)
-        ids = {k: v.to(model.device) for k, v in ids.items()}
-        with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tok.pad_token_id)
-        outs.append(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    side = tok.padding_side
+    tok.padding_side = "left"   # generation continues from the right end of every row
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            texts = [tok.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
+                     for p in chunk]
+            ids = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            ids = {k: v.to(model.device) for k, v in ids.items()}
+            with torch.no_grad():
+                out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tok.pad_token_id)
+            width = ids["input_ids"].shape[1]
+            outs += [tok.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+            if on_done is not None:
+                on_done(len(chunk))
+    finally:
+        tok.padding_side = side
     return outs
+
+
+def compare_generations(rd, prompts: list[list[dict]], *, max_new_tokens: int | None = None,
+                        batch_size: int = 4, on_done: Callable[[int], None] | None = None
+                        ) -> list[dict[str, str]]:
+    """Base vs tuned greedy generations of a finished SFT run (`rd`: a `trainer.runs.RunDir`).
+
+    Loads the run's base model (its config.yaml) once, wraps it with the saved adapter, and
+    generates with the adapter disabled (the base) and enabled (the tuned model).
+
+    Raises:
+        TrainError: the run is not an SFT run or has no saved adapter yet.
+    """
+    from peft import PeftModel
+
+    from trainer.device import plan_device
+
+    if not rd.config_yaml.is_file():
+        raise TrainError(f"run {rd.id} has no config.yaml ({rd.config_yaml})")
+    cfg = TrainConfig.from_yaml(rd.config_yaml)
+    if cfg.head != "sft":
+        raise TrainError(f"run {rd.id} trained the {cfg.head} head; generation needs an sft run")
+    if not (rd.adapter / "adapter_config.json").is_file():
+        raise TrainError(f"run {rd.id} has no adapter yet ({rd.adapter}): wait for it to finish")
+    plan = plan_device(cfg.replace(method="lora"))   # generation needs no 4-bit base
+    model, tok, _ = load_causal_lm(cfg.replace(method="lora"), cfg.base_model, plan)
+    model = PeftModel.from_pretrained(model, str(rd.adapter))
+    n_tokens = max_new_tokens or cfg.max_new_tokens
+    with model.disable_adapter():
+        base = generate(model, tok, prompts, n_tokens, batch_size=batch_size, on_done=on_done)
+    tuned = generate(model, tok, prompts, n_tokens, batch_size=batch_size, on_done=on_done)
+    return [{"prompt": p[-1]["content"], "base": b, "tuned": t}
+            for p, b, t in zip(prompts, base, tuned)]

@@ -32,11 +32,16 @@ _FORMATS = {"sft": ("chat", "alpaca"), "classifier": ("classification",),
             "probe": ("classification",)}
 
 
-def resolve_base_model(ws, cfg: TrainConfig) -> str:
-    if cfg.base_model:
-        return cfg.base_model
+def resolve_base_model(ws, cfg: TrainConfig, *, say: Callable[[str], None] = lambda m: None) -> str:
+    """The base model's folder or hub id: a packaged name (`smollm2-135m`, trainer.pretrained)
+    becomes its converted folder; unset -> the classifier's packaged encoder or the workspace's
+    tiny random Llama (fast, for tests); the probe's is an embedding model name, kept as it is."""
     if cfg.head == "probe":
-        return "default"   # the embedding model's name, so the dedup step's cache is reused
+        return cfg.base_model or "default"   # the dedup step's embedding cache is reused
+    if cfg.base_model:
+        from trainer.pretrained import resolve_model_name
+
+        return resolve_model_name(cfg.base_model, say=say)
     if cfg.head == "classifier":
         from trainer.classifier import default_encoder
 
@@ -90,7 +95,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         eval_rows, on = train_rows[:16], "train (the export has no eval split)"
     if rd is None:   # only now, so that a refused run leaves no folder behind
         rd = pick_run(ws, version, cfg, run_id, resume)
-    base = resolve_base_model(ws, cfg)
+    base = resolve_base_model(ws, cfg, say=echo)
     cfg = cfg.replace(base_model=base)
     cfg.save_yaml(rd.config_yaml)
     plan = plan_device(cfg)

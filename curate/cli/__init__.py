@@ -20,12 +20,16 @@ from pipelines.store.workspace import _is_disk_full, disk_full_error
 # Each import registers that step's commands on `app`.
 from curate.cli import core  # noqa: E402,F401
 from curate.cli import dedup  # noqa: E402,F401
+from curate.cli import filters  # noqa: E402,F401
 from curate.cli import label  # noqa: E402,F401
 from curate.cli import studio  # noqa: E402,F401
 from curate.cli import export  # noqa: E402,F401
 from curate.cli import train  # noqa: E402,F401
 from curate.cli import review  # noqa: E402,F401
 from curate.cli import roi  # noqa: E402,F401
+from curate.cli import generate  # noqa: E402,F401
+from curate.cli import models  # noqa: E402,F401
+from curate.cli import serve  # noqa: E402,F401
 
 __all__ = ["app", "main"]
 

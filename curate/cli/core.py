@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -27,6 +28,9 @@ def _print_ingest(result: IngestResult) -> None:
              f"exact duplicates folded, {f.unchanged} unchanged, {f.rejected} rejected")
     echo(f"total: {result.added} added, {result.duplicates} duplicates, {result.unchanged} "
          f"unchanged, {result.rejected} rejected")
+    if result.cleaned:
+        echo("control characters stripped (rows per field): "
+             + ", ".join(f"{k}={v}" for k, v in sorted(result.cleaned.items())))
     if result.conditions:
         echo("conditions: " + ", ".join(f"{k}={v}" for k, v in sorted(result.conditions.items()))
              + " (stored and flagged in meta.conditions; empty turns dropped)")
@@ -102,6 +106,9 @@ def ingest_cmd(
     max_reject_share: Optional[float] = typer.Option(
         None, help="With --skip-invalid: store nothing and exit 2 if more than this share of the "
                    "rows is rejected (default 0.5)."),
+    max_record_chars: Optional[int] = typer.Option(
+        None, help="Reject a row holding more characters than this, in any format; also the "
+                   "CSV field limit (default 1,000,000)."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Print the detected format, the field mapping and the first "
                                       "record; store nothing."),
@@ -129,7 +136,8 @@ def ingest_cmd(
     fmap = replace(cfg.fields, **{k: v for k, v in overrides.items() if v})
     config = IngestConfig.from_curation(cfg, schema=schema, gold_prefix=gold_prefix,
                                         skip_invalid=skip_invalid,
-                                        max_reject_share=max_reject_share)
+                                        max_reject_share=max_reject_share,
+                                        max_record_chars=max_record_chars)
     config.fields = fmap
     if dry_run:
         previews = [preview(f, config) for f in files]
@@ -149,6 +157,12 @@ def ingest_cmd(
 
 
 _PREVIEW = 70
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _shown(value: object) -> str:
+    """`value` safe for a terminal: control characters (ANSI escapes) written as `\\x1b`."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 @app.command("records")
@@ -161,7 +175,8 @@ def records_cmd(
     search: Optional[str] = typer.Option(None, help="Only records whose text contains this."),
     as_json: bool = JsonOpt,
 ):
-    """List records with their source and, as later steps add them, dedup/label/review columns.
+    """List records with their source and, as later steps add them, dedup/label/review columns
+    and the quality rules that fired on each (`filters`).
 
     Example: curate records --workspace ws --format jsonl --limit 5
     """
@@ -176,7 +191,9 @@ def records_cmd(
     with ws.connect() as conn:
         rows = list_records(conn, scheme=scheme, limit=limit, search=search)
     cols = ["id", "source", "text", "cluster_id", "excluded", "label", "confidence",
-            "review_status"]
+            "review_status", "filters"]
+    for r in rows:   # the quality rules that fired (`curate filter`), shown with the record
+        r["filters"] = "; ".join(r["filter_fired"])
     if fmt == "jsonl":
         for r in rows:
             out = {k: r[k] for k in cols}
@@ -186,8 +203,9 @@ def records_cmd(
     elif fmt == "csv":
         w = csv.writer(sys.stdout)
         w.writerow(cols)
+        tty = sys.stdout.isatty()   # a file gets the stored text; a terminal no escapes
         for r in rows:
-            w.writerow([r[k] for k in cols])
+            w.writerow([_shown(r[k]) if tty and isinstance(r[k], str) else r[k] for k in cols])
     else:
         echo(f"{'id':<18} {'source':<28} {'cluster':<18} {'excl':<4} {'label':<16} {'conf':>5}"
              f"  text")
@@ -195,12 +213,15 @@ def records_cmd(
             src = Path(r["source"].rsplit(":", 1)[0]).name + ":" + r["source"].rsplit(":", 1)[1]
             if r["n_sources"] > 1:
                 src += f" (+{r['n_sources'] - 1})"
-            text = " ".join(r["text"].split())
+            text = _shown(" ".join(r["text"].split()))
             text = text[:_PREVIEW] + ("..." if len(text) > _PREVIEW else "")
+            src = _shown(src)
+            if r["filters"]:
+                text = f"[{r['filters']}] {text}"
             conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
             echo(f"{r['id']:<18} {src:<28} {(r['cluster_id'] or ''):<18} "
                  f"{'yes' if r['excluded'] else '':<4} "
-                 f"{(r['label'] or ''):<16} {conf:>5}  {text}")
+                 f"{_shown(r['label'] or ''):<16} {conf:>5}  {text}")
     if as_json:
         emit({"records": len(rows), "scheme": scheme}, True)
 

@@ -1,4 +1,4 @@
-"""`curate dedup` (+ `clusters`, `keep`, `drop`, `reset`), `curate search`, `curate filter`."""
+"""`curate dedup` (+ `clusters`, `keep`, `drop`, `reset`), `curate search`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
 from pipelines.config import load_config
 from pipelines.dedup import (
-    DedupConfig, clear_filter, list_clusters, run_dedup, run_filter, search, set_override,
+    DedupConfig, list_clusters, run_dedup, search, set_override,
 )
 
 dedup_app = typer.Typer(
@@ -39,6 +39,22 @@ def dedup_cmd(
     model: Optional[str] = typer.Option(None, help="Embedding model: 'default' (packaged "
                                                    "all-MiniLM-L6-v2), a folder, or a cached id."),
     index: Optional[str] = typer.Option(None, help="auto | flat | hnsw | ivf"),
+    lexical_threshold: Optional[float] = typer.Option(
+        None, help="Character 5-gram Jaccard at which a pair is a copy (default 0.80)."),
+    paraphrase_threshold: Optional[float] = typer.Option(
+        None, help="Cosine at which a pair sharing an identifier and --min-shared-facts facts "
+                   "is a paraphrase (default 0.80)."),
+    min_shared_facts: Optional[int] = typer.Option(
+        None, help="Facts a paraphrase below --threshold must share (default 2)."),
+    exact: Optional[bool] = typer.Option(None, "--exact/--no-exact",
+                                         help="Stage 1: exact (normalised text) folding."),
+    fuzzy: Optional[bool] = typer.Option(None, "--fuzzy/--no-fuzzy",
+                                         help="Stage 2: MinHash-LSH lexical near copies."),
+    semantic: Optional[bool] = typer.Option(None, "--semantic/--no-semantic",
+                                            help="Stage 3: embeddings + FAISS paraphrases."),
+    same_conversation: Optional[bool] = typer.Option(
+        None, "--same-conversation/--no-same-conversation",
+        help="Compare segments of one source conversation (default: never duplicates)."),
     no_verify: bool = typer.Option(False, "--no-verify",
                                    help="Cosine threshold alone (no fact/lexical checks)."),
     preview: bool = typer.Option(False, "--preview", help="Compute and print; store nothing."),
@@ -54,8 +70,27 @@ def dedup_cmd(
     section = load_config(ws.config_path).section("dedup")
     config = DedupConfig.from_section(
         section, threshold=threshold, candidate_threshold=candidate_threshold, model=model,
-        index=index, verify=False if no_verify else None)
-    result = run_dedup(ws, config, progress=True, commit=not preview)
+        index=index, lexical_threshold=lexical_threshold,
+        paraphrase_threshold=paraphrase_threshold, min_shared_facts=min_shared_facts,
+        exact=exact, fuzzy=fuzzy, semantic=semantic, same_conversation=same_conversation,
+        verify=False if no_verify else None)
+    try:
+        result = run_dedup(ws, config, progress=True, commit=not preview)
+    except KeyboardInterrupt:
+        # every finished embedding chunk is on disk; a rerun encodes only the rest
+        typer.echo(f"interrupted: nothing stored for this run; the embedding cache in "
+                   f"{ws.path / 'embeddings'} keeps every finished chunk, a rerun resumes "
+                   f"from it", err=True)
+        raise SystemExit(130) from None   # (click would turn Ctrl-C into Abort: exit 1)
+    for name, st in result.stages.items():
+        if not st.get("on"):
+            echo(f"  {name}: off")
+        elif name == "exact":
+            echo(f"  exact: {st['records']} records -> {st['units']} units ({st['seconds']:.2f}s)")
+        else:
+            extra = f", embed {st['embed_seconds']:.1f}s" if name == "semantic" else ""
+            echo(f"  {name}: {st['candidates']} candidate pairs, {st['merged_pairs']} merged "
+                 f"({st['seconds']:.2f}s{extra})")
     echo(f"{result.records} records ({result.embedded} embedded, {result.cache_hits} from cache), "
          f"{result.candidates} candidate pairs on a {result.index} index, "
          f"{result.conflicts} refused for conflicting facts")
@@ -90,6 +125,8 @@ def clusters_cmd(
             echo(f"  {mark:<5} {m['record_id']} {m['method']:<11} {score}  {_short(m['text'])}")
             if m["record_id"] != c.representative_id:
                 echo(f"        {m['reason']}")
+                if m.get("rule") and m.get("facts"):
+                    echo(f"        evidence: {m['rule']} (facts {m['facts']})")
     if not clusters:
         echo("no clusters (run `curate dedup` first)")
     emit({"clusters": [{"cluster_id": c.cluster_id, "representative_id": c.representative_id,
@@ -159,37 +196,3 @@ def search_cmd(
     emit({"query": query, "hits": [{"record_id": h.record_id, "score": h.score,
                                     "excluded": h.excluded, "cluster_id": h.cluster_id}
                                    for h in hits]}, as_json)
-
-
-@app.command("filter")
-def filter_cmd(
-    workspace: str = WorkspaceOpt,
-    like: Optional[str] = typer.Option(
-        None, "--like", help="On-topic exemplars: a file (one record id or text per line, or "
-                             "JSONL with id/text) or comma-separated record ids."),
-    min_sim: float = typer.Option(0.5, "--min-sim",
-                                  help="Exclude records whose best cosine to an exemplar is lower."),
-    model: str = typer.Option("default", help="Embedding model."),
-    clear: bool = typer.Option(False, "--clear", help="Remove every filter flag instead."),
-    preview: bool = typer.Option(False, "--preview", help="Count only; store nothing."),
-    as_json: bool = JsonOpt,
-):
-    """Exclude records far from a set of on-topic exemplars (reversible: --clear, or keep ID).
-
-    Example: curate filter --workspace ws --like exemplars.txt --min-sim 0.5
-    """
-    ws = open_workspace(workspace)
-    if clear:
-        n = clear_filter(ws)
-        echo(f"cleared {n} filter flags")
-        emit({"cleared": n}, as_json)
-        return
-    if not like:
-        from pipelines.errors import ConfigError
-
-        raise ConfigError("curate filter needs --like FILE_OR_IDS (or --clear)")
-    result = run_filter(ws, like, min_sim, model=model, commit=not preview, progress=True)
-    echo(f"{result.flagged} of {result.records} records below {result.min_sim} similarity to "
-         f"{result.exemplars} exemplars" + (" (preview, nothing stored)" if preview else
-                                            f" flagged (run {result.run_id})"))
-    emit(result.to_dict(), as_json)

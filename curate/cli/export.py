@@ -30,20 +30,30 @@ def export_cmd(
         None, help="Minimum label-model confidence (0.8); human labels always pass."),
     accept: Optional[str] = typer.Option(
         None, help="Comma-separated final labels to export (default: ACCEPT or every class)."),
+    pii: Optional[str] = typer.Option(
+        None, "--pii", help="placeholder (default: <EMAIL>, <PERSON>...) | surrogate (consistent "
+                            "fake values) | none (refused unless --allow-pii)."),
+    allow_pii: bool = typer.Option(False, "--allow-pii",
+                                   help="Write the export even with detected PII left in it."),
     force: bool = typer.Option(
         False, "--force", help="Write a new version even when the latest one holds the same data."),
     as_json: bool = JsonOpt,
 ):
     """Export the curated records as a new immutable version W/exports/vNNNN/.
 
+    Detected PII is replaced by placeholders unless --pii says otherwise.
+
     Example: curate export --workspace ws --scheme claim_type --format classification --json
+
+    Example: curate export --workspace ws --pii surrogate
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = {"workspace": workspace}
         return
     ws = open_workspace(workspace)
     result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
-                            min_confidence=min_confidence, accept_labels=accept, force=force)
+                            min_confidence=min_confidence, accept_labels=accept, force=force,
+                            pii=pii, allow_pii=allow_pii or None)
     if result.unchanged:
         echo(f"unchanged: {result.version} already holds exactly this data (--force writes a new "
              f"version)")
@@ -52,6 +62,11 @@ def export_cmd(
     for split in ("train", "eval"):
         parts = ", ".join(f"{k} {v}" for k, v in sorted(result.labels[split].items()))
         echo(f"  {split}: {parts}")
+    if result.pii:
+        red = ", ".join(f"{k} {v}" for k, v in sorted(result.pii["redacted"].items()))
+        echo(f"  pii ({result.pii['mode']}): redacted {red or 'nothing'}"
+             + (f"; LEFT IN (--allow-pii): {result.pii['remaining']}"
+                if result.pii["remaining"] else ""))
     if result.skipped:
         echo("  left out: " + ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())))
     if result.conditions:

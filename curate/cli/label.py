@@ -51,6 +51,9 @@ def label_cmd(
                                                     "dask); default: a LocalCluster."),
     epochs: Optional[int] = typer.Option(None, help="Label model training epochs (500)."),
     seed: Optional[int] = typer.Option(None, help="Label model seed."),
+    time_limit: Optional[float] = typer.Option(
+        None, "--time-limit", help="Seconds the LFs may take on all records; past it the run "
+                                   "stops, naming the LF that was running (600; 0: none)."),
     as_json: bool = JsonOpt,
 ):
     """Apply the scheme's LFs (its lf_modules and W/lfs/*.py), aggregate, store the labels.
@@ -66,7 +69,7 @@ def label_cmd(
         engine = "dask"
     config = LabelConfig.from_section(cfg.section("label"), scheme=scheme, model=model,
                                       engine=engine, dask_address=dask_address, epochs=epochs,
-                                      seed=seed)
+                                      seed=seed, time_limit_s=time_limit)
     result = run_labeling(ws, config, progress=sys.stderr.isatty())
     _print_result(result)
     summary = result.to_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from typing import List, Optional
 
 import typer
@@ -55,6 +56,9 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue a run from its last checkpoint."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Run folder name (resume: which run)."),
     detach: bool = typer.Option(False, "--detach", help="Start in the background and return."),
+    allow_download: bool = typer.Option(
+        False, "--allow-download", help="Let the base model download from the Hugging Face hub "
+                                        "(default: only local folders and the HF cache)."),
     as_json: bool = JsonOpt,
 ):
     """Train on an export version; writes W/runs/<id>/ (events.jsonl, checkpoints, adapter, eval.json).
@@ -68,6 +72,11 @@ def train_cmd(
     if ctx.invoked_subcommand is not None:
         return
     from trainer import start_detached, train
+    from pipelines.offline import ALLOW_DOWNLOAD_ENV
+
+    if allow_download:   # also reaches a detached run, whose launcher keeps a set HF_HUB_OFFLINE
+        os.environ[ALLOW_DOWNLOAD_ENV] = "1"
+        os.environ["HF_HUB_OFFLINE"] = "0"
 
     if export is None:
         raise TrainError("--export is required (see `curate export list`)")

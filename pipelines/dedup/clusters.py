@@ -45,13 +45,20 @@ def find_stars(units: list[Unit], graph: PairGraph, fact_size: Callable[[int], i
         if u in assigned:
             continue
         members = sorted((v for v in adj[u] if v not in assigned),
-                         key=lambda v: (-adj[u][v].cosine, head[v]["pos"]))
+                         key=lambda v: (-_score(adj[u][v]), head[v]["pos"]))
         if not members:
             continue
         assigned.add(u)
         assigned.update(members)
         stars.append(Star(u, [(v, adj[u][v]) for v in members]))
     return stars
+
+
+def _score(check: PairCheck) -> float:
+    """A member's similarity to its centre: the cosine, or the lexical Jaccard without vectors."""
+    if check.cosine is not None:
+        return check.cosine
+    return check.lexical or 0.0
 
 
 def _round(x: float | None) -> float | None:
@@ -67,7 +74,7 @@ def _centre_rows(unit: Unit, cluster_id: str, rank: int,
         rank += 1
         if level == "same_prompt":
             c = prompt_checks[rec["id"]]
-            rows.append(MemberRow(rec["id"], cluster_id, rank, level, _round(c.cosine),
+            rows.append(MemberRow(rec["id"], cluster_id, rank, level, _round(_score(c)),
                                   _round(c.lexical), c.facts, c.shared,
                                   c.rule if c.merged else "review"))
         else:
@@ -78,7 +85,7 @@ def _centre_rows(unit: Unit, cluster_id: str, rank: int,
 def _member_rows(unit: Unit, cluster_id: str, rank: int, check: PairCheck) -> list[MemberRow]:
     """A semantic member's unit: its head with the scores against the centre; its copies go where
     their head goes, with the same scores."""
-    head = MemberRow(unit.id, cluster_id, rank, "semantic", _round(check.cosine),
+    head = MemberRow(unit.id, cluster_id, rank, "semantic", _round(_score(check)),
                      _round(check.lexical), check.facts, check.shared, check.rule)
     return [head] + [replace(head, record_id=rec["id"], rank=rank + k,
                              rule=f"{level} copy of {unit.id}")

@@ -39,30 +39,59 @@ def _field(default: Any, stage: str | None, help: str) -> Any:
 class DedupConfig:
     """How duplicates are found. Fills `curate dedup` options and curation.yaml's `dedup:`."""
 
+    exact: bool = _field(
+        True, "candidates",
+        "stage 1: fold records with the same text ignoring case, spacing and punctuation")
+    fuzzy: bool = _field(
+        True, "candidates",
+        "stage 2: MinHash-LSH over character 5-grams of the whole text (datasketch) finds "
+        "lexical near copies, whatever their embedding says")
+    semantic: bool = _field(
+        True, "candidates",
+        "stage 3: embeddings + FAISS nearest neighbours find paraphrases (False: no model)")
     threshold: float = _field(
         0.92, "verification",
-        "cosine at or above which two records are duplicates on meaning alone (their facts must "
-        "still not conflict); in (0, 1]")
+        "cosine at or above which two records are duplicates on meaning, when their facts agree "
+        "(share one or more, none conflicting); in (0, 1]")
     candidate_threshold: float = _field(
         0.70, "candidates",
-        "cosine floor of the FAISS candidate search; a pair between this and `threshold` merges "
-        "only on evidence: agreeing facts or high lexical overlap")
+        "cosine floor of the FAISS candidate search; a pair below `threshold` merges only on "
+        "lexical evidence or as a paraphrase sharing an identifier")
     lexical_threshold: float = _field(
         0.80, "verification",
-        "character 5-gram Jaccard at or above which a candidate is a (typo'd) copy")
+        "character 5-gram Jaccard of the whole text at or above which a pair is a (typo'd or "
+        "reworded) copy, when no fact conflicts")
+    fuzzy_threshold: float = _field(
+        0.70, "candidates",
+        "MinHash-LSH Jaccard at which the fuzzy stage proposes a pair (verified exactly "
+        "against `lexical_threshold` after)")
+    near_copy_threshold: float = _field(
+        0.60, "verification",
+        "lexical Jaccard at which a pair with cosine >= `paraphrase_threshold` and agreeing "
+        "facts is a (typo'd, reordered) copy")
+    paraphrase_threshold: float = _field(
+        0.80, "verification",
+        "cosine at or above which a pair sharing `min_shared_facts` facts, one of them an "
+        "identifier, email or URL, is a paraphrase")
     min_shared_facts: int = _field(
         2, "verification",
-        "how many facts (amounts, dates, ids, numbers) two records must share, with none "
-        "conflicting, to merge below `threshold`")
+        "facts a paraphrase below `threshold` must share (one identifying), none conflicting")
+    same_conversation: bool = _field(
+        False, "candidates",
+        "compare segments of one source conversation (same file and conversation id, see "
+        "docs/dedup.md); False: they are never duplicates of each other")
     # a candidates field too: without the checks there is no fact blocking
     verify: bool = _field(
         True, "candidates",
-        "check facts and lexical overlap; False = cosine >= threshold alone (baseline)")
+        "check facts and evidence; False = cosine >= threshold alone (the old plain rule)")
     same_prompt: bool = _field(
         True, "candidates",
         "instruction data: one prompt with different responses is a cluster; keep one, a "
         "reviewer may keep others")
-    model: str = _field("default", "embeddings", "embedding model (see EmbedConfig)")
+    model: str = _field(
+        "auto", "embeddings",
+        "embedding model: auto (the static model distilled from MiniLM on CPU, MiniLM on a "
+        "GPU), static, default (the packaged MiniLM), a folder, or a cached id")
     batch_size: int = _field(64, None, "texts per encode() call")
     index: str = _field(
         "auto", "candidates",
@@ -83,6 +112,14 @@ class DedupConfig:
         _unit("threshold", self.threshold)
         _unit("candidate_threshold", self.candidate_threshold)
         _unit("lexical_threshold", self.lexical_threshold)
+        _unit("fuzzy_threshold", self.fuzzy_threshold)
+        _unit("paraphrase_threshold", self.paraphrase_threshold)
+        _unit("near_copy_threshold", self.near_copy_threshold)
+        for name in ("exact", "fuzzy", "semantic", "same_conversation", "verify", "same_prompt",
+                     "fact_blocking"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"dedup.{name} must be true or false, got "
+                                  f"{getattr(self, name)!r}")
         if self.candidate_threshold > self.threshold:
             self.candidate_threshold = self.threshold
         if self.index not in INDEX_KINDS:

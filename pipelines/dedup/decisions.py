@@ -26,9 +26,9 @@ def member_reason(m: MemberRow, rep: str) -> str:
     if m.method == "exact":
         return f"same text as {rep} ignoring case, spacing and punctuation"
     if m.method == "same_prompt":
-        return (f"same prompt as {rep}, and the responses agree (cosine {m.similarity:.3f}, "
+        return (f"same prompt as {rep}, and the responses agree (similarity {m.similarity:.3f}, "
                 f"merged on {m.rule})")
-    bits = [f"cosine {m.similarity:.3f}"] if m.similarity is not None else []
+    bits = [f"similarity {m.similarity:.3f}"] if m.similarity is not None else []
     if m.lexical is not None:
         bits.append(f"lexical {m.lexical:.2f}")
     if m.facts:

@@ -22,6 +22,7 @@ stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one tran
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -72,7 +73,11 @@ class DedupResult:
     index: str = ""
     candidates: int = 0            # candidate pairs from FAISS
     merged_pairs: int = 0
-    conflicts: int = 0             # candidates refused because their facts conflict
+    conflicts: int = 0             # candidates refused: conflicting facts or a divergent text
+    segments: int = 0              # candidates refused: segments of one source conversation
+    rules: dict[str, int] = field(default_factory=dict)   # candidates per deciding rule
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)   # the cascade, per stage
+    model: str = ""                # the embedding model used (a path for the static model)
     conflicts_above_threshold: int = 0   # ... of which cosine alone would have merged
     clusters: int = 0
     exact: int = 0                 # records excluded as exact duplicates
@@ -123,6 +128,7 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     would do.
     """
     config = config or DedupConfig()
+    progress = progress and sys.stderr.isatty()   # bars for a person, not for a log file
     clock = _Stopwatch()
     result = DedupResult(params=config.params())
     with ws.connect() as conn:
@@ -131,30 +137,35 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
         raise DedupError(f"workspace {ws.path} has no records; ingest data first "
                          f"(curate ingest FILE --workspace {ws.path})")
     usable = [r for r in recs if r["text"] and r["text"].strip()]
-    units = exact_units(usable, config.same_prompt)
+    units = exact_units(usable, config.same_prompt, config.exact)
     result.records, result.skipped_empty = len(recs), len(recs) - len(usable)
     result.units = len(units)
     clock.lap("exact")
 
-    emb = embed_records(ws, config.embed_config(), record_ids=[r["id"] for r in usable],
-                        progress=progress)
-    result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
+    emb = None
+    model_key = "no-model"
+    if config.semantic:
+        emb = embed_records(ws, config.embed_config(), record_ids=[r["id"] for r in usable],
+                            progress=progress)
+        result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
+        result.model, model_key = emb.model, emb.key
     clock.lap("embed")
 
     # The search is the costly part after embedding; it depends on no verification setting, so
     # an unchanged workspace (or one at another threshold) reuses the stored candidates.
     facts_of = functools.lru_cache(maxsize=None)(extract_facts)   # one extraction per text
-    key = candidates_key(emb.key, config, units)
+    key = candidates_key(model_key, config, units)
     candidates = load_candidates(ws, key)
     result.pair_cache = candidates is not None
     if candidates is None:
         candidates = find_candidates(head_vectors(emb, units), [u.head["text"] for u in units],
-                                     facts_of, config)
+                                     facts_of, config, progress=progress)
         save_candidates(ws, key, candidates)
     clock.lap("pairs_cached" if result.pair_cache else "search")
 
-    graph = verify_pairs(units, candidates, emb, facts_of, config)
+    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress)
     _count_pairs(result, graph, config)
+    _count_stages(result, units, candidates, graph, clock, config)
     clock.lap("verify")
 
     def fact_size(u: int) -> int:   # a tie-break between centres: the richer record
@@ -190,9 +201,38 @@ def _count_pairs(result: DedupResult, graph: PairGraph, config: DedupConfig) -> 
     result.index = graph.index
     result.candidates = len(semantic)
     result.merged_pairs = sum(1 for p in semantic if p.merged)
-    conflicts = [p for p in semantic if p.check.rule == "conflict"]
+    conflicts = [p for p in semantic if p.check.rule in ("conflict", "divergent")]
     result.conflicts = len(conflicts)
-    result.conflicts_above_threshold = sum(1 for p in conflicts if p.cosine >= config.threshold)
+    result.conflicts_above_threshold = sum(1 for p in conflicts if p.cosine is not None
+                                           and p.cosine >= config.threshold)
+    result.segments = sum(1 for p in semantic if p.check.rule == "segment")
+    rules: dict[str, int] = defaultdict(int)
+    for p in semantic:
+        rules[p.check.rule] += 1
+    result.rules = dict(sorted(rules.items()))
+
+
+def _count_stages(result: DedupResult, units, candidates, graph: PairGraph, clock,
+                  config: DedupConfig) -> None:
+    """Per stage of the cascade: on or off, what it found, and its seconds."""
+    merged = defaultdict(int)
+    for p in graph.semantic():
+        if p.merged:
+            merged["fuzzy" if p.check.rule == "lexical" else "semantic"] += 1
+    result.stages = {
+        "exact": {"on": config.exact, "records": result.records - result.skipped_empty,
+                  "units": len(units), "seconds": round(clock.laps.get("exact", 0.0), 3)},
+        "fuzzy": {"on": config.fuzzy, "candidates": candidates.stages.get("fuzzy", 0),
+                  "merged_pairs": merged["fuzzy"],
+                  "seconds": candidates.seconds.get("fuzzy", 0.0)},
+        "semantic": {"on": config.semantic,
+                     "candidates": candidates.stages.get("semantic", 0)
+                     + candidates.stages.get("blocking", 0),
+                     "blocked": candidates.stages.get("blocking", 0),
+                     "merged_pairs": merged["semantic"],
+                     "embed_seconds": round(clock.laps.get("embed", 0.0), 3),
+                     "seconds": candidates.seconds.get("semantic", 0.0)},
+    }
 
 
 def _count(result: DedupResult, members: list[MemberRow], decisions, overrides) -> None:

@@ -6,10 +6,12 @@ Pure functions over typed data (no SQL, no model); the one file they touch is th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipelines.dedup.config import DedupConfig
-from pipelines.dedup.facts import Facts, compare_facts, jaccard, loose_key, shingles
+from pipelines.dedup.facts import Facts, compare_facts, divergence, jaccard, loose_key, shingles
 from pipelines.dedup.index import choose_index, knn_pairs
 from pipelines.embed import Embeddings
 from pipelines.store import Workspace
@@ -27,10 +29,12 @@ from pipelines.store import Workspace
 log = logging.getLogger(__name__)
 
 __all__ = ["Unit", "exact_units", "PairCheck", "verify_pair", "Candidates", "find_candidates",
-           "Pair", "PairGraph", "verify_pairs", "candidates_key", "load_candidates",
-           "save_candidates"]
+           "Pair", "PairGraph", "verify_pairs", "fuzzy_pairs", "conversation_key",
+           "candidates_key", "load_candidates", "save_candidates"]
 
 FactsOf = Callable[[str], Facts]   # extract_facts, memoised for the run
+# a text meets many candidates: its shingles are computed once (bounded: ~100k short texts)
+_shingles = functools.lru_cache(maxsize=100_000)(shingles)
 
 
 @dataclass
@@ -50,13 +54,13 @@ class Unit:
         return [self.id] + [r["id"] for r, _ in self.copies]
 
 
-def exact_units(recs: list[dict[str, Any]], same_prompt: bool) -> list[Unit]:
+def exact_units(recs: list[dict[str, Any]], same_prompt: bool, exact: bool = True) -> list[Unit]:
     """Group records by the exact levels (loose text; with `same_prompt`, an instruction's prompt),
-    in order of each head's ingestion."""
+    in order of each head's ingestion. `exact=False`: every record is its own unit."""
     groups: dict[str, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
     for r in recs:
         loose = loose_key(r["text"])
-        key = loose
+        key = loose if exact else "\x00id\x00" + r["id"]
         if same_prompt and r["kind"] == "instruction" and r["prompt"]:
             key = "\x00prompt\x00" + loose_key(r["prompt"])
         groups[key].append((loose, r))
@@ -73,47 +77,123 @@ def exact_units(recs: list[dict[str, Any]], same_prompt: bool) -> list[Unit]:
 # -- verification of one pair --------------------------------------------------------------------
 @dataclass
 class PairCheck:
-    """Why a candidate pair did or did not merge (shown to reviewers)."""
+    """Why a candidate pair did or did not merge (shown to reviewers, stored with the member).
+
+    `rule` names the deciding evidence: lexical | cosine | near_copy | paraphrase (merged), conflict |
+    divergent | segment | weak (refused); `facts` says what the facts did ("agree: amount 31000;
+    name augusta", "conflict: date rel:-2d vs wd:mon").
+    """
 
     merged: bool
-    cosine: float
+    cosine: float | None
     lexical: float | None
     facts: str
     shared: int
-    rule: str            # cosine | facts | lexical | conflict | weak
+    rule: str
     detail: str = ""
 
+    @property
+    def evidence(self) -> str:
+        """One line: the deciding evidence and the scores it read."""
+        bits = []
+        if self.lexical is not None:
+            bits.append(f"lexical {self.lexical:.2f}")
+        if self.cosine is not None:
+            bits.append(f"cosine {self.cosine:.3f}")
+        bits.append(f"facts {self.facts}")
+        if self.detail:
+            bits.append(self.detail)
+        return f"{self.rule}: " + ", ".join(bits)
 
-def verify_pair(cos: float, fa: Facts, fb: Facts, text_a: str, text_b: str,
+
+def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: str,
                 config: DedupConfig) -> PairCheck:
-    """Decide one candidate pair: facts must not conflict; then cosine >= threshold, or agreeing
-    facts, or high lexical overlap (see `pipelines.dedup.facts`)."""
+    """Decide one candidate pair: positive evidence and no contradiction.
+
+    Vetoes: conflicting facts; a long shared text that ends differently (`divergence`).
+    Evidence, in order: lexical Jaccard >= `lexical_threshold`; cosine >= `threshold` with facts
+    that agree (one or more shared); cosine >= `paraphrase_threshold` with agreeing facts and
+    lexical >= `near_copy_threshold` (a typo'd, reordered copy); cosine >= `paraphrase_threshold`
+    sharing `min_shared_facts` facts of which one identifies (identifier, email, URL). Agreeing
+    facts alone never merge.
+    """
     if not config.verify:
-        ok = cos >= config.threshold
+        ok = cos is not None and cos >= config.threshold
         return PairCheck(ok, cos, None, "unchecked", 0, "cosine" if ok else "weak")
     fc = compare_facts(fa, fb)
+    facts = f"{fc.status}: {fc.detail}" if fc.detail else fc.status
+    lex = jaccard(_shingles(text_a), _shingles(text_b))
     if fc.status == "conflict":
-        return PairCheck(False, cos, None, "conflict", fc.shared, "conflict", fc.detail)
-    lex = jaccard(shingles(text_a), shingles(text_b))
-    if cos >= config.threshold:
-        return PairCheck(True, cos, lex, fc.status, fc.shared, "cosine")
-    if fc.status == "agree" and fc.shared >= config.min_shared_facts:
-        return PairCheck(True, cos, lex, fc.status, fc.shared, "facts")
+        return PairCheck(False, cos, lex, facts, fc.shared, "conflict")
+    differs = divergence(text_a, text_b)
+    if differs:
+        return PairCheck(False, cos, lex, facts, fc.shared, "divergent", differs)
     if lex >= config.lexical_threshold:
-        return PairCheck(True, cos, lex, fc.status, fc.shared, "lexical")
-    return PairCheck(False, cos, lex, fc.status, fc.shared, "weak")
+        return PairCheck(True, cos, lex, facts, fc.shared, "lexical")
+    if cos is not None and fc.status == "agree":
+        if cos >= config.threshold:
+            return PairCheck(True, cos, lex, facts, fc.shared, "cosine")
+        if cos >= config.paraphrase_threshold and lex >= config.near_copy_threshold:
+            return PairCheck(True, cos, lex, facts, fc.shared, "near_copy")
+        if cos >= config.paraphrase_threshold and fc.strong and \
+                fc.shared >= config.min_shared_facts:
+            return PairCheck(True, cos, lex, facts, fc.shared, "paraphrase")
+    return PairCheck(False, cos, lex, facts, fc.shared, "weak")
+
+
+# -- segments of one conversation ---------------------------------------------------------------
+_CONVERSATION_KEYS = ("conversation_id", "conversation", "conv_id", "thread_id", "session_id",
+                      "dialogue_id", "chat_id")
+_SEGMENT_SUFFIX = re.compile(r"^(.{6,}?)[_:#](\d{1,4})$")
+
+
+def conversation_key(rec: dict[str, Any]) -> str | None:
+    """The source conversation a record is a segment of, or None.
+
+    Generic rule (docs/dedup.md): in the record's first source file, a metadata field named
+    like a conversation id (`conversation_id`, `conv_id`, `thread_id`, `session_id`, ...) is the
+    conversation; failing that, an `id` ending in a segment number (``QWJhYvA_0``,
+    ``QWJhYvA_1``: ShareGPT's split of one long chat) names it by its prefix, when the prefix
+    looks generated (has a digit or an upper-case letter, at least 6 characters), not a word.
+    """
+    meta = rec.get("meta") or {}
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except ValueError:
+            meta = {}
+    if not isinstance(meta, dict):
+        return None
+    file = rec.get("file") or ""
+    for key in _CONVERSATION_KEYS:
+        value = meta.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return f"{file}\x00{key}\x00{value}"
+    value = meta.get("id")
+    if isinstance(value, str):
+        m = _SEGMENT_SUFFIX.match(value.strip())
+        if m and any(c.isdigit() or c.isupper() for c in m.group(1)):
+            return f"{file}\x00id\x00{m.group(1)}"
+    return None
 
 
 # -- candidates: FAISS neighbours plus fact blocking ------------------------------------------------
 @dataclass
 class Candidates:
-    """The semantic candidates of a run, over unit indices (i < j): what the cache holds."""
+    """The candidate pairs of a run, over unit indices (i < j): what the cache holds.
 
-    index: str                                # the FAISS index kind searched
-    pairs: list[tuple[int, int, float]]       # (unit i, unit j, cosine)
+    `stages` counts the pairs each stage proposed first (fuzzy, semantic, blocking).
+    """
+
+    index: str                                     # the FAISS index kind searched ("" if none)
+    pairs: list[tuple[int, int, float | None]]     # (unit i, unit j, cosine or None)
+    stages: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
-def head_vectors(emb: Embeddings, units: list[Unit]) -> np.ndarray:
+def head_vectors(emb: Embeddings | None, units: list[Unit]) -> np.ndarray | None:
+    if emb is None:
+        return None
     if not units:
         return emb.vectors[:0]
     pos_of = {rid: i for i, rid in enumerate(emb.ids)}
@@ -121,15 +201,73 @@ def head_vectors(emb: Embeddings, units: list[Unit]) -> np.ndarray:
                                    count=len(units))]
 
 
-def find_candidates(vectors: np.ndarray, texts: list[str], facts_of: FactsOf,
-                    config: DedupConfig) -> Candidates:
-    """Each head's `neighbours` nearest at cosine >= `candidate_threshold`, plus (with the checks
-    on) the pairs that share a rare exact fact."""
-    index = choose_index(len(vectors), config.index, config.flat_max)
-    a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, index)
-    if config.verify and config.fact_blocking:
-        a, b, sims = _add_blocked_pairs(a, b, sims, vectors, [facts_of(t) for t in texts], config)
-    return Candidates(index, list(zip(a.tolist(), b.tolist(), sims.tolist())))
+def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
+                progress: bool = False) -> set[tuple[int, int]]:
+    """Pairs whose character 5-gram sets look alike to MinHash-LSH (`datasketch`) at `threshold`.
+
+    LSH proposes; the exact Jaccard in `verify_pair` decides. Cost grows linearly with the data
+    (one MinHash per text, banded buckets), unlike comparing every pair.
+    """
+    from datasketch import MinHash, MinHashLSH
+    from tqdm import tqdm
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    out: set[tuple[int, int]] = set()
+    bar = tqdm(total=len(texts), desc="fuzzy (MinHash-LSH)", unit=" rec",
+               disable=not progress)
+    try:
+        for start in range(0, len(texts), 2048):
+            part = texts[start:start + 2048]
+            grams = [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
+                     for s in (loose_key(t) for t in part)]
+            for k, mh in enumerate(MinHash.bulk(grams, num_perm=num_perm)):
+                i = start + k
+                for j in lsh.query(mh):
+                    out.add((j, i))          # j was inserted earlier: j < i
+                lsh.insert(i, mh, check_duplication=False)
+            bar.update(len(part))
+    finally:
+        bar.close()
+    return out
+
+
+def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: FactsOf,
+                    config: DedupConfig, progress: bool = False) -> Candidates:
+    """The cascade after the exact level: fuzzy (MinHash-LSH) pairs, then each head's
+    `neighbours` nearest at cosine >= `candidate_threshold`, plus (with the checks on) the pairs
+    that share a rare exact fact. Every pair carries its cosine when there are vectors."""
+    import time
+
+    stages: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    found: dict[tuple[int, int], float | None] = {}
+    t = time.perf_counter()
+    if config.fuzzy:
+        for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress)):
+            found[p] = None
+        stages["fuzzy"] = len(found)
+        seconds["fuzzy"] = round(time.perf_counter() - t, 3)
+    index = ""
+    if vectors is not None:
+        t = time.perf_counter()
+        index = choose_index(len(vectors), config.index, config.flat_max)
+        a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, index)
+        if config.verify and config.fact_blocking:
+            a2, b2, s2 = _add_blocked_pairs(a, b, sims, vectors, [facts_of(t) for t in texts],
+                                            config)
+            stages["blocking"] = len(a2) - len(a)
+            a, b, sims = a2, b2, s2
+        new = 0
+        for i, j, c in zip(a.tolist(), b.tolist(), sims.tolist()):
+            new += (i, j) not in found
+            found[(i, j)] = c
+        stages["semantic"] = new - stages.get("blocking", 0)
+        for (i, j), c in found.items():   # fuzzy-only pairs: their cosine, for the record
+            if c is None:
+                found[(i, j)] = min(float(vectors[i] @ vectors[j]), 1.0)
+        seconds["semantic"] = round(time.perf_counter() - t, 3)
+    pairs = [(i, j, c) for (i, j), c in sorted(found.items())]
+    return Candidates(index, pairs, stages, seconds)
 
 
 def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: np.ndarray,
@@ -171,13 +309,14 @@ def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: 
 # -- the pair graph ------------------------------------------------------------------------------
 @dataclass
 class Pair:
-    """Two records compared: the heads of two units (`semantic`), or a unit's head and a copy
-    with the same prompt (`same_prompt`: the responses are compared)."""
+    """Two records compared: the heads of two units (`semantic`: found by the fuzzy or the
+    semantic stage), or a unit's head and a copy with the same prompt (`same_prompt`: the
+    responses are compared)."""
 
     a: str                        # record ids
     b: str
     kind: str                     # semantic | same_prompt
-    cosine: float
+    cosine: float | None
     check: PairCheck | None = None   # None until verified
 
     @property
@@ -200,17 +339,26 @@ class PairGraph:
         return {p.b: p.check for p in self.pairs if p.kind == "same_prompt" and p.check}
 
 
-def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings, facts_of: FactsOf,
-                 config: DedupConfig) -> PairGraph:
+def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | None,
+                 facts_of: FactsOf, config: DedupConfig, progress: bool = False) -> PairGraph:
     """The candidates and every same-prompt copy, each with its `verify_pair` check."""
+    from tqdm import tqdm
+
     pairs = [Pair(units[i].id, units[j].id, "semantic", cos) for i, j, cos in candidates.pairs]
     # Same prompt, different response: a duplicate only if the responses pass the same checks
     # as a semantic pair; otherwise kept, and clustered for a reviewer to choose.
-    pairs += [Pair(u.id, rec["id"], "same_prompt", float(emb.get(u.id) @ emb.get(rec["id"])))
+    pairs += [Pair(u.id, rec["id"], "same_prompt",
+                   None if emb is None else float(emb.get(u.id) @ emb.get(rec["id"])))
               for u in units for rec, level in u.copies if level == "same_prompt"]
     record = {r["id"]: r for u in units for r in [u.head] + [c for c, _ in u.copies]}
-    for p in pairs:
+    for p in tqdm(pairs, desc="verify", unit=" pair", disable=not progress, mininterval=0.5):
         ra, rb = record[p.a], record[p.b]
+        if p.kind == "semantic" and not config.same_conversation:
+            ka = conversation_key(ra)
+            if ka is not None and ka == conversation_key(rb):
+                p.check = PairCheck(False, p.cosine, None, "unchecked", 0, "segment",
+                                    "segments of one source conversation")
+                continue
         if p.kind == "same_prompt":   # the prompts are the same: compare what differs
             ta, tb = ra["response"] or "", rb["response"] or ""
         else:
@@ -242,7 +390,9 @@ def load_candidates(ws: Workspace, key: str) -> Candidates | None:
         raw = json.loads(path.read_text(encoding="utf-8"))
         if raw.get("key") != key:
             return None
-        return Candidates(raw["index"], [(int(i), int(j), float(s)) for i, j, s in raw["pairs"]])
+        return Candidates(raw["index"], [(int(i), int(j), None if s is None else float(s))
+                                         for i, j, s in raw["pairs"]],
+                          {k: int(v) for k, v in raw.get("stages", {}).items()})
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # recompute
@@ -256,7 +406,7 @@ def save_candidates(ws: Workspace, key: str, candidates: Candidates) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dedup-pairs-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "index": candidates.index,
+            json.dump({"key": key, "index": candidates.index, "stages": candidates.stages,
                        "pairs": [list(p) for p in candidates.pairs]}, fh)
         os.replace(tmp, path)
     except BaseException:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from pipelines.embed.cache import EmbeddingCache
 from pipelines.embed.config import EmbedConfig
 from pipelines.embed.model import DEFAULT_MODEL, encode_texts, resolve_model
+from pipelines.embed.static import resolve_alias
 from pipelines.errors import DedupError
 from pipelines.store import Workspace, record_ids as all_record_ids
 from pipelines.store.dedup import record_texts
@@ -53,7 +55,7 @@ def _cache_for(ws: Workspace, key: str) -> EmbeddingCache:
 
 def cached_embeddings(ws: Workspace, model: str = DEFAULT_MODEL) -> Embeddings | None:
     """What the cache holds for `model` (no model load, no writes); None if nothing."""
-    ref = resolve_model(model)
+    ref = resolve_model(resolve_alias(ws.path, model))
     cache = _cache_for(ws, ref.key)
     ids, vecs = cache.load()
     if vecs is None:
@@ -70,6 +72,9 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
     before the next starts: memory stays bounded and an interrupted run resumes from the cache.
     """
     config = config or EmbedConfig()
+    model = resolve_alias(ws.path, config.model)
+    if model != config.model:
+        config = replace(config, model=model)
     ref = resolve_model(config.model)
     cache = _cache_for(ws, ref.key)
     if record_ids is None:
@@ -82,7 +87,7 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
     if missing:
         new_ids: list[str] = []
         new_parts: list[np.ndarray] = []
-        bar = tqdm(total=len(missing), desc="embed", unit=" rec",
+        bar = tqdm(total=len(missing), desc=f"embed ({Path(config.model).name})", unit=" rec",
                    disable=not (progress and sys.stderr.isatty()))
         try:
             for start in range(0, len(missing), config.chunk_size):

@@ -33,6 +33,11 @@ class ExportConfig:
         "help": "system message prepended in the chat format"})
     include_unlabelled: bool = field(default=False, metadata={
         "help": "also export records the scheme has no label for (chat/alpaca only)"})
+    pii: str = field(default="placeholder", metadata={
+        "help": "PII in the exported rows: placeholder (<EMAIL>, <PERSON>...), surrogate (the "
+                "same value always becomes the same fake one) or none (left as it is)"})
+    allow_pii: bool = field(default=False, metadata={
+        "help": "write the export even when detected PII remains in it (the manifest says so)"})
 
     def __post_init__(self):
         if self.format is not None and self.format not in FORMATS:
@@ -47,6 +52,13 @@ class ExportConfig:
             if not self.accept_labels:
                 raise ConfigError("export.accept_labels must name at least one label")
             self.accept_labels = [str(x) for x in self.accept_labels]
+        from pipelines.pii.redact import REDACTION_MODES
+
+        if self.pii not in REDACTION_MODES:
+            raise ConfigError(f"export.pii must be one of {', '.join(REDACTION_MODES)}, "
+                              f"got {self.pii!r}")
+        if not isinstance(self.allow_pii, bool):
+            raise ConfigError(f"export.allow_pii must be true or false, got {self.allow_pii!r}")
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"export.system_prompt must be text, got {self.system_prompt!r}")
 

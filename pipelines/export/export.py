@@ -23,6 +23,7 @@ from pipelines.export.config import ExportConfig
 from pipelines.export.render import render_row
 from pipelines.export.select import Selection, resolve_format, select_rows
 from pipelines.export.turns import estimate_tokens, length_summary
+from pipelines.pii import Redactor, metadata_names
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
 
@@ -30,7 +31,7 @@ __all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset",
            "export_path", "load_manifest", "read_split", "diff_exports", "parse_version"]
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
-LINEAGE_STEPS = ("ingest", "dedup", "filter", "label", "review")
+LINEAGE_STEPS = ("ingest", "dedup", "filter", "quality_filter", "pii", "label", "review")
 
 
 @dataclass
@@ -46,12 +47,13 @@ class ExportResult:
     unchanged: bool = False   # the latest version already held exactly this; none was written
     conditions: dict[str, int] = field(default_factory=dict)   # turns.CONDITIONS -> count
     lengths: dict[str, Any] = field(default_factory=dict)      # estimated tokens per row
+    pii: dict[str, Any] = field(default_factory=dict)   # mode, redacted/remaining counts per type
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
                 "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged,
-                "conditions": self.conditions, "lengths": self.lengths}
+                "conditions": self.conditions, "lengths": self.lengths, "pii": self.pii}
 
 
 def _tool_version() -> str:
@@ -146,8 +148,9 @@ def _next_version(exports: Path) -> str:
 
 
 def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
-                 lengths: list[int] | None = None) -> list[dict[str, Any]]:
-    """Write train/eval JSONL; return the manifest's per-record entries (and append each row's
+                 redactor: Redactor, lengths: list[int] | None = None) -> list[dict[str, Any]]:
+    """Write train/eval JSONL, each row redacted by `redactor` (which counts what it replaced
+    and what it found left); return the manifest's per-record entries (and append each row's
     estimated token length to `lengths`)."""
     entries: list[dict[str, Any]] = []
     handles = {s: open(tmp / f"{s}.jsonl", "w", encoding="utf-8") for s in ("train", "eval")}
@@ -155,6 +158,11 @@ def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
     try:
         for row in sel.rows:
             rendered = render_row(row, fmt, cfg.system_prompt)
+            names = metadata_names(row.record.record.meta)
+            rendered = redactor.redact_obj(rendered, names)
+            if redactor.mode != "none":
+                for s in redactor.leftover(rendered, names):
+                    redactor.remaining[s.type] = redactor.remaining.get(s.type, 0) + 1
             if lengths is not None:
                 lengths.append(estimate_tokens(rendered))
             line = _dump_line(rendered)
@@ -203,8 +211,12 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
 
     Args:
         cfg: a full config; when None, curation.yaml's `export:` section plus `overrides`.
+    PII in the rendered rows is redacted by `cfg.pii`; an export where detected PII would remain
+    (mode `none`, or a detection the redaction missed) is refused unless `cfg.allow_pii`.
+
     Raises:
-        ExportError: when the train split would be empty or a record cannot be rendered.
+        ExportError: when the train split would be empty, a record cannot be rendered, or PII
+            would remain without `allow_pii`.
     """
     cfg, scheme, fmt, sel = _resolve_and_select(ws, cfg, overrides)
     counts = _label_counts(sel)
@@ -224,8 +236,18 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
     tmp.mkdir()
     try:
         token_lengths: list[int] = []
-        entries = _write_files(tmp, sel, fmt, cfg, token_lengths)
+        redactor = Redactor(cfg.pii)
+        entries = _write_files(tmp, sel, fmt, cfg, redactor, token_lengths)
         lengths = {"estimate": "chars/4 + 4 per turn", **length_summary(token_lengths)}
+        if redactor.remaining and not cfg.allow_pii:
+            left = ", ".join(f"{k} {v}" for k, v in sorted(redactor.remaining.items()))
+            raise ExportError(f"export refused: detected PII would remain in it ({left}; pii mode "
+                              f"{cfg.pii!r}); redact it (--pii placeholder|surrogate) or allow "
+                              f"it explicitly (--allow-pii)")
+        pii_summary = {"mode": cfg.pii, "allow_pii": cfg.allow_pii,
+                       "redacted": dict(sorted(redactor.redacted.items())),
+                       "remaining": dict(sorted(redactor.remaining.items())),
+                       "contains_pii": bool(redactor.remaining)}
         files = {name: {"sha256": sha256_file(tmp / name), "bytes": (tmp / name).stat().st_size}
                  for name in ("train.jsonl", "eval.jsonl")}
         same = None if force else _same_as_latest(exports, files, scheme.name, fmt, cfg)
@@ -233,7 +255,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             shutil.rmtree(tmp)
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
                                 train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                                unchanged=True, conditions=sel.conditions, lengths=lengths)
+                                unchanged=True, conditions=sel.conditions, lengths=lengths,
+                                pii=pii_summary)
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)
@@ -248,6 +271,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
                        "skipped": sel.skipped, "conditions": sel.conditions},
             "lengths": lengths,
             "files": files,
+            "pii": pii_summary,
             "lineage": {step: {"run_id": r["id"], "finished_at": r["finished_at"],
                                "params": r["params"]} for step, r in lineage.items()},
             "sources": sources,
@@ -267,7 +291,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
         finish_run(conn, run_id, {"train": n_train, "eval": n_eval, "path": str(final)})
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
                         train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
-                        conditions=sel.conditions, lengths=lengths)
+                        conditions=sel.conditions, lengths=lengths, pii=pii_summary)
 
 
 def _remove_leftovers(exports: Path) -> None:

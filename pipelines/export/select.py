@@ -86,7 +86,8 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
                 fmt: str) -> Selection:
     """Apply the export rules in order; count every reason a record is left out.
 
-    1. excluded by dedup/filter -> out;
+    1. excluded by dedup/filter -> out (a quality rule's exclusion is counted under its reason,
+       e.g. "filter: refusal");
     2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
        and for the export's scheme its gold label is its final label;
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
@@ -117,7 +118,8 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
 
     for cand in candidates:
         if cand.state.excluded:
-            skip("excluded")
+            by = cand.state.excluded_by
+            skip("excluded" if by in (None, "dedup") else by)
             continue
         label, source = final_label(cand, scheme.name)
         if fmt != "classification" and cand.record.kind == "text":

@@ -23,6 +23,12 @@ class IngestConfig:
     max_reject_share: float = field(default=0.5, metadata={
         "help": "with skip_invalid: reject more than this share of the rows and nothing is stored"})
     batch_size: int = field(default=1000, metadata={"help": "rows per database batch"})
+    max_record_chars: int = field(default=1_000_000, metadata={
+        "help": "a row whose keys and values hold more characters than this is rejected "
+                "(every format; also the CSV field limit)"})
+    gold_classes: dict[str, list[str]] = field(default_factory=dict, metadata={
+        "help": "scheme -> its classes: a gold label outside them is a row error "
+                "(from curation.yaml's schemes)"})
 
     def __post_init__(self):
         if self.schema is not None and self.schema not in SCHEMA_KINDS:
@@ -35,9 +41,14 @@ class IngestConfig:
                               f"{self.max_reject_share!r}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not isinstance(self.max_record_chars, int) or isinstance(self.max_record_chars, bool) \
+                or self.max_record_chars < 1:
+            raise ConfigError(f"max_record_chars must be a positive integer, got "
+                              f"{self.max_record_chars!r}")
 
     @classmethod
     def from_curation(cls, cfg: CurationConfig, **overrides) -> "IngestConfig":
-        base = dict(schema=cfg.schema, fields=cfg.fields, gold_prefix=cfg.gold_prefix)
+        base = dict(schema=cfg.schema, fields=cfg.fields, gold_prefix=cfg.gold_prefix,
+                    gold_classes={name: list(sc.classes) for name, sc in cfg.schemes.items()})
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)

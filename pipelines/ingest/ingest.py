@@ -23,6 +23,7 @@ from pipelines.hashing import sha256_file
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.normalize import normalize_text, record_id
 from pipelines.ingest.formats import ALPACA, Layout, detect_layout
+from pipelines.ingest.hygiene import clean_values, nesting_error
 from pipelines.ingest.normalize import canonical_role
 from pipelines.ingest.readers import RawRow, describe_source, read_rows
 from pipelines.records import Turn, render_turns
@@ -47,13 +48,16 @@ class FileSummary:
     unchanged: int = 0
     rejected: int = 0
     layout: str | None = None   # the detected row layout (sharegpt, alpaca, ...)
+    cleaned: dict[str, int] = field(default_factory=dict)   # field -> stored rows stripped of
+    #                                                          control characters (hygiene)
 
 
 @dataclass
 class IngestResult:
     """What an ingest did. `rows == added + duplicates + unchanged`, plus `rejected` skipped.
 
-    `conditions` counts stored rows per named condition (`empty_turn`: a blank turn was dropped;
+    `cleaned` counts stored rows per field that had control characters or ANSI escapes
+    stripped (`hygiene`). `conditions` counts stored rows per named condition (`empty_turn`: a blank turn was dropped;
     `assistant_first`, `ends_on_user`) and records whose folded copies disagree on a label
     (`gold_conflict`, `label_conflict`); `conflicts` lists the first of those.
     """
@@ -66,6 +70,7 @@ class IngestResult:
     files: list[FileSummary] = field(default_factory=list)
     conditions: dict[str, int] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
+    cleaned: dict[str, int] = field(default_factory=dict)   # field -> rows, over all files
     reject_report: str | None = None
     run_id: int | None = None
 
@@ -119,6 +124,8 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
                     shas[file] = sha256_file(Path(file))
                 rec.file_sha256 = shas[file]
                 summary.rows += 1
+                for name in raw.cleaned:
+                    summary.cleaned[name] = summary.cleaned.get(name, 0) + 1
                 for name in rec.meta.get("conditions", {}):
                     result.conditions[name] = result.conditions.get(name, 0) + 1
                 outcome = upsert_record(conn, rec, now)
@@ -137,6 +144,8 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
             result.duplicates += s.duplicates
             result.unchanged += s.unchanged
             result.rejected += s.rejected
+            for name, n in s.cleaned.items():
+                result.cleaned[name] = result.cleaned.get(name, 0) + n
         for (_, fname) in conflicts:
             name = "label_conflict" if fname == "label" else "gold_conflict"
             result.conditions[name] = result.conditions.get(name, 0) + 1
@@ -186,11 +195,15 @@ def built_rows(path: Path, config: IngestConfig
     until then); `ingest` and `preview` both read through here.
     """
     layout = None
-    for raw in read_rows(path, text_field=config.fields.text):
+    for raw in read_rows(path, text_field=config.fields.text,
+                         max_field_chars=config.max_record_chars):
         file = raw.file or str(path)
         try:
             if raw.error is not None:
                 raise raw.error
+            raw.values, cleaned = clean_values(raw.values, max_chars=config.max_record_chars,
+                                               file=file, row=raw.row, line=raw.line)
+            raw.cleaned = tuple(cleaned)
             if layout is None:
                 layout = detect_layout(raw.values, config, file, row=raw.row)
             yield raw, file, layout, build_record(raw, config, layout, file)
@@ -279,9 +292,12 @@ def _json_list(raw: RawRow, file: str, name: str, what: str) -> list:
     value = raw.values[name]
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = clean_values({name: json.loads(value)}, max_chars=len(value) + 1,
+                                 file=file, row=raw.row, line=raw.line)[0][name]
         except json.JSONDecodeError as exc:
             raise InputError(f"invalid JSON in {what}: {exc.msg}", **where) from None
+        except RecursionError:
+            raise nesting_error(where) from None
     if not isinstance(value, (list, tuple)):
         raise InputError(f"expected a list of {what}, got {_type_name(value)}", **where)
     return list(value)
@@ -403,7 +419,13 @@ def build_record(raw: RawRow, config: IngestConfig, layout: Layout | str, file: 
     for key, value in raw.values.items():
         if key.startswith(config.gold_prefix) and len(key) > len(config.gold_prefix):
             if value is not None and str(value).strip():
-                gold[key[len(config.gold_prefix):]] = str(value).strip()
+                scheme, value = key[len(config.gold_prefix):], str(value).strip()
+                allowed = config.gold_classes.get(scheme)
+                if allowed is not None and value not in allowed:
+                    raise InputError(f"gold label {value!r} is not a class of scheme "
+                                     f"{scheme!r} ({', '.join(allowed)})", file=file,
+                                     row=raw.row, line=raw.line, field=key)
+                gold[scheme] = value
     conditions: dict[str, Any] = {}
     if layout.kind == "text":
         text = _text(raw, file, f["text"], required=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from pipelines.errors import InputError
+from pipelines.ingest.hygiene import shown
 
 __all__ = ["RawRow", "detect_format", "read_rows", "FORMATS", "COMPRESSIONS", "describe_source"]
 
@@ -44,6 +45,7 @@ class RawRow:
     values: dict[str, Any]
     error: InputError | None = None   # a row-level fault; the reader can go on past it
     file: str | None = None  # the shard it came from, when the input is a folder
+    cleaned: tuple[str, ...] = ()   # fields control characters were stripped from (hygiene)
 
 
 def detect_format(path: Path) -> tuple[str, str | None]:
@@ -77,14 +79,18 @@ def describe_source(path: Path) -> str:
     return fmt + (f" ({compression})" if compression else "")
 
 
-def read_rows(path: Path, *, text_field: str = "text") -> Iterator[RawRow]:
+def read_rows(path: Path, *, text_field: str = "text",
+              max_field_chars: int = 1_000_000) -> Iterator[RawRow]:
     """Yield every data row of `path` (a file or a folder), streaming.
 
     Args:
         text_field: the key a plain-text file's lines are given (the text field of the config).
+        max_field_chars: the longest CSV field read (Python's csv module stops at 131,072).
 
     Raises `InputError` on malformed input.
     """
+    if max_field_chars > csv.field_size_limit():
+        csv.field_size_limit(max_field_chars)   # process-wide; only ever raised
     if not path.exists():
         raise InputError("no such file", file=str(path))
     if path.is_dir():
@@ -221,7 +227,9 @@ def _read_csv(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
             return
         except csv.Error as exc:
             # The csv module cannot resynchronise after a broken quote: the file is unreadable.
-            raise InputError(f"malformed CSV: {exc}", file=str(path), row=row + 1,
+            hint = (f" ({csv.field_size_limit():,} characters; raise max_record_chars, "
+                    f"--max-record-chars)" if "field limit" in str(exc) else "")
+            raise InputError(f"malformed CSV: {exc}{hint}", file=str(path), row=row + 1,
                              line=start_line) from None
         if not values or all(not v.strip() for v in values) and len(values) <= 1:
             continue  # a blank line
@@ -249,7 +257,7 @@ class _Where:
         for k, v in pairs:
             if k in obj:
                 raise InputError("duplicate key in JSON object", file=str(self.path),
-                                 row=self.row, line=self.line, field=k)
+                                 row=self.row, line=self.line, field=shown(k))
             obj[k] = v
         return obj
 
@@ -275,6 +283,9 @@ def _read_jsonl(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
             continue
         except InputError as exc:
             yield RawRow(lineno, lineno, {}, exc)
+            continue
+        except RecursionError:
+            yield RawRow(lineno, lineno, {}, _too_deep(path, lineno, lineno))
             continue
         if not isinstance(obj, dict):
             yield RawRow(lineno, lineno, {}, InputError(
@@ -426,6 +437,14 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
                 except InputError as exc:   # a duplicate key: find the item's end, go on
                     decoder, error = plain, exc
                     continue
+                except RecursionError:   # nested too deep to decode: skip to its end, go on
+                    end = _skip_value(t, start)
+                    if end is None:
+                        yield RawRow(row + 1, where.line, {}, cut(
+                            f"inside item {row + 1}, which starts at byte {t.byte_of(start)}"))
+                        return
+                    obj, error = None, _too_deep(path, row + 1, where.line)
+                    break
                 except json.JSONDecodeError as exc:
                     if t.more(need):
                         need *= 2   # a big item: read in growing steps, not chunk by chunk
@@ -452,6 +471,39 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
                     line=where.line))
             else:
                 yield RawRow(row, where.line, obj)
+
+
+def _too_deep(path: Path, row: int, line: int | None) -> InputError:
+    return InputError("the JSON value is nested too deeply to read (thousands of levels of "
+                      "lists/objects)", file=str(path), row=row, line=line)
+
+
+def _skip_value(t: "_JsonText", start: int) -> int | None:
+    """The index just past the JSON array/object at `t.buf[start]`, found by counting brackets
+    outside strings (no recursion); None when the file ends first."""
+    depth, i, in_string, escaped = 0, start, False, False
+    while True:
+        buf = t.buf
+        while i < len(buf):
+            c = buf[i]
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif c == "\\":
+                    escaped = True
+                elif c == '"':
+                    in_string = False
+            elif c == '"':
+                in_string = True
+            elif c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth -= 1
+                if depth == 0:
+                    return i + 1
+            i += 1
+        if not t.more():
+            return None
 
 
 def _cut_short(exc: json.JSONDecodeError, buf: str) -> bool:

@@ -129,6 +129,23 @@ def _server_env(info: ServerInfo, config_home: Path) -> dict[str, str]:
 _DB = "label_studio.sqlite3"
 
 
+def _make_private(*paths: Path) -> None:
+    """Folders 0700 and files 0600, all the way down: the server's sqlite holds the admin's
+    API token. New files are private anyway (the server runs with umask 077); this also
+    fixes a data folder made before that, and files we copy or open for it."""
+    for top in paths:
+        if not top.exists():
+            continue
+        items = [top, *top.rglob("*")] if top.is_dir() else [top]
+        for p in items:
+            if p.is_symlink():
+                continue
+            try:
+                os.chmod(p, 0o700 if p.is_dir() else 0o600)
+            except OSError:
+                pass   # not ours to change (a shared media mount): leave it
+
+
 def _seed_from_template(data_dir: Path, template: Path) -> bool:
     """Copy a migrated database (and its secret key) into an empty data dir."""
     if not (template / _DB).is_file() or (data_dir / _DB).exists():
@@ -195,13 +212,17 @@ def start_server(data_dir: Path, *, port: int, username: str, password: str, tok
     config_home.mkdir(parents=True, exist_ok=True)
     log_path = Path(log_path) if log_path else data_dir.parent / "server.log"
     seeded = _seed_from_template(data_dir, Path(template)) if template else False
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.touch()
+    _make_private(data_dir, config_home, log_path)
     info = ServerInfo(url=url, token=token, username=username, password=password, port=port,
                       data_dir=str(data_dir), log_path=str(log_path))
     cmd = [str(exe), "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port),
            "--data-dir", str(data_dir)]
     try:
         child = start(ChildSpec(cmd, log=log_path, env=_server_env(info, config_home),
-                                cwd=data_dir, detach=True, foreign=True, pid_file=pid_file))
+                                cwd=data_dir, detach=True, foreign=True, pid_file=pid_file,
+                                umask=0o077))
     except OSError as exc:
         raise ReviewSyncError(f"cannot start Label Studio ({exe}): {exc}") from exc
     info.pid = child.pid
@@ -340,6 +361,7 @@ class WorkspaceServer:
         if not wait and pid_alive(pid) and _is_label_studio(pid):
             info.pid = pid
             return info, False
+        _make_private(self.dir)   # W/labelstudio/ and everything in it: 0700 / 0600
         try:
             started = start_server(self.data_dir, port=info.port, username=info.username,
                                    password=info.password, token=info.token,

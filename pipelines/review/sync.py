@@ -31,7 +31,7 @@ from pipelines.review._client import (
 from pipelines.review.agreement import agreement
 from pipelines.review.server import WorkspaceServer
 from pipelines.records import Candidate
-from pipelines.store import Workspace, end_run, finish_run, start_run, utcnow
+from pipelines.store import Workspace, end_run, finish_run, list_runs, start_run, utcnow
 from pipelines.store.review import (
     ReviewProject,
     StoredAnnotation,
@@ -210,6 +210,15 @@ def _reconcile(ws: Workspace, client: LabelStudioClient, scheme: str) -> int:
     return found
 
 
+def _sent_by_unfinished_push(ws: Workspace, scheme: str) -> int:
+    """Tasks the latest push of `scheme` stored before it failed (0 if it finished)."""
+    with ws.connect() as conn:
+        runs = [r for r in list_runs(conn, "review_push") if r["scheme"] == scheme]
+    if not runs or runs[-1]["status"] == "done":
+        return 0
+    return int(runs[-1]["metrics"].get("created") or 0)
+
+
 def push(ws: Workspace, scheme: str, *, budget: int | None = None,
          max_confidence: float | None = None, recreate: bool = False,
          client: LabelStudioClient | None = None, cfg: ReviewConfig | None = None,
@@ -217,7 +226,9 @@ def push(ws: Workspace, scheme: str, *, budget: int | None = None,
     """Send records not yet reviewed, least confident first, pre-annotated with the weak label.
 
     Args:
-        budget: at most this many new tasks.
+        budget: at most this many new tasks; a rerun that recovers tasks of a push that died
+            mid-import finishes that push (a crashed `--budget 2000` push and its rerun send
+            2000 in all).
         max_confidence: only records whose weak-label confidence is at most this.
         recreate: make a new project when the stored one was deleted on the server.
         client, cfg: a client / config instead of the workspace's.
@@ -245,9 +256,15 @@ def _push(ws: Workspace, scheme: str, *, budget: int | None = None,
     client.check()
     project, created_project = _ensure_project(ws, client, cfg, scheme, kind, classes, recreate)
     recovered = _reconcile(ws, client, scheme)
+    left = budget
+    if budget is not None and recovered:
+        # A push died after the server committed a batch: this rerun finishes that push, so
+        # what it sent (its stored batches and the recovered one) counts against the budget.
+        left = max(0, budget - recovered - _sent_by_unfinished_push(ws, scheme))
     with ws.connect() as conn:
         already = review_counts(conn, scheme)["pushed"]
-        todo = push_candidates(conn, scheme, budget=budget, max_confidence=max_confidence)
+        todo = (push_candidates(conn, scheme, budget=left, max_confidence=max_confidence)
+                if left != 0 else [])
     result = PushResult(scheme=scheme, project_id=project.project_id,
                         url=f"{client.url}/projects/{project.project_id}", skipped=already,
                         recovered=recovered, project_created=created_project)

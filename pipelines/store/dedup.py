@@ -68,9 +68,12 @@ class DecisionRow:
 
 
 def dedup_inputs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every record's id, kind, text, prompt and source count, in ingestion order."""
+    """Every record's id, kind, text, prompt, meta (JSON text), first source file and source
+    count, in ingestion order."""
     rows = conn.execute(
-        "SELECT r.rowid AS pos, r.id, r.kind, r.text, r.prompt, r.response,"
+        "SELECT r.rowid AS pos, r.id, r.kind, r.text, r.prompt, r.response, r.meta,"
+        " (SELECT s.file FROM record_sources s WHERE s.record_id = r.id"
+        "   ORDER BY s.ingested_at, s.file, s.row LIMIT 1) AS file,"
         " (SELECT COUNT(*) FROM record_sources s WHERE s.record_id = r.id) AS n_sources"
         " FROM records r ORDER BY r.rowid")
     return [dict(r) for r in rows]

@@ -35,11 +35,14 @@ def iter_export_candidates(conn: sqlite3.Connection, scheme: str) -> Iterator[Ca
     sql = """
         SELECT r.id, r.kind, r.text, r.prompt, r.response, r.system, r.messages, r.raw_label,
                r.gold, r.meta, r.ingested_at,
-               COALESCE(d.excluded, 0) AS excluded,
+               (COALESCE(d.excluded, 0) OR COALESCE(q.excluded, 0)) AS excluded,
+               CASE WHEN COALESCE(d.excluded, 0) THEN 'dedup'
+                    WHEN COALESCE(q.excluded, 0) THEN q.reason END AS excluded_by,
                l.label, l.confidence, l.model AS label_model, l.run_id AS label_run_id,
                v.status AS review_status, v.human_label, v.edited_response
         FROM records r
         LEFT JOIN dedup d ON d.record_id = r.id
+        LEFT JOIN quality_signals q ON q.record_id = r.id
         LEFT JOIN labels l ON l.record_id = r.id AND l.scheme = ?
         LEFT JOIN review v ON v.record_id = r.id AND v.scheme = ?
         ORDER BY r.rowid

@@ -187,7 +187,7 @@ def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: 
         esc = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params.append(f"%{esc}%")
     if excluded is not None:
-        where.append("COALESCE(d.excluded, 0) = ?")
+        where.append("(COALESCE(d.excluded, 0) OR COALESCE(q.excluded, 0)) = ?")
         params.append(1 if excluded else 0)
     if label is not None:
         where.append("l.label = ?")
@@ -202,11 +202,13 @@ def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: 
                  ORDER BY s.ingested_at, s.file, s.row LIMIT 1) AS source,
                (SELECT COUNT(*) FROM record_sources s WHERE s.record_id = r.id) AS n_sources,
                d.cluster_id, d.representative_id, d.similarity, d.method,
-               COALESCE(d.excluded, 0) AS excluded,
+               (COALESCE(d.excluded, 0) OR COALESCE(q.excluded, 0)) AS excluded,
+               q.fired AS filter_fired, q.reason AS filter_reason,
                l.label, l.confidence, l.model AS label_model,
                v.status AS review_status, v.human_label
         FROM records r
         LEFT JOIN dedup d ON d.record_id = r.id
+        LEFT JOIN quality_signals q ON q.record_id = r.id
         LEFT JOIN labels l ON l.record_id = r.id AND l.scheme = ?
         LEFT JOIN review v ON v.record_id = r.id AND v.scheme = ?
         {"WHERE " + " AND ".join(where) if where else ""}
@@ -218,6 +220,7 @@ def list_records(conn: sqlite3.Connection, *, scheme: str | None = None, limit: 
     for r in rows:
         d = {k: r[k] for k in r.keys()}
         d["excluded"] = bool(d["excluded"])
+        d["filter_fired"] = json.loads(d["filter_fired"]) if d["filter_fired"] else []
         out.append(d)
     return out
 
@@ -278,6 +281,7 @@ def stage_counts(conn: sqlite3.Connection) -> dict[str, Any]:
         "folded_duplicates": sources - records,
         "gold": one("SELECT COUNT(*) FROM records WHERE gold != '{}'"),
         "excluded": one("SELECT COUNT(*) FROM dedup WHERE excluded = 1"),
+        "filtered": one("SELECT COUNT(*) FROM quality_signals WHERE excluded = 1"),
         "clusters": one("SELECT COUNT(DISTINCT cluster_id) FROM dedup WHERE cluster_id IS NOT NULL"),
         "labelled": labelled,
         "reviewed": reviewed,

@@ -123,7 +123,7 @@ def push_candidates(conn: sqlite3.Connection, scheme: str, *, budget: int | None
     A record without a weak label (every LF abstained) counts as the least confident. Gold
     labels are not read: reviewers never see them.
     """
-    where = ["COALESCE(d.excluded, 0) = 0", "v.record_id IS NULL", "p.record_id IS NULL"]
+    where = ["COALESCE(d.excluded, 0) = 0", "COALESCE(q.excluded, 0) = 0", "v.record_id IS NULL", "p.record_id IS NULL"]
     params: list[Any] = [scheme, scheme, scheme]
     if max_confidence is not None:
         where.append("(l.confidence IS NULL OR l.confidence <= ?)")
@@ -134,6 +134,7 @@ def push_candidates(conn: sqlite3.Connection, scheme: str, *, budget: int | None
                l.label, l.confidence, l.model AS label_model, l.run_id AS label_run_id
         FROM records r
         LEFT JOIN dedup d ON d.record_id = r.id
+        LEFT JOIN quality_signals q ON q.record_id = r.id
         LEFT JOIN labels l ON l.record_id = r.id AND l.scheme = ?
         LEFT JOIN review v ON v.record_id = r.id AND v.scheme = ?
         LEFT JOIN review_push_pending p ON p.record_id = r.id AND p.scheme = ?

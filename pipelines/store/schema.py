@@ -218,12 +218,64 @@ ALTER TABLE runs ADD COLUMN pid INTEGER;
 ALTER TABLE runs ADD COLUMN host TEXT;
 """
 
+# v6 (quality filters, PII): per-record signals and the rules that fired, a person's overrides of
+# them, and detected PII spans (offsets into records.text; the values themselves are not copied).
+_V6 = """
+CREATE TABLE quality_signals (
+    record_id   TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+    signals     TEXT NOT NULL DEFAULT '{}',   -- JSON {signal: value}
+    details     TEXT NOT NULL DEFAULT '{}',   -- JSON evidence: matched phrase, ftfy fix, per-turn lang
+    fired       TEXT NOT NULL DEFAULT '[]',   -- JSON list of the rules that hold
+    excluded    INTEGER NOT NULL DEFAULT 0,   -- derived: fired (or a person's drop) unless kept
+    reason      TEXT,
+    run_id      INTEGER REFERENCES runs(id)
+);
+CREATE INDEX quality_signals_excluded ON quality_signals(excluded);
+
+CREATE TABLE quality_overrides (
+    record_id   TEXT PRIMARY KEY REFERENCES records(id) ON DELETE CASCADE,
+    decision    TEXT NOT NULL CHECK (decision IN ('keep', 'drop')),
+    decided_at  TEXT NOT NULL
+);
+
+CREATE TABLE pii_spans (
+    record_id   TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    start       INTEGER NOT NULL,
+    end         INTEGER NOT NULL,
+    type        TEXT NOT NULL,                -- EMAIL | PHONE | CREDIT_CARD | IBAN | SSN | ...
+    confidence  REAL NOT NULL,
+    run_id      INTEGER REFERENCES runs(id),
+    PRIMARY KEY (record_id, start)
+);
+CREATE INDEX pii_spans_type ON pii_spans(type);
+"""
+
+# v7 (micro-models): the model registry, one row per trained adapter or router.
+_V7 = """
+CREATE TABLE IF NOT EXISTS models (
+    name        TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,                -- adapter | router
+    head        TEXT NOT NULL,                -- sft | classifier | probe | router ...
+    scheme      TEXT,
+    base_model  TEXT,
+    export      TEXT,
+    run_id      TEXT,
+    path        TEXT NOT NULL,                -- relative to the workspace when inside it
+    size_bytes  INTEGER NOT NULL,
+    classes     TEXT,                         -- JSON list: a classifier's labels, a router's routes
+    evaluation  TEXT,                         -- JSON: the run's eval.json or the router's report
+    created_at  TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
     Migration(2, "dedup: members with pair scores, filter flags", _V2),
     Migration(3, "labeling: lf_runs, lf_stats", _V3),
     Migration(4, "review: projects, push journal, annotations", _V4),
     Migration(5, "runs: pid and host of the process that owns a run", _V5),
+    Migration(6, "quality filters: signals, overrides; PII spans", _V6),
+    Migration(7, "models: the registry of adapters and routers", _V7),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

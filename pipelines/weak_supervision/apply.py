@@ -26,10 +26,13 @@ Three engines, one logic (as snorkel's appliers differ by engine, not by logic):
 from __future__ import annotations
 
 import numbers
+import signal
+import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +40,8 @@ from snorkel.labeling import LabelingFunction
 
 from pipelines.errors import LabelingError
 
-__all__ = ["ABSTAIN", "Row", "FaultExample", "LFFault", "vote_index", "apply_lfs", "apply_rows"]
+__all__ = ["ABSTAIN", "Row", "FaultExample", "LFFault", "vote_index", "apply_lfs", "apply_rows",
+           "LFTimeLimit", "lf_time_limit"]
 
 ABSTAIN = -1
 
@@ -92,6 +96,53 @@ class LFFault:
             self.examples.extend(other.examples[:room])
             self.details.extend(other.details[:room])
         self.message = self.message or other.message
+
+
+class LFTimeLimit(BaseException):
+    """Raised into the running LF when applying LFs passes its time limit (`lf_time_limit`).
+
+    A `BaseException`, so neither the applier's fault handling nor an LF's own `except
+    Exception` swallows it; `lf` and `record_id` name what was running when it fired.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__(f"time limit of {seconds:g} s passed")
+        self.seconds = seconds
+        self.lf: str | None = None
+        self.record_id: str | None = None
+
+
+@contextmanager
+def lf_time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise `LFTimeLimit` in this thread if the block runs longer than `seconds` (a SIGALRM
+    watchdog; 0/None: no limit). Only the main thread receives signals: elsewhere, no limit.
+
+    It interrupts Python code (an endless loop, a `time.sleep`), not one long call into C
+    (a single catastrophic regex match): the studio runs LFs in a child process it can kill.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def fire(signum, frame):
+        raise LFTimeLimit(seconds)
+
+    previous = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _as_fault(exc: BaseException) -> BaseException:
+    """What an LF raised, as a fault: `sys.exit()` inside an LF is a bug of that LF, not a
+    request to end the labeling run."""
+    if isinstance(exc, SystemExit):
+        return RuntimeError(f"SystemExit: the LF called sys.exit({exc.code!r})")
+    return exc
 
 
 def vote_index(vote: Any, classes: Mapping[str, int]) -> int:
@@ -185,7 +236,8 @@ def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction],
     def fault(name: str, f: Any, i: int, exc: BaseException) -> None:
         rec = faults.setdefault(name, LFFault(name))
         rec.count += 1
-        error = f"{type(exc).__name__}: {exc}"
+        shown = _as_fault(exc)
+        error = str(shown) if shown is not exc else f"{type(exc).__name__}: {exc}"
         if len(rec.examples) < max_examples:
             rid = rows[i].get(id_field)
             rid = str(rid) if rid is not None else f"#{start + i}"
@@ -211,8 +263,16 @@ def apply_rows(rows: Sequence[dict[str, Any]], lfs: Sequence[LabelingFunction],
                 # `type(y) is int` first: the general check (names, None, numpy ints) is slow.
                 if type(y) is not int or not ABSTAIN <= y < k:
                     y = vote_index(y, index)
-            except Exception as exc:  # an LF's bug or bad vote: counted, the others go on
-                fault(name, f, i, exc)
+            except KeyboardInterrupt:
+                raise
+            except LFTimeLimit as exc:   # the run's time limit: name the LF that was running
+                if exc.lf is None:
+                    exc.lf = name
+                    rid = rec.get(id_field)
+                    exc.record_id = str(rid) if rid is not None else f"#{start + i}"
+                raise
+            except BaseException as exc:  # noqa: BLE001 - an LF's bug, bad vote or sys.exit():
+                fault(name, f, i, exc)    # counted, the others go on
                 continue
             if y >= 0:
                 L[i, j] = y
@@ -228,7 +288,15 @@ def _normalising(lf: LabelingFunction, index: dict[str, int]) -> LabelingFunctio
     f = lf._f
 
     def voted(x, **resources):
-        return vote_index(f(x, **resources), index)
+        try:
+            return vote_index(f(x, **resources), index)
+        except (KeyboardInterrupt, LFTimeLimit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - snorkel counts Exceptions only
+            shown = _as_fault(exc)
+            if shown is exc and not isinstance(exc, Exception):
+                shown = RuntimeError(f"{type(exc).__name__}: {exc}")
+            raise shown from None
 
     return LabelingFunction(lf.name, voted, resources=getattr(lf, "_resources", None),
                             pre=getattr(lf, "_pre", None))

@@ -35,6 +35,12 @@ class LabelConfig:
         "help": "wrong examples kept per LF in the analysis"})
     fault_examples: int = field(default=5, metadata={
         "help": "record ids kept per faulting LF"})
+    time_limit_s: float = field(default=600.0, metadata={
+        "help": "seconds the LFs may take on all records before the run stops as failed, "
+                "naming the LF that was running (0: no limit)"})
+    vetoes: dict[str, str] | None = field(default=None, metadata={
+        "help": "quality-filter rules that force a label whatever the LFs say, e.g. "
+                "{'refusal': 'REJECT'} (needs `curate filter` signals)"})
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -47,8 +53,19 @@ class LabelConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < (
                     0 if name.endswith("examples") else 1):
                 raise ConfigError(f"label.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.time_limit_s, (int, float)) or isinstance(self.time_limit_s, bool) \
+                or self.time_limit_s < 0:
+            raise ConfigError(f"label.time_limit_s must be a number of seconds >= 0 (0: no "
+                              f"limit), got {self.time_limit_s!r}")
         if not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ConfigError(f"label.lr must be a positive number, got {self.lr!r}")
+        if self.vetoes is not None:
+            if not isinstance(self.vetoes, dict):
+                raise ConfigError(f"label.vetoes must map a rule to a class, got {self.vetoes!r}")
+            from pipelines.filters.rules import parse_rule
+
+            for rule in self.vetoes:
+                parse_rule(rule)
         if self.dask_address is not None and self.engine != "dask":
             raise ConfigError(f"label.dask_address {self.dask_address!r} needs engine 'dask', "
                               f"got engine {self.engine!r}")

@@ -11,8 +11,8 @@ An LF is either a snorkel `@labeling_function()` or a plain function whose name 
 `LabelingFunction`s, so every applier (and the studio's LF editor, which calls it too) sees one
 kind. What an LF may return is `apply.vote_index`'s business.
 
-A module that fails to import (syntax error, missing import, an exception at import time) is
-reported with its file and line and skipped: the others still load.
+A module that fails to import (syntax error, missing import, an exception or `sys.exit()` at
+import time) is reported with its file and line and skipped: the others still load.
 """
 
 from __future__ import annotations
@@ -101,12 +101,14 @@ def _describe_failure(exc: BaseException, path: str) -> str:
     if isinstance(exc, SyntaxError):
         return (f"{exc.filename or path}:{exc.lineno}: syntax error: {exc.msg}"
                 + (f" ({exc.text.strip()})" if exc.text else ""))
+    what = (f"calls sys.exit({exc.code!r}) at import; an LF file must only define functions"
+            if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}")
     line = None
     for frame in traceback.extract_tb(exc.__traceback__):
         if Path(frame.filename).resolve() == Path(path).resolve():
             line = frame.lineno
     where = f"{path}:{line}" if line is not None else path
-    return f"{where}: {type(exc).__name__}: {exc}"
+    return f"{where}: {what}"
 
 
 def _check_classes(module: ModuleType, scheme: SchemeConfig, origin: str) -> None:
@@ -124,8 +126,10 @@ def _load_package_module(name: str) -> tuple[ModuleType | None, str | None]:
         if exc.name == name or name.startswith(f"{exc.name}."):
             return None, f"{name}: module not found (lf_modules in curation.yaml)"
         return None, _describe_failure(exc, _module_file(name) or name)
-    except Exception as exc:  # an analyst's module may raise anything at import time
-        return None, _describe_failure(exc, _module_file(name) or name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - an analyst's module may raise anything at
+        return None, _describe_failure(exc, _module_file(name) or name)   # import, exit too
 
 
 def _module_file(name: str) -> str | None:
@@ -153,7 +157,10 @@ def load_lf_file(path: Path) -> tuple[ModuleType | None, str | None]:
     sys.modules[mod_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        del sys.modules[mod_name]
+        raise
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() at import included
         del sys.modules[mod_name]
         return None, _describe_failure(exc, str(path))
     # Dask workers cannot import a workspace file by name: ship its functions by value.

@@ -22,9 +22,11 @@ from pipelines.store.labels import (
 )
 from pipelines.weak_supervision.aggregate import aggregate
 from pipelines.weak_supervision.analysis import LFReport, analyze_matrix
-from pipelines.weak_supervision.apply import LFFault, apply_lfs
+from pipelines.weak_supervision.apply import LFFault, LFTimeLimit, apply_lfs, lf_time_limit
 from pipelines.weak_supervision.config import LabelConfig
 from pipelines.weak_supervision.discovery import LFSet, load_lfs
+from pipelines.weak_supervision.veto import apply_vetoes, collect_vetoes
+from pipelines.store.filters import read_signals
 
 __all__ = ["LabelingResult", "run_labeling", "analyze", "load_matrix"]
 
@@ -130,9 +132,19 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         ids = [r["id"] for r in rows]
         # Votes outside the scheme (an unknown name, an index past its classes) are faults of
         # their LF, like exceptions: counted and reported, and the run goes on.
-        L, faults = apply_lfs(rows, lfset.lfs, classes, engine=config.engine,
-                              dask_address=config.dask_address, dask_workers=config.dask_workers,
-                              max_examples=config.fault_examples, progress=progress)
+        try:
+            with lf_time_limit(config.time_limit_s):
+                L, faults = apply_lfs(rows, lfset.lfs, classes, engine=config.engine,
+                                      dask_address=config.dask_address,
+                                      dask_workers=config.dask_workers,
+                                      max_examples=config.fault_examples, progress=progress)
+        except LFTimeLimit as exc:
+            who = (f"LF {exc.lf!r} ({lfset.origins.get(exc.lf, '?')}) was still running on "
+                   f"record {exc.record_id}: does it loop forever?" if exc.lf else
+                   "an LF was still running")
+            raise LabelingError(f"labeling {sc.name!r} stopped after {exc.seconds:g} s "
+                                f"(label.time_limit_s, --time-limit): {who}; no labels "
+                                f"changed") from None
         unknown_gold = sorted({g for g in gold_by_id.values() if g not in classes})
         if unknown_gold:
             notes.append(f"gold labels outside the scheme ignored: {', '.join(unknown_gold)}")
@@ -141,6 +153,18 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         agg = aggregate(L, len(classes), gold, model=config.model, epochs=config.epochs,
                         lr=config.lr, seed=config.seed)
         notes += agg.notes
+        # Hard rules win over the aggregate (pipelines/weak_supervision/veto.py).
+        vetoes = collect_vetoes(lfset.lfs, lfset.names, classes, config.vetoes)
+        veto_stats: dict[str, dict[str, int]] = {}
+        if vetoes:
+            signals = None
+            if config.vetoes:
+                with ws.connect() as conn:
+                    stored = read_signals(conn)
+                signals = [stored.get(i, {}).get("signals") for i in ids]
+            out = apply_vetoes(agg.labels, agg.confidence, L, vetoes, signals)
+            agg.labels, agg.confidence, veto_stats = out.labels, out.confidence, out.stats
+            notes += out.notes()
         report = analyze_matrix(L, lfset.names, classes, record_ids=ids, gold=gold,
                                 faults=faults, origins=lfset.origins,
                                 wrong_examples=config.wrong_examples, scheme=sc.name)
@@ -172,12 +196,16 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
         )
         metrics = {k: v for k, v in result.to_dict().items() if k not in ("lf_summary",)}
         metrics["models"] = {k: v.to_dict() for k, v in agg.scores.items()}
+        metrics["vetoes"] = veto_stats
         with ws.transaction() as conn:
             replace_labels(conn, sc.name, label_rows, run_id)
             record_lf_run(conn, run_id, sc.name, str(path.relative_to(ws.path)), len(rows),
                           len(lfset), agg.chosen, stat_rows)
             finish_run(conn, run_id, metrics)
     except BaseException as exc:
+        # The L file of a run that did not finish is nobody's: remove it (disk full, Ctrl-C).
+        orphan = ws.subdir("labels") / sc.name / f"run-{run_id:05d}.npz"
+        orphan.unlink(missing_ok=True)
         end_run(ws, run_id, exc)   # failed, or interrupted (Ctrl-C, SIGTERM)
         raise
     return result

@@ -41,8 +41,37 @@ with st.container(border=True):
     same_prompt = c3.toggle("Same prompt = duplicate", value=defaults.same_prompt,
                             key="dedup_same_prompt",
                             help="One prompt with several responses forms a cluster.")
+    with st.expander("Stages and evidence rules"):
+        s1, s2, s3, s4 = st.columns(4)
+        exact = s1.toggle("Exact", value=defaults.exact, key="dedup_exact",
+                          help="Stage 1: same text ignoring case, spacing and punctuation.")
+        fuzzy = s2.toggle("Fuzzy (MinHash-LSH)", value=defaults.fuzzy, key="dedup_fuzzy",
+                          help="Stage 2: lexical near copies of the whole text.")
+        semantic = s3.toggle("Semantic (embeddings)", value=defaults.semantic,
+                             key="dedup_semantic", help="Stage 3: paraphrases via FAISS.")
+        same_conversation = s4.toggle(
+            "Compare segments of one conversation", value=defaults.same_conversation,
+            key="dedup_same_conversation",
+            help="Off: segments of one source conversation are never duplicates.")
+        r1, r2, r3 = st.columns(3)
+        lexical_threshold = r1.slider(
+            "Lexical threshold (5-gram Jaccard)", 0.50, 1.00, float(defaults.lexical_threshold),
+            0.01, key="dedup_lexical", help="At or above it, a pair is a copy (no fact conflict).")
+        paraphrase_threshold = r2.slider(
+            "Paraphrase threshold (cosine)", 0.50, 1.00, float(defaults.paraphrase_threshold),
+            0.01, key="dedup_paraphrase",
+            help="With a shared identifier and enough shared facts, a paraphrase merges here.")
+        min_shared_facts = r3.number_input(
+            "Shared facts for a paraphrase", 1, 20, int(defaults.min_shared_facts),
+            key="dedup_min_shared")
+        model = st.text_input("Embedding model", value=defaults.model, key="dedup_model",
+                              help="auto (static model on CPU, MiniLM on GPU), static, default "
+                                   "(MiniLM), or a model folder.")
 params = {**defaults.params(), "threshold": threshold, "verify": verify,
-          "same_prompt": same_prompt}
+          "same_prompt": same_prompt, "exact": exact, "fuzzy": fuzzy, "semantic": semantic,
+          "same_conversation": same_conversation, "lexical_threshold": lexical_threshold,
+          "paraphrase_threshold": paraphrase_threshold,
+          "min_shared_facts": int(min_shared_facts), "model": model.strip() or "auto"}
 params["candidate_threshold"] = min(params["candidate_threshold"], threshold)
 
 b1, b2, _ = st.columns([1, 1, 3])
@@ -72,8 +101,9 @@ if st.session_state.get("dedup_previewed") == params:
                     help=f"Includes {s['same_prompt']:,} with the same prompt and a duplicate "
                          "response.")
         m[3].metric("Semantic", f"{s['semantic']:,}")
-        m[4].metric("Refused (facts conflict)", f"{s['conflicts']:,}",
-                    help="Candidate pairs whose amounts/dates/ids differ: kept apart. "
+        m[4].metric("Refused (contradiction)", f"{s['conflicts']:,}",
+                    help="Candidate pairs whose facts (amounts, dates, places, ids...) differ, "
+                         "or whose long shared text ends differently: kept apart. "
                          f"{s['conflicts_above_threshold']:,} of them cosine alone would merge.")
         if preview["sizes"]:
             size_chart(preview["sizes"], 200)
@@ -114,7 +144,8 @@ for start in range(0, len(members), per_row):
             sim = mem.get("similarity")
             st.caption(f"{mem['method']}" + (f", similarity {sim:.3f}" if sim is not None else "")
                        + (f", lexical {mem['lexical']:.2f}" if mem.get("lexical") is not None
-                          else "") + (f", facts {mem['facts']}" if mem.get("facts") else ""))
+                          else "") + (f", facts {mem['facts']}" if mem.get("facts") else "")
+                       + (f"; evidence: {mem['rule']}" if mem.get("rule") else ""))
             if mem.get("prompt"):
                 st.write(mem["prompt"])
                 st.markdown(f"> {mem.get('response') or ''}")

@@ -1,4 +1,4 @@
-"""Export & Train: choose rules, preview counts, export, train the tiny model and follow it live."""
+"""Export & Train: choose rules, preview counts, export, train (LoRA on SmolLM2 or a classifier) and follow it live."""
 
 import json
 
@@ -7,6 +7,7 @@ import streamlit as st
 
 from studio import _data
 from trainer.config import TrainConfig
+from trainer.pretrained import base_model_note, demo_sft_base
 
 st.title("Export & Train")
 
@@ -29,10 +30,22 @@ with st.container(border=True):
     classes = cfg.schemes[scheme].classes
     accept = st.multiselect("Export records whose final label is", classes, key="exp_accept",
                             placeholder="default: ACCEPT if the scheme has it, else every class")
+    p1, p2 = st.columns([3, 1])
+    pii_modes = ["placeholder", "surrogate", "none"]
+    pii_mode = p1.segmented_control(
+        "PII in the exported rows", pii_modes, key="exp_pii",
+        default=section.get("pii", "placeholder") if section.get("pii") in pii_modes
+        else "placeholder",
+        help="placeholder: <PERSON>, <EMAIL>...; surrogate: consistent fake values (the same "
+             "person gets the same fake name everywhere); none: left as it is, refused unless "
+             "allowed") or "placeholder"
+    allow_pii = p2.checkbox("Allow PII", value=bool(section.get("allow_pii", False)),
+                            key="exp_allow_pii",
+                            help="Write the export even with detected PII left in it.")
 
 options = {"scheme": scheme, "format": None if fmt == "auto" else fmt,
            "min_confidence": min_conf, "eval_fraction": eval_fraction,
-           "accept_labels": accept or None}
+           "accept_labels": accept or None, "pii": pii_mode, "allow_pii": allow_pii}
 preview = None
 with _data.show_errors():
     preview = _data.export_preview(**options)
@@ -63,12 +76,16 @@ with _data.show_errors():
             st.caption("First result: **probe** (logistic regression on the cached sentence "
                        "embeddings, seconds). Next step: pick head **classifier** for the LoRA "
                        "fine-tune (minutes); both report the same metrics.")
+    if defaults.head == "sft" and defaults.base_model is None:
+        defaults = defaults.replace(base_model=demo_sft_base())   # `make studio`: SmolLM2
+    if defaults.head == "sft":
+        st.caption(base_model_note(defaults.base_model))
     with st.expander("Options (generated from the trainer's config)", expanded=False):
         cols = st.columns(3)
         for i, spec in enumerate(TrainConfig.field_specs()):
             name, kind, value = spec["name"], spec["type"], getattr(defaults, spec["name"])
             col, key, help_ = cols[i % 3], f"train_{spec['name']}", spec["help"]
-            if name == "head":
+            if name in ("head", "base_model"):
                 key += f"_{defaults.head}"  # follows the export format until changed
             if spec["choices"]:
                 train_values[name] = col.selectbox(name, spec["choices"], key=key, help=help_,
@@ -107,6 +124,11 @@ if do_export or do_both:
         else:
             st.success(f"Exported **{result['version']}**: {result['train']:,} train, "
                        f"{result['eval']:,} eval ({result['format']}).")
+        pii = result.get("pii") or {}
+        if pii:
+            st.caption(f"PII ({pii['mode']}): redacted " + (", ".join(
+                f"{k} {v:,}" for k, v in pii["redacted"].items()) or "nothing")
+                + (f"; left in: {pii['remaining']}" if pii["remaining"] else ""))
         if do_both:
             started = _data.start_training(result["version"], train_values)
             st.session_state["train_run"] = started["run_id"]
@@ -179,10 +201,19 @@ else:
             st.dataframe([{"true": c, **dict(zip(classes, row))}
                           for c, row in zip(classes, tuned.get("confusion") or [])],
                          hide_index=True, width="content")
-        samples = evaluation.get("generations") or evaluation.get("examples")
-        if samples:
+        if evaluation.get("generations"):
+            st.markdown("**Generations on eval prompts: base vs tuned**")
+            for g in evaluation["generations"]:
+                with st.container(border=True):
+                    st.caption(g["prompt"])
+                    left, right = st.columns(2)
+                    left.markdown(f"*Base*  \n{g['base']}")
+                    right.markdown(f"*Tuned*  \n{g['tuned']}")
+                    if g.get("reference"):
+                        st.caption(f"Reference: {g['reference']}")
+        elif evaluation.get("examples"):
             with st.expander("Examples, base vs tuned"):
-                st.dataframe(samples, hide_index=True, width="stretch")
+                st.dataframe(evaluation["examples"], hide_index=True, width="stretch")
 
     live_run(run_id)
 

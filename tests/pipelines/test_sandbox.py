@@ -183,3 +183,40 @@ def test_an_lf_saved_from_the_editor_votes_the_same_in_the_next_labeling_run(fre
     assert {s["lf"]: s["faults"] for s in result.lf_summary} == faults
     assert "windstorm" in next(s["fault_message"] for s in result.lf_summary
                                if s["lf"] == "lf_unknown_name")
+
+
+def test_an_lf_that_allocates_past_the_memory_limit_gets_a_fault_not_the_machine():
+    src = ("def lf_hog(x):\n"
+           "    block = bytearray(2 << 30)\n"        # 2 GiB, over the 1 GiB limit below
+           "    return 0\n")
+    res = run_lf_source(src, RECORDS[:2], CLASSES,
+                        config=SandboxConfig(memory_limit_mb=1024, timeout_s=60))
+    assert res.ok, (res.error, res.stderr)
+    (lf,) = res.lfs
+    assert lf.faults == 2 and "MemoryError" in lf.fault_examples[0]["error"]
+    # without the limit the same LF allocates fine (the limit, not the machine, refused it)
+    free = run_lf_source(src, RECORDS[:1], CLASSES,
+                         config=SandboxConfig(memory_limit_mb=0, timeout_s=60))
+    assert free.ok and free.lfs[0].faults == 0, free.error
+
+
+def test_a_process_the_lf_starts_is_gone_after_the_time_limit_kill(tmp_path):
+    from pipelines.launch import pid_alive
+
+    pid_file = tmp_path / "grandchild.pid"
+    src = ("import subprocess\n"
+           "def lf_spawns(x):\n"
+           f"    p = subprocess.Popen(['sleep', '300'])\n"
+           f"    open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+           "    while True:\n"
+           "        pass\n")
+    res = run_lf_source(src, RECORDS[:1], CLASSES, config=SandboxConfig(timeout_s=20))
+    assert not res.ok and "time limit" in res.error, res.error
+    assert pid_file.is_file(), res.stderr
+    pid = int(pid_file.read_text())
+    import time
+
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(pid), f"the LF's child {pid} outlived the sandbox"

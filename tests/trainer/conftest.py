@@ -87,3 +87,4 @@ def fake_liger(monkeypatch):
         sys.modules["liger_kernel.transformers"].monkey_patch = fake
 
     return install
+

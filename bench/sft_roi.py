@@ -1,0 +1,76 @@
+"""The brief's headline: do curated summaries make a fine-tuned model summarise more accurately?
+
+    .venv/bin/python bench/sft_roi.py                     # sample data, fresh temp workspace
+    .venv/bin/python bench/sft_roi.py --workspace W --seeds 2 --steps 60 --max-eval 60 \
+        --out bench/results/sft_roi_cpu.json
+
+The same LoRA budget on SmolLM2-135M-Instruct (the packaged GGUF, trainer/pretrained.py) trained
+on (a) raw summaries as ingested (hallucinated ones and duplicates included), (b) curated ones
+(dedup applied, only the summary_quality label model's ACCEPT), and (c) no fine-tuning. Each arm
+summarises the same held-out gold notes greedily; the table gives summary accuracy (claim type,
+amount, date and claimant of the note stated, nothing invented: curate/roi/summary_score.py) and
+ROUGE-L against the gold summaries, with 95% intervals over seeds, seconds per fit and training
+tokens/s. The delta curated - raw is measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workspace", help="existing workspace (default: sample data in a temp dir)")
+    p.add_argument("--seeds", type=int, default=2, help="LoRA fits per fine-tuned arm")
+    p.add_argument("--steps", type=int, default=60, help="optimizer steps per fit")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--max-seq-length", type=int, default=256)
+    p.add_argument("--lora-r", type=int, default=8)
+    p.add_argument("--max-eval", type=int, default=60, help="held-out gold notes summarised")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--base-model", default="smollm2-135m",
+                   help="trainer.pretrained name or a model folder")
+    p.add_argument("--out", help="write the JSON report here")
+    args = p.parse_args(argv)
+
+    from bench.roi import _finish, sample_workspace
+    from curate.roi.sft import GenBudget, format_generation_table, run_sft_generation
+    from pipelines.store import Workspace
+
+    tmp = None
+    if args.workspace:
+        ws = Workspace.open(args.workspace)
+    else:
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="sft-roi-bench-")
+        ws = sample_workspace(Path(tmp) / "ws")
+    budget = GenBudget(max_steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                       max_seq_length=args.max_seq_length, lora_r=args.lora_r,
+                       max_eval=args.max_eval, max_new_tokens=args.max_new_tokens,
+                       cpu_threads=args.threads, base_model=args.base_model)
+    t0 = time.perf_counter()
+    report = run_sft_generation(ws, seeds=args.seeds, budget=budget, say=print)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    print()
+    print(format_generation_table(report))
+    print(f"delta accuracy curated - raw: {report['delta_accuracy_curated_vs_raw']:+.3f} "
+          f"(intervals apart: {report['intervals_apart']}); {report['seconds']} s in all")
+    for a in report["arms"]:
+        print(f"sample {a['name']:<8}: {a['per_seed'][0]['samples'][0]!r}")
+    print(f"gold reference : {report['references'][0]!r}")
+    return _finish(report, args, tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""A learned router between task adapters: softmax regression on MiniLM embeddings of prompts.
+
+    router, entry = train_router(ws, RouterConfig(name="router"))
+    router.route(["summarise this claim: ..."])[0]   # Route(model=..., confidence=0.97, ...)
+
+Each adapter's training export gives its prompts (the user-side text a client would send: system
+and user turns for chat rows, instruction and input for alpaca rows, the text for classification
+rows), labelled with the adapter's name. The router is trained on the exports' train splits and
+evaluated on their eval splits (held out from the adapters too), so its routing accuracy is
+measured on prompts neither it nor the adapters saw. Below `threshold` confidence it does not
+guess: the route says which fallback applies (`base`: answer with the base model; `ask`: ask
+the client which task it means).
+
+Saved as `W/models/routers/<name>/{router.json, weights.npz}` and registered (kind `router`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from pipelines.embed import DEFAULT_MODEL, encode_texts
+from pipelines.errors import ConfigError, ModelError
+from pipelines.metrics import classification_report
+
+__all__ = ["RouterConfig", "Router", "Route", "train_router", "load_router", "prompt_text",
+           "row_prompt", "task_prompts", "FALLBACKS"]
+
+FALLBACKS = ("base", "ask")
+
+
+@dataclass
+class RouterConfig:
+    """Options of `curate models router train`."""
+
+    name: str = field(default="router", metadata={"help": "registry name of the router"})
+    models: list[str] | None = field(default=None, metadata={
+        "help": "adapters to route between (default: every registered adapter)"})
+    threshold: float = field(default=0.5, metadata={
+        "help": "below this confidence the router falls back instead of guessing"})
+    fallback: str = field(default="base", metadata={
+        "help": "base: answer with the base model; ask: reply asking which task is meant",
+        "choices": FALLBACKS})
+    encoder: str = field(default=DEFAULT_MODEL, metadata={
+        "help": "sentence-embedding model of the prompts (pipelines.embed)"})
+    l2: float = field(default=1e-3, metadata={"help": "L2 penalty of the softmax regression"})
+    heldout_fraction: float = field(default=0.25, metadata={
+        "help": "share of an export's train prompts held out when it has no eval split"})
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip() or "/" in self.name:
+            raise ConfigError(f"router.name must be a plain name, got {self.name!r}")
+        if not isinstance(self.threshold, (int, float)) or not 0 <= self.threshold < 1:
+            raise ConfigError(f"router.threshold must be in [0, 1), got {self.threshold!r}")
+        if self.fallback not in FALLBACKS:
+            raise ConfigError(f"router.fallback must be one of {', '.join(FALLBACKS)}, "
+                              f"got {self.fallback!r}")
+        if not isinstance(self.l2, (int, float)) or self.l2 < 0:
+            raise ConfigError(f"router.l2 must be >= 0, got {self.l2!r}")
+        if not 0 < self.heldout_fraction < 1:
+            raise ConfigError(f"router.heldout_fraction must be in (0, 1), "
+                              f"got {self.heldout_fraction!r}")
+        if self.models is not None and len(set(self.models)) < 2:
+            raise ConfigError(f"router.models must name at least two adapters, got {self.models!r}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one prompt goes: `model` (None when the router fell back), its confidence, every
+    model's probability, and the fallback taken (None when confident)."""
+
+    model: str | None
+    confidence: float
+    scores: dict[str, float]
+    fallback: str | None = None
+    best: str | None = None   # the most likely model even when below the threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- prompts -----------------------------------------------------------------------------------
+def prompt_text(messages: Sequence[dict[str, Any]]) -> str:
+    """The user-side text of a conversation: system and user turns, trailing assistant cut."""
+    msgs = list(messages)
+    while msgs and msgs[-1].get("role") == "assistant":
+        msgs.pop()
+    return "\n".join(str(m.get("content") or "") for m in msgs
+                     if m.get("role") in ("system", "user")).strip()
+
+
+def row_prompt(row: dict[str, Any], fmt: str) -> str | None:
+    """The prompt of one export row, as a client would send it."""
+    if fmt == "classification":
+        return row.get("text")
+    if fmt == "chat":
+        return prompt_text(row.get("messages") or []) or None
+    if fmt == "alpaca":
+        parts = [row.get("system"), row.get("instruction"), row.get("input")]
+        return "\n".join(p for p in parts if p).strip() or None
+    return None
+
+
+def _held_out(text: str, fraction: float) -> bool:
+    h = int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < fraction
+
+
+def task_prompts(ws, entry, heldout_fraction: float = 0.25) -> tuple[list[str], list[str]]:
+    """(train, held-out) prompts of one adapter's export: the export's own train and eval splits,
+    or a hash split of train when it has no eval rows."""
+    from pipelines.export import load_manifest, read_split
+
+    if not entry.export:
+        raise ModelError(f"model {entry.name!r} names no export: nothing to learn its prompts from")
+    try:
+        manifest = load_manifest(ws, entry.export)
+        train_rows = read_split(ws, entry.export, "train")
+        eval_rows = read_split(ws, entry.export, "eval")
+    except OSError as exc:
+        raise ModelError(f"model {entry.name!r}: its export {entry.export} is unreadable "
+                         f"({exc.__class__.__name__}: {exc.filename})") from None
+    fmt = manifest["format"]
+    train = [p for p in (row_prompt(r, fmt) for r in train_rows) if p]
+    held = [p for p in (row_prompt(r, fmt) for r in eval_rows) if p]
+    if not held:
+        held = [p for p in train if _held_out(p, heldout_fraction)]
+        train = [p for p in train if not _held_out(p, heldout_fraction)]
+    if not train:
+        raise ModelError(f"model {entry.name!r}: export {entry.export} has no train prompts")
+    return train, held
+
+
+# -- the classifier ----------------------------------------------------------------------------
+def _fit_softmax(x: np.ndarray, y: np.ndarray, k: int, l2: float, seed: int = 0):
+    """Multinomial logistic regression by L-BFGS (torch, already a dependency of the trainer)."""
+    import torch
+
+    torch.manual_seed(seed)
+    xt = torch.from_numpy(x.astype(np.float32))
+    yt = torch.from_numpy(y.astype(np.int64))
+    w = torch.zeros((x.shape[1], k), requires_grad=True)
+    b = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=300, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), b.detach().numpy()
+
+
+class Router:
+    """A fitted router: labels (model names), weights, threshold, fallback and encoder."""
+
+    def __init__(self, labels: list[str], weights: np.ndarray, bias: np.ndarray, *,
+                 threshold: float, fallback: str, encoder: str,
+                 encode: Callable[[list[str]], np.ndarray] | None = None):
+        self.labels, self.weights, self.bias = list(labels), weights, bias
+        self.threshold, self.fallback, self.encoder = threshold, fallback, encoder
+        self._encode = encode or (lambda texts: encode_texts(texts, model=encoder))
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        logits = self._encode(list(texts)) @ self.weights + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def route(self, texts: list[str]) -> list[Route]:
+        out = []
+        for row in self.probabilities(texts):
+            i = int(row.argmax())
+            conf = float(row[i])
+            scores = {m: round(float(s), 4) for m, s in zip(self.labels, row)}
+            confident = conf >= self.threshold
+            out.append(Route(model=self.labels[i] if confident else None, confidence=round(conf, 4),
+                             scores=scores, fallback=None if confident else self.fallback,
+                             best=self.labels[i]))
+        return out
+
+    def save(self, folder: Path, evaluation: dict[str, Any]) -> None:
+        """Write to a temp folder, then rename over the old one."""
+        folder = Path(folder)
+        tmp = folder.with_name(folder.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp / "weights.npz", weights=self.weights, bias=self.bias)
+        meta = {"labels": self.labels, "threshold": self.threshold, "fallback": self.fallback,
+                "encoder": self.encoder, "evaluation": evaluation}
+        (tmp / "router.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+        if folder.exists():
+            old = folder.with_name(folder.name + ".old")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+
+
+def load_router(path: str | Path, encode: Callable | None = None) -> Router:
+    path = Path(path)
+    try:
+        meta = json.loads((path / "router.json").read_text(encoding="utf-8"))
+        arrays = np.load(path / "weights.npz")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"router at {path} is unreadable ({exc.__class__.__name__}); "
+                         f"train it again: curate models router train") from None
+    return Router(meta["labels"], arrays["weights"], arrays["bias"], threshold=meta["threshold"],
+                  fallback=meta["fallback"], encoder=meta["encoder"], encode=encode)
+
+
+def train_router(ws, cfg: RouterConfig | None = None, *,
+                 encode: Callable[[list[str]], np.ndarray] | None = None):
+    """Fit, evaluate, save and register a router over registered adapters; returns
+    `(router, entry)`. The evaluation: routing accuracy on the held-out prompts overall and per
+    task, how often it falls back, accuracy where it does not, and the confusion between tasks.
+    """
+    from trainer.registry import get_model, list_models, register_router
+
+    cfg = cfg or RouterConfig()
+    adapters = list_models(ws, kind="adapter")
+    chosen = [get_model(ws, n, adapters) for n in cfg.models] if cfg.models else adapters
+    if len(chosen) < 2:
+        raise ModelError(f"a router needs at least two adapters; registered: "
+                         f"{', '.join(e.name for e in adapters) or 'none'}")
+    labels = [e.name for e in chosen]
+    encode = encode or (lambda texts: encode_texts(texts, model=cfg.encoder))
+    train_x, train_y, held_x, held_y = [], [], [], []
+    for i, e in enumerate(chosen):
+        tr, ho = task_prompts(ws, e, cfg.heldout_fraction)
+        train_x += tr
+        train_y += [i] * len(tr)
+        held_x += ho
+        held_y += [i] * len(ho)
+    w, b = _fit_softmax(encode(train_x), np.array(train_y), len(labels), cfg.l2)
+    router = Router(labels, w, b, threshold=cfg.threshold, fallback=cfg.fallback,
+                    encoder=cfg.encoder, encode=encode)
+    evaluation = evaluate_router(router, held_x, [labels[i] for i in held_y])
+    evaluation.update(n_train=len(train_x), threshold=cfg.threshold, fallback=cfg.fallback)
+    folder = ws.subdir("models") / "routers" / cfg.name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    router.save(folder, evaluation)
+    entry = register_router(ws, cfg.name, folder, routes=labels, base_model=cfg.encoder,
+                            evaluation=evaluation)
+    return router, entry
+
+
+def evaluate_router(router: Router, texts: list[str], truth: list[str]) -> dict[str, Any]:
+    """Routing accuracy (argmax) overall and per task, the fallback rate at the router's
+    threshold, accuracy on the prompts it routes confidently, and the confusion matrix."""
+    if not texts:
+        return {"n": 0, "accuracy": None, "per_task": {}, "confusion": [], "classes": router.labels,
+                "fallback_rate": None, "confident_accuracy": None}
+    routes = router.route(texts)
+    pred = [r.best for r in routes]
+    report = classification_report(truth, pred, router.labels).to_dict(digits=4)
+    confident = [(t, r.model) for t, r in zip(truth, routes) if r.model is not None]
+    per_task = {}
+    for m in router.labels:
+        mine = [(t, p) for t, p in zip(truth, pred) if t == m]
+        per_task[m] = {"n": len(mine),
+                       "accuracy": round(sum(t == p for t, p in mine) / len(mine), 4) if mine else None}
+    return {"n": len(texts), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
+            "per_task": per_task, "classes": router.labels, "confusion": report["confusion"],
+            "fallback_rate": round(1 - len(confident) / len(texts), 4),
+            "confident_accuracy": (round(sum(t == p for t, p in confident) / len(confident), 4)
+                                   if confident else None)}
