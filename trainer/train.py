@@ -2,8 +2,8 @@
 
     result = train(ws, "v0001", TrainConfig(head="sft", max_steps=30))
 
-reads the export, plans device and precision, builds the head's trainer (TRL SFT or a LoRA
-classifier), evaluates the base model, trains (resuming from the newest loadable checkpoint when
+reads the export, plans device and precision, builds the head's trainer (TRL SFT, a LoRA
+classifier, or the probe: logistic regression on cached embeddings), evaluates the base model, trains (resuming from the newest loadable checkpoint when
 asked), evaluates the tuned model, saves the adapter and writes `eval.json`. Progress goes to
 `events.jsonl` as it happens; lineage goes to the workspace's `runs` table (step 'train').
 """
@@ -20,21 +20,24 @@ from pipelines.errors import StudioError, TrainError
 from pipelines.export import export_path, load_manifest, read_split
 from pipelines.store import start_run
 from pipelines.store.exports import update_run_metrics
-from trainer.config import TrainConfig
+from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import plan_device
 from trainer.evaluate import (classification_metrics, format_eval_table, majority_baseline,
-                              perplexity)
+                              never_predicted, perplexity)
 from trainer.runs import EventWriter, events_callback, latest_checkpoint, pick_run, resume_config
 
 __all__ = ["train", "resolve_base_model"]
 
-_FORMATS = {"sft": ("chat", "alpaca"), "classifier": ("classification",), "dpo": ("preference",)}
+_FORMATS = {"sft": ("chat", "alpaca"), "classifier": ("classification",),
+            "probe": ("classification",), "dpo": ("preference",)}
 
 
 def resolve_base_model(ws, cfg: TrainConfig, *, say: Callable[[str], None] = lambda m: None) -> str:
     """The base model's folder or hub id: a packaged name (`smollm2-135m`, trainer.pretrained)
     becomes its converted folder; unset -> the classifier's packaged encoder or the workspace's
-    tiny random Llama (fast, for tests)."""
+    tiny random Llama (fast, for tests); the probe's is an embedding model name, kept as it is."""
+    if cfg.head == "probe":
+        return cfg.base_model or "default"   # the dedup step's embedding cache is reused
     if cfg.base_model:
         from trainer.pretrained import resolve_model_name
 
@@ -79,11 +82,16 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
                          f"{' or '.join(_FORMATS[cfg.head])} (re-export in another format, or "
                          f"pick head={other})")
+    if cfg.head in ("sft", "dpo"):
+        cfg = cfg.with_defaults(**SFT_DEFAULTS)
     train_rows = read_split(ws, version, "train")
     if not train_rows:
         raise TrainError(f"export {version} has an empty train split ({path / 'train.jsonl'})")
-    eval_rows = read_split(ws, version, "eval")[: cfg.eval_max_examples]
-    on = "eval"
+    all_eval = read_split(ws, version, "eval")
+    # Classification scores every eval row unless a cap is set; the count is stated either way.
+    eval_rows = all_eval[: cfg.eval_max_examples] if cfg.eval_max_examples else all_eval
+    on = "eval" if len(eval_rows) == len(all_eval) else \
+        f"eval: the first {len(eval_rows)} of {len(all_eval)} rows (eval_max_examples)"
     if not eval_rows:
         eval_rows, on = train_rows[:16], "train (the export has no eval split)"
     if rd is None:   # only now, so that a refused run leaves no folder behind
@@ -125,20 +133,22 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
             ev, steps = _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress)
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
-                                        cbs, ckpt, progress)
+                                        cbs, ckpt, progress, echo, events)
         if plan.device == "cuda":
             import torch
 
             ev["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        ev.update({"on": on, "n_eval": len(eval_rows), "export": version, "run_id": rd.id,
+        ev.update({"on": on, "n_eval": len(eval_rows), "n_eval_total": len(all_eval) or None,
+                   "export": version, "run_id": rd.id,
                    "head": cfg.head, "method": plan.method, "device": plan.device,
                    "notices": plan.notices + notices, "train_seconds": round(time.time() - t0, 1)})
         _write_json_atomic(rd.eval_json, ev)
         events.write("eval", base=ev["base"], tuned=ev["tuned"])
         status = "done"
         echo(format_eval_table(ev))
+        saved = rd.path / "probe" if cfg.head == "probe" else rd.adapter
         return {"run_id": rd.id, "status": status, "steps": steps, "path": str(rd.path),
-                "adapter": str(rd.adapter), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
+                "adapter": str(saved), "eval": {"base": ev["base"], "tuned": ev["tuned"]},
                 "notices": ev["notices"]}
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted (resume it to continue)"
@@ -272,34 +282,60 @@ def _classes(ws, manifest, rows) -> list[str]:
     return sorted({r["label"] for r in rows})
 
 
-def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cbs, ckpt, progress):
-    from trainer.classifier import build_classifier_trainer, predict_labels
+def _say_defaults(chosen, echo, events) -> None:
+    """Log what was chosen from the data, before the run starts (events + echo)."""
+    events.write("defaults", chosen=chosen)
+    for name, c in chosen.items():
+        echo(f"default: {name} = {c['value']} ({c['why']})")
 
+
+def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cbs, ckpt, progress,
+                    echo, events):
+    """The classifier and probe heads: the same scoring, so the studio can compare them."""
     classes = _classes(ws, manifest, train_rows + eval_rows)
-    trainer, tok, max_len = build_classifier_trainer(cfg, base, plan, train_rows, classes,
-                                                     rd.checkpoints, callbacks=cbs,
-                                                     progress=progress)
     texts = [r["text"] for r in eval_rows]
     truth = [r["label"] for r in eval_rows]
     gold_lines = {e["line"] for e in manifest["records"]
                   if e["split"] == "eval" and e["label_source"] == "gold"}
     gold_idx = [i for i in range(len(eval_rows)) if i + 1 in gold_lines]
 
-    def metrics(pred):
+    def metrics(pred, detail=False):
         m = classification_metrics(truth, pred, classes)
         g = classification_metrics([truth[i] for i in gold_idx], [pred[i] for i in gold_idx], classes)
-        return {**m, "gold_n": g["n"], "gold_accuracy": g["accuracy"], "gold_macro_f1": g["macro_f1"]}
+        m.update(gold_n=g["n"], gold_accuracy=g["accuracy"], gold_macro_f1=g["macro_f1"])
+        return {**m, "never_predicted": never_predicted(pred, classes)} if detail else m
 
-    base_pred = predict_labels(trainer.model, tok, texts, classes, cfg.eval_batch_size, max_len)
     majority = majority_baseline([r["label"] for r in train_rows])
     maj = classification_metrics(truth, [majority] * len(truth), classes)
+    maj_keys = {"majority_label": majority, "majority_accuracy": maj["accuracy"],
+                "majority_macro_f1": maj["macro_f1"]}
+    if cfg.head == "probe":
+        from trainer.probe import run_probe
+
+        got = run_probe(ws, cfg, train_rows, eval_rows, manifest, classes, rd.path / "probe",
+                        events, echo, progress)
+        _say_defaults(got["chosen"], echo, events)
+        # The probe has no untuned model: its "base" is the majority class.
+        ev = {"classes": classes, "defaults": got["chosen"], "embeddings": got["embeddings"],
+              "base": {**metrics([majority] * len(truth)), **maj_keys, "is": "majority class"},
+              "tuned": {**metrics(got["eval_pred"], detail=True), "fit_seconds": got["fit_seconds"]},
+              "examples": [{"text": t[:200], "label": y, "tuned": p}
+                           for t, y, p in list(zip(texts, truth, got["eval_pred"]))[:5]]}
+        return ev, 1
+
+    from trainer.classifier import build_classifier_trainer, predict_labels
+
+    trainer, tok, max_len, chosen = build_classifier_trainer(cfg, base, plan, train_rows, classes,
+                                                             rd.checkpoints, callbacks=cbs,
+                                                             progress=progress)
+    _say_defaults(chosen, echo, events)
+    base_pred = predict_labels(trainer.model, tok, texts, classes, cfg.eval_batch_size, max_len)
     trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     tuned_pred = predict_labels(trainer.model, tok, texts, classes, cfg.eval_batch_size, max_len)
     trainer.save_model(str(rd.adapter))
     tok.save_pretrained(str(rd.adapter))
-    base_m = {**metrics(base_pred), "majority_label": majority,
-              "majority_accuracy": maj["accuracy"], "majority_macro_f1": maj["macro_f1"]}
-    ev = {"classes": classes, "base": base_m, "tuned": metrics(tuned_pred),
+    ev = {"classes": classes, "defaults": chosen, "base": {**metrics(base_pred), **maj_keys},
+          "tuned": metrics(tuned_pred, detail=True),
           "examples": [{"text": t[:200], "label": y, "base": b, "tuned": p}
                        for t, y, b, p in list(zip(texts, truth, base_pred, tuned_pred))[:5]]}
     return ev, trainer.state.global_step

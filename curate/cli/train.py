@@ -14,7 +14,8 @@ from pipelines.errors import TrainError
 from trainer.config import TrainConfig
 
 train_app = typer.Typer(
-    help="Train a LoRA/QLoRA adapter on an export (SFT head, classifier micro-model or DPO).\n\n"
+    help="Train on an export: a LoRA/QLoRA adapter (SFT head, classifier micro-model or DPO) or "
+         "the probe (logistic regression on cached embeddings).\n\n"
          "Example: curate train --workspace ws --export v1 --head sft --max-steps 30",
     invoke_without_command=True,
     no_args_is_help=False,
@@ -61,6 +62,8 @@ def train_cmd(
     as_json: bool = JsonOpt,
 ):
     """Train on an export version; writes W/runs/<id>/ (events.jsonl, checkpoints, adapter, eval.json).
+
+    Example: curate train --workspace ws --export v1 --head probe
 
     Example: curate train --workspace ws --export v1 --head classifier --max-steps 40 --json
 

@@ -76,9 +76,14 @@ st.subheader("2. Training options")
 with _data.show_errors():
     defaults = _data.train_defaults()
     if preview and "head" not in cfg.section("train"):
-        # The export's format decides the head: classification data -> the classifier.
-        defaults = defaults.replace(head={"classification": "classifier",
+        # The export's format decides the head: classification data -> the probe first (seconds
+        # on the cached embeddings; the LoRA classifier is the next step), preference -> dpo.
+        defaults = defaults.replace(head={"classification": "probe",
                                           "preference": "dpo"}.get(preview["format"], "sft"))
+        if preview["format"] == "classification":
+            st.caption("First result: **probe** (logistic regression on the cached sentence "
+                       "embeddings, seconds). Next step: pick head **classifier** for the LoRA "
+                       "fine-tune (minutes); both report the same metrics.")
     if defaults.head == "sft" and defaults.base_model is None:
         defaults = defaults.replace(base_model=demo_sft_base())   # `make studio`: SmolLM2
     if defaults.head == "sft":
@@ -196,6 +201,14 @@ else:
                 for c in ("base", "tuned", "change")})
         else:
             st.json(evaluation, expanded=False)
+        if tuned.get("per_class"):
+            st.dataframe([{"class": c, **m} for c, m in tuned["per_class"].items()],
+                         hide_index=True, width="content")
+            classes = evaluation.get("classes") or list(tuned["per_class"])
+            st.caption("Confusion matrix (rows: true class, columns: predicted)")
+            st.dataframe([{"true": c, **dict(zip(classes, row))}
+                          for c, row in zip(classes, tuned.get("confusion") or [])],
+                         hide_index=True, width="content")
         if evaluation.get("generations"):
             st.markdown("**Generations on eval prompts: base vs tuned**")
             for g in evaluation["generations"]:
@@ -215,7 +228,7 @@ else:
     st.subheader("Did curation pay?")
     st.caption("The same head trained on different exports, each scored on its export's eval "
                "split (and its gold-labelled records); the first run is the baseline.")
-    pay_head = st.radio("Head", ["classifier", "sft"], horizontal=True, key="pay_head")
+    pay_head = st.radio("Head", ["classifier", "probe", "sft"], horizontal=True, key="pay_head")
     with _data.show_errors():
         pay = _data.curation_pay(pay_head)
     if len(pay) < 2:
@@ -224,7 +237,7 @@ else:
     if pay:
         cols = (["run_id", "export", "n_train", "accuracy", "delta_accuracy", "macro_f1",
                  "delta_macro_f1", "gold_accuracy", "delta_gold_accuracy"]
-                if pay_head == "classifier" else
+                if pay_head != "sft" else
                 ["run_id", "export", "n_train", "eval_loss", "delta_eval_loss"])
         st.dataframe([{c: r.get(c) for c in cols} for r in pay], hide_index=True,
                      width="stretch", column_config={

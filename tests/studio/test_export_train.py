@@ -62,7 +62,7 @@ def test_export_and_train_starts_a_detached_run(labelled_ws, page):
 
     at = page("export_train")
     at.selectbox(key="exp_scheme").set_value("claim_type").run()
-    assert at.selectbox(key="train_head_classifier").value == "classifier"
+    assert at.selectbox(key="train_head_probe").value == "probe"   # the fast head first
     at.selectbox(key="exp_format").set_value("chat").run()  # chat data -> the SFT head
     assert at.selectbox(key="train_head_sft").value == "sft"
     at.number_input(key="train_max_steps").set_value(4).run()

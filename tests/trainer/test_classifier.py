@@ -1,4 +1,5 @@
-"""Classifier micro-model head on the packaged MiniLM: learns a separable toy task."""
+"""Classification heads: the probe (logistic regression on cached embeddings), the LoRA
+classifier on the packaged MiniLM, the defaults chosen from the data, and every-row evaluation."""
 
 from __future__ import annotations
 
@@ -7,9 +8,154 @@ import json
 import pytest
 
 from pipelines.export import export_dataset
-from trainer import TrainConfig, train
+from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
+from pipelines.store.exports import put_label
+from trainer import TrainConfig, list_train_runs, train
+from trainer.classifier import choose_defaults, class_weights
+from trainer.evaluate import format_eval_table, never_predicted
+from trainer.lengths import default_max_seq_length
 
 from tests.trainer.conftest import make_toy_ws
+
+THREE = """
+schema: text
+schemes:
+  peril: {classes: [water, fire, wind]}
+"""
+TEXTS = {
+    "water": ["a pipe burst and water flooded the kitchen", "the roof leaked rain into the bedroom",
+              "the washing machine hose split and soaked the carpet", "storm water came under the door",
+              "a frozen pipe cracked and the basement flooded", "the dishwasher leaked under the sink",
+              "the bathtub overflowed through the ceiling", "the water heater tank burst in the garage"],
+    "fire": ["a kitchen fire spread smoke through the house", "lightning set the garage on fire",
+             "an electrical fire burned the living room wall", "barbecue flames scorched the deck",
+             "a candle fire blackened the curtains", "the chimney fire damaged the roof beams",
+             "the toaster caught fire and burned the counter", "sparks from the fireplace burned the rug"],
+    "wind": ["a gale tore shingles off the roof", "strong wind blew the fence down",
+             "a storm gust knocked a tree onto the car", "the hurricane wind shattered the windows",
+             "a tornado ripped the shed apart", "wind blew the satellite dish off the chimney",
+             "gusts lifted the trampoline over the fence", "the windstorm snapped the carport posts"],
+}
+
+
+def three_class_ws(root) -> Workspace:
+    ws = Workspace.create(root)
+    ws.config_path.write_text(THREE, encoding="utf-8")
+    with ws.transaction() as conn:
+        for label, texts in TEXTS.items():
+            for i, text in enumerate(texts):
+                rid = f"{label}{i}"
+                upsert_record(conn, NewRecord(id=rid, kind="text", text=f"claim {rid}: {text}",
+                                              file="inline", row=len(rid)), utcnow())
+                put_label(conn, rid, "peril", label, 0.99)
+    return ws
+
+
+@pytest.fixture
+def three_ws(tmp_path):
+    ws = three_class_ws(tmp_path / "ws")
+    exp = export_dataset(ws, scheme="peril", format="classification", eval_fraction=0.4)
+    return ws, exp
+
+
+def test_probe_head_trains_predicts_every_class_and_reports_every_eval_row(three_ws):
+    ws, exp = three_ws
+    lines: list[str] = []
+    res = train(ws, exp.version, TrainConfig(head="probe"), progress=False, echo=lines.append)
+    assert res["status"] == "done" and res["steps"] == 1
+    ev = json.loads((ws.path / "runs" / res["run_id"] / "eval.json").read_text())
+    tuned = ev["tuned"]
+    assert ev["classes"] == ["water", "fire", "wind"] and ev["head"] == "probe"
+    assert ev["n_eval"] == ev["n_eval_total"] == exp.eval and ev["on"] == "eval"
+    assert tuned["n"] == exp.eval and tuned["accuracy"] >= 0.8          # chance is 1/3
+    assert tuned["never_predicted"] == []
+    assert set(tuned["per_class"]) == {"water", "fire", "wind"}
+    assert sum(m["support"] for m in tuned["per_class"].values()) == exp.eval
+    assert len(tuned["confusion"]) == 3 and sum(map(sum, tuned["confusion"])) == exp.eval
+    assert ev["base"]["accuracy"] == ev["base"]["majority_accuracy"]    # the probe's base
+    assert ev["defaults"]["probe_c"]["value"] > 0
+    assert any("confusion" in line for line in lines)                   # printed after the run
+    from trainer.probe import load_probe
+
+    probe = load_probe(res["adapter"])
+    assert probe.predict_texts(["the basement flooded after a pipe burst"]) == ["water"]
+    assert [r["head"] for r in list_train_runs(ws)] == ["probe"]
+    # A second run reads every vector from the workspace's embedding cache.
+    again = train(ws, exp.version, TrainConfig(head="probe", probe_c=2.0), progress=False,
+                  echo=lambda m: None)
+    ev2 = json.loads((ws.path / "runs" / again["run_id"] / "eval.json").read_text())
+    assert ev2["embeddings"]["embedded"] == 0 and ev2["embeddings"]["cached"] == 24
+    assert ev2["defaults"]["probe_c"] == {"value": 2.0, "why": "explicit"}
+
+
+def test_eval_cap_is_stated(three_ws):
+    ws, exp = three_ws
+    res = train(ws, exp.version, TrainConfig(head="probe", eval_max_examples=3), progress=False,
+                echo=lambda m: None)
+    ev = json.loads((ws.path / "runs" / res["run_id"] / "eval.json").read_text())
+    assert ev["n_eval"] == 3 and ev["n_eval_total"] == exp.eval
+    assert ev["on"] == f"eval: the first 3 of {exp.eval} rows (eval_max_examples)"
+    assert f"3 of {exp.eval} examples" in format_eval_table(ev)
+
+
+def test_defaults_from_data_by_size():
+    cfg = TrainConfig(head="classifier")
+    small, chosen = choose_defaults(cfg, ["a", "b"] * 12, ["a", "b"], [10] * 24, 512)
+    assert (small.learning_rate, small.batch_size, small.max_steps) == (2e-3, 16, 60)
+    assert chosen["max_steps"]["value"] == 60 and chosen["class_weights"]["value"] is None
+    mid, _ = choose_defaults(cfg, ["a", "b"] * 500, ["a", "b"], [10] * 1000, 512)
+    assert (mid.learning_rate, mid.max_steps) == (1e-3, 125)      # 2 epochs of 1000 at 16
+    big, _ = choose_defaults(cfg, ["a", "b"] * 3200, ["a", "b"], [10] * 6400, 512)
+    assert (big.learning_rate, big.max_steps) == (1e-3, 400)      # capped
+    assert TrainConfig.from_dict(big.to_dict()) == big             # a valid, saveable config
+
+
+def test_explicit_values_win():
+    cfg = TrainConfig(head="classifier", learning_rate=5e-4, batch_size=4, epochs=3.0,
+                      max_seq_length=32, class_weight="none")
+    out, chosen = choose_defaults(cfg, ["a"] * 90 + ["b"] * 10, ["a", "b"], [100] * 100, 512)
+    assert (out.learning_rate, out.batch_size, out.epochs, out.max_steps, out.max_seq_length) == \
+        (5e-4, 4, 3.0, -1, 32)
+    assert set(chosen) == {"class_weights"} and chosen["class_weights"]["value"] is None
+    steps, chosen = choose_defaults(TrainConfig(head="classifier", max_steps=10), ["a"] * 5,
+                                    ["a"], [5] * 5, 512)
+    assert steps.max_steps == 10 and "max_steps" not in chosen
+
+
+def test_class_weights_for_imbalance():
+    labels = ["a"] * 30 + ["b"] * 10
+    assert class_weights(labels, ["a", "b"], "auto") == [round(40 / 60, 4), 2.0]
+    assert class_weights(["a", "b"] * 10, ["a", "b"], "auto") is None    # balanced: plain loss
+    assert class_weights(["a", "b"] * 10, ["a", "b"], "balanced") == [1.0, 1.0]
+    assert class_weights(labels, ["a", "b"], "none") is None
+    assert class_weights(labels, ["a", "b", "c"], "balanced")[2] == 1.0  # absent class
+
+
+def test_max_length_from_token_lengths_is_the_sft_rule():
+    # p95 of 1..200 is 190 -> 192 (a multiple of 64), as trainer.lengths does for the sft head
+    lengths = list(range(1, 201))
+    cfg, chosen = choose_defaults(TrainConfig(head="classifier"), ["a"] * 200, ["a"], lengths, 512)
+    assert cfg.max_seq_length == default_max_seq_length(lengths, 512) == 192
+    assert "8 of 200 rows truncated" in chosen["max_seq_length"]["why"]
+    capped, chosen = choose_defaults(TrainConfig(head="classifier"), ["a"] * 200, ["a"], lengths, 128)
+    assert capped.max_seq_length == 128 and "capped at 128" in chosen["max_seq_length"]["why"]
+    short, _ = choose_defaults(TrainConfig(head="classifier"), ["a"] * 3, ["a"], [3, 4, 5], 512)
+    assert short.max_seq_length == 64                                    # never below 64
+
+
+def test_never_predicted_names_the_missing_classes():
+    assert never_predicted(["a", "b", "b", "b"], ["a", "b", "c"]) == ["c"]
+    assert never_predicted(["a", "b", "c"], ["a", "b", "c"]) == []
+
+
+def test_sft_keeps_its_defaults_when_unset():
+    from trainer.config import SFT_DEFAULTS
+
+    cfg = TrainConfig().with_defaults(**SFT_DEFAULTS)
+    assert (cfg.learning_rate, cfg.epochs, cfg.batch_size, cfg.eval_max_examples) == \
+        (2e-4, 1.0, 8, 200)
+    assert cfg.max_seq_length is None           # from the data (trainer.sft_data), not fixed
+    assert TrainConfig(learning_rate=1e-3).with_defaults(**SFT_DEFAULTS).learning_rate == 1e-3
 
 
 def test_classification_metrics_keep_the_eval_json_keys_and_add_per_class():
@@ -30,8 +176,8 @@ def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     toy_ws = make_toy_ws(tmp_path / "ws", n=40)
     exp = export_dataset(toy_ws, scheme="topic", format="classification", eval_fraction=0.4)
     assert exp.train >= 16 and exp.eval >= 8
-    cfg = TrainConfig(head="classifier", max_steps=24, batch_size=8, learning_rate=2e-3,
-                      lora_r=8, max_seq_length=64, save_steps=100, logging_steps=4)
+    cfg = TrainConfig(head="classifier", max_steps=24, batch_size=8, lora_r=8, save_steps=100,
+                      logging_steps=4, class_weight="balanced")
     res = train(toy_ws, exp.version, cfg, progress=False, echo=lambda m: None)
     ev = json.loads((toy_ws.path / "runs" / res["run_id"] / "eval.json").read_text())
     assert ev["classes"] == ["water", "fire"]
@@ -40,5 +186,29 @@ def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     assert ev["base"]["majority_accuracy"] is not None and ev["tuned"]["n"] == exp.eval
     assert list(ev["tuned"]["per_class"]) == ev["classes"]
     assert sum(map(sum, ev["tuned"]["confusion"])) == exp.eval
+    assert ev["defaults"]["learning_rate"]["value"] == 2e-3          # chosen: < 1000 rows
+    assert "max_steps" not in ev["defaults"] and ev["defaults"]["max_seq_length"]["value"] == 64
+    assert ev["defaults"]["class_weights"]["value"] is not None
     assert res["status"] == "done" and res["steps"] == 24
     assert (toy_ws.path / "runs" / res["run_id"] / "adapter" / "adapter_config.json").exists()
+
+
+def test_probe_folds_the_standardisation_into_its_weights():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from trainer.probe import fit_probe
+
+    rng = np.random.default_rng(0)
+    # three classes, unit-scale features with tiny spread and an offset (like sentence vectors)
+    X = 0.5 + 0.01 * rng.normal(size=(90, 8))
+    y = ["a"] * 30 + ["b"] * 30 + ["c"] * 30
+    X[:30, 0] += 0.02
+    X[30:60, 1] += 0.02
+    probe = fit_probe(X, y, ["a", "b", "c"], c=0.05, balanced=False)
+    Z = (X - X.mean(0)) / X.std(0)
+    ref = LogisticRegression(C=0.05, max_iter=300).fit(Z, [0] * 30 + [1] * 30 + [2] * 30)
+    assert np.allclose(probe.scores(X), ref.decision_function(Z), atol=1e-3)
+    assert probe.predict(X) == [["a", "b", "c"][j] for j in ref.predict(Z)]
+    chosen = fit_probe(X, y, ["a", "b", "c"], balanced=None)    # CV: C and the weighting
+    assert chosen.c in (0.003, 0.01, 0.03) and isinstance(chosen.balanced, bool)

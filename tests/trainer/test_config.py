@@ -23,10 +23,20 @@ def test_every_field_has_help_and_specs_cover_fields():
     ({"method": "full"}, "train.method"), ({"lora_r": 0}, "train.lora_r"),
     ({"max_steps": 0}, "train.max_steps"), ({"learning_rate": 2.0}, "train.learning_rate"),
     ({"lora_dropout": 1.0}, "train.lora_dropout"), ({"head": "rm"}, "train.head"),
+    ({"class_weight": "inverse"}, "train.class_weight"), ({"probe_c": 0}, "train.probe_c"),
+    ({"batch_size": 0}, "train.batch_size"), ({"eval_max_examples": -1}, "train.eval_max_examples"),
 ])
 def test_validation_names_field_and_value(kwargs, field):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**kwargs)
+
+
+def test_head_chosen_fields_default_to_null():
+    cfg = TrainConfig(head="probe")
+    assert (cfg.learning_rate, cfg.epochs, cfg.batch_size, cfg.max_seq_length,
+            cfg.eval_max_examples) == (None, None, None, None, None)
+    assert cfg.apply_overrides(["batch_size=4", "learning_rate="]).batch_size == 4
+    assert "probe" in TrainConfig.field_specs()[0]["choices"]
 
 
 def test_yaml_roundtrip_and_overrides(tmp_path):
