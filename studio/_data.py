@@ -427,6 +427,18 @@ def curation_pay(head: str) -> list[dict[str, Any]]:
     return compare_runs(workspace(), head=head)
 
 
+def sft_roi() -> dict[str, Any] | None:
+    """The summary-accuracy benchmark beside "Did curation pay?": the workspace's own
+    `sft_roi.json` or the packaged CPU figures, as table rows and a budget note; None if none."""
+    from curate.roi import load_sft_report, sft_budget_note, sft_summary_rows
+
+    found = load_sft_report(workspace())
+    if found is None:
+        return None
+    report, path = found
+    return {"rows": sft_summary_rows(report), "note": sft_budget_note(report), "path": str(path)}
+
+
 def run_progress(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(summary, log events) of one run, for the live view."""
     from trainer.runs import read_events, run_dir, run_summary
