@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/sft_roi.py                     # sample data, fresh temp workspace
     .venv/bin/python bench/sft_roi.py --workspace W --seeds 2 --steps 60 --max-eval 60 \
-        --out bench/results/sft_roi_cpu.json
+        --out bench/results/sft_roi_cpu.json      # or --out W/sft_roi.json: the studio shows it
 
 The same LoRA budget on SmolLM2-135M-Instruct (the packaged GGUF, trainer/pretrained.py) trained
 on (a) raw summaries as ingested (hallucinated ones and duplicates included), (b) curated ones

@@ -35,7 +35,7 @@ from pipelines.store import (
 __all__ = [
     "WORKSPACE_ENV", "workspace_path", "workspace", "data_version", "config", "config_with_schemes",
     "counts", "runs",
-    "records_page", "record", "records_by_ids", "ingest_uploads", "show_errors", "refresh",
+    "records_page", "record", "records_by_ids", "record_checks", "pii_marked", "signal_notes", "ingest_uploads", "show_errors", "refresh",
 ]
 
 WORKSPACE_ENV = "CURATE_WORKSPACE"
@@ -185,6 +185,60 @@ _AVATARS = {"system": ":material/settings:", "tool": ":material/build:"}
 def chat_turns(rec: Record) -> list[tuple[str, str | None, str]]:
     """(role, avatar, content) of every turn of a chat record, in order (the Data page)."""
     return [(t.role, _AVATARS.get(t.role), t.content) for t in rec.turns]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _record_checks(path: str, version: tuple, record_id: str) -> dict[str, Any]:
+    from pipelines.store.filters import read_pii_spans, read_signals
+
+    with Workspace(Path(path)).connect() as conn:
+        spans = read_pii_spans(conn, [record_id]).get(record_id, [])
+        signals = read_signals(conn, [record_id]).get(record_id)
+    return {"pii": [{"start": s.start, "end": s.end, "type": s.type,
+                     "confidence": s.confidence} for s in spans],
+            "signals": signals}
+
+
+def record_checks(record_id: str) -> dict[str, Any]:
+    """The record's stored PII spans (the last `curate pii`, offsets into `rec.text`) and its
+    quality signals with the rules that fired (the last `curate filter`; None before one)."""
+    ws = workspace()
+    return _record_checks(str(ws.path), data_version(ws), record_id)
+
+
+_ENTITIES = str.maketrans({c: f"&#{ord(c)};" for c in "&<>\"'$*_`~#[]\\|"} | {"\n": "<br>"})
+
+
+def _html_text(text: str) -> str:
+    """Escaped for HTML, with markdown's and LaTeX's characters as entities and newlines as
+    <br>: one line of raw HTML, so Streamlit's markdown reads none of the record as markup."""
+    return text.translate(_ENTITIES)
+
+
+def pii_marked(text: str, spans: list[dict[str, Any]]) -> str:
+    """`text` as HTML with each PII span in a `<mark>` tagged with its type, for
+    `st.markdown(unsafe_allow_html=True)`."""
+    out, pos = [], 0
+    for s in sorted(spans, key=lambda s: s["start"]):
+        if s["start"] < pos or s["end"] > len(text):
+            continue            # stale spans (the text changed since the scan): skip, not garble
+        kind = _html_text(s["type"])
+        out.append(_html_text(text[pos:s["start"]]))
+        out.append(f'<mark title="{kind} {s["confidence"]:.2f}">'
+                   f'{_html_text(text[s["start"]:s["end"]])} <sup>{kind}</sup></mark>')
+        pos = s["end"]
+    out.append(_html_text(text[pos:]))
+    return "<div>" + "".join(out) + "</div>"
+
+
+def signal_notes(signals: dict[str, Any] | None) -> list[str]:
+    """The rules that fired on a record, its exclusion and any override, as short notes."""
+    if not signals:
+        return []
+    notes = [f"fired: {rule}" for rule in signals.get("fired") or []]
+    if signals.get("reason"):
+        notes.append(("excluded: " if signals.get("excluded") else "") + signals["reason"])
+    return notes
 
 
 def condition_notes(rec: Record) -> list[str]:
@@ -371,6 +425,18 @@ def curation_pay(head: str) -> list[dict[str, Any]]:
     from curate.roi import compare_runs
 
     return compare_runs(workspace(), head=head)
+
+
+def sft_roi() -> dict[str, Any] | None:
+    """The summary-accuracy benchmark beside "Did curation pay?": the workspace's own
+    `sft_roi.json` or the packaged CPU figures, as table rows and a budget note; None if none."""
+    from curate.roi import load_sft_report, sft_budget_note, sft_summary_rows
+
+    found = load_sft_report(workspace())
+    if found is None:
+        return None
+    report, path = found
+    return {"rows": sft_summary_rows(report), "note": sft_budget_note(report), "path": str(path)}
 
 
 def run_progress(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:

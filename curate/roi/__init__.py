@@ -12,7 +12,7 @@ training runs (read through `trainer.runs` and `pipelines.export`).
 """
 
 from curate.roi.arms import Arm, ArmSet, Pool, PoolRecord, build_arms, cap_arm, review_order
-from curate.roi.compare import compare_runs
+from curate.roi.compare import compare_runs, load_sft_report, sft_budget_note, sft_summary_rows
 from curate.roi.config import ARM_NAMES, DEFAULT_REVIEW_BUDGETS, RoiConfig
 from curate.roi.leakage import LeakageError, check_leakage, fold_text, near_gold_ids
 from curate.roi.run import SIMULATED_REVIEW_NOTE, evaluate_arms, format_table, run_roi
@@ -22,5 +22,5 @@ __all__ = [
     "PoolRecord", "Pool", "Arm", "ArmSet", "build_arms", "cap_arm", "review_order",
     "LeakageError", "near_gold_ids", "check_leakage", "fold_text",
     "evaluate_arms", "run_roi", "format_table", "SIMULATED_REVIEW_NOTE",
-    "compare_runs",
+    "compare_runs", "load_sft_report", "sft_summary_rows", "sft_budget_note",
 ]

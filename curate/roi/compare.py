@@ -8,13 +8,15 @@ against: train once on the raw export, then on each curated one.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from pipelines.errors import StudioError
+from pipelines.errors import InputError, StudioError
 from pipelines.export import load_manifest
 from trainer.runs import list_train_runs
 
-__all__ = ["compare_runs"]
+__all__ = ["compare_runs", "load_sft_report", "sft_summary_rows", "sft_budget_note"]
 
 
 def _n_train(ws, summary: dict[str, Any], export: str | None) -> int | None:
@@ -68,3 +70,53 @@ def compare_runs(ws, head: str = "classifier") -> list[dict[str, Any]]:
         r["delta_gold_accuracy"] = _delta(r["gold_accuracy"], first["gold_accuracy"])
         r["delta_eval_loss"] = _delta(r["eval_loss"], first["eval_loss"])
     return rows
+
+
+# -- the summary-accuracy benchmark beside the runs ----------------------------------------------
+SFT_REPORT_NAME = "sft_roi.json"     # `bench/sft_roi.py --out W/sft_roi.json` puts one in W
+PACKAGED_SFT_REPORT = Path(__file__).resolve().parents[2] / "bench" / "results" / "sft_roi_cpu.json"
+HEADLINE_POINTS = 0.10               # docs/roi.md's goal: curated >= raw + 10 points, CIs apart
+
+
+def load_sft_report(ws) -> tuple[dict[str, Any], Path] | None:
+    """The latest `bench/sft_roi.py` report: the workspace's own run (`W/sft_roi.json`) if there
+    is one, else the figures measured for docs/roi.md (`bench/results/sft_roi_cpu.json`);
+    None when neither exists. A file that is not a report raises `InputError` naming it."""
+    for path in (Path(ws.path) / SFT_REPORT_NAME, PACKAGED_SFT_REPORT):
+        if not path.is_file():
+            continue
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: not a JSON report of bench/sft_roi.py ({e})") from None
+        if not isinstance(report, dict) or not isinstance(report.get("arms"), list):
+            raise InputError(f"{path}: no `arms` list (not a report of bench/sft_roi.py)")
+        return report, path
+    return None
+
+
+def sft_summary_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per arm: arm, n_train, summary accuracy and its 95% CI, ROUGE-L and its CI."""
+    def ci(v) -> str | None:
+        return f"[{v[0]:.3f}, {v[1]:.3f}]" if isinstance(v, (list, tuple)) and len(v) == 2 else None
+
+    return [{"arm": a.get("name"), "n_train": a.get("n_train"),
+             "summary_accuracy": a.get("accuracy"), "accuracy_ci": ci(a.get("ci")),
+             "rouge_l": a.get("rouge_l"), "rouge_l_ci": ci(a.get("rouge_l_ci"))}
+            for a in report["arms"]]
+
+
+def sft_budget_note(report: dict[str, Any]) -> str:
+    """What budget produced the report and whether it shows the headline (curated beats raw by
+    `HEADLINE_POINTS`, intervals apart)."""
+    b = report.get("budget") or {}
+    budget = (f"{b.get('max_steps', '?')} LoRA steps at batch {b.get('batch_size', '?')} per fit, "
+              f"{report.get('seeds', '?')} seed(s), {report.get('n_eval', '?')} held-out notes, "
+              f"base {b.get('base_model') or report.get('base_model') or '?'}")
+    delta = report.get("delta_accuracy_curated_vs_raw")
+    shown = isinstance(delta, (int, float)) and delta >= HEADLINE_POINTS \
+        and bool(report.get("intervals_apart"))
+    verdict = ("the headline (curated >= raw + 10 points, intervals apart) is shown"
+               if shown else "the headline (curated >= raw + 10 points, intervals apart) is "
+               "**not shown** at this budget")
+    return f"Budget: {budget}; {verdict}."

@@ -44,7 +44,8 @@ _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:
 _VERSION_BEFORE = re.compile(r"(?:version|release|build|v|ver\.?)\s*$", re.IGNORECASE)
 _UP, _LO = "A-Z\u00c0-\u00d6\u00d8-\u00de\u0100-\u017f", "a-z\u00df-\u00f6\u00f8-\u00ff\u0100-\u017f"
 _CAP_WORD = re.compile(rf"(?<![\w'-])[{_UP}](?:'[{_UP}])?[{_LO}]+(?:-[{_UP}][{_LO}]+)?(?![\w'-])")
-_BETWEEN = re.compile(r"\s+(?:[A-Z]\.\s+)?")   # first [M.] last
+# first [M.] last, on one line: "d) Laetitia\nCorrect answer" is not a name (ShareGPT, docs)
+_BETWEEN = re.compile(r"[^\S\n]+(?:[A-Z]\.[^\S\n]+)?")
 # A capitalised pair followed by these is a place, not a person ("Jackson Street").
 _PLACE_AFTER = re.compile(r"\s+(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Lane|Ln|Dr|Drive|Park|County|"
                           r"City|Hospital|Center|Centre|University|College|School|Bank|Inc|LLC|Ltd)\b")
@@ -165,8 +166,10 @@ def _patterns(text: str) -> Iterable[Span]:
         for m in rx.finditer(text):
             yield Span(m.start(), m.end(), "PHONE", conf, m.group())
     for m in _IPV4.finditer(text):
-        if all(int(o) <= 255 and (o == "0" or not o.startswith("0")) for o in m.group().split(".")) \
-                and not _VERSION_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
+        octets = m.group().split(".")
+        # 240.0.0.0/4 is reserved and never a host: what matches there is a netmask (255.255.0.0)
+        if all(int(o) <= 255 and (o == "0" or not o.startswith("0")) for o in octets) \
+                and int(octets[0]) < 240 and not _VERSION_BEFORE.search(text[max(0, m.start() - 12):m.start()]):
             yield Span(m.start(), m.end(), "IP_ADDRESS", 0.9, m.group())
     for m in _IPV6.finditer(text):
         g = m.group()

@@ -98,6 +98,17 @@ if rows:
         else:
             st.markdown("**Text**")
             st.write(rec.text)
+        checks = _data.record_checks(rec.id)
+        if checks["signals"]:
+            notes = _data.signal_notes(checks["signals"])
+            st.caption("Filters: " + ("; ".join(notes) if notes else "no rule fired"))
+            with st.expander("Quality signals"):
+                st.json(checks["signals"]["signals"], expanded=True)
+        if checks["pii"]:
+            kinds = sorted({s["type"] for s in checks["pii"]})
+            st.markdown(f"**PII detected** ({len(checks['pii'])} span(s): {', '.join(kinds)}; "
+                        "from the last PII scan)")
+            st.markdown(_data.pii_marked(rec.text, checks["pii"]), unsafe_allow_html=True)
         with st.expander("Sources and metadata"):
             st.json({"id": rec.id, "kind": rec.kind, "raw_label": rec.raw_label,
                      "sources": [s.to_dict() for s in rec.sources], "meta": dict(rec.meta)},

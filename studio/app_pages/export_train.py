@@ -142,12 +142,28 @@ if do_export or do_both:
             st.session_state["train_run"] = started["run_id"]
             st.success(f"Training run **{started['run_id']}** started in its own process.")
 
+def sft_summary_table() -> None:
+    """The SFT summary-accuracy benchmark (bench/sft_roi.py) beside the runs' table."""
+    with _data.show_errors():
+        sft = _data.sft_roi()
+        if sft is None:
+            return
+        st.markdown("**Summary accuracy of generated summaries** (`bench/sft_roi.py`: base, raw "
+                    "and curated arms on held-out gold notes; docs/roi.md)")
+        st.dataframe(sft["rows"], hide_index=True, width="stretch", column_config={
+            c: st.column_config.NumberColumn(c, format="%.3f")
+            for c in ("summary_accuracy", "rouge_l")})
+        st.caption(f"{sft['note']} From `{sft['path']}`.")
+
+
 # -- runs -------------------------------------------------------------------------------------
 LIVE = ("running", "starting", "pending")
 st.subheader("Training runs")
 runs = _data.train_runs()
 if not runs:
     st.caption("No training run yet.")
+    st.subheader("Did curation pay?")
+    sft_summary_table()
 else:
     ids = [r["run_id"] for r in reversed(runs)]
     current = st.session_state.get("train_run")
@@ -243,6 +259,7 @@ else:
                      width="stretch", column_config={
                          c: st.column_config.NumberColumn(c, format="%.3f")
                          for c in cols if c not in ("run_id", "export", "n_train")})
+    sft_summary_table()
     with st.expander("All runs"):
         st.dataframe([{k: r[k] for k in ("run_id", "status", "head", "export", "steps",
                                           "max_steps", "loss")} for r in reversed(runs)],

@@ -47,6 +47,8 @@ def test_each_type_is_found(text, expected):
     "Grant Jackson Street was flooded",                # a place, not a person
     "The Insurance Company paid",                      # capitalised words, not names
     "https://example.com/path?q=1",                   # a URL without credentials
+    "d) Laetitia\nCorrect answer: d)",                # two lines, not a first + last name
+    "the subnet mask (255.255.0.0) of 255.255.255.255", # netmasks and broadcast, not hosts
 ])
 def test_look_alikes_are_not_pii(text):
     assert types(text) == []

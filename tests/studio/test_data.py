@@ -64,3 +64,41 @@ def test_a_conversation_shows_every_turn(studio_ws, page):
     shown = [(m.name, m.markdown[-1].value) for m in at.chat_message]
     assert shown == [(t.role, t.content) for t in turns]   # all 7 turns, not the last pair
     assert any("1 empty turn(s) dropped" in c.value for c in at.caption)
+
+
+def _add_record(ws, rid: str, text: str, **meta) -> None:
+    from pipelines.store import NewRecord, upsert_record, utcnow
+
+    with ws.transaction() as conn:
+        upsert_record(conn, NewRecord(id=rid, kind="text", text=text, meta=meta,
+                                      file="pii.jsonl", row=1), utcnow())
+
+
+def test_a_record_shows_its_pii_highlighted_and_the_rules_that_fired(studio_ws, page):
+    from pipelines.filters import FilterConfig, run_quality_filters
+    from pipelines.pii import PiiConfig, run_pii
+
+    _add_record(studio_ws, "pii-1", "Write to ana.ruiz@example.com <b>now</b> about $5 zqpii.")
+    run_pii(studio_ws, PiiConfig(types=["EMAIL"]))
+    run_quality_filters(studio_ws, FilterConfig(rules=["length_words < 12"]))
+    at = page("data")
+    at.text_input(key="data_query").input("zqpii").run()
+    assert at.selectbox(key="data_record").value == "pii-1"
+    marked = [m.value for m in at.markdown if "<mark" in m.value]
+    assert len(marked) == 1
+    assert '<mark title="EMAIL 0.95">ana.ruiz@example.com <sup>EMAIL</sup></mark>' in marked[0]
+    assert "&#60;b&#62;now" in marked[0] and "<b>" not in marked[0]   # the record's own text is escaped
+    assert any("PII detected** (1 span(s): EMAIL" in m.value for m in at.markdown)
+    assert any(c.value.startswith("Filters: fired: length_words < 12") for c in at.caption)
+
+
+def test_a_record_without_pii_has_no_highlight(studio_ws, page):
+    from pipelines.pii import PiiConfig, run_pii
+
+    _add_record(studio_ws, "pii-0", "Nothing personal here at all zqnone.")
+    run_pii(studio_ws, PiiConfig())
+    at = page("data")
+    at.text_input(key="data_query").input("zqnone").run()
+    assert at.selectbox(key="data_record").value == "pii-0"
+    assert not [m for m in at.markdown if "<mark" in m.value]
+    assert not [c for c in at.caption if c.value.startswith("Filters:")]   # no filter run yet

@@ -152,3 +152,34 @@ def test_did_curation_pay_compares_runs_of_one_head(studio_ws, page):
     rows = table.to_dict("records")
     assert [r["export"] for r in rows] == ["v0001", "v0002"]
     assert rows[1]["delta_accuracy"] == pytest.approx(0.24)
+
+
+SFT_REPORT = {
+    "n_eval": 12, "seeds": 2, "budget": {"max_steps": 8, "batch_size": 2,
+                                         "base_model": "smollm2-135m"},
+    "delta_accuracy_curated_vs_raw": 0.0, "intervals_apart": False,
+    "arms": [{"name": "base", "n_train": 0, "accuracy": 0.0, "ci": [0.0, 0.0],
+              "rouge_l": 0.2287, "rouge_l_ci": [0.2287, 0.2287]},
+             {"name": "raw", "n_train": 2138, "accuracy": 0.05, "ci": [0.0, 0.1],
+              "rouge_l": 0.4043, "rouge_l_ci": [0.3471, 0.4615]},
+             {"name": "curated", "n_train": 1480, "accuracy": 0.0417, "ci": [0.0, 0.09],
+              "rouge_l": 0.3553, "rouge_l_ci": [0.2918, 0.4188]}]}
+
+
+def test_did_curation_pay_shows_the_summary_accuracy_benchmark(studio_ws, page):
+    (studio_ws.path / "sft_roi.json").write_text(json.dumps(SFT_REPORT))
+    at = page("export_train")
+    table = next(d.value for d in at.dataframe if "summary_accuracy" in d.value.columns)
+    rows = table.to_dict("records")
+    assert [r["arm"] for r in rows] == ["base", "raw", "curated"]
+    assert rows[1]["summary_accuracy"] == pytest.approx(0.05)
+    assert rows[1]["accuracy_ci"] == "[0.000, 0.100]" and rows[2]["rouge_l"] == pytest.approx(0.3553)
+    caption = next(c.value for c in at.caption if c.value.startswith("Budget:"))
+    assert "8 LoRA steps at batch 2" in caption and "**not shown** at this budget" in caption
+    assert "sft_roi.json" in caption
+
+
+def test_a_summary_report_that_is_not_one_is_named(studio_ws, page):
+    (studio_ws.path / "sft_roi.json").write_text("{not json")
+    at = page("export_train")
+    assert any("sft_roi.json: not a JSON report" in e.value for e in at.error)
