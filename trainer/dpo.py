@@ -42,7 +42,7 @@ def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
-    from trainer.sft import load_causal_lm
+    from trainer.sft import load_causal_lm, trl_args
 
     if not progress:
         import datasets
@@ -54,23 +54,7 @@ def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
     max_pos = getattr(model.config, "max_position_embeddings", None) or 2048
     max_len = min(cfg.max_seq_length or 1024, max_pos)
     args = DPOConfig(
-        output_dir=str(output_dir),
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy="no",
-        report_to="none",
-        use_cpu=plan.device == "cpu",
-        bf16=plan.bf16,
-        gradient_checkpointing=plan.gradient_checkpointing,
+        **trl_args(cfg, plan, output_dir),
         max_length=max_len,
         beta=cfg.dpo_beta,
         seed=cfg.seed,

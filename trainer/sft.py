@@ -20,7 +20,7 @@ from trainer.config import SFT_DEFAULTS, TrainConfig
 from trainer.device import Plan
 from trainer.sft_data import WARN_CUT_SHARE, LengthReport, prepare_examples, row_messages
 
-__all__ = ["to_prompt_completion", "load_causal_lm", "build_sft_trainer", "cut_warning",
+__all__ = ["to_prompt_completion", "trl_args", "load_causal_lm", "build_sft_trainer", "cut_warning",
            "autotune_sft", "apply_tune_choice", "generate", "compare_generations"]
 
 
@@ -31,6 +31,29 @@ def to_prompt_completion(row: dict[str, Any], fmt: str) -> dict[str, Any] | None
     if not msgs:
         return None
     return {"prompt": msgs[:-1], "completion": [msgs[-1]]}
+
+
+def trl_args(cfg: TrainConfig, plan: Plan, output_dir: Path) -> dict[str, Any]:
+    """The TrainingArguments both TRL heads (sft, dpo) share: budget, checkpoints, device."""
+    return dict(
+        output_dir=str(output_dir),
+        max_steps=cfg.max_steps,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,   # transformers 5: a float below 1 is a share of the steps
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="no",
+        report_to="none",
+        use_cpu=plan.device == "cpu",
+        bf16=plan.bf16,
+        gradient_checkpointing=plan.gradient_checkpointing,
+    )
 
 
 def load_causal_lm(cfg: TrainConfig, base: str, plan: Plan) -> tuple[Any, Any, list[str]]:
@@ -139,23 +162,7 @@ def build_sft_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
         eval_ds = Dataset.from_list(eval_ex)
     train_ds = Dataset.from_list(train_ex)
     args = SFTConfig(
-        output_dir=str(output_dir),
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy="no",
-        report_to="none",
-        use_cpu=plan.device == "cpu",
-        bf16=plan.bf16,
-        gradient_checkpointing=plan.gradient_checkpointing,
+        **trl_args(cfg, plan, output_dir),
         max_length=max_len,       # the examples already fit; TRL's truncation is a no-op
         packing=cfg.packing,
         seed=cfg.seed,

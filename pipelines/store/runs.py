@@ -109,14 +109,10 @@ def _proc_start(pid: int) -> float | None:
 def process_alive(pid: int, started_at: str | None = None) -> bool:
     """Whether `pid` is still the process that started a run at `started_at` (ISO time): a pid
     that now belongs to a process started later (pid reuse) counts as gone."""
-    if pid <= 0:
+    from pipelines.launch import pid_alive
+
+    if pid <= 0 or not pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass                                 # alive, another user's
     begun = _proc_start(pid)
     if begun == float("inf"):
         return False
