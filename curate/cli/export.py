@@ -26,6 +26,11 @@ def export_cmd(
     format: Optional[str] = typer.Option(None, "--format",
                                          help="chat | alpaca | classification."),
     eval_fraction: Optional[float] = typer.Option(None, help="Share of records for eval (0.1)."),
+    gold_train: Optional[str] = typer.Option(
+        None, "--gold-train", help="never | auto (default: gold trains only when nothing else "
+                                   "would, e.g. an all-gold set) | always."),
+    gold_eval_share: Optional[float] = typer.Option(
+        None, help="Share of gold kept for eval when gold trains (0.2)."),
     min_confidence: Optional[float] = typer.Option(
         None, help="Minimum label-model confidence (0.8); human labels always pass."),
     accept: Optional[str] = typer.Option(
@@ -53,7 +58,8 @@ def export_cmd(
     ws = open_workspace(workspace)
     result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
                             min_confidence=min_confidence, accept_labels=accept, force=force,
-                            pii=pii, allow_pii=allow_pii or None)
+                            pii=pii, allow_pii=allow_pii or None, gold_train=gold_train,
+                            gold_eval_share=gold_eval_share)
     if result.unchanged:
         echo(f"unchanged: {result.version} already holds exactly this data (--force writes a new "
              f"version)")
@@ -67,6 +73,10 @@ def export_cmd(
         echo(f"  pii ({result.pii['mode']}): redacted {red or 'nothing'}"
              + (f"; LEFT IN (--allow-pii): {result.pii['remaining']}"
                 if result.pii["remaining"] else ""))
+    if result.gold.get("trains"):
+        g = result.gold
+        echo(f"  gold: {g['train']} train, {g['eval']} eval (gold_train {g['policy']}, "
+             f"{g['eval_share']:.0%} of gold held out for eval)")
     if result.skipped:
         echo("  left out: " + ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())))
     if result.conditions:

@@ -38,6 +38,8 @@ class Selection:
     # conversation conditions (turns.CONDITIONS) among the chosen and the conversation-less
     # records -> count
     conditions: dict[str, int] = field(default_factory=dict)
+    # how gold-labelled records were split: policy, eval_share, trains (bool), train, eval
+    gold: dict[str, object] = field(default_factory=dict)
 
 
 def split_of(record_id: str, eval_fraction: float) -> str:
@@ -93,7 +95,12 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
        a label-model label needs `confidence >= min_confidence`;
     4. in an SFT format a conversation is cut by `fit_turns` (each condition counted), and one
-       with no user -> assistant exchange left is out.
+       with no user -> assistant exchange left is out;
+    5. gold may train (`gold_train`): `never` keeps every gold record in eval; `auto` (default)
+       lets gold train only when no non-gold record would (an all-gold data set, which could not
+       be trained on otherwise); `always` lets it train whenever. When gold trains, a stable
+       `gold_eval_share` of the gold records (by record-id hash) stays in eval, the rest go to
+       train. `Selection.gold` states which happened (the manifest's `counts.gold`).
     """
     accept = set(resolve_accept_labels(cfg, scheme, fmt))
     rows: list[ExportRow] = []
@@ -140,7 +147,29 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             continue
         if not trainable(cand):
             continue
-        # Any gold label (this scheme or another) marks a held-out record: never train on it.
+        # Any gold label (this scheme or another) marks a held-out record: eval, unless rule 5
+        # below lets part of the gold train.
         split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
         rows.append(ExportRow(cand.id, split, label, source, cand))
-    return Selection(rows=rows, skipped=skipped, conditions=conditions)
+    gold = _split_gold(rows, cfg)
+    return Selection(rows=rows, skipped=skipped, conditions=conditions, gold=gold)
+
+
+def _split_gold(rows: list[ExportRow], cfg: ExportConfig) -> dict[str, object]:
+    """Apply rule 5 in place: move all but `gold_eval_share` of the gold rows to train when the
+    policy allows it; return the summary for the manifest."""
+    gold_rows = [r for r in rows if r.record.record.gold]
+    non_gold_train = sum(1 for r in rows if r.split == "train" and not r.record.record.gold)
+    trains = bool(gold_rows) and (cfg.gold_train == "always"
+                                  or (cfg.gold_train == "auto" and non_gold_train == 0))
+    if trains:
+        for r in gold_rows:
+            r.split = split_of(r.id, cfg.gold_eval_share)
+        # A tiny gold set could hash entirely to one side: keep at least one row on each.
+        sides = {r.split for r in gold_rows}
+        if len(gold_rows) >= 2 and sides != {"train", "eval"}:
+            ordered = sorted(gold_rows, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+            ordered[0].split = "eval" if sides == {"train"} else "train"
+    return {"policy": cfg.gold_train, "eval_share": cfg.gold_eval_share, "trains": trains,
+            "train": sum(1 for r in gold_rows if r.split == "train"),
+            "eval": sum(1 for r in gold_rows if r.split == "eval")}
