@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import (
+    JsonOpt, WorkspaceOpt, app, echo, emit, on_interrupt, open_workspace,
+)
 from pipelines.export import diff_exports, export_dataset, list_exports
 
 export_app = typer.Typer(
@@ -56,10 +58,12 @@ def export_cmd(
         ctx.obj = {"workspace": workspace}
         return
     ws = open_workspace(workspace)
-    result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
-                            min_confidence=min_confidence, accept_labels=accept, force=force,
-                            pii=pii, allow_pii=allow_pii or None, gold_train=gold_train,
-                            gold_eval_share=gold_eval_share)
+    with on_interrupt("no export version was written (its temporary folder is removed); the "
+                      "workspace is as it was"):
+        result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
+                                min_confidence=min_confidence, accept_labels=accept,
+                                force=force, pii=pii, allow_pii=allow_pii or None,
+                                gold_train=gold_train, gold_eval_share=gold_eval_share)
     if result.unchanged:
         echo(f"unchanged: {result.version} already holds exactly this data (--force writes a new "
              f"version)")

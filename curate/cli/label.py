@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import (
+    JsonOpt, WorkspaceOpt, app, echo, emit, on_interrupt, open_workspace,
+)
 from pipelines.config import load_config
 from pipelines.weak_supervision import LabelConfig, LabelingResult, run_labeling
 
@@ -98,7 +100,9 @@ def label_cmd(
     config = LabelConfig.from_section(cfg.section("label"), scheme=scheme, model=model,
                                       engine=engine, dask_address=dask_address, epochs=epochs,
                                       seed=seed, time_limit_s=time_limit)
-    result = run_labeling(ws, config, progress=sys.stderr.isatty())
+    with on_interrupt("no labels changed (the run is recorded as interrupted); the workspace "
+                      "is otherwise as it was"):
+        result = run_labeling(ws, config, progress=sys.stderr.isatty())
     _print_result(result)
     summary = result.to_dict()
     summary["n_lfs"] = result.n_lfs
