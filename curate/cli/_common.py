@@ -6,11 +6,12 @@ to stdout as text, and with `--json` its last line is one JSON object (stable ke
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import typer
 
@@ -70,3 +71,23 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
         sys.stdout.write(json.dumps(summary, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
 
+
+
+@contextlib.contextmanager
+def on_interrupt(kept: str) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) inside: say what was kept, on stderr, and exit 130 (143 for SIGTERM).
+
+    Args:
+        kept: what the workspace holds after the interrupt, e.g. "nothing was ingested; the
+            workspace is as it was" (the step must make that true: one transaction, or a temp
+            folder renamed at the end).
+    """
+    from pipelines.store import Terminated
+
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        typer.echo(f"interrupted: {kept}", err=True)
+        if isinstance(exc, Terminated):
+            raise
+        raise SystemExit(130) from None   # (click would turn Ctrl-C into Abort: exit 1)

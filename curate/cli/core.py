@@ -12,7 +12,9 @@ from typing import Optional
 import typer
 from tqdm import tqdm
 
-from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import (
+    JsonOpt, WorkspaceOpt, app, echo, emit, on_interrupt, open_workspace,
+)
 from pipelines.config import load_config
 from pipelines.errors import ConfigError
 from pipelines.config import CurationConfig
@@ -150,7 +152,9 @@ def ingest_cmd(
                  "response": p.record.response, "messages": p.record.messages}}
             for p in previews]}, as_json)
         return
-    with tqdm(desc="ingest", unit=" rows", disable=not sys.stderr.isatty()) as bar:
+    with on_interrupt("nothing was ingested (one transaction, rolled back); the workspace is as "
+                      "it was"), \
+            tqdm(desc="ingest", unit=" rows", disable=not sys.stderr.isatty()) as bar:
         result = ingest(ws, files, config, progress=bar.update)
     _print_ingest(result)
     emit({k: v for k, v in result.to_dict().items()}, as_json)

@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import (
+    JsonOpt, WorkspaceOpt, app, echo, emit, on_interrupt, open_workspace,
+)
 from pipelines.export import diff_exports, export_dataset, list_exports
 
 export_app = typer.Typer(
@@ -32,6 +34,11 @@ def export_cmd(
     preference_style: Optional[str] = typer.Option(
         None, help="preference rows: conversational (messages) | standard (strings)."),
     eval_fraction: Optional[float] = typer.Option(None, help="Share of records for eval (0.1)."),
+    gold_train: Optional[str] = typer.Option(
+        None, "--gold-train", help="never | auto (default: gold trains only when nothing else "
+                                   "would, e.g. an all-gold set) | always."),
+    gold_eval_share: Optional[float] = typer.Option(
+        None, help="Share of gold kept for eval when gold trains (0.2)."),
     min_confidence: Optional[float] = typer.Option(
         None, help="Minimum label-model confidence (0.8); human labels always pass."),
     accept: Optional[str] = typer.Option(
@@ -59,11 +66,14 @@ def export_cmd(
         ctx.obj = {"workspace": workspace}
         return
     ws = open_workspace(workspace)
-    result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
-                            min_confidence=min_confidence, accept_labels=accept, force=force,
-                            pii=pii, allow_pii=allow_pii or None,
-                            synthetic=synthetic, synthetic_cap=synthetic_cap,
-                            preference_style=preference_style)
+    with on_interrupt("no export version was written (its temporary folder is removed); the "
+                      "workspace is as it was"):
+        result = export_dataset(ws, scheme=scheme, format=format, eval_fraction=eval_fraction,
+                                min_confidence=min_confidence, accept_labels=accept,
+                                force=force, pii=pii, allow_pii=allow_pii or None,
+                                gold_train=gold_train, gold_eval_share=gold_eval_share,
+                                synthetic=synthetic, synthetic_cap=synthetic_cap,
+                                preference_style=preference_style)
     if result.unchanged:
         echo(f"unchanged: {result.version} already holds exactly this data (--force writes a new "
              f"version)")
@@ -79,6 +89,10 @@ def export_cmd(
                 if result.pii["remaining"] else ""))
     if any(result.synthetic.values()):
         echo(f"  synthetic: train {result.synthetic['train']}, eval {result.synthetic['eval']}")
+    if result.gold.get("trains"):
+        g = result.gold
+        echo(f"  gold: {g['train']} train, {g['eval']} eval (gold_train {g['policy']}, "
+             f"{g['eval_share']:.0%} of gold held out for eval)")
     if result.skipped:
         echo("  left out: " + ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items())))
     if result.conditions:

@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from curate.cli._common import JsonOpt, WorkspaceOpt, app, echo, emit, open_workspace
+from curate.cli._common import (
+    JsonOpt, WorkspaceOpt, app, echo, emit, on_interrupt, open_workspace,
+)
 from pipelines.config import load_config
 from pipelines.weak_supervision import LabelConfig, LabelingResult, run_labeling
 
@@ -31,11 +33,39 @@ def _print_result(r: LabelingResult) -> None:
             echo(f"    faults on: {', '.join(s['fault_examples'])}")
     echo(f"coverage of the LF set: {_pct(r.coverage)}; unlabelled (every LF abstained): "
          f"{r.abstained}")
-    echo(f"on {r.n_gold} gold records: label model {_pct(r.label_model_accuracy) or 'n/a'}, "
-         f"majority vote {_pct(r.majority_accuracy) or 'n/a'} -> using {r.model}")
+    _print_gold(r)
     for note in r.notes:
         echo(f"  note: {note}")
     echo("labels: " + ", ".join(f"{k}={v}" for k, v in r.label_counts.items()))
+
+
+def _gold_phrase(name: str, sc: dict | None) -> str:
+    if not sc or not sc.get("n_gold_total"):
+        return f"{name} n/a"
+    return (f"{name} {_pct(sc['accuracy']) or 'n/a'} of covered ({sc['n_gold']} of "
+            f"{sc['n_gold_total']}), {_pct(sc['accuracy_all'])} counting abstentions")
+
+
+def _print_gold(r: LabelingResult) -> None:
+    """Covered-of-total and abstention-counted accuracy for both models, then the chosen one's
+    per-class accuracy and confusion against gold (the last column: abstained)."""
+    lm, mv = r.scores.get("label_model"), r.scores.get("majority")
+    echo(f"on {r.n_gold} gold records: {_gold_phrase('label model', lm)}; "
+         f"{_gold_phrase('majority vote', mv)} -> using {r.model}")
+    chosen = r.scores.get(r.model)
+    if not chosen or not chosen.get("n_gold_total") or not r.classes:
+        return
+    width = max(8, *(len(c) for c in r.classes))
+    echo(f"  {'gold class':<{width}} {'n':>5} {'covered':>7} {'correct':>7} {'accuracy':>8}"
+         f"   ({r.model}, abstentions counted)")
+    for c, pc in zip(r.classes, chosen["per_class"]):
+        echo(f"  {c:<{width}} {pc['n']:>5} {pc['covered']:>7} {pc['correct']:>7} "
+             f"{_pct(pc['accuracy']) or '-':>8}")
+    cols = [c[:8] for c in r.classes] + ["abstain"]
+    echo(f"  confusion (rows gold, columns {r.model}):")
+    echo(f"  {'':<{width}} " + " ".join(f"{c:>8}" for c in cols))
+    for c, row in zip(r.classes, chosen["confusion"]):
+        echo(f"  {c:<{width}} " + " ".join(f"{v:>8}" for v in row))
 
 
 @app.command("label")
@@ -70,7 +100,9 @@ def label_cmd(
     config = LabelConfig.from_section(cfg.section("label"), scheme=scheme, model=model,
                                       engine=engine, dask_address=dask_address, epochs=epochs,
                                       seed=seed, time_limit_s=time_limit)
-    result = run_labeling(ws, config, progress=sys.stderr.isatty())
+    with on_interrupt("no labels changed (the run is recorded as interrupted); the workspace "
+                      "is otherwise as it was"):
+        result = run_labeling(ws, config, progress=sys.stderr.isatty())
     _print_result(result)
     summary = result.to_dict()
     summary["n_lfs"] = result.n_lfs

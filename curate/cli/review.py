@@ -58,7 +58,17 @@ def ls_start(
             echo(f"waiting for Label Studio to answer /health ... {waited:.0f} s "
                  f"(a first start migrates its database: 1-3 min)")
 
-    info, started = server.start(port=port, timeout=timeout, progress=progress)
+    try:
+        info, started = server.start(port=port, timeout=timeout, progress=progress)
+    except KeyboardInterrupt as exc:
+        from pipelines.store import Terminated
+
+        typer.echo("interrupted: the Label Studio server that was starting was stopped; its "
+                   f"data folder {server.data_dir} is kept and a rerun resumes from it",
+                   err=True)
+        if isinstance(exc, Terminated):
+            raise
+        raise SystemExit(130) from None   # (click would turn Ctrl-C into Abort: exit 1)
     echo(f"Label Studio {'started' if started else 'already running'} at {info.url} "
          f"(user {info.username}; password and token: `curate labelstudio token`; log "
          f"{server.log_path})")

@@ -51,11 +51,14 @@ def roi_cmd(
     echo()
     echo(format_table(report))
     v = report["verdict"]
-    if v:
+    if v.get("note"):
+        echo(f"best curated arm {v['best_curated']}; {v['note']}")
+    elif v:
         echo(f"best curated arm {v['best_curated']}: {v['delta_accuracy_vs_raw']:+.3f} accuracy vs "
              f"raw; intervals {'overlap' if v['intervals_overlap'] else 'do not overlap'}")
     echo(f"note: {SIMULATED_REVIEW_NOTE}")
     echo(f"report: {report['report_path']}")
     emit({k: report[k] for k in ("scheme", "head", "arms", "verdict", "leakage", "n_eval",
-                                 "seeds", "device", "simulated_review", "report_path", "run_id")}
+                                 "seeds", "device", "simulated_review", "report_path", "run_id",
+                                 "skipped_arms")}
          | {"quick": quick}, as_json)

@@ -147,6 +147,17 @@ def _curated_arm(n_review: int, pool_records: list[PoolRecord]) -> Arm:
     return arm
 
 
+def why_empty(arm: Arm) -> str:
+    """Why an arm has no training records (its notes say; else the generic reason)."""
+    for n in arm.notes:
+        if n.startswith("skipped: "):
+            return n[len("skipped: "):]
+    if arm.name in ("majority", "label_model"):
+        return "every LF abstained on every trainable (non-gold, non-near-gold) record"
+    return ("no trainable record is left once gold records and their near-duplicates are "
+            "held out")
+
+
 def build_arms(pool: Pool, review_budgets: Iterable[int]) -> list[Arm]:
     """The arms in report order (raw, majority, label_model, curated_<N>...), uncapped."""
     train = pool.trainable
@@ -159,7 +170,11 @@ def build_arms(pool: Pool, review_budgets: Iterable[int]) -> list[Arm]:
         raw_ids += [r.id] * max(1, r.n_sources)   # raw keeps every source row, duplicates too
         raw_labels += [r.raw_label] * max(1, r.n_sources)
     raw = Arm("raw", raw_ids, raw_labels)
-    if bad:
+    if bad and not raw_ids:
+        raw.notes.append(f"skipped: none of the {bad} trainable records has a raw label in the "
+                         f"scheme's classes (ingest the file with --label-field COLUMN to compare "
+                         f"against raw labels)")
+    elif bad:
         raw.notes.append(f"{bad} records without a usable raw label left out")
     arms = [raw, _weak_arm("majority", train, "majority"),
             _weak_arm("label_model", train, "label_model")]

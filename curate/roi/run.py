@@ -50,24 +50,35 @@ def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
 
     from curate.roi.train import fit_and_predict, fit_probe
 
+    from curate.roi.arms import why_empty
+
     budget = _budget(config)
+    # An arm with nothing to train on (no raw labels ingested, say) is skipped with its reason,
+    # never fitted: the other arms still compare.
+    skipped = {a.name: why_empty(a) for a in arms.arms if not a.ids}
+    for name, why in skipped.items():
+        say(f"{name:<12} skipped: no training records ({why})")
+    fit_arms = [a for a in arms.arms if a.ids]
+    if not fit_arms:
+        raise ConfigError("roi: no arm has training records: " + "; ".join(
+            f"{k}: {v}" for k, v in skipped.items()))
     eval_texts = [arms.texts[i] for i in arms.eval_ids]
     if config.head == "probe":
         if vectors is None:
             raise ConfigError("roi head 'probe' needs the records' cached embeddings (run dedup)")
-        missing = [i for i in {*arms.eval_ids, *(i for a in arms.arms for i in a.ids)}
+        missing = [i for i in {*arms.eval_ids, *(i for a in fit_arms for i in a.ids)}
                    if vectors.get(i) is None]
         if missing:
             raise ConfigError(f"roi head 'probe': {len(missing)} records have no cached "
                               f"embedding (first: {missing[0]}); run `curate dedup` first")
         eval_vecs = np.stack([vectors.get(i) for i in arms.eval_ids])
     seeds = list(range(config.seeds))
-    bar = tqdm(total=len(arms.arms) * len(seeds), desc="roi fits", unit=" fit",
+    bar = tqdm(total=len(fit_arms) * len(seeds), desc="roi fits", unit=" fit",
                disable=not (progress and sys.stderr.isatty()))
     rows, device = [], None
     t_all = time.perf_counter()
     try:
-        for arm in arms.arms:
+        for arm in fit_arms:
             per_seed = []
             texts = [arms.texts[i] for i in arm.ids]
             vecs = np.stack([vectors.get(i) for i in arm.ids]) if config.head == "probe" else None
@@ -99,11 +110,11 @@ def evaluate_arms(arms: ArmSet, config: RoiConfig, *, progress: bool = False,
                 f"{f1:.3f}  n_train {arm.n_train}  {row['train_seconds']:.1f} s/fit")
     finally:
         bar.close()
-    return _report(arms, config, rows, device, time.perf_counter() - t_all)
+    return _report(arms, config, rows, device, time.perf_counter() - t_all, skipped)
 
 
 def _report(arms: ArmSet, config: RoiConfig, rows: list[dict], device: str | None,
-            seconds: float) -> dict[str, Any]:
+            seconds: float, skipped: dict[str, str] | None = None) -> dict[str, Any]:
     by = {r["name"]: r for r in rows}
     raw = by.get("raw")
     curated = [r for r in rows if r["name"].startswith("curated_")]
@@ -117,6 +128,9 @@ def _report(arms: ArmSet, config: RoiConfig, rows: list[dict], device: str | Non
                                              or raw["ci"][0] > best["ci"][1]),
                    "goal": "curated >= raw + 0.10 accuracy, intervals not overlapping"}
         verdict["goal_met"] = delta >= 0.10 and not verdict["intervals_overlap"]
+    elif best:
+        verdict = {"best_curated": best["name"],
+                   "note": "no raw arm (skipped: no training records), so no delta against raw"}
     return {
         "scheme": arms.scheme, "classes": arms.classes, "n_eval": len(arms.eval_ids),
         "seeds": config.seeds, "device": device, "seconds": round(seconds, 1),
@@ -129,13 +143,14 @@ def _report(arms: ArmSet, config: RoiConfig, rows: list[dict], device: str | Non
                   "linear probe on frozen all-MiniLM-L6-v2 sentence embeddings"),
         "arms": rows, "verdict": verdict, "leakage": arms.leakage, "pool": arms.pool_stats,
         "simulated_review": SIMULATED_REVIEW_NOTE, "notes": arms.notes,
+        "skipped_arms": dict(skipped or {}),
     }
 
 
 def format_table(report: dict[str, Any]) -> str:
     """The report as a plain-text table with deltas against the raw arm."""
     rows = report["arms"]
-    raw = next((r for r in rows if r["name"] == "raw"), rows[0])
+    raw = next((r for r in rows if r["name"] == "raw"), rows[0])   # no raw arm: the first
     out = [f"{'arm':<13}{'n_train':>8}{'reviewed':>9}{'accuracy':>10}{'95% CI':>17}"
            f"{'macro-F1':>10}{'d acc':>8}{'s/fit':>8}"]
     for r in rows:
@@ -143,6 +158,8 @@ def format_table(report: dict[str, Any]) -> str:
         out.append(f"{r['name']:<13}{r['n_train']:>8}{r['reviewed']:>9}{r['accuracy']:>10.3f}"
                    f"{ci:>17}{r['macro_f1']:>10.3f}{r['accuracy'] - raw['accuracy']:>+8.3f}"
                    f"{r['train_seconds']:>8.1f}")
+    for name, why in (report.get("skipped_arms") or {}).items():
+        out.append(f"{name:<13}skipped: no training records ({why})")
     out.append(f"(gold eval records: {report['n_eval']}; seeds: {report['seeds']}; device: "
                f"{report['device']}; {report['model']})")
     return "\n".join(out)

@@ -8,11 +8,12 @@ from typing import Any
 from pipelines.config import step_config
 from pipelines.errors import ConfigError
 
-__all__ = ["ExportConfig", "FORMATS", "SYNTHETIC", "PREFERENCE_STYLES"]
+__all__ = ["ExportConfig", "FORMATS", "SYNTHETIC", "PREFERENCE_STYLES", "GOLD_TRAIN"]
 
 FORMATS = ("chat", "alpaca", "classification", "preference")
 SYNTHETIC = ("include", "exclude", "cap")
 PREFERENCE_STYLES = ("conversational", "standard")
+GOLD_TRAIN = ("auto", "never", "always")
 
 
 @dataclass
@@ -28,6 +29,12 @@ class ExportConfig:
                 "corrections (TRL DPOTrainer)"})
     eval_fraction: float = field(default=0.1, metadata={
         "help": "share of records (by record-id hash) that go to eval.jsonl"})
+    gold_train: str = field(default="auto", metadata={
+        "help": "may gold-labelled records train? never: every gold record goes to eval; auto: "
+                "only when no non-gold record would train (an all-gold data set), then all but "
+                "gold_eval_share of them; always: all but gold_eval_share of them"})
+    gold_eval_share: float = field(default=0.2, metadata={
+        "help": "share of gold records (by record-id hash) kept for eval when gold trains"})
     min_confidence: float = field(default=0.8, metadata={
         "help": "a label-model label needs at least this confidence; human labels always pass"})
     accept_labels: list[str] | None = field(default=None, metadata={
@@ -57,6 +64,12 @@ class ExportConfig:
             raise ConfigError(f"export.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not isinstance(self.eval_fraction, (int, float)) or not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"export.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
+        if self.gold_train not in GOLD_TRAIN:
+            raise ConfigError(f"export.gold_train must be one of {', '.join(GOLD_TRAIN)}, "
+                              f"got {self.gold_train!r}")
+        if not isinstance(self.gold_eval_share, (int, float)) or isinstance(self.gold_eval_share, bool) \
+                or not 0.0 < self.gold_eval_share < 1.0:
+            raise ConfigError(f"export.gold_eval_share must be in (0, 1), got {self.gold_eval_share!r}")
         if not isinstance(self.min_confidence, (int, float)) or not 0.0 <= self.min_confidence <= 1.0:
             raise ConfigError(f"export.min_confidence must be in [0, 1], got {self.min_confidence!r}")
         if self.accept_labels is not None:

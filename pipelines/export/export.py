@@ -50,13 +50,14 @@ class ExportResult:
     lengths: dict[str, Any] = field(default_factory=dict)      # estimated tokens per row
     pii: dict[str, Any] = field(default_factory=dict)   # mode, redacted/remaining counts per type
     synthetic: dict[str, int] = field(default_factory=dict)    # synthetic rows per split
+    gold: dict[str, Any] = field(default_factory=dict)  # Selection.gold: did gold train, counts
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "path": str(self.path), "format": self.format,
                 "scheme": self.scheme, "train": self.train, "eval": self.eval,
                 "skipped": self.skipped, "labels": self.labels, "unchanged": self.unchanged,
                 "conditions": self.conditions, "lengths": self.lengths, "pii": self.pii,
-                "synthetic": self.synthetic}
+                "synthetic": self.synthetic, "gold": self.gold}
 
 
 def _tool_version() -> str:
@@ -149,7 +150,7 @@ def preview_export(ws: Workspace, cfg: ExportConfig | None = None, *,
     return {"scheme": scheme.name, "format": fmt,
             "train": sum(counts["train"].values()), "eval": sum(counts["eval"].values()),
             "labels": counts, "skipped": sel.skipped, "conditions": sel.conditions,
-            "synthetic": _synthetic_counts(sel)}
+            "synthetic": _synthetic_counts(sel), "gold": sel.gold}
 
 
 def _dump_line(obj: dict[str, Any]) -> str:
@@ -246,10 +247,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
     counts = _label_counts(sel)
     n_train, n_eval = sum(counts["train"].values()), sum(counts["eval"].values())
     if n_train == 0:
-        why = ", ".join(f"{k}: {v}" for k, v in sorted(sel.skipped.items())) or "no records"
-        raise ExportError(f"export of scheme {scheme.name!r} ({fmt}) would have an empty train "
-                          f"split (left out: {why}); label or review more records, or lower "
-                          f"min_confidence (now {cfg.min_confidence})")
+        raise ExportError(_empty_train_message(scheme.name, fmt, cfg, sel))
 
     exports = ws.subdir("exports")
     _remove_leftovers(exports)
@@ -287,7 +285,8 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             return ExportResult(version=same, path=exports / same, format=fmt, scheme=scheme.name,
                                 train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
                                 unchanged=True, conditions=sel.conditions, lengths=lengths,
-                                pii=pii_summary, synthetic=_synthetic_counts(sel))
+                                pii=pii_summary, synthetic=_synthetic_counts(sel),
+                                gold=sel.gold)
         with ws.connect() as conn:
             lineage = latest_runs(conn, LINEAGE_STEPS, scheme.name)
             sources = source_files(conn)
@@ -300,7 +299,7 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
             "config": cfg.to_dict(),
             "counts": {"train": n_train, "eval": n_eval, "labels": counts,
                        "skipped": sel.skipped, "conditions": sel.conditions,
-                       "synthetic": _synthetic_counts(sel)},
+                       "synthetic": _synthetic_counts(sel), "gold": sel.gold},
             "lengths": lengths,
             "files": files,
             "pii": pii_summary,
@@ -324,7 +323,30 @@ def export_dataset(ws: Workspace, cfg: ExportConfig | None = None, *, force: boo
     return ExportResult(version=version, path=final, format=fmt, scheme=scheme.name,
                         train=n_train, eval=n_eval, skipped=sel.skipped, labels=counts,
                         conditions=sel.conditions, lengths=lengths, pii=pii_summary,
-                        synthetic=_synthetic_counts(sel))
+                        synthetic=_synthetic_counts(sel), gold=sel.gold)
+
+
+def _empty_train_message(scheme: str, fmt: str, cfg: ExportConfig, sel: Selection) -> str:
+    """Why the train split is empty, naming the reasons that actually emptied it."""
+    why = ", ".join(f"{k}: {v}" for k, v in sorted(sel.skipped.items()))
+    held = sel.gold.get("eval", 0) if not sel.gold.get("trains") else 0
+    parts = [f"{held} gold record(s) held out for eval (gold_train: {cfg.gold_train})"] \
+        if held else []
+    if why:
+        parts.append(f"left out: {why}")
+    hints = []
+    if held:
+        hints.append("let gold train (--gold-train auto|always)")
+    if sel.skipped.get("below min_confidence"):
+        hints.append(f"lower min_confidence (now {cfg.min_confidence})")
+    if any(k.startswith("label ") for k in sel.skipped):
+        hints.append("widen accept_labels")
+    if sel.skipped.get("unlabelled"):
+        hints.append("label or review more records")
+    if not hints:
+        hints.append("label or review more records")
+    return (f"export of scheme {scheme!r} ({fmt}) would have an empty train split ("
+            f"{'; '.join(parts) or 'no records'}); {', or '.join(hints)}")
 
 
 def _remove_leftovers(exports: Path) -> None:

@@ -38,6 +38,8 @@ class Selection:
     # conversation conditions (turns.CONDITIONS) among the chosen and the conversation-less
     # records -> count
     conditions: dict[str, int] = field(default_factory=dict)
+    # how gold-labelled records were split: policy, eval_share, trains (bool), train, eval
+    gold: dict[str, object] = field(default_factory=dict)
 
 
 def split_of(record_id: str, eval_fraction: float) -> str:
@@ -97,6 +99,11 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
     5. a synthetic record (`meta.synthetic`) is out with `synthetic: exclude`, goes to train only
        (the eval split stays real) and, with `synthetic: cap`, at most `synthetic_cap` of each
        label's rows are synthetic (`cap_synthetic`).
+    6. gold may train (`gold_train`): `never` keeps every gold record in eval; `auto` (default)
+       lets gold train only when no non-gold record would (an all-gold data set, which could not
+       be trained on otherwise); `always` lets it train whenever. When gold trains, a stable
+       `gold_eval_share` of the gold records (by record-id hash) stays in eval, the rest go to
+       train. `Selection.gold` states which happened (the manifest's `counts.gold`).
     """
     accept = set(resolve_accept_labels(cfg, scheme, fmt))
     rows: list[ExportRow] = []
@@ -148,12 +155,14 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             continue
         if not trainable(cand):
             continue
-        # Any gold label (this scheme or another) marks a held-out record: never train on it.
+        # Any gold label (this scheme or another) marks a held-out record: eval, unless rule 6
+        # below lets part of the gold train.
         split = "eval" if cand.record.gold else split_of(cand.id, cfg.eval_fraction)
         rows.append(ExportRow(cand.id, "train" if synthetic else split, label, source, cand))
+    gold = _split_gold(rows, cfg)
     if cfg.synthetic == "cap":
         rows = cap_synthetic(rows, cfg.synthetic_cap, skip)
-    return Selection(rows=rows, skipped=skipped, conditions=conditions)
+    return Selection(rows=rows, skipped=skipped, conditions=conditions, gold=gold)
 
 
 def is_synthetic_row(row) -> bool:
@@ -181,3 +190,23 @@ def cap_synthetic(rows: list, cap: float, skip=None, key=lambda row: row.label) 
         for _ in drop:
             skip("synthetic over cap")
     return [r for r in rows if id(r) not in drop]
+
+
+def _split_gold(rows: list[ExportRow], cfg: ExportConfig) -> dict[str, object]:
+    """Apply rule 6 in place: move all but `gold_eval_share` of the gold rows to train when the
+    policy allows it; return the summary for the manifest."""
+    gold_rows = [r for r in rows if r.record.record.gold]
+    non_gold_train = sum(1 for r in rows if r.split == "train" and not r.record.record.gold)
+    trains = bool(gold_rows) and (cfg.gold_train == "always"
+                                  or (cfg.gold_train == "auto" and non_gold_train == 0))
+    if trains:
+        for r in gold_rows:
+            r.split = split_of(r.id, cfg.gold_eval_share)
+        # A tiny gold set could hash entirely to one side: keep at least one row on each.
+        sides = {r.split for r in gold_rows}
+        if len(gold_rows) >= 2 and sides != {"train", "eval"}:
+            ordered = sorted(gold_rows, key=lambda r: hashlib.sha256(r.id.encode()).hexdigest())
+            ordered[0].split = "eval" if sides == {"train"} else "train"
+    return {"policy": cfg.gold_train, "eval_share": cfg.gold_eval_share, "trains": trains,
+            "train": sum(1 for r in gold_rows if r.split == "train"),
+            "eval": sum(1 for r in gold_rows if r.split == "eval")}

@@ -229,22 +229,28 @@ def start_server(data_dir: Path, *, port: int, username: str, password: str, tok
     if not wait:
         return info
     t0 = time.monotonic()
-    while True:
-        waited = time.monotonic() - t0
-        if health(url):
-            if template and not seeded:
-                _save_template(data_dir, Path(template))
-            return info
-        if child.poll() is not None:
-            raise ReviewSyncError(f"Label Studio exited with status {child.poll()} while "
-                                  f"starting; see {log_path}: {_tail(log_path)}")
-        if waited > timeout:
-            child.stop()
-            raise ReviewSyncError(f"Label Studio did not answer {url}/health within "
-                                  f"{timeout:.0f} s; see {log_path}")
-        if progress:
-            progress(waited)
-        time.sleep(1.0)
+    try:
+        while True:
+            waited = time.monotonic() - t0
+            if health(url):
+                if template and not seeded:
+                    _save_template(data_dir, Path(template))
+                return info
+            if child.poll() is not None:
+                raise ReviewSyncError(f"Label Studio exited with status {child.poll()} while "
+                                      f"starting; see {log_path}: {_tail(log_path)}")
+            if waited > timeout:
+                child.stop()
+                raise ReviewSyncError(f"Label Studio did not answer {url}/health within "
+                                      f"{timeout:.0f} s; see {log_path}")
+            if progress:
+                progress(waited)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (`Terminated`) while waiting: the detached server would outlive us
+        # and hold the port half-started, so stop its process group before passing it on.
+        child.stop(grace_s=5.0)
+        raise
 
 
 def _tail(path: Path, n: int = 3) -> str:
@@ -367,7 +373,7 @@ class WorkspaceServer:
                                    password=info.password, token=info.token,
                                    log_path=self.log_path, timeout=timeout, progress=progress,
                                    template=template, wait=wait, pid_file=self.pid_path)
-        except ReviewSyncError:
+        except (ReviewSyncError, KeyboardInterrupt):
             self.pid_path.unlink(missing_ok=True)   # it never came up (and was stopped)
             raise
         return started, True

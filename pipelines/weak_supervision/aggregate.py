@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.metrics import accuracy
+from pipelines.metrics import accuracy, confusion_matrix
 
 __all__ = ["MIN_LFS_FOR_LABEL_MODEL", "ModelScore", "Aggregation", "majority_proba",
            "label_model_proba", "aggregate", "decide"]
@@ -23,12 +23,25 @@ MIN_LFS_FOR_LABEL_MODEL = 3   # snorkel's LabelModel needs at least 3 LFs
 
 @dataclass
 class ModelScore:
+    """A model's labels against gold, over the covered records and counting abstentions.
+
+    `accuracy` is over the gold records the model labelled (`n_gold` of them); `accuracy_all`
+    counts every gold record, an abstention as wrong (`n_gold_total`). `per_class[i]` and
+    `confusion` rows are by gold class index; the confusion's last column counts abstentions.
+    """
+
     accuracy: float | None      # on gold records that got a label; None without gold
     n_gold: int                 # gold records that got a label
     correct: int
+    n_gold_total: int = 0       # every gold record, labelled or not
+    accuracy_all: float | None = None   # correct / n_gold_total
+    per_class: list[dict[str, Any]] = field(default_factory=list)  # n, covered, correct, accuracy
+    confusion: list[list[int]] = field(default_factory=list)       # k x (k + 1), last: abstained
 
     def to_dict(self) -> dict[str, Any]:
-        return {"accuracy": self.accuracy, "n_gold": self.n_gold, "correct": self.correct}
+        return {"accuracy": self.accuracy, "n_gold": self.n_gold, "correct": self.correct,
+                "n_gold_total": self.n_gold_total, "accuracy_all": self.accuracy_all,
+                "per_class": self.per_class, "confusion": self.confusion}
 
 
 @dataclass
@@ -74,10 +87,23 @@ def _decide_rows(L: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return labels.astype(int), confidence.astype(float)
 
 
-def _score(labels: np.ndarray, gold: np.ndarray) -> ModelScore:
-    mask = (gold >= 0) & (labels >= 0)
+def _score(labels: np.ndarray, gold: np.ndarray, k: int) -> ModelScore:
+    has_gold = gold >= 0
+    mask = has_gold & (labels >= 0)
+    n_total, correct = int(has_gold.sum()), int((labels[mask] == gold[mask]).sum())
+    # Abstention is a column of its own (-1), so the confusion shows where coverage is missing.
+    conf = confusion_matrix(gold[has_gold].tolist(), labels[has_gold].tolist(),
+                            classes=[*range(k), -1])[:k].tolist()
+    per_class = []
+    for i in range(k):
+        n_i = int((gold == i).sum())
+        hit = int(conf[i][i])
+        per_class.append({"n": n_i, "covered": n_i - int(conf[i][k]), "correct": hit,
+                          "accuracy": hit / n_i if n_i else None})
     return ModelScore(accuracy=accuracy(gold[mask], labels[mask]), n_gold=int(mask.sum()),
-                      correct=int((labels[mask] == gold[mask]).sum()))
+                      correct=correct, n_gold_total=n_total,
+                      accuracy_all=correct / n_total if n_total else None,
+                      per_class=per_class, confusion=conf)
 
 
 def decide(requested: str, n_lfs: int, scores: dict[str, ModelScore]) -> tuple[str, list[str]]:
@@ -113,11 +139,11 @@ def aggregate(L: np.ndarray, k: int, gold: np.ndarray, *, model: str = "auto", e
     results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     scores: dict[str, ModelScore] = {}
     results["majority"] = _decide_rows(L, majority_proba(L, k))
-    scores["majority"] = _score(results["majority"][0], gold)
+    scores["majority"] = _score(results["majority"][0], gold, k)
     if n_lfs >= MIN_LFS_FOR_LABEL_MODEL and len(L):
         proba = label_model_proba(L, k, epochs=epochs, lr=lr, seed=seed)
         results["label_model"] = _decide_rows(L, proba)
-        scores["label_model"] = _score(results["label_model"][0], gold)
+        scores["label_model"] = _score(results["label_model"][0], gold, k)
     chosen, notes = decide(model, n_lfs, scores)
     labels, confidence = results[chosen]
     return Aggregation(chosen=chosen, labels=labels, confidence=confidence, scores=scores,

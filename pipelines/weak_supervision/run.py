@@ -52,6 +52,10 @@ class LabelingResult:
     label_counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     load_errors: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    # model -> ModelScore.to_dict(): covered-of-total, accuracy counting abstentions, per class,
+    # confusion against gold
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +67,7 @@ class LabelingResult:
             "engine": self.engine, "seconds": self.seconds, "matrix_path": self.matrix_path,
             "label_counts": self.label_counts, "lf_summary": self.lf_summary,
             "notes": self.notes, "load_errors": self.load_errors,
+            "classes": self.classes, "scores": self.scores,
         }
 
 
@@ -192,9 +197,10 @@ def run_labeling(ws: Workspace, config: LabelConfig, *, progress: bool = False,
             n_gold=int((gold >= 0).sum()), engine=config.engine,
             seconds=round(time.perf_counter() - t0, 3), matrix_path=str(path),
             lf_summary=[_summary_row(s) for s in report.lfs], label_counts=counts, notes=notes,
-            load_errors=list(lfset.errors),
+            load_errors=list(lfset.errors), classes=list(classes),
+            scores={k: v.to_dict() for k, v in agg.scores.items()},
         )
-        metrics = {k: v for k, v in result.to_dict().items() if k not in ("lf_summary",)}
+        metrics = {k: v for k, v in result.to_dict().items() if k not in ("lf_summary", "scores")}
         metrics["models"] = {k: v.to_dict() for k, v in agg.scores.items()}
         metrics["vetoes"] = veto_stats
         with ws.transaction() as conn:

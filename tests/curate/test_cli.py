@@ -302,3 +302,69 @@ def test_killed_curate_label_ends_interrupted(tmp_path, csv_file, sig):
         assert status()[0][1] == "running"
         subprocess.run([*cli, "status", "-w", str(ws)], env=env, check=True, capture_output=True)
         assert status()[0][1] == "interrupted"
+
+
+class _CtrlC:
+    """A tqdm stand-in whose second update is the user's Ctrl-C (mid-ingest)."""
+
+    def __init__(self, *a, **k):
+        self.n = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, k=1):
+        self.n += 1
+        if self.n >= 2:
+            raise KeyboardInterrupt
+
+
+_QUICK_LF = '''
+from snorkel.labeling import labeling_function
+
+@labeling_function()
+def lf_pipe(x):
+    return 0 if "Pipe" in x.text else -1
+'''
+
+
+def test_ctrl_c_in_ingest_label_export_exits_130_and_keeps_the_workspace(capsys, tmp_path,
+                                                                        csv_file, monkeypatch):
+    import sqlite3
+
+    ws = tmp_path / "ws"
+
+    def n_rows(table):
+        conn = sqlite3.connect(ws / "studio.db")
+        try:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        finally:
+            conn.close()
+
+    with monkeypatch.context() as m:
+        m.setattr("curate.cli.core.tqdm", _CtrlC)
+        code, _, err = run(capsys, "ingest", str(csv_file), "-w", str(ws), "--text-field", "body")
+    assert code == 130 and "interrupted: nothing was ingested" in err and "as it was" in err
+    assert n_rows("records") == 0
+    assert run(capsys, "ingest", str(csv_file), "-w", str(ws), "--text-field", "body")[0] == 0
+    (ws / "curation.yaml").write_text("schemes:\n  claim: {classes: [water, auto]}\n",
+                                      encoding="utf-8")
+    (ws / "lfs" / "quick.py").write_text(_QUICK_LF, encoding="utf-8")
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr("pipelines.weak_supervision.run.replace_labels", ctrl_c)
+        code, _, err = run(capsys, "label", "-w", str(ws))
+    assert code == 130 and "interrupted: no labels changed" in err
+    assert n_rows("labels") == 0
+    assert run(capsys, "label", "-w", str(ws))[0] == 0
+    with monkeypatch.context() as m:
+        m.setattr("pipelines.export.export._write_manifest", ctrl_c)
+        code, _, err = run(capsys, "export", "-w", str(ws), "--min-confidence", "0")
+    assert code == 130 and "interrupted: no export version was written" in err
+    assert not [p for p in (ws / "exports").iterdir()]

@@ -351,3 +351,43 @@ def test_quick_sft_trains_both_arms_on_disjoint_sets(tiny_sample_ws):
     assert not set(report["eval_ids"]) & set(sets.arm_ids["raw"])
     assert report["n_eval"] == min(8, len(held))
     assert "curated" in format_sft_table(report)
+
+
+@pytest.mark.parametrize("head", ["probe", "lora"])
+def test_an_arm_without_training_records_is_skipped_and_named(pool, head, monkeypatch):
+    """No raw labels ingested: the raw arm is skipped with its reason, for both heads; the other
+    arms still fit (the fit itself is stubbed: this checks the routing, not the model)."""
+    from types import SimpleNamespace
+
+    import curate.roi.train as train_mod
+    from curate.roi import run as run_mod
+    from curate.roi.arms import ArmSet
+
+    for r in pool.records:
+        r.raw_label = None
+    arms = build_arms(pool, (0,))
+    assert arms[0].name == "raw" and arms[0].ids == [] and "--label-field" in arms[0].notes[0]
+
+    def fake_fit(*a, **kw):
+        n = len(a[2])   # eval texts (lora) or eval vectors (probe)
+        return SimpleNamespace(predictions=["fire"] * n, device="cpu", train_seconds=0.0, steps=1,
+                               final_loss=0.0)
+
+    monkeypatch.setattr(train_mod, "fit_probe", fake_fit)
+    monkeypatch.setattr(train_mod, "fit_and_predict", fake_fit)
+    texts = {r.id: r.text for r in pool.records}
+    aset = ArmSet(scheme="kind", classes=CLASSES, texts=texts, eval_ids=["r0", "r1"],
+                  eval_labels=["fire", "water"], arms=arms)
+    vectors = {i: np.ones(4, dtype=np.float32) for i in texts}
+    said = []
+    report = run_mod.evaluate_arms(aset, RoiConfig(head=head, seeds=1), say=said.append,
+                                   vectors=vectors)
+    assert "raw" in report["skipped_arms"] and "--label-field" in report["skipped_arms"]["raw"]
+    assert [r["name"] for r in report["arms"]] == ["majority", "label_model", "curated_0"]
+    assert any(m.startswith("raw") and "skipped: no training records" in m for m in said)
+    assert "no raw arm" in report["verdict"]["note"]
+    assert "raw          skipped" in run_mod.format_table(report)
+    for a in arms:
+        a.ids, a.labels = [], []
+    with pytest.raises(ConfigError, match="no arm has training records: raw: .*majority: every LF"):
+        run_mod.evaluate_arms(aset, RoiConfig(head=head, seeds=1), vectors=vectors)

@@ -148,7 +148,7 @@ def test_crash_mid_export_leaves_no_version(tmp_path, monkeypatch):
 
 def test_bad_input_errors(tmp_path):
     ws = make_ws(tmp_path, n=8)
-    with pytest.raises(ExportError, match="empty train split.*lower min_confidence"):
+    with pytest.raises(ExportError, match="empty train split.*below min_confidence: .*lower min_confidence"):
         export_dataset(ws, scheme="quality", min_confidence=1.0)
     with pytest.raises(ConfigError, match="eval_fraction"):
         ExportConfig(eval_fraction=1.5)
@@ -252,3 +252,47 @@ def test_conversations_keep_every_turn_and_conditions_are_counted(tmp_path):
     row = next(r for r in read_split(ws, alp.version, "train") if r["output"] == "a3")
     assert row == {"system": "Be brief.", "instruction": "q3", "input": "", "output": "a3",
                    "history": [["q1", "a1"], ["q2", "a2"]]}
+
+
+def make_gold_ws(tmp_path, n: int = 30) -> Workspace:
+    """n instruction records, every one with gold for both schemes and no label-model label."""
+    ws = Workspace.create(tmp_path / "gold_ws")
+    ws.config_path.write_text(CURATION, encoding="utf-8")
+    with ws.transaction() as conn:
+        for i in range(n):
+            upsert_record(conn, NewRecord(id=f"g{i:04d}", kind="instruction", text=f"g {i}",
+                                          prompt=f"claim {i}", response=f"summary {i}",
+                                          gold={"topic": TOPICS[i % 3], "quality": "ACCEPT"},
+                                          file="gold.jsonl", row=i + 1), utcnow())
+    return ws
+
+
+def test_all_gold_set_exports_with_a_gold_holdout(tmp_path):
+    ws = make_gold_ws(tmp_path, n=30)
+    res = export_dataset(ws, scheme="topic", format="classification")
+    m = load_manifest(ws, res.version)
+    side = {e["id"]: e["split"] for e in m["records"]}
+    assert res.train > 0 and res.train + res.eval == 30
+    # eval is exactly the stable gold holdout (gold_eval_share 0.2 by record-id hash)
+    assert {i for i, s in side.items() if s == "eval"} == {i for i in side if split_of(i, 0.2) == "eval"}
+    assert m["counts"]["gold"] == {"policy": "auto", "eval_share": 0.2, "trains": True,
+                                   "train": res.train, "eval": res.eval}
+    assert all(e["label_source"] == "gold" for e in m["records"])
+    # never: the old rule, and the error names the real reason
+    with pytest.raises(ExportError, match=r"30 gold record\(s\) held out for eval.*--gold-train"):
+        export_dataset(ws, scheme="topic", format="classification", gold_train="never")
+    with pytest.raises(ConfigError, match="gold_eval_share"):
+        ExportConfig(gold_eval_share=1.0)
+    with pytest.raises(ConfigError, match="gold_train"):
+        ExportConfig(gold_train="sometimes")
+
+
+def test_gold_stays_in_eval_when_other_records_train_unless_always(tmp_path):
+    ws = make_ws(tmp_path, n=60, gold_every=5)
+    auto = export_dataset(ws, scheme="topic", format="classification", eval_fraction=0.25)
+    assert auto.gold["trains"] is False and auto.gold["train"] == 0 and auto.gold["eval"] == 12
+    always = export_dataset(ws, scheme="topic", format="classification", eval_fraction=0.25,
+                            gold_train="always", gold_eval_share=0.5)
+    m = load_manifest(ws, always.version)
+    gold_sides = [e["split"] for e in m["records"] if int(e["id"][1:]) % 5 == 0]
+    assert always.gold["trains"] and "train" in gold_sides and "eval" in gold_sides

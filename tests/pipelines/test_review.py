@@ -670,3 +670,49 @@ def test_label_studio_files_are_private_to_the_user(labelstudio_server):
     shared = [f"{p} {stat.S_IMODE(p.stat().st_mode):o}" for p in paths
               if not p.is_symlink() and p.stat().st_mode & 0o077]
     assert shared == []
+
+
+def test_labelstudio_start_interrupted_while_waiting_stops_the_server(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Ctrl-C while `curate labelstudio start` waits for /health: the (detached) server child is
+    stopped, the exit status is 130 and the message says what was kept. A shell script stands in
+    for label-studio: it records its pid and sleeps."""
+    import os
+    import socket
+    import time as _time
+
+    from curate.cli import main
+    from pipelines.launch import pid_alive
+    from pipelines.review import server as server_mod
+
+    pid_file = tmp_path / "fake.pid"
+    exe = tmp_path / "label-studio"
+    exe.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n", encoding="utf-8")
+    exe.chmod(0o755)
+    monkeypatch.setenv("CURATE_LABELSTUDIO_BIN", str(exe))
+    calls = []
+
+    def fake_health(url, timeout=2.0):
+        calls.append(url)
+        if len(calls) < 3:          # WorkspaceServer.start and start_server's port check
+            return False
+        deadline = _time.monotonic() + 10
+        while not pid_file.exists() and _time.monotonic() < deadline:
+            _time.sleep(0.05)
+        raise KeyboardInterrupt     # the user presses Ctrl-C while it waits
+
+    monkeypatch.setattr(server_mod, "health", fake_health)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ws = make_ws(tmp_path / "ws", n=1)
+    rc = main(["labelstudio", "start", "--workspace", str(ws.path), "--port", str(port)])
+    err = capsys.readouterr().err
+    assert rc == 130 and "was stopped" in err and "is kept" in err
+    pid = int(pid_file.read_text())
+    deadline = _time.monotonic() + 10
+    while pid_alive(pid) and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    assert not pid_alive(pid)
+    assert not server_mod.WorkspaceServer.of(ws).pid_path.exists()
+    assert os.environ.get("CURATE_LABELSTUDIO_BIN") == str(exe)

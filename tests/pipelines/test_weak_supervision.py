@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import numpy as np
@@ -283,6 +284,17 @@ def test_majority_fallback_below_three_lfs_and_abstain_rows():
     assert "label_model" not in agg.scores
 
 
+def test_scores_count_abstentions_per_class_and_confusion():
+    # majority labels [0, 1, -1, 0, 1]; gold [0, 1, 1, 1, -1]: 4 gold, 3 covered, 2 correct
+    L = np.array([[0, 0], [1, -1], [-1, -1], [0, -1], [1, 1]])
+    sc = aggregate(L, 2, np.array([0, 1, 1, 1, -1]), model="majority").scores["majority"]
+    assert (sc.n_gold, sc.n_gold_total, sc.correct) == (3, 4, 2)
+    assert sc.accuracy == pytest.approx(2 / 3) and sc.accuracy_all == 0.5
+    assert sc.per_class == [{"n": 1, "covered": 1, "correct": 1, "accuracy": 1.0},
+                            {"n": 3, "covered": 2, "correct": 1, "accuracy": pytest.approx(1 / 3)}]
+    assert sc.confusion == [[1, 0, 0], [1, 1, 1]]    # columns: class 0, class 1, abstained
+
+
 def test_decide_prefers_majority_unless_label_model_is_better():
     good, bad = ModelScore(0.9, 10, 9), ModelScore(0.8, 10, 8)
     assert decide("auto", 5, {"label_model": good, "majority": bad})[0] == "label_model"
@@ -542,6 +554,10 @@ def test_cli_label_json(tmp_path, capsys):
     assert summary["scheme"] == "spam" and summary["n_lfs"] == 4 and summary["chosen"] == "majority"
     assert summary["label_model_accuracy"] is not None and summary["faults"] == 0
     assert "lf_meeting" in out and "majority vote" in out
+    assert re.search(r"on \d+ gold records: label model [\d.]+% of covered \(\d+ of \d+\), "
+                     r"[\d.]+% counting abstentions", out)
+    assert "confusion (rows gold, columns majority)" in out and "abstain" in out
+    assert summary["scores"]["majority"]["n_gold_total"] == summary["n_gold"]
     rc = main(["label", "--workspace", str(ws.path), "--scheme", "nope"])
     assert rc == 2
     assert "unknown scheme 'nope'" in capsys.readouterr().err

@@ -48,10 +48,16 @@ def test_preference_format_previews_pairs_and_picks_the_dpo_head(labelled_ws, pa
 
 
 def test_export_error_is_shown_and_nothing_is_written(studio_ws, page):
-    at = page("export_train")  # no labels yet: gold records go to eval, train would be empty
+    # No labels yet, and gold may not train (gold_train: never; the default `auto` would let an
+    # all-gold export train on all but a holdout): train would be empty.
+    cfg = studio_ws.config_path.read_text(encoding="utf-8")
+    studio_ws.config_path.write_text(cfg.replace("export:\n", "export:\n  gold_train: never\n", 1),
+                                     encoding="utf-8")
+    at = page("export_train")
     at.button(key="btn_export").click().run()
     assert not at.exception
     assert at.error and "empty train split" in at.error[0].value
+    assert "held out for eval (gold_train: never)" in at.error[0].value
     assert list_exports(studio_ws) == []
     assert not any(p.name.startswith(".tmp") for p in (studio_ws.path / "exports").iterdir())
 

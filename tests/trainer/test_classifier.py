@@ -212,3 +212,25 @@ def test_probe_folds_the_standardisation_into_its_weights():
     assert probe.predict(X) == [["a", "b", "c"][j] for j in ref.predict(Z)]
     chosen = fit_probe(X, y, ["a", "b", "c"], balanced=None)    # CV: C and the weighting
     assert chosen.c in (0.003, 0.01, 0.03) and isinstance(chosen.balanced, bool)
+
+
+@pytest.mark.slow
+def test_an_all_gold_set_exports_and_trains(tmp_path):
+    """Every record gold, no label model: a gold holdout goes to eval, the rest trains."""
+    from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
+    from tests.trainer.conftest import CURATION, toy_rows
+
+    ws = Workspace.create(tmp_path / "ws")
+    ws.config_path.write_text(CURATION, encoding="utf-8")
+    with ws.transaction() as conn:
+        for rid, topic, note, summary in toy_rows(30):
+            upsert_record(conn, NewRecord(id=rid, kind="instruction", text=f"{note}\n{summary}",
+                                          prompt=note, response=summary, gold={"topic": topic},
+                                          file="gold", row=int(rid[1:])), utcnow())
+    exp = export_dataset(ws, scheme="topic", format="classification")
+    assert exp.gold["trains"] and exp.train == exp.gold["train"] > 0 and exp.eval == exp.gold["eval"] > 0
+    cfg = TrainConfig(head="classifier", max_steps=4, batch_size=8, learning_rate=2e-3,
+                      lora_r=8, max_seq_length=64, save_steps=100, logging_steps=2)
+    res = train(ws, exp.version, cfg, progress=False, echo=lambda m: None)
+    ev = json.loads((ws.path / "runs" / res["run_id"] / "eval.json").read_text())
+    assert res["status"] == "done" and ev["tuned"]["n"] == exp.eval
