@@ -85,14 +85,15 @@ def build_workspace(root: Path, n: int):
     return ws, versions
 
 
-def train_adapters(ws, versions, steps: int, base_model: str | None = None) -> None:
+def train_adapters(ws, versions, steps: int, base_model: str | None = None,
+                   eval_max: int = 200) -> None:
     from trainer import TrainConfig, train
 
     for scheme, version in versions.items():
         head = "classifier" if scheme == "claim_type" else "sft"
         extra = {"base_model": base_model} if base_model and head == "sft" else {}
         train(ws, version, TrainConfig(head=head, max_steps=steps, generations=0, save_steps=10_000,
-                                       learning_rate=5e-3, **extra),
+                                       learning_rate=5e-3, eval_max_examples=eval_max, **extra),
               progress=False, echo=lambda *_: None)
 
 
@@ -183,6 +184,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="training steps per adapter")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--requests", type=int, default=8, help="requests per client")
+    ap.add_argument("--eval-max", type=int, default=200,
+                    help="eval examples of each run's before/after evaluation (TrainConfig "
+                         "eval_max_examples; fewer is faster on a big base)")
     ap.add_argument("--clients", default="1,4,16", help="concurrent clients, comma-separated")
     ap.add_argument("--base-model", default=None,
                     help="base of the SFT adapters (e.g. smollm2-135m); default: the tiny Llama")
@@ -217,7 +221,7 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
             print(f"-> {args.out}")
             return
-        train_adapters(ws, versions, args.steps, args.base_model)
+        train_adapters(ws, versions, args.steps, args.base_model, args.eval_max)
         setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, entry = train_router(ws, RouterConfig(threshold=0.5))
@@ -246,7 +250,7 @@ def main() -> None:
               f"{mem['adapters']} separate models {mem['separate_mib']} MiB "
               f"({mem['ratio']}x)")
         result = {"records": args.records, "threads": torch.get_num_threads(),
-                  "steps": args.steps, "base_model": args.base_model or "tiny-llama",
+                  "steps": args.steps, "eval_max": args.eval_max, "base_model": args.base_model or "tiny-llama",
                   "routing": ev, "load": rows, "memory": mem, "setup_s": round(setup_s),
                   "router_s": round(router_s)}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
