@@ -20,8 +20,9 @@ then trains the router on their exports' prompts and reports:
 Labels are the sample's raw labels on `--records` notes (as the studio tests' fake labelling
 does), so the bench needs no labeling run; the sample's gold-labelled notes (a fifth) are
 exported too, since a gold label is a final label, which is why the summary and claim-type
-exports are larger than `--records`; training is a few steps on random-init tiny weights, so the adapters'
-task scores mean nothing here and are not reported (see docs/serving.md).
+exports are larger than `--records`; training is a few steps (on random-init tiny weights unless
+`--base-model`), so the adapters' task scores mean nothing here and are not reported (see
+docs/serving.md).
 """
 
 from __future__ import annotations
