@@ -1,4 +1,5 @@
-"""A learned router between task adapters: softmax regression on MiniLM embeddings of prompts.
+"""A learned router between task adapters: softmax regression on MiniLM embeddings of prompts
+beside hashed word n-grams of the prompt and of its instruction line.
 
     router, entry = train_router(ws, RouterConfig(name="router"))
     router.route(["summarise this claim: ..."])[0]   # Route(model=..., confidence=0.97, ...)
@@ -11,6 +12,13 @@ measured on prompts neither it nor the adapters saw. Below `threshold` confidenc
 guess: the route says which fallback applies (`base`: answer with the base model; `ask`: ask
 the client which task it means).
 
+Features (`RouterConfig.features`): `embedding` is the MiniLM sentence embedding of the whole
+prompt; `embedding+ngrams` (the default) adds hashed word uni- and bigram counts of the whole
+prompt and, in a space of their own, of its first line (where a chat prompt's system
+instruction, or an alpaca row's instruction, sits). Two tasks over the same notes differ only by
+a sentence of instruction, which a whole-prompt embedding dilutes in a note's worth of shared
+content; the n-grams keep that sentence's words as features of their own.
+
 Saved as `W/models/routers/<name>/{router.json, weights.npz}` and registered (kind `router`).
 """
 
@@ -19,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,9 +40,10 @@ from pipelines.errors import ConfigError, ModelError
 from pipelines.metrics import classification_report
 
 __all__ = ["RouterConfig", "Router", "Route", "train_router", "load_router", "prompt_text",
-           "row_prompt", "task_prompts", "FALLBACKS"]
+           "row_prompt", "task_prompts", "fit_router", "ngram_features", "FALLBACKS", "FEATURES"]
 
 FALLBACKS = ("base", "ask")
+FEATURES = ("embedding", "embedding+ngrams")
 
 
 @dataclass
@@ -49,6 +60,12 @@ class RouterConfig:
         "choices": FALLBACKS})
     encoder: str = field(default=DEFAULT_MODEL, metadata={
         "help": "sentence-embedding model of the prompts (pipelines.embed)"})
+    features: str = field(default="embedding+ngrams", metadata={
+        "help": "embedding: MiniLM embedding of the prompt; embedding+ngrams: plus hashed word "
+                "n-grams of the prompt and of its instruction (first) line",
+        "choices": FEATURES})
+    ngram_dims: int = field(default=2048, metadata={
+        "help": "hashed n-gram buckets per space (whole prompt, instruction line)"})
     l2: float = field(default=1e-3, metadata={"help": "L2 penalty of the softmax regression"})
     heldout_fraction: float = field(default=0.25, metadata={
         "help": "share of an export's train prompts held out when it has no eval split"})
@@ -61,6 +78,12 @@ class RouterConfig:
         if self.fallback not in FALLBACKS:
             raise ConfigError(f"router.fallback must be one of {', '.join(FALLBACKS)}, "
                               f"got {self.fallback!r}")
+        if self.features not in FEATURES:
+            raise ConfigError(f"router.features must be one of {', '.join(FEATURES)}, "
+                              f"got {self.features!r}")
+        if not isinstance(self.ngram_dims, int) or not 16 <= self.ngram_dims <= 1 << 20:
+            raise ConfigError(f"router.ngram_dims must be an integer in [16, 1048576], "
+                              f"got {self.ngram_dims!r}")
         if not isinstance(self.l2, (int, float)) or self.l2 < 0:
             raise ConfigError(f"router.l2 must be >= 0, got {self.l2!r}")
         if not 0 < self.heldout_fraction < 1:
@@ -137,6 +160,32 @@ def task_prompts(ws, entry, heldout_fraction: float = 0.25) -> tuple[list[str], 
     return train, held
 
 
+# -- features ----------------------------------------------------------------------------------
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _grams(text: str) -> list[str]:
+    words = _WORD.findall(text.lower())
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+def ngram_features(texts: Sequence[str], dims: int) -> np.ndarray:
+    """Hashed word uni- and bigram counts (log1p, each space L2-normalised) of each whole text in
+    the first `dims` columns and of its first non-empty line in the next `dims`: n x 2·dims."""
+    out = np.zeros((len(texts), 2 * dims), dtype=np.float32)
+    for i, text in enumerate(texts):
+        first = next((ln for ln in text.splitlines() if ln.strip()), "")
+        for offset, part in ((0, text), (dims, first)):
+            for g in _grams(part):
+                out[i, offset + zlib.crc32(g.encode("utf-8")) % dims] += 1.0
+            block = out[i, offset:offset + dims]
+            np.log1p(block, out=block)
+            norm = float(np.linalg.norm(block))
+            if norm:
+                block /= norm
+    return out
+
+
 # -- the classifier ----------------------------------------------------------------------------
 def _fit_softmax(x: np.ndarray, y: np.ndarray, k: int, l2: float, seed: int = 0):
     """Multinomial logistic regression by L-BFGS (torch, already a dependency of the trainer)."""
@@ -164,20 +213,29 @@ class Router:
 
     def __init__(self, labels: list[str], weights: np.ndarray, bias: np.ndarray, *,
                  threshold: float, fallback: str, encoder: str,
-                 encode: Callable[[list[str]], np.ndarray] | None = None):
+                 encode: Callable[[list[str]], np.ndarray] | None = None,
+                 features: str = "embedding", ngram_dims: int = 2048):
         self.labels, self.weights, self.bias = list(labels), weights, bias
         self.threshold, self.fallback, self.encoder = threshold, fallback, encoder
+        self.features, self.ngram_dims = features, ngram_dims
         self._encode = encode or (lambda texts: encode_texts(texts, model=encoder))
 
-    def probabilities(self, texts: list[str]) -> np.ndarray:
-        logits = self._encode(list(texts)) @ self.weights + self.bias
+    def featurize(self, texts: list[str], embedded: np.ndarray | None = None) -> np.ndarray:
+        """The router's input rows; `embedded` reuses embeddings already computed."""
+        x = self._encode(list(texts)) if embedded is None else embedded
+        if self.features == "embedding+ngrams":
+            x = np.hstack([x, ngram_features(texts, self.ngram_dims)])
+        return x
+
+    def probabilities(self, texts: list[str], embedded: np.ndarray | None = None) -> np.ndarray:
+        logits = self.featurize(list(texts), embedded) @ self.weights + self.bias
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
-    def route(self, texts: list[str]) -> list[Route]:
+    def route(self, texts: list[str], embedded: np.ndarray | None = None) -> list[Route]:
         out = []
-        for row in self.probabilities(texts):
+        for row in self.probabilities(texts, embedded):
             i = int(row.argmax())
             conf = float(row[i])
             scores = {m: round(float(s), 4) for m, s in zip(self.labels, row)}
@@ -194,7 +252,8 @@ class Router:
         tmp.mkdir(parents=True, exist_ok=True)
         np.savez(tmp / "weights.npz", weights=self.weights, bias=self.bias)
         meta = {"labels": self.labels, "threshold": self.threshold, "fallback": self.fallback,
-                "encoder": self.encoder, "evaluation": evaluation}
+                "encoder": self.encoder, "features": self.features,
+                "ngram_dims": self.ngram_dims, "evaluation": evaluation}
         (tmp / "router.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
         if folder.exists():
             old = folder.with_name(folder.name + ".old")
@@ -216,7 +275,9 @@ def load_router(path: str | Path, encode: Callable | None = None) -> Router:
         raise ModelError(f"router at {path} is unreadable ({exc.__class__.__name__}); "
                          f"train it again: curate models router train") from None
     return Router(meta["labels"], arrays["weights"], arrays["bias"], threshold=meta["threshold"],
-                  fallback=meta["fallback"], encoder=meta["encoder"], encode=encode)
+                  fallback=meta["fallback"], encoder=meta["encoder"], encode=encode,
+                  features=meta.get("features", "embedding"),   # routers saved before n-grams
+                  ngram_dims=meta.get("ngram_dims", 2048))
 
 
 def train_router(ws, cfg: RouterConfig | None = None, *,
@@ -233,35 +294,51 @@ def train_router(ws, cfg: RouterConfig | None = None, *,
     if len(chosen) < 2:
         raise ModelError(f"a router needs at least two adapters; registered: "
                          f"{', '.join(e.name for e in adapters) or 'none'}")
-    labels = [e.name for e in chosen]
-    encode = encode or (lambda texts: encode_texts(texts, model=cfg.encoder))
-    train_x, train_y, held_x, held_y = [], [], [], []
-    for i, e in enumerate(chosen):
-        tr, ho = task_prompts(ws, e, cfg.heldout_fraction)
-        train_x += tr
-        train_y += [i] * len(tr)
-        held_x += ho
-        held_y += [i] * len(ho)
-    w, b = _fit_softmax(encode(train_x), np.array(train_y), len(labels), cfg.l2)
-    router = Router(labels, w, b, threshold=cfg.threshold, fallback=cfg.fallback,
-                    encoder=cfg.encoder, encode=encode)
-    evaluation = evaluate_router(router, held_x, [labels[i] for i in held_y])
-    evaluation.update(n_train=len(train_x), threshold=cfg.threshold, fallback=cfg.fallback)
+    prompts = {e.name: task_prompts(ws, e, cfg.heldout_fraction) for e in chosen}
+    router, evaluation = fit_router(prompts, cfg, encode=encode)
     folder = ws.subdir("models") / "routers" / cfg.name
     folder.parent.mkdir(parents=True, exist_ok=True)
     router.save(folder, evaluation)
-    entry = register_router(ws, cfg.name, folder, routes=labels, base_model=cfg.encoder,
+    entry = register_router(ws, cfg.name, folder, routes=router.labels, base_model=cfg.encoder,
                             evaluation=evaluation)
     return router, entry
 
 
-def evaluate_router(router: Router, texts: list[str], truth: list[str]) -> dict[str, Any]:
+def fit_router(prompts: dict[str, tuple[list[str], list[str]]], cfg: RouterConfig, *,
+               encode: Callable[[list[str]], np.ndarray] | None = None,
+               embedded: dict[str, np.ndarray] | None = None) -> tuple[Router, dict[str, Any]]:
+    """Fit a router on `{model: (train prompts, held-out prompts)}` and evaluate it on the
+    held-out ones; returns `(router, evaluation)`. `embedded` (`{"train": ..., "held": ...}`,
+    rows in the same order) reuses embeddings, to compare feature sets on one encoding."""
+    labels = list(prompts)
+    encode = encode or (lambda texts: encode_texts(texts, model=cfg.encoder))
+    train_x, train_y, held_x, held_y = [], [], [], []
+    for i, name in enumerate(labels):
+        tr, ho = prompts[name]
+        train_x += tr
+        train_y += [i] * len(tr)
+        held_x += ho
+        held_y += [i] * len(ho)
+    router = Router(labels, np.zeros(0), np.zeros(0), threshold=cfg.threshold,
+                    fallback=cfg.fallback, encoder=cfg.encoder, encode=encode,
+                    features=cfg.features, ngram_dims=cfg.ngram_dims)
+    x = router.featurize(train_x, None if embedded is None else embedded["train"])
+    router.weights, router.bias = _fit_softmax(x, np.array(train_y), len(labels), cfg.l2)
+    evaluation = evaluate_router(router, held_x, [labels[i] for i in held_y],
+                                 None if embedded is None else embedded["held"])
+    evaluation.update(n_train=len(train_x), threshold=cfg.threshold, fallback=cfg.fallback,
+                      features=cfg.features)
+    return router, evaluation
+
+
+def evaluate_router(router: Router, texts: list[str], truth: list[str],
+                    embedded: np.ndarray | None = None) -> dict[str, Any]:
     """Routing accuracy (argmax) overall and per task, the fallback rate at the router's
     threshold, accuracy on the prompts it routes confidently, and the confusion matrix."""
     if not texts:
         return {"n": 0, "accuracy": None, "per_task": {}, "confusion": [], "classes": router.labels,
                 "fallback_rate": None, "confident_accuracy": None}
-    routes = router.route(texts)
+    routes = router.route(texts, embedded)
     pred = [r.best for r in routes]
     report = classification_report(truth, pred, router.labels).to_dict(digits=4)
     confident = [(t, r.model) for t, r in zip(truth, routes) if r.model is not None]

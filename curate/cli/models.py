@@ -102,6 +102,9 @@ def router_train_cmd(
                                     help="An adapter to route to (repeat; default: all)."),
     threshold: float = typer.Option(0.5, help="Below this confidence, fall back."),
     fallback: str = typer.Option("base", help="base (answer with the base model) or ask."),
+    features: str = typer.Option("embedding+ngrams",
+                                 help="embedding, or embedding+ngrams (plus hashed word n-grams "
+                                      "of the prompt and its instruction line)."),
     as_json: bool = JsonOpt,
 ):
     """Train the router on the prompts of each adapter's export; evaluate on their eval splits.
@@ -111,7 +114,7 @@ def router_train_cmd(
     from trainer.router import RouterConfig, train_router
 
     cfg = RouterConfig(name=name, models=list(model) or None, threshold=threshold,
-                       fallback=fallback)
+                       fallback=fallback, features=features)
     _, entry = train_router(open_workspace(workspace), cfg)
     ev = entry.evaluation
     echo(f"router {entry.name}: routing accuracy {ev['accuracy']} on {ev['n']} held-out prompts "

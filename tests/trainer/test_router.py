@@ -6,7 +6,8 @@ import pytest
 
 from pipelines.errors import ConfigError, ModelError
 from trainer.registry import get_model
-from trainer.router import RouterConfig, load_router, prompt_text, train_router
+from trainer.router import (RouterConfig, fit_router, load_router, ngram_features, prompt_text,
+                            train_router)
 
 
 def test_prompt_text_is_the_user_side():
@@ -20,6 +21,57 @@ def test_config_is_checked():
         RouterConfig(threshold=1.5)
     with pytest.raises(ConfigError, match="router.fallback"):
         RouterConfig(fallback="guess")
+    with pytest.raises(ConfigError, match="router.features"):
+        RouterConfig(features="tfidf")
+
+
+def _content_only_encoder(texts):
+    """A stand-in embedding that sees only the content after the instruction line: prompts of two
+    tasks over the same note embed identically, as a whole-prompt embedding nearly does."""
+    out = []
+    for t in texts:
+        content = t.split("\n", 1)[-1]
+        seed = sum(content.encode()) * 7919 + len(content)
+        out.append(np.random.default_rng(seed).normal(size=8))
+    return np.array(out, dtype=np.float32)
+
+
+def _shared_content_prompts():
+    notes = [f"claim {i}: a {('dog', 'cat', 'car', 'roof')[i % 4]} was damaged in "
+             f"{('CA', 'TX', 'NY')[i % 3]}, amount {100 + 37 * i} dollars" for i in range(40)]
+    tasks = {"summary": "Summarise the claim note in one sentence.",
+             "claim-type": "Which claim type is this note?"}
+    return {name: ([f"{instr}\n{n}" for n in notes[:30]], [f"{instr}\n{n}" for n in notes[30:]])
+            for name, instr in tasks.items()}
+
+
+def test_tasks_sharing_content_are_told_apart_by_their_instruction(tmp_path):
+    prompts = _shared_content_prompts()
+    _, blind = fit_router(prompts, RouterConfig(features="embedding"),
+                          encode=_content_only_encoder)
+    assert blind["accuracy"] == 0.5, blind   # the same vector for both tasks: one guess for both
+    router, ev = fit_router(prompts, RouterConfig(features="embedding+ngrams", ngram_dims=256),
+                            encode=_content_only_encoder)
+    assert ev["accuracy"] == 1.0 and ev["n"] == 20, ev
+    assert {t: v["n"] for t, v in ev["per_task"].items()} == {"summary": 10, "claim-type": 10}
+    # saved and loaded, it keeps its features and routes a new note by the instruction
+    router.save(tmp_path / "r", ev)
+    again = load_router(tmp_path / "r", encode=_content_only_encoder)
+    assert (again.features, again.ngram_dims) == ("embedding+ngrams", 256)
+    note = "claim 99: a boat was damaged in WA, amount 5 dollars"
+    routes = again.route([f"Which claim type is this note?\n{note}",
+                          f"Summarise the claim note in one sentence.\n{note}"])
+    assert [r.best for r in routes] == ["claim-type", "summary"], routes
+
+
+def test_ngram_features_keep_the_instruction_line_apart():
+    d = 4096
+    x = ngram_features(["Summarise it.\nthe note", "the note\nSummarise it."], d)
+    assert x.shape == (2, 2 * d)
+    whole, first = x[:, :d], x[:, d:]
+    assert np.allclose(np.linalg.norm(whole, axis=1), 1.0)
+    assert whole[0] @ whole[1] > 0.8    # nearly the same words in the whole prompt (bigrams differ)
+    assert first[0] @ first[1] == 0     # but no first-line word in common
 
 
 @pytest.mark.slow
