@@ -181,7 +181,8 @@ def search_cmd(
     query: str = typer.Argument(..., help="Text to look for (by meaning)."),
     workspace: str = WorkspaceOpt,
     k: int = typer.Option(20, "-k", "--k", help="How many results."),
-    model: str = typer.Option("default", help="Embedding model."),
+    model: str = typer.Option("auto", help="Embedding model (default: dedup's, so its cached "
+                                           "embeddings are reused; `default` is MiniLM)."),
     as_json: bool = JsonOpt,
 ):
     """Semantic search over the workspace's records (embeddings from the dedup cache).

@@ -51,17 +51,22 @@ def _all_embeddings(ws: Workspace, model: str, progress: bool):
     return embed_records(ws, EmbedConfig(model=model), record_ids=ids, progress=progress)
 
 
-def search(ws: Workspace, query: str, k: int = 20, *, model: str = "default",
+def search(ws: Workspace, query: str, k: int = 20, *, model: str = "auto",
            progress: bool = False) -> list[SearchHit]:
-    """The `k` records most similar to `query` (cosine), best first."""
+    """The `k` records most similar to `query` (cosine), best first.
+
+    `model` defaults to dedup's default (`auto`), so a search after `curate dedup` reads the
+    embeddings dedup cached instead of encoding every record again."""
     if not isinstance(query, str) or not query.strip():
         raise DedupError("search query is empty; give some text to look for")
     if k < 1:
         raise DedupError(f"k must be a positive number of results, got {k}")
     import faiss
 
+    from pipelines.embed import embed as embed_module   # the one alias rule embed_records uses
+
     emb = _all_embeddings(ws, model, progress)
-    q = encode_texts([query], model)
+    q = encode_texts([query], embed_module.resolve_alias(ws.path, model))
     index = faiss.IndexFlatIP(emb.dim)
     index.add(emb.vectors)
     scores, nb = index.search(q, min(k, len(emb.ids)))

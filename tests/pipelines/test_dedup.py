@@ -389,7 +389,7 @@ def test_cli_dedup_json_and_bad_threshold(fresh_ws, encoder, capsys):
 
 # -- the real model ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_real_model_merges_copies_not_lookalikes(fresh_ws):
+def test_real_model_merges_copies_not_lookalikes(fresh_ws, monkeypatch):
     texts = [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM,
              "Theft of a bicycle from the garage in Buffalo, NY on 3/8/26; value $400."]
     ids = add(fresh_ws, texts)
@@ -402,6 +402,22 @@ def test_real_model_merges_copies_not_lookalikes(fresh_ws):
     assert again.embedded == 0 and again.cache_hits == 5
     hits = search(fresh_ws, "bike stolen from a garage", k=1)
     assert hits[0].record_id == ids[4]
+
+    # search's default model is dedup's, so it reads the vectors dedup cached: none encoded again
+    import pipelines.dedup.similarity as sim
+    from pipelines.dedup import DedupConfig
+
+    seen = []
+    real = sim._all_embeddings
+
+    def spy(ws, model, progress):
+        emb = real(ws, model, progress)
+        seen.append((model, emb.embedded))
+        return emb
+
+    monkeypatch.setattr(sim, "_all_embeddings", spy)
+    search(fresh_ws, "bike stolen from a garage", k=1)
+    assert seen == [(DedupConfig().model, 0)]
 
 
 def test_fact_blocking_finds_a_copy_beyond_the_nearest_neighbours(fresh_ws, encoder):
