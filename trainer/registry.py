@@ -25,8 +25,13 @@ from pipelines.errors import ModelError, StudioError
 from pipelines.store import utcnow
 from pipelines.store.models import MODEL_COLUMNS, delete_model, model_rows, put_model
 
-__all__ = ["ModelEntry", "list_models", "get_model", "remove_model", "register_router",
+__all__ = ["SERVED_HEADS", "ModelEntry", "list_models", "get_model", "remove_model", "register_router",
            "sync_registry", "folder_size"]
+
+# Heads whose adapters `curate serve` loads and a router routes between (a dpo adapter is a
+# tuned generator too, but its export holds pairs, not the prompts a router learns from).
+SERVED_HEADS = ("sft", "classifier")
+
 
 @dataclass(frozen=True)
 class ModelEntry:

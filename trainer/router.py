@@ -286,11 +286,18 @@ def train_router(ws, cfg: RouterConfig | None = None, *,
     `(router, entry)`. The evaluation: routing accuracy on the held-out prompts overall and per
     task, how often it falls back, accuracy where it does not, and the confusion between tasks.
     """
-    from trainer.registry import get_model, list_models, register_router
+    from trainer.registry import SERVED_HEADS, get_model, list_models, register_router
 
     cfg = cfg or RouterConfig()
     adapters = list_models(ws, kind="adapter")
-    chosen = [get_model(ws, n, adapters) for n in cfg.models] if cfg.models else adapters
+    if cfg.models:
+        chosen = [get_model(ws, n, adapters) for n in cfg.models]
+        unserved = [e.name for e in chosen if e.head not in SERVED_HEADS]
+        if unserved:
+            raise ModelError(f"a router routes between {' and '.join(SERVED_HEADS)} adapters; "
+                             f"{', '.join(unserved)} cannot be served")
+    else:   # by default every adapter `curate serve` can load (not dpo: no prompts to learn)
+        chosen = [e for e in adapters if e.head in SERVED_HEADS]
     if len(chosen) < 2:
         raise ModelError(f"a router needs at least two adapters; registered: "
                          f"{', '.join(e.name for e in adapters) or 'none'}")

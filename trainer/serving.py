@@ -106,7 +106,7 @@ class AdapterPool:
             group = self._lm_group(entry)
         elif entry.head == "classifier":
             group = self._encoder_group(entry)
-        else:
+        else:   # trainer.registry.SERVED_HEADS
             raise ModelError(f"model {entry.name!r} has head {entry.head!r}: only sft and "
                              f"classifier adapters are served")
         if not (Path(entry.path) / "adapter_config.json").is_file():

@@ -97,3 +97,37 @@ def test_router_picks_the_right_adapter_on_held_out_prompts(micro_ws):
 def test_router_needs_two_adapters(micro_ws):
     with pytest.raises(ModelError, match="no model 'missing'"):
         train_router(micro_ws, RouterConfig(models=["summary-sft-v0001", "missing"]))
+
+
+def test_router_routes_only_between_servable_adapters(tmp_path, monkeypatch):
+    """A dpo adapter is registered but not served: the default router leaves it out (its
+    preference export has no prompts to learn from), and naming it is one clear error."""
+    import trainer.registry as registry
+    import trainer.router as router_mod
+    from pipelines.store import Workspace
+    from trainer.registry import ModelEntry
+
+    ws = Workspace.create(tmp_path / "ws")
+    entries = [ModelEntry(name=n, kind="adapter", head=h, path=str(tmp_path / n), size_bytes=1,
+                          created_at="2026-12-02T00:00:00Z", scheme="s")
+               for n, h in (("a-sft", "sft"), ("b-classifier", "classifier"), ("c-dpo", "dpo"))]
+    monkeypatch.setattr(registry, "list_models", lambda ws, kind=None: entries)
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_prompts(ws, entry, fraction):
+        asked.append(entry.name)
+        return ["p"], ["q"]
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(router_mod, "task_prompts", fake_prompts)
+    monkeypatch.setattr(router_mod, "fit_router", stop)
+    with pytest.raises(Stop):
+        train_router(ws, RouterConfig(name="r"))
+    assert asked == ["a-sft", "b-classifier"]
+    with pytest.raises(ModelError, match="c-dpo cannot be served"):
+        train_router(ws, RouterConfig(name="r", models=["a-sft", "c-dpo"]))
