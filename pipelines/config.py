@@ -18,10 +18,17 @@ import yaml
 from pipelines.errors import ConfigError
 
 __all__ = ["FieldMap", "SchemeConfig", "CurationConfig", "load_config", "save_config", "step_config",
-           "SCHEMA_KINDS"]
+           "check_choice", "SCHEMA_KINDS"]
 
 SCHEMA_KINDS = ("text", "instruction", "chat")
 _SECTIONS = ("dedup", "filter", "pii", "review", "export", "train", "label")
+
+
+def check_choice(name: str, value: Any, choices) -> None:
+    """A config field that takes one of `choices`: anything else is one `ConfigError` line
+    naming the field (`export.pii`), the choices and the value."""
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _show(value: Any) -> str:

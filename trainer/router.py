@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pipelines.embed import DEFAULT_MODEL, encode_texts
+from pipelines.config import check_choice
 from pipelines.errors import ConfigError, ModelError
 from pipelines.metrics import classification_report
 
@@ -75,12 +76,8 @@ class RouterConfig:
             raise ConfigError(f"router.name must be a plain name, got {self.name!r}")
         if not isinstance(self.threshold, (int, float)) or not 0 <= self.threshold < 1:
             raise ConfigError(f"router.threshold must be in [0, 1), got {self.threshold!r}")
-        if self.fallback not in FALLBACKS:
-            raise ConfigError(f"router.fallback must be one of {', '.join(FALLBACKS)}, "
-                              f"got {self.fallback!r}")
-        if self.features not in FEATURES:
-            raise ConfigError(f"router.features must be one of {', '.join(FEATURES)}, "
-                              f"got {self.features!r}")
+        check_choice("router.fallback", self.fallback, FALLBACKS)
+        check_choice("router.features", self.features, FEATURES)
         if not isinstance(self.ngram_dims, int) or not 16 <= self.ngram_dims <= 1 << 20:
             raise ConfigError(f"router.ngram_dims must be an integer in [16, 1048576], "
                               f"got {self.ngram_dims!r}")

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pipelines.config import step_config
+from pipelines.config import check_choice, step_config
 from pipelines.embed.config import EmbedConfig
 from pipelines.errors import ConfigError
 
@@ -122,9 +122,7 @@ class DedupConfig:
                                   f"{getattr(self, name)!r}")
         if self.candidate_threshold > self.threshold:
             self.candidate_threshold = self.threshold
-        if self.index not in INDEX_KINDS:
-            raise ConfigError(f"dedup.index must be one of {', '.join(INDEX_KINDS)}, "
-                              f"got {self.index!r}")
+        check_choice("dedup.index", self.index, INDEX_KINDS)
         for name in ("min_shared_facts", "batch_size", "flat_max", "neighbours", "block_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pipelines.config import step_config
+from pipelines.config import check_choice, step_config
 from pipelines.errors import ConfigError
 
 __all__ = ["ExportConfig", "FORMATS", "SYNTHETIC", "PREFERENCE_STYLES", "GOLD_TRAIN"]
@@ -60,13 +60,11 @@ class ExportConfig:
                 "assistant message) or standard (plain strings)"})
 
     def __post_init__(self):
-        if self.format is not None and self.format not in FORMATS:
-            raise ConfigError(f"export.format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.format is not None:
+            check_choice("export.format", self.format, FORMATS)
         if not isinstance(self.eval_fraction, (int, float)) or not 0.0 <= self.eval_fraction < 1.0:
             raise ConfigError(f"export.eval_fraction must be in [0, 1), got {self.eval_fraction!r}")
-        if self.gold_train not in GOLD_TRAIN:
-            raise ConfigError(f"export.gold_train must be one of {', '.join(GOLD_TRAIN)}, "
-                              f"got {self.gold_train!r}")
+        check_choice("export.gold_train", self.gold_train, GOLD_TRAIN)
         if not isinstance(self.gold_eval_share, (int, float)) or isinstance(self.gold_eval_share, bool) \
                 or not 0.0 < self.gold_eval_share < 1.0:
             raise ConfigError(f"export.gold_eval_share must be in (0, 1), got {self.gold_eval_share!r}")
@@ -80,20 +78,14 @@ class ExportConfig:
             self.accept_labels = [str(x) for x in self.accept_labels]
         from pipelines.pii.redact import REDACTION_MODES
 
-        if self.pii not in REDACTION_MODES:
-            raise ConfigError(f"export.pii must be one of {', '.join(REDACTION_MODES)}, "
-                              f"got {self.pii!r}")
+        check_choice("export.pii", self.pii, REDACTION_MODES)
         if not isinstance(self.allow_pii, bool):
             raise ConfigError(f"export.allow_pii must be true or false, got {self.allow_pii!r}")
-        if self.synthetic not in SYNTHETIC:
-            raise ConfigError(f"export.synthetic must be one of {', '.join(SYNTHETIC)}, got "
-                              f"{self.synthetic!r}")
+        check_choice("export.synthetic", self.synthetic, SYNTHETIC)
         if (not isinstance(self.synthetic_cap, (int, float)) or isinstance(self.synthetic_cap, bool)
                 or not 0.0 <= self.synthetic_cap < 1.0):
             raise ConfigError(f"export.synthetic_cap must be in [0, 1), got {self.synthetic_cap!r}")
-        if self.preference_style not in PREFERENCE_STYLES:
-            raise ConfigError(f"export.preference_style must be one of "
-                              f"{', '.join(PREFERENCE_STYLES)}, got {self.preference_style!r}")
+        check_choice("export.preference_style", self.preference_style, PREFERENCE_STYLES)
         if self.system_prompt is not None and not isinstance(self.system_prompt, str):
             raise ConfigError(f"export.system_prompt must be text, got {self.system_prompt!r}")
 

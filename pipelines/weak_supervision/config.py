@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pipelines.config import step_config
+from pipelines.config import check_choice, step_config
 from pipelines.errors import ConfigError
 
 __all__ = ["LabelConfig", "MODELS", "ENGINES"]
@@ -43,11 +43,8 @@ class LabelConfig:
                 "{'refusal': 'REJECT'} (needs `curate filter` signals)"})
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise ConfigError(f"label.model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"label.engine must be one of {', '.join(ENGINES)}, "
-                              f"got {self.engine!r}")
+        check_choice("label.model", self.model, MODELS)
+        check_choice("label.engine", self.engine, ENGINES)
         for name in ("epochs", "dask_workers", "wrong_examples", "fault_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (
