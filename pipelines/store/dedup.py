@@ -115,15 +115,26 @@ def read_overrides(conn: sqlite3.Connection) -> dict[str, str]:
     return {r[0]: r[1] for r in conn.execute("SELECT record_id, decision FROM dedup_overrides")}
 
 
-def set_override_row(conn: sqlite3.Connection, record_id: str, decision: str | None) -> None:
-    """Store a keep/drop (None removes the override)."""
+_OVERRIDE_TABLES = ("dedup_overrides", "quality_overrides")
+
+
+def write_override(conn: sqlite3.Connection, table: str, record_id: str,
+                   decision: str | None) -> None:
+    """Store a person's keep/drop in one of the override tables (None removes it)."""
+    if table not in _OVERRIDE_TABLES:
+        raise ValueError(f"not an override table: {table!r}")
     if decision is None:
-        conn.execute("DELETE FROM dedup_overrides WHERE record_id = ?", (record_id,))
+        conn.execute(f"DELETE FROM {table} WHERE record_id = ?", (record_id,))
     else:
         conn.execute(
-            "INSERT INTO dedup_overrides (record_id, decision, decided_at) VALUES (?,?,?)"
+            f"INSERT INTO {table} (record_id, decision, decided_at) VALUES (?,?,?)"
             " ON CONFLICT(record_id) DO UPDATE SET decision = excluded.decision,"
             " decided_at = excluded.decided_at", (record_id, decision, utcnow()))
+
+
+def set_override_row(conn: sqlite3.Connection, record_id: str, decision: str | None) -> None:
+    """Store a keep/drop (None removes the override)."""
+    write_override(conn, "dedup_overrides", record_id, decision)
 
 
 def read_filter_flags(conn: sqlite3.Connection) -> dict[str, tuple[float, bool]]:

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from pipelines.store.workspace import utcnow
+from pipelines.store.dedup import write_override
 
 __all__ = ["SignalRow", "SpanRow", "replace_signals", "read_signals", "read_quality_overrides",
            "set_quality_override", "effective_exclusion", "signal_counts", "replace_pii_spans",
@@ -68,13 +68,7 @@ def replace_signals(conn: sqlite3.Connection, rows: Iterable[SignalRow], run_id:
 def set_quality_override(conn: sqlite3.Connection, record_id: str,
                          decision: str | None) -> dict[str, Any]:
     """Store a keep/drop (None removes it) and re-derive the record's exclusion."""
-    if decision is None:
-        conn.execute("DELETE FROM quality_overrides WHERE record_id = ?", (record_id,))
-    else:
-        conn.execute(
-            "INSERT INTO quality_overrides (record_id, decision, decided_at) VALUES (?,?,?)"
-            " ON CONFLICT(record_id) DO UPDATE SET decision = excluded.decision,"
-            " decided_at = excluded.decided_at", (record_id, decision, utcnow()))
+    write_override(conn, "quality_overrides", record_id, decision)
     row = conn.execute("SELECT fired FROM quality_signals WHERE record_id = ?",
                        (record_id,)).fetchone()
     fired = json.loads(row[0]) if row else []
