@@ -1,4 +1,5 @@
-"""`curate labelstudio start|stop|status|token` and `curate review push|pull|status`."""
+"""`curate labelstudio start|stop|status|token`, `curate review push|pull|status` and
+`curate review pairs push|pull|status`."""
 
 from __future__ import annotations
 
@@ -200,3 +201,94 @@ def review_status_cmd(scheme: str = SchemeOpt, workspace: str = WorkspaceOpt,
          f"several annotators); {st['problems']} annotations with problems")
     echo(f"project: {st['url'] or '(none yet: run curate review push)'}")
     emit(st, as_json)
+
+
+pairs_app = typer.Typer(
+    help="Pairwise review: two responses to one prompt side by side in Label Studio; the\n"
+         "picked one is `chosen` in the preference export.\n\n"
+         "Example: curate review pairs push --workspace ws --budget 50",
+    no_args_is_help=True)
+review_app.add_typer(pairs_app, name="pairs")
+
+
+@pairs_app.command("push")
+def pairs_push(
+    workspace: str = WorkspaceOpt,
+    budget: Optional[int] = typer.Option(None, help="At most this many new pair tasks."),
+    origin: Optional[list[str]] = typer.Option(
+        None, "--origin", help="Only pairs of this origin (repeatable): counterfactual, "
+                               "second_response, paraphrase, same_prompt. Default: all."),
+    recreate: bool = typer.Option(False, "--recreate",
+                                  help="Make a new project if the old one was deleted in the UI."),
+    as_json: bool = JsonOpt,
+):
+    """Send each prompt's pairs of candidate responses not pushed yet (a record and its
+    counterfactual or generated second response; two stored responses to one prompt), the two
+    sides in a shuffled order. A second push creates nothing.
+
+    Example: curate review pairs push --workspace ws --origin second_response --budget 50
+    """
+    from pipelines.review.pairs import ORIGINS, push_pairs
+
+    ws = open_workspace(workspace)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc="push pairs", unit="task")
+        bar.update(done - bar.n)
+
+    res = push_pairs(ws, budget=budget, origins=tuple(origin) if origin else ORIGINS,
+                     recreate=recreate, progress=progress)
+    if bar is not None:
+        bar.close()
+    made = ", ".join(f"{n} {o}" for o, n in sorted(res.by_origin.items()))
+    echo(f"{res.created} pair tasks created{f' ({made})' if made else ''}, {res.skipped} already "
+         f"pushed" + (f", {res.recovered} recovered from an interrupted push" if res.recovered
+                      else "") + f" ({res.seconds:.2f} s); project: {res.url}")
+    emit(res.to_dict(), as_json)
+
+
+@pairs_app.command("pull")
+def pairs_pull(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """Fetch pairwise judgments created or updated since the last pull: every annotator's
+    choice and time is kept; agreement over pairs judged by two or more people.
+
+    Example: curate review pairs pull --workspace ws --json
+    """
+    from pipelines.review.pairs import pull_pairs
+
+    ws = open_workspace(workspace)
+    res = pull_pairs(ws)
+    echo(f"{res.new} new, {res.updated} updated, {res.removed} removed judgments; "
+         f"{res.no_choice} without a choice (skipped or nothing picked) ({res.seconds:.2f} s)")
+    for p in res.problems:
+        echo(f"  not stored as a choice: {p}")
+    _echo_pair_agreement(res.agreement)
+    emit(res.to_dict(), as_json)
+
+
+@pairs_app.command("status")
+def pairs_status(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
+    """Counts (pushed, judged, decided by a majority, tied) and the project URL (no server).
+
+    Example: curate review pairs status --workspace ws
+    """
+    from pipelines.review.pairs import pair_status
+
+    ws = open_workspace(workspace)
+    st = pair_status(ws)
+    echo(f"pairs: {st['pushed']} pushed, {st['judged']} judged ({st['judgments']} judgments, "
+         f"{st['no_choice']} without a choice), {st['decided']} decided, {st['tied']} tied")
+    _echo_pair_agreement(st["agreement"])
+    echo(f"project: {st['url'] or '(none yet: run curate review pairs push)'}")
+    emit(st, as_json)
+
+
+def _echo_pair_agreement(a: dict) -> None:
+    if a.get("items"):
+        echo(f"agreement on {a['items']} pairs judged by several people: "
+             f"{a['majority_share']:.1%} of judgments side with the majority, "
+             f"Fleiss kappa {a['fleiss_kappa']}"
+             + (f", Cohen kappa {a['cohen_kappa']}" if a.get("cohen_kappa") is not None else ""))

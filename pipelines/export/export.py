@@ -27,12 +27,14 @@ from pipelines.export.turns import estimate_tokens, length_summary
 from pipelines.pii import Redactor, metadata_names
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
+from pipelines.store.pairs import judged_pairs
 
 __all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset", "list_exports",
            "export_path", "load_manifest", "read_split", "diff_exports", "parse_version"]
 
 _VERSION_RE = re.compile(r"^v(\d{4,})$")
-LINEAGE_STEPS = ("ingest", "dedup", "filter", "quality_filter", "pii", "label", "review")
+LINEAGE_STEPS = ("ingest", "dedup", "filter", "quality_filter", "pii", "label", "review",
+                 "review_pairs_pull")
 
 
 @dataclass
@@ -107,7 +109,9 @@ def _select(ws: Workspace, cfg: ExportConfig, scheme,
             cands = list(iter_export_candidates(conn, scheme.name))
     fmt = resolve_format(cfg, scheme, {c.record.kind for c in cands})
     if fmt == "preference":
-        return fmt, select_pairs(cands, cfg, scheme)
+        with ws.connect() as conn:
+            judged = judged_pairs(conn)
+        return fmt, select_pairs(cands, cfg, scheme, judged)
     return fmt, select_rows(cands, cfg, scheme, fmt)
 
 

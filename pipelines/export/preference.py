@@ -1,12 +1,18 @@
 """Preference pairs (`prompt`, `chosen`, `rejected`) for DPO: what the `preference` format exports.
 
-Two sources of pairs, both from the workspace:
+Three sources of pairs, all from the workspace:
 
 - **counterfactuals** (`pipelines.synth`): chosen = the accepted source response, rejected = the
   edited one the scheme's LFs caught. Left out when the source is no longer accepted or is
   excluded, when no LF caught the edit, or when a reviewer accepted the counterfactual itself.
 - **reviewer corrections**: a reviewed record whose response was edited in Label Studio:
   chosen = the correction, rejected = the original response.
+- **pairwise review** (`pipelines.review.pairs`): two responses to one prompt judged side by
+  side in Label Studio. Each annotator's latest judgment is one vote; the record picked by a
+  strict majority is chosen, the other rejected. A tie (1-1, 2-2 ...) makes no pair (counted as
+  `pairwise: judges tied`), nor does a pair one of whose records a quality rule excluded. A
+  judged pair replaces the automatic counterfactual pair of the same two records: the people
+  win over the LFs, as human labels win over the label model.
 
 A pair is split by its *source* record's id hash (gold sources go to eval), so a source and its
 counterfactuals never straddle train and eval. Rows come in TRL's conversational form by default
@@ -17,7 +23,8 @@ renders with the model's chat template, or as plain strings (`preference_style: 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from collections import Counter
+from typing import Any, Iterable, Sequence
 
 from pipelines.config import SchemeConfig
 from pipelines.export.config import ExportConfig
@@ -25,18 +32,19 @@ from pipelines.export.render import record_messages
 from pipelines.export.select import (Selection, cap_synthetic, final_label,
                                      resolve_accept_labels, split_of)
 from pipelines.records import Candidate
+from pipelines.store.pairs import PairJudgment, StoredPair
 
-__all__ = ["PreferenceRow", "select_pairs", "render_pair"]
+__all__ = ["PreferenceRow", "select_pairs", "render_pair", "pick_of"]
 
 
 @dataclass
 class PreferenceRow:
-    """One pair; `label` names where it came from (counterfactual | correction)."""
+    """One pair; `label` names where it came from (counterfactual | correction | pairwise)."""
 
     id: str                       # "<source id>><rejected id>" or the corrected record's id
     split: str
-    label: str                    # counterfactual | correction
-    label_source: str             # the edit kind, or "review"
+    label: str                    # counterfactual | correction | pairwise
+    label_source: str             # the edit kind, "review", or the pairwise pair's origin
     prompt: list[dict[str, str]]  # messages up to the answer
     chosen: str
     rejected: str
@@ -66,9 +74,28 @@ def _prompt(cand: Candidate, system_prompt: str | None) -> list[dict[str, str]]:
     return msgs
 
 
-def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig
-                 ) -> Selection:
-    """Every preference pair the workspace holds under `scheme`, with reasons for those left out."""
+def pick_of(judgments: Sequence[PairJudgment]) -> str | None:
+    """The record id a strict majority of annotators picked; None on a tie or no choice.
+
+    Judgments come oldest first; an annotator's latest counts (one vote each; a judgment with
+    no known annotator is its own voter).
+    """
+    latest: dict[Any, str] = {}
+    for j in judgments:
+        if j.picked_id is not None and not j.skipped:
+            latest[j.annotator if j.annotator else ("#", j.annotation_id)] = j.picked_id
+    top = Counter(latest.values()).most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return None
+    return top[0][0]
+
+
+def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig,
+                 judged: Sequence[tuple[StoredPair, Sequence[PairJudgment]]] = ()) -> Selection:
+    """Every preference pair the workspace holds under `scheme`, with reasons for those left out.
+
+    `judged` are the pairwise-review pairs with their judgments (`store.pairs.judged_pairs`).
+    """
     cands = list(candidates)
     by_id = {c.id: c for c in cands}
     accept = set(resolve_accept_labels(cfg, scheme, "preference"))
@@ -80,6 +107,33 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
 
     def split(source: Candidate) -> str:
         return "eval" if source.record.gold else split_of(source.id, cfg.eval_fraction)
+
+    judged_ids: set[frozenset[str]] = set()
+    for pair, judgments in judged:
+        judged_ids.add(frozenset((pair.source_id, pair.other_id)))
+        source, other = by_id.get(pair.source_id), by_id.get(pair.other_id)
+        if source is None or other is None:
+            skip("pairwise: record gone")
+            continue
+        synthetic = source.record.synthetic is not None or other.record.synthetic is not None
+        if synthetic and cfg.synthetic == "exclude":
+            skip("synthetic")
+            continue
+        if any(c.state.excluded and c.state.excluded_by != "dedup" for c in (source, other)):
+            # dedup exclusion does not count: near-duplicate answers are what a pair compares
+            skip("pairwise: a side excluded")
+            continue
+        pick = pick_of(judgments)
+        if pick is None:
+            skip("pairwise: judges tied")
+            continue
+        chosen, rejected = (source, other) if pick == source.id else (other, source)
+        if not (chosen.record.response and rejected.record.response):
+            skip("pairwise: empty response")
+            continue
+        rows.append(PreferenceRow(pair.pair_id, split(source), "pairwise", pair.origin,
+                                  _prompt(source, cfg.system_prompt), chosen.record.response,
+                                  rejected.record.response, source.id, synthetic))
 
     for cand in cands:
         syn = cand.record.synthetic
@@ -98,6 +152,8 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
                 skip("pair: source not accepted")
             elif not syn.get("caught_by"):
                 skip("pair: edit not caught by the LFs")
+            elif frozenset((source.id, cand.id)) in judged_ids:
+                skip("pair: judged in pairwise review")
             elif (cand.state.review_status == "reviewed"
                   and cand.state.human_label in accept):
                 skip("pair: a reviewer accepted the counterfactual")

@@ -29,6 +29,13 @@ __all__ = [
     "record_to_task",
     "choice_result",
     "annotation_to_result",
+    "PAIRWISE_NAME",
+    "pairwise_label_config",
+    "PAIRWISE_DESCRIPTION",
+    "pair_to_task",
+    "pairwise_result",
+    "PairChoice",
+    "annotation_to_choice",
     "LabelStudioClient",
 ]
 
@@ -183,6 +190,83 @@ def annotation_to_result(annotation: dict[str, Any], classes: list[str]) -> Anno
         edited_response=None if skipped else edited, skipped=skipped, problem=problem,
         annotator_id=by if isinstance(by, int) else None,
         created_at=_iso(annotation.get("created_at")), updated_at=_iso(annotation.get("updated_at")))
+
+
+# -- pairwise review ----------------------------------------------------------------------------
+PAIRWISE_NAME = "preference"
+PAIRWISE_DESCRIPTION = (
+    "Curation Studio pairwise review. Each task shows one prompt and two candidate responses "
+    "(their order is shuffled). Click the better response and submit; skip a task when you "
+    "cannot tell them apart (a skip is counted, never stored as a choice).")
+
+
+def pairwise_label_config() -> str:
+    """The pairwise interface: the prompt above two responses side by side, and Label Studio's
+    `Pairwise` tag (click one side; its result is `{"selected": "left" | "right"}`)."""
+    return f"""<View>
+  <Header value="Prompt"/>
+  <Text name="prompt" value="$prompt"/>
+  <Header value="Which response is better? Click it, then submit (skip if you cannot tell)."/>
+  <Pairwise name="{PAIRWISE_NAME}" toName="answer1,answer2"/>
+  <View style="display: flex; gap: 1em;">
+    <View style="flex: 1;"><Header value="Response 1"/><Text name="answer1" value="$answer1"/></View>
+    <View style="flex: 1;"><Header value="Response 2"/><Text name="answer2" value="$answer2"/></View>
+  </View>
+</View>"""
+
+
+def pair_to_task(pair_id: str, prompt: str, left: str, right: str, *, batch_id: str,
+                 system: str | None = None) -> dict:
+    """A pairwise task: `answer1` is the left response, `answer2` the right one."""
+    shown = f"{system}\n\n{prompt}" if system else prompt
+    return {"data": {"ext_id": pair_id, "push_batch": batch_id, "prompt": shown,
+                     "answer1": left, "answer2": right}}
+
+
+def pairwise_result(choice: str) -> list[dict]:
+    """The annotation `result` choosing 'left' or 'right' (what the Pairwise tag submits)."""
+    return [{"from_name": PAIRWISE_NAME, "to_name": PAIRWISE_NAME, "type": "pairwise",
+             "value": {"selected": choice}}]
+
+
+@dataclass
+class PairChoice:
+    """What one annotation of a pair task says."""
+
+    annotation_id: int
+    choice: str | None        # left | right; None when skipped or nothing was chosen
+    skipped: bool
+    problem: str | None
+    annotator_id: int | None
+    created_at: str | None
+    updated_at: str | None
+
+
+def annotation_to_choice(annotation: dict[str, Any]) -> PairChoice:
+    """Read the side a reviewer picked out of a pairwise annotation.
+
+    A cancelled (skipped) annotation and one submitted without a pick have no choice; a pick
+    that is neither 'left' nor 'right' is reported in `problem`.
+    """
+    choice = problem = None
+    skipped = bool(annotation.get("was_cancelled"))
+    for item in annotation.get("result") or []:
+        if item.get("type") == "pairwise" or item.get("from_name") == PAIRWISE_NAME:
+            selected = (item.get("value") or {}).get("selected")
+            if selected in ("left", "right"):
+                choice = selected
+            else:
+                problem = f"expected 'left' or 'right', got {selected!r}"
+    if choice is None and problem is None and not skipped:
+        problem = "submitted without choosing a side"
+    by = annotation.get("completed_by")
+    if isinstance(by, dict):
+        by = by.get("id")
+    return PairChoice(annotation_id=int(annotation["id"]), choice=None if skipped else choice,
+                      skipped=skipped, problem=problem,
+                      annotator_id=by if isinstance(by, int) else None,
+                      created_at=_iso(annotation.get("created_at")),
+                      updated_at=_iso(annotation.get("updated_at")))
 
 
 def _iso(value: Any) -> str | None:

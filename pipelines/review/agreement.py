@@ -22,16 +22,18 @@ def agreement(ratings: Iterable[tuple[str, str, str]]) -> dict:
         cohen_kappa: Cohen's kappa when exactly two annotators labelled the shared items
             (None otherwise).
         agreed: items whose labels were all the same.
+        majority_share: mean over those items of the share of labels equal to the item's
+            most common label (1.0 = unanimous; 0.5 = a 1-1 split of two).
     """
     by_item: dict[str, dict[str, str]] = defaultdict(dict)
     for item, rater, label in ratings:
         by_item[item][rater] = label  # one vote per annotator per item: their latest
     multi = {k: v for k, v in by_item.items() if len(v) >= 2}
     out = {"items": len(multi), "agreed": 0, "percent_agreement": None, "fleiss_kappa": None,
-           "cohen_kappa": None}
+           "cohen_kappa": None, "majority_share": None}
     if not multi:
         return out
-    shares, p_items, totals = [], [], Counter()
+    shares, p_items, totals, majority = [], [], Counter(), []
     n_ratings = 0
     for votes in multi.values():
         counts = Counter(votes.values())
@@ -40,11 +42,13 @@ def agreement(ratings: Iterable[tuple[str, str, str]]) -> dict:
         shares.append(agree_pairs / (n * (n - 1)))
         p_items.append(agree_pairs / (n * (n - 1)))
         totals.update(counts)
+        majority.append(max(counts.values()) / n)
         n_ratings += n
         out["agreed"] += int(len(counts) == 1)
     p_bar = sum(p_items) / len(p_items)
     p_e = sum((c / n_ratings) ** 2 for c in totals.values())
     out["percent_agreement"] = round(sum(shares) / len(shares), 4)
+    out["majority_share"] = round(sum(majority) / len(majority), 4)
     out["fleiss_kappa"] = round((p_bar - p_e) / (1 - p_e), 4) if p_e < 1 else 1.0
     raters = {r for v in multi.values() for r in v}
     if len(raters) == 2:

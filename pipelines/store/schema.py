@@ -268,6 +268,41 @@ CREATE TABLE IF NOT EXISTS models (
 );
 """
 
+# v8 (pairwise review): two candidate responses to one prompt shown side by side in Label Studio,
+# and every judgment pulled back. The pairwise project itself is a `review_projects` row under
+# the reserved key `(pairwise)` (not a scheme name: a pair's choice belongs to no label scheme).
+_V8 = """
+CREATE TABLE IF NOT EXISTS pairs (
+    pair_id     TEXT PRIMARY KEY,             -- '<source_id>~<other_id>'
+    source_id   TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    other_id    TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    origin      TEXT NOT NULL,                -- counterfactual | second_response | paraphrase | same_prompt
+    swapped     INTEGER NOT NULL DEFAULT 0,   -- 1: the source is shown on the right
+    project_id  INTEGER,
+    task_id     INTEGER,                      -- NULL while its push batch is in flight
+    batch_id    TEXT,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pairs_task ON pairs(project_id, task_id);
+
+CREATE TABLE IF NOT EXISTS pair_judgments (
+    project_id     INTEGER NOT NULL,
+    annotation_id  INTEGER NOT NULL,
+    task_id        INTEGER NOT NULL,
+    pair_id        TEXT NOT NULL REFERENCES pairs(pair_id) ON DELETE CASCADE,
+    annotator      TEXT,
+    choice         TEXT CHECK (choice IN ('left', 'right')),   -- NULL: skipped or no choice
+    picked_id      TEXT,                      -- the record of the chosen side
+    skipped        INTEGER NOT NULL DEFAULT 0,
+    problem        TEXT,
+    created_at     TEXT,
+    updated_at     TEXT,
+    pulled_at      TEXT NOT NULL,
+    PRIMARY KEY (project_id, annotation_id)
+);
+CREATE INDEX IF NOT EXISTS pair_judgments_pair ON pair_judgments(pair_id);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
     Migration(2, "dedup: members with pair scores, filter flags", _V2),
@@ -276,6 +311,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "runs: pid and host of the process that owns a run", _V5),
     Migration(6, "quality filters: signals, overrides; PII spans", _V6),
     Migration(7, "models: the registry of adapters and routers", _V7),
+    Migration(8, "pairwise review: pairs and their judgments", _V8),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)
