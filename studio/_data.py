@@ -700,6 +700,37 @@ def review_pull(scheme: str) -> dict[str, Any]:
         refresh()
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _pair_status(path: str, version: tuple) -> dict[str, Any]:
+    from pipelines.review.pairs import pair_status
+
+    return pair_status(Workspace(Path(path)))
+
+
+def pair_status() -> dict[str, Any]:
+    """Pairwise review counts (pushed, judged, decided, tied), agreement, URL (no server call)."""
+    ws = workspace()
+    return _pair_status(str(ws.path), data_version(ws))
+
+
+def pairs_push(budget: int | None) -> dict[str, Any]:
+    from pipelines.review.pairs import push_pairs
+
+    try:
+        return push_pairs(workspace(), budget=budget).to_dict()
+    finally:
+        refresh()
+
+
+def pairs_pull() -> dict[str, Any]:
+    from pipelines.review.pairs import pull_pairs
+
+    try:
+        return pull_pairs(workspace()).to_dict()
+    finally:
+        refresh()
+
+
 # -- models (the registry, the router, the playground) -------------------------------------------
 def registered_models() -> list[Any]:
     """Every registered model (`trainer.registry`): finished runs' adapters and the routers."""

@@ -1,4 +1,5 @@
-"""Review: Label Studio's status, push the least confident labels, pull annotations, progress."""
+"""Review: Label Studio's status, push the least confident labels, pull annotations, progress;
+pairwise review of two responses to one prompt."""
 
 import streamlit as st
 
@@ -82,3 +83,37 @@ with _data.show_errors():
         st.link_button("Open the project in Label Studio", rs["url"], icon=":material/open_in_new:")
     if rs["last_pull_at"]:
         st.caption(f"Last pull: {rs['last_pull_at']}")
+
+# -- pairwise review --------------------------------------------------------------------------
+st.subheader("Pairwise review")
+st.caption("Two responses to one prompt side by side (a record and its counterfactual or "
+           "generated second response, or two stored answers); the one reviewers pick is "
+           "`chosen` in the preference export (majority of annotators; ties make no pair).")
+p1, p2 = st.columns(2)
+with p1.container(border=True):
+    pair_budget = st.number_input("Budget (new pair tasks)", 1, 100_000, 50, 10,
+                                  key="pairs_budget")
+    if st.button("Push pairs", key="pairs_push"):
+        with _data.show_errors(), st.spinner("Creating pair tasks in Label Studio..."):
+            res = _data.pairs_push(int(pair_budget))
+            st.success(f"{res['created']:,} pair tasks created ({res['skipped']:,} already "
+                       f"there) in project {res['project_id']}.")
+with p2.container(border=True):
+    if st.button("Pull judgments", key="pairs_pull"):
+        with _data.show_errors(), st.spinner("Reading judgments..."):
+            res = _data.pairs_pull()
+            st.success(f"{res['new']:,} new, {res['updated']:,} updated, {res['removed']:,} "
+                       f"removed judgments; {res['no_choice']:,} without a choice.")
+with _data.show_errors():
+    ps = _data.pair_status()
+    st.markdown(f"{ps['pushed']:,} pairs pushed, {ps['judged']:,} judged ({ps['judgments']:,} "
+                f"judgments), {ps['decided']:,} decided, {ps['tied']:,} tied.")
+    pa = ps["agreement"]
+    if pa.get("items"):
+        st.markdown(f"**Agreement** over {pa['items']:,} pairs judged by two or more people: "
+                    f"{pa['majority_share']:.0%} of judgments side with the majority; Fleiss' "
+                    f"kappa {pa['fleiss_kappa']:.2f}"
+                    + (f"; Cohen's kappa {pa['cohen_kappa']:.2f}" if pa["cohen_kappa"]
+                       is not None else ""))
+    if ps["url"]:
+        st.link_button("Open the pairwise project", ps["url"], icon=":material/open_in_new:")

@@ -17,6 +17,17 @@ def test_without_a_server_the_page_says_so_and_push_explains(studio_ws, page, mo
     assert at.error and "curate labelstudio start" in at.error[0].value
 
 
+def test_pairwise_section_counts_and_push_without_a_server_explains(studio_ws, page,
+                                                                    monkeypatch):
+    monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
+    at = page("review")
+    assert any("0 pairs pushed, 0 judged" in m.value for m in at.markdown)
+    at.button(key="pairs_push").click().run()
+    assert not at.exception
+    assert at.error and "curate labelstudio start" in at.error[0].value
+
+
 @pytest.mark.labelstudio
 @pytest.mark.slow
 def test_push_and_pull_with_a_real_server(studio_ws, page, labelstudio_server, monkeypatch):
