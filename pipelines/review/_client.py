@@ -202,12 +202,15 @@ PAIRWISE_DESCRIPTION = (
 
 def pairwise_label_config() -> str:
     """The pairwise interface: the prompt above two responses side by side, and Label Studio's
-    `Pairwise` tag (click one side; its result is `{"selected": "left" | "right"}`)."""
+    `Pairwise` tag (click one side; the UI submits `{"from_name": "preference", "to_name":
+    "preference", "type": "pairwise", "value": {"selected": "left" | "right"}}`, checked by
+    the browser test), the picked side highlighted green."""
     return f"""<View>
   <Header value="Prompt"/>
   <Text name="prompt" value="$prompt"/>
   <Header value="Which response is better? Click it, then submit (skip if you cannot tell)."/>
-  <Pairwise name="{PAIRWISE_NAME}" toName="answer1,answer2"/>
+  <Pairwise name="{PAIRWISE_NAME}" toName="answer1,answer2"
+            selectionStyle="background-color: #e3f6e8; border: 2px solid #27ae60;"/>
   <View style="display: flex; gap: 1em;">
     <View style="flex: 1;"><Header value="Response 1"/><Text name="answer1" value="$answer1"/></View>
     <View style="flex: 1;"><Header value="Response 2"/><Text name="answer2" value="$answer2"/></View>

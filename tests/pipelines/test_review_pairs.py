@@ -202,16 +202,28 @@ def _second_user(client, tag: str):
 
 @pytest.mark.labelstudio
 @pytest.mark.slow
-def test_pairwise_push_two_annotators_pull_agreement_and_export(labelstudio_server, tmp_path):
+def test_pairwise_push_two_annotators_pull_agreement_and_export(labelstudio_server, tmp_path,
+                                                                capsys, monkeypatch):
     from sklearn.metrics import cohen_kappa_score
 
+    from curate.cli import main
+    from pipelines.review.server import WorkspaceServer
+
+    monkeypatch.delenv("CURATE_LABELSTUDIO_URL", raising=False)
+    monkeypatch.delenv("CURATE_LABELSTUDIO_TOKEN", raising=False)
     ws, ids = make_pair_ws(tmp_path / "ws")
+    WorkspaceServer.of(ws).save(labelstudio_server)   # the CLI finds the test server
+
+    def cli(*args) -> dict:
+        assert main(["review", "pairs", *args, "--workspace", str(ws.path), "--json"]) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
     client = _client(labelstudio_server)
-    first = push_pairs(ws, client=client, origins=["same_prompt", "second_response"])
-    assert (first.created, first.project_created) == (4, True)
-    assert first.by_origin == {"same_prompt": 3, "second_response": 1}
+    first = cli("push", "--origin", "same_prompt", "--origin", "second_response")
+    assert (first["created"], first["project_created"]) == (4, True)
+    assert first["by_origin"] == {"same_prompt": 3, "second_response": 1}
     assert push_pairs(ws, client=client, origins=["same_prompt", "second_response"]).created == 0
-    project = client.get_project(first.project_id)
+    project = client.get_project(first["project_id"])
     assert project["task_number"] == 4 and "<Pairwise" in project["label_config"]
 
     with ws.connect() as conn:
@@ -237,8 +249,8 @@ def test_pairwise_push_two_annotators_pull_agreement_and_export(labelstudio_serv
         else:
             client.sdk.annotations.create(id=tasks[p.pair_id], result=pairwise_result(theirs),
                                           completed_by=other.id)
-    res = pull_pairs(ws, client=client)
-    assert (res.new, res.updated, res.no_choice) == (8, 0, 1)
+    pulled = cli("pull")
+    assert (pulled["new"], pulled["updated"], pulled["no_choice"]) == (8, 0, 1)
     with ws.connect() as conn:
         stored = [dict(r) for r in conn.execute("SELECT * FROM pair_judgments")]
     assert {s["annotator"] for s in stored} == {labelstudio_server.username, other.email}
@@ -250,7 +262,7 @@ def test_pairwise_push_two_annotators_pull_agreement_and_export(labelstudio_serv
     skipped = [s for s in stored if s["pair_id"] == d.pair_id and s["annotator"] == other.email]
     assert skipped[0]["skipped"] == 1 and skipped[0]["choice"] is None
 
-    agr = res.agreement
+    agr = pulled["agreement"]
     assert (agr["items"], agr["agreed"]) == (3, 2)
     assert agr["majority_share"] == pytest.approx((1 + 1 + 0.5) / 3, abs=1e-4)
     mine = [plan[p][0] for p in (a, b, c)]
@@ -260,6 +272,9 @@ def test_pairwise_push_two_annotators_pull_agreement_and_export(labelstudio_serv
 
     again = pull_pairs(ws, client=client)
     assert (again.new, again.updated, again.removed) == (0, 0, 0)
+    st = cli("status")
+    assert (st["pushed"], st["judged"], st["decided"], st["tied"]) == (4, 4, 3, 1)
+    assert st["url"].endswith(f"/projects/{first['project_id']}")
 
     exp = export_dataset(ws, scheme="quality", format="preference", eval_fraction=0.0,
                          pii="none", allow_pii=True, preference_style="standard")
@@ -297,3 +312,61 @@ def test_correction_pulled_from_label_studio_becomes_a_preference_pair(labelstud
     (row,) = read_split(ws, exp.version, "train")
     assert row["chosen"] == "Corrected: a faithful summary with the claimed amount."
     assert row["rejected"] == original
+
+
+@pytest.mark.browser
+@pytest.mark.labelstudio
+@pytest.mark.slow
+def test_browser_pairwise_pick_then_pull(labelstudio_server, tmp_path):
+    """In the real UI a reviewer clicks the right-hand response and submits; the pull stores
+    'right' and the record shown there (this checks the Pairwise tag's real result format)."""
+    import os
+    from pathlib import Path
+
+    from tests.pipelines.test_review import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} missing (make chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ws, ids = make_pair_ws(tmp_path / "ws")
+    client = _client(labelstudio_server)
+    res = push_pairs(ws, client=client, origins=["same_prompt"], budget=1)
+    with ws.connect() as conn:
+        (pair,) = known_pairs(conn).values()
+        task_id = conn.execute("SELECT task_id FROM pairs").fetchone()[0]
+        right_text = conn.execute("SELECT response FROM records WHERE id = ?",
+                                  (pair.right_id,)).fetchone()[0]
+    out = Path(ARTIFACTS).parent / "review-pairs"   # screenshots and the annotation sent
+    out.mkdir(parents=True, exist_ok=True)
+    url = labelstudio_server.url
+    with sync_api.sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 800})
+        try:
+            page = ctx.new_page()
+            page.goto(f"{url}/user/login/")
+            page.fill("input[name=email]", labelstudio_server.username)
+            page.fill("input[name=password]", labelstudio_server.password)
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle")
+            page.goto(f"{url}/projects/{res.project_id}/data?task={task_id}")
+            submit = page.locator('[data-testid="bottombar-submit-button"]')
+            submit.wait_for(timeout=90_000)
+            page.screenshot(path=str(out / "1-pair.png"))
+            page.get_by_text(right_text, exact=True).last.click()
+            page.screenshot(path=str(out / "2-picked.png"))
+            with page.expect_response(lambda r: "/annotations" in r.url
+                                      and r.request.method == "POST", timeout=60_000) as resp:
+                submit.click()
+            assert resp.value.ok
+            sent = resp.value.request.post_data_json
+            (out / "annotation.json").write_text(json.dumps(sent, indent=1), encoding="utf-8")
+        finally:
+            ctx.close()
+    pulled = pull_pairs(ws, client=client)
+    assert pulled.new == 1, pulled.problems
+    with ws.connect() as conn:
+        row = dict(conn.execute("SELECT * FROM pair_judgments").fetchone())
+    assert (row["choice"], row["picked_id"]) == ("right", pair.right_id), sent
+    assert row["annotator"] == labelstudio_server.username
