@@ -190,6 +190,28 @@ def test_judged_pairs_become_preference_rows_ties_skipped_counterfactual_replace
     assert st["agreement"]["items"] == 3 and st["agreement"]["agreed"] == 2
 
 
+def test_an_interrupted_pair_push_is_reconciled_by_batch(tmp_path):
+    """A batch journalled but never resolved (killed around the import): resolving it with
+    what the server holds keeps those pairs and drops the rest, so they are found again."""
+    ws, ids = make_pair_ws(tmp_path / "ws")
+    from pipelines.store.pairs import pairable_records, pending_pair_batches
+
+    with ws.connect() as conn:
+        todo = find_pairs(pairable_records(conn))
+    with ws.transaction() as conn:
+        add_pairs(conn, todo[:3], 7, "dead", utcnow())
+    with ws.connect() as conn:
+        assert pending_pair_batches(conn) == {"dead": 7}
+    with ws.transaction() as conn:    # the server got the first two
+        assert resolve_pair_batch(conn, "dead", {todo[0].pair_id: 11, todo[1].pair_id: 12}) == 2
+    with ws.connect() as conn:
+        assert pending_pair_batches(conn) == {}
+        known = known_pairs(conn)
+        again = find_pairs(pairable_records(conn), known=known)
+    assert set(known) == {todo[0].pair_id, todo[1].pair_id}
+    assert [p.pair_id for p in again] == [p.pair_id for p in todo[2:]]
+
+
 # -- against the real server ---------------------------------------------------------------------
 def _client(server) -> LabelStudioClient:
     return LabelStudioClient(server.url, server.token)
