@@ -248,7 +248,7 @@ def make_private_copies(ws: Workspace, cfg: PrivateCopyConfig | None = None, *,
     if wanted is not None:
         missing = wanted - {c.record.id for c in cands}
         if missing:
-            raise SynthError(f"no record {sorted(missing)[0]!r} in {ws.root}"
+            raise SynthError(f"no record {sorted(missing)[0]!r} in {ws.path}"
                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     if cfg.n is not None:
         sources = sources[:cfg.n]
