@@ -19,8 +19,9 @@ def describe_lineage(syn: dict[str, Any]) -> tuple[str, dict[str, int]]:
                 {str(syn.get("edit")): 1})
     if method == "private":
         replaced = dict(syn.get("replaced") or {})
-        what = ", ".join(f"{k} {v}" for k, v in sorted(replaced.items())) or "nothing replaced"
-        return f"replaced {what}", replaced
+        if not replaced:
+            return "copied unchanged (nothing to replace)", {}
+        return "replaced " + ", ".join(f"{k} {v}" for k, v in sorted(replaced.items())), replaced
     if method == "generate":
         return f"{syn.get('task')} by {syn.get('model')}", {str(syn.get("task")): 1}
     return str(method), {}

@@ -152,3 +152,16 @@ def test_bad_options_and_no_sources_are_one_line_errors(tmp_path):
         make_private_copies(ws, PrivateCopyConfig(ids=["nope"]))
     with pytest.raises(SynthError, match=r"no record to make a private copy of \(left out: gold"):
         make_private_copies(ws, PrivateCopyConfig(ids=["good"]))
+
+
+def test_the_overview_lists_copies_with_their_source_and_counts(tmp_path):
+    from pipelines.synth.browse import synthetic_overview
+
+    ws = make_ws(tmp_path)
+    assert synthetic_overview(ws).rows == []
+    make_private_copies(ws, PrivateCopyConfig(seed=1))
+    ov = synthetic_overview(ws)
+    assert ov.real == 3 and ov.by_method == {"private": 2}
+    assert {r["source_id"] for r in ov.rows} == {"bad", "plain"}
+    assert ov.by_kind["private"]["PERSON"] >= 2
+    assert {r["change"] for r in ov.rows if r["source_id"] == "plain"} == {"copied unchanged (nothing to replace)"}
