@@ -18,6 +18,7 @@ mapping lives only in memory during the run.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +56,6 @@ class PrivateCopy:
         """Real values (PII and identifiers) replaced somewhere yet still written in the copy
         (e.g. inside a longer span the detection read differently): a copy with one is not
         stored."""
-        import re
-
         copy = "\n".join(self.fields.values())
         seen = {r.before for r in self.replacements if r.kind not in ("date", "amount", "place")}
         return sorted(v for v in seen

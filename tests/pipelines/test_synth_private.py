@@ -165,3 +165,25 @@ def test_the_overview_lists_copies_with_their_source_and_counts(tmp_path):
     assert {r["source_id"] for r in ov.rows} == {"bad", "plain"}
     assert ov.by_kind["private"]["PERSON"] >= 2
     assert {r["change"] for r in ov.rows if r["source_id"] == "plain"} == {"copied unchanged (nothing to replace)"}
+
+
+def test_chat_and_text_records_are_copied_turn_by_turn(tmp_path):
+    ws = Workspace.create(tmp_path / "ws")
+    ws.config_path.write_text(CURATION, encoding="utf-8")
+    turns = [{"role": "user", "content": "I am Maria Lopez, my phone is (813) 555-0142."},
+             {"role": "assistant", "content": "Thanks Maria Lopez, noted (813) 555-0142."}]
+    with ws.transaction() as conn:
+        upsert_record(conn, NewRecord(id="c", kind="chat", text="x", messages=turns, file="x",
+                                      row=1), utcnow())
+        upsert_record(conn, NewRecord(id="t", kind="text", text="Email maria.lopez@example.com",
+                                      file="x", row=2), utcnow())
+    res = make_private_copies(ws, PrivateCopyConfig(seed=2, check_labels=False))
+    assert res.stored == 2
+    with ws.connect() as conn:
+        chat = get_record(conn, next(c.record_id for c in res.copies if c.source.id == "c"))
+        text = get_record(conn, next(c.record_id for c in res.copies if c.source.id == "t"))
+    assert chat.kind == "chat" and [t.role for t in chat.turns] == ["user", "assistant"]
+    fake = res.copies[0].fields["turn.0"].split(",")[0].removeprefix("I am ")
+    assert "Maria" not in chat.text and fake in chat.turns[1].content       # one person, twice
+    assert "(813) 555-0142" not in chat.text and chat.response == chat.turns[1].content
+    assert text.kind == "text" and "maria.lopez" not in text.text and "@example.com" in text.text
