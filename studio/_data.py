@@ -775,3 +775,58 @@ def playground(prompt: str, model: str, max_tokens: int) -> dict[str, Any]:
     except RequestError as exc:
         raise StudioError(exc.message) from None
     return {**reply["routing"], "answer": reply["choices"][0]["message"]["content"]}
+
+
+# -- synthetic data ----------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=8)
+def _synthetic(path: str, version: tuple) -> dict[str, Any]:
+    from pipelines.synth.browse import synthetic_overview
+
+    return synthetic_overview(Workspace(Path(path))).to_dict()
+
+
+def synthetic() -> dict[str, Any]:
+    """The workspace's synthetic records (source, what made them) and counts by method/kind."""
+    ws = workspace()
+    return _synthetic(str(ws.path), data_version(ws))
+
+
+def make_counterfactuals(*, commit: bool, **options: Any) -> dict[str, Any]:
+    """`curate synth counterfactuals`: preview (commit False) or store."""
+    from pipelines.synth import CounterfactualConfig, make_counterfactuals as make
+
+    try:
+        return make(workspace(), CounterfactualConfig(**options), commit=commit).to_dict(examples=5)
+    finally:
+        if commit:
+            refresh()
+
+
+def make_private_copies(*, commit: bool, **options: Any) -> dict[str, Any]:
+    """`curate synth private`: preview (commit False, with the real values beside the fakes on
+    this screen only) or store."""
+    from pipelines.synth import PrivateCopyConfig, make_private_copies as make
+
+    try:
+        return make(workspace(), PrivateCopyConfig(**options), commit=commit).to_dict(examples=5)
+    finally:
+        if commit:
+            refresh()
+
+
+def diff_marked(before: str, after: str) -> tuple[str, str]:
+    """The two texts as HTML with the words that differ marked (<del> / <mark>)."""
+    import difflib
+    import re
+
+    a, b = re.findall(r"\S+|\s+", before or ""), re.findall(r"\S+|\s+", after or "")
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        x, y = _html_text("".join(a[i1:i2])), _html_text("".join(b[j1:j2]))
+        if op == "equal":
+            left.append(x)
+            right.append(y)
+        else:
+            left.append(f"<del>{x}</del>" if x else "")
+            right.append(f"<mark>{y}</mark>" if y else "")
+    return "".join(left), "".join(right)

@@ -22,6 +22,7 @@ nav = st.navigation({
         st.Page(PAGES / "filters.py", title="Filters", icon=":material/filter_alt:"),
         st.Page(PAGES / "label.py", title="Label", icon=":material/label:"),
         st.Page(PAGES / "review.py", title="Review", icon=":material/rate_review:"),
+        st.Page(PAGES / "synthetic.py", title="Synthetic", icon=":material/science:"),
     ],
     "Ship": [
         st.Page(PAGES / "export_train.py", title="Export & Train", icon=":material/model_training:"),

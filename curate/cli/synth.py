@@ -1,4 +1,4 @@
-"""`curate synth counterfactuals|generate`: synthetic records with lineage (pipelines.synth)."""
+"""`curate synth counterfactuals|generate|private`: synthetic records with lineage (pipelines.synth)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,54 @@ def generate_cmd(
     for c in res.created[:3]:
         echo(f"  {c['source_id']}: {c['response'][:100]!r}")
     emit({"preview": preview, **res.to_dict()}, as_json)
+
+
+@synth_app.command("private")
+def private_cmd(
+    workspace: str = WorkspaceOpt,
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Copies to make at most (default: "
+                                                             "every source)."),
+    ids: Optional[str] = typer.Option(None, help="Comma-separated record ids to copy."),
+    scope: str = typer.Option("set", help="set: one fake per real value across the set; "
+                                          "record: fakes drawn per record."),
+    seed: int = typer.Option(0, help="Salt of the fakes: keep it private when copies leave the "
+                                     "building."),
+    no_amounts: bool = typer.Option(False, "--no-amounts", help="Leave dollar amounts as they "
+                                                                "are."),
+    date_shift_days: int = typer.Option(30, min=1, help="Dates move by up to this many days."),
+    include_gold: bool = typer.Option(False, "--include-gold",
+                                      help="Also copy gold (held-out) records, gold label kept "
+                                           "where the LFs vote alike."),
+    include_excluded: bool = typer.Option(False, "--include-excluded",
+                                          help="Also copy records dedup or the filter excluded."),
+    preview: bool = typer.Option(False, "--preview", help="Show what would be made; store "
+                                                          "nothing."),
+    as_json: bool = JsonOpt,
+):
+    """Copy real records with their PII and identifying facts (names, places, identifiers,
+    e-mails, phones, dates, amounts) replaced by consistent fakes; the copies are flagged
+    synthetic with their source and what was replaced, counted by kind.
+
+    Example: curate synth private --workspace ws --seed 84121 --n 100 --preview
+    """
+    from pipelines.synth import PrivateCopyConfig, make_private_copies
+
+    ws = open_workspace(workspace)
+    cfg = PrivateCopyConfig(n=n, ids=ids, scope=scope, seed=seed, amounts=not no_amounts,
+                            date_shift_days=date_shift_days, include_gold=include_gold,
+                            include_excluded=include_excluded)
+    res = make_private_copies(ws, cfg, commit=not preview)
+    verb = "would store" if preview else f"stored {res.stored} new of"
+    echo(f"{res.sources} source(s); {verb} {len(res.copies)} private cop(ies); "
+         f"{res.unchanged} had nothing to replace (copied as they are)")
+    echo("replaced: " + (", ".join(f"{k} {v}" for k, v in res.replaced().items()) or "nothing"))
+    for scheme, k in res.labels_changed().items():
+        echo(f"  {scheme}: LF votes changed on {k} cop(ies) (their {scheme} gold label is not "
+             f"kept)")
+    if preview:
+        for c in res.copies[:2]:
+            echo(f"  {c.source.id}: " + "; ".join(f"{r.before!r} -> {r.after!r}"
+                                                  for r in c.replacements[:6]))
+    if res.skipped:
+        echo("left out: " + ", ".join(f"{k}: {v}" for k, v in sorted(res.skipped.items())))
+    emit({"preview": preview, **(res.to_dict() if preview else res.summary())}, as_json)

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from pipelines.pii.detect import Span, detect
 
-__all__ = ["REDACTION_MODES", "Redactor", "placeholder"]
+__all__ = ["REDACTION_MODES", "Redactor", "placeholder", "fake_value"]
 
 REDACTION_MODES = ("none", "placeholder", "surrogate")
 
@@ -20,6 +20,28 @@ def placeholder(kind: str) -> str:
 
 def _key(value: str) -> str:
     return " ".join(value.split()).casefold()
+
+
+def fake_value(f, kind: str) -> str:
+    """A fake value of PII type `kind` from the (already seeded) Faker `f`; fictional ranges
+    where there is one (555-01xx phones, example.com mail, 9xx SSN areas)."""
+    if kind == "PERSON":
+        return f"{f.first_name()} {f.last_name()}"
+    if kind == "EMAIL":
+        return f"{f.user_name()}@example.com"
+    if kind == "PHONE":
+        return f"(555) 555-{f.random_int(100, 199):04d}"     # 555-0100..0199: fictional
+    if kind == "CREDIT_CARD":
+        return f.credit_card_number()
+    if kind == "IBAN":
+        return f.iban()
+    if kind == "SSN":
+        return f"{f.random_int(900, 999)}-{f.random_int(10, 99)}-{f.random_int(1000, 9999)}"
+    if kind == "IP_ADDRESS":
+        return f.ipv4_private()
+    if kind == "URL_CREDENTIALS":
+        return f"https://user:****@{f.domain_name()}/"
+    return placeholder(kind)
 
 
 @dataclass
@@ -34,6 +56,8 @@ class Redactor:
     redacted: dict[str, int] = field(default_factory=dict)
     remaining: dict[str, int] = field(default_factory=dict)
     surrogates: dict[tuple[str, str], str] = field(default_factory=dict)
+    # mixed into the Faker seed: without it anyone can recompute the fake of a guessed value
+    salt: str = ""
 
     def __post_init__(self):
         if self.mode not in REDACTION_MODES:
@@ -57,25 +81,9 @@ class Redactor:
             from faker import Faker
 
             self._faker = Faker("en_US")
-        f = self._faker
-        f.seed_instance(int(hashlib.sha256(f"{kind}\0{_key(value)}".encode()).hexdigest()[:16], 16))
-        if kind == "PERSON":
-            return f"{f.first_name()} {f.last_name()}"
-        if kind == "EMAIL":
-            return f"{f.user_name()}@example.com"
-        if kind == "PHONE":
-            return f"(555) 555-{f.random_int(100, 199):04d}"     # 555-0100..0199: fictional
-        if kind == "CREDIT_CARD":
-            return f.credit_card_number()
-        if kind == "IBAN":
-            return f.iban()
-        if kind == "SSN":
-            return f"{f.random_int(900, 999)}-{f.random_int(10, 99)}-{f.random_int(1000, 9999)}"
-        if kind == "IP_ADDRESS":
-            return f.ipv4_private()
-        if kind == "URL_CREDENTIALS":
-            return f"https://user:****@{f.domain_name()}/"
-        return placeholder(kind)
+        seed_key = f"{kind}\0{_key(value)}" if not self.salt else f"{self.salt}\0{kind}\0{_key(value)}"
+        self._faker.seed_instance(int(hashlib.sha256(seed_key.encode()).hexdigest()[:16], 16))
+        return fake_value(self._faker, kind)
 
     def redact(self, text: str, names: Iterable[str] = ()) -> str:
         """`text` with every detected span replaced (mode `none`: counted, left as it is).

@@ -45,15 +45,19 @@ with st.container(border=True):
                             key="exp_allow_pii",
                             help="Write the export even with detected PII left in it.")
 
-    synthetic = st.selectbox("Synthetic records (curate synth)", ["include", "exclude", "cap"],
+    s1, s2 = st.columns(2)
+    synthetic = s1.selectbox("Synthetic records (curate synth)", ["include", "exclude", "cap"],
                              key="exp_synthetic",
-                             help="cap: at most 30% of each label's rows (export.synthetic_cap); "
-                                  "synthetic rows go to train only")
+                             help="cap: at most `synthetic_cap` of each label's rows; synthetic "
+                                  "rows go to train only (the Synthetic page shows them)")
+    synthetic_cap = s2.slider("Synthetic cap", 0.0, 0.95,
+                              float(section.get("synthetic_cap", 0.3)), 0.05,
+                              key="exp_synthetic_cap", disabled=synthetic != "cap")
 
 options = {"scheme": scheme, "format": None if fmt == "auto" else fmt,
            "min_confidence": min_conf, "eval_fraction": eval_fraction,
            "accept_labels": accept or None, "pii": pii_mode, "allow_pii": allow_pii,
-           "synthetic": synthetic}
+           "synthetic": synthetic, "synthetic_cap": synthetic_cap}
 preview = None
 with _data.show_errors():
     preview = _data.export_preview(**options)

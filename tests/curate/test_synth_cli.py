@@ -45,3 +45,18 @@ def test_bad_synth_options_are_one_line(capsys, tmp_path):
     last = err.strip().splitlines()[-1]              # (tqdm's bar is on stderr above it)
     assert code == 2 and last.startswith("error: endpoint") and "unreachable" in last
     assert "Traceback" not in err
+
+
+def test_synth_private_preview_then_store(capsys, tmp_path):
+    from tests.pipelines.test_synth_private import make_ws as make_private_ws
+
+    ws = str(make_private_ws(tmp_path).path)
+    code, out, _ = run(capsys, "synth", "private", "-w", ws, "--seed", "5", "--preview")
+    assert code == 0 and "would store 2 private cop(ies); 1 had nothing to replace" in out
+    assert "'Maria Lopez' -> " in out and "PERSON" in out
+    code, out, _ = run(capsys, "synth", "private", "-w", ws, "--seed", "5", "--json")
+    s = last_json(out)
+    assert code == 0 and s["stored"] == 2 and s["unchanged"] == 1 and s["replaced"]["ident"] >= 2
+    assert "examples" not in s and "Maria" not in out.splitlines()[-1]
+    code, _, err = run(capsys, "synth", "private", "-w", ws, "--scope", "world")
+    assert code == 2 and err.startswith("error: synth.scope") and err.count("\n") == 1

@@ -2,7 +2,8 @@
 
 import pytest
 
-PAGES = ["overview", "data", "dedup", "filters", "label", "review", "export_train", "models"]
+PAGES = ["overview", "data", "dedup", "filters", "label", "review", "synthetic", "export_train",
+         "models"]
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -32,6 +33,7 @@ def test_a_broken_curation_yaml_is_an_error_message(name, fresh_ws, page, monkey
 
 @pytest.mark.parametrize("name,hint", [("label", "add one under `schemes:`"),
                                        ("review", "add one under `schemes:`"),
+                                       ("synthetic", "add one to label sources for counterfactuals"),
                                        ("export_train", "add one to export labelled data")])
 def test_pages_that_need_schemes_say_so(name, hint, fresh_ws, page, monkeypatch):
     monkeypatch.setenv("CURATE_WORKSPACE", str(fresh_ws.path))
