@@ -21,13 +21,15 @@ stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one tran
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from pipelines.dedup.cache import gc_paused, load_verified, save_verified, verification_key
 from pipelines.dedup.clusters import find_stars, member_rows
 from pipelines.dedup.config import DedupConfig
 from pipelines.dedup.decisions import decide
@@ -41,8 +43,8 @@ from pipelines.errors import DedupError
 from pipelines.store import Workspace, finish_run, start_run
 from pipelines.store.dedup import (
     MemberRow, cluster_records, cluster_sizes, dedup_decision, dedup_inputs, read_filter_flags,
-    read_members, read_overrides, record_exists, replace_members, set_override_row,
-    write_decisions,
+    read_members, read_overrides, record_exists, replace_members, set_override_row, stamp_run,
+    stored_unchanged, write_decisions,
 )
 
 __all__ = ["DedupResult", "Cluster", "PairCheck", "run_dedup", "set_override", "list_clusters",
@@ -89,6 +91,8 @@ class DedupResult:
     overrides: int = 0
     committed: bool = False
     pair_cache: bool = False       # candidates reused (same records, model, search settings)
+    verify_cache: bool = False     # checked pairs reused (... and the same verification fields)
+    unchanged: bool = False        # members and decisions as stored: not rewritten, run id stamped
     run_id: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -96,8 +100,9 @@ class DedupResult:
     cluster_list: list[Cluster] = field(default_factory=list, repr=False)
 
     def to_dict(self, *, include_clusters: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("cluster_list")
+        # field by field: asdict() would deep-copy every cluster only to drop them
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+             if f.name != "cluster_list"}
         if include_clusters:
             d["cluster_list"] = [c.to_dict() for c in self.cluster_list]
         return d
@@ -131,13 +136,14 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     progress = progress and sys.stderr.isatty()   # bars for a person, not for a log file
     clock = _Stopwatch()
     result = DedupResult(params=config.params())
-    with ws.connect() as conn:
+    with ws.connect() as conn, gc_paused():
         recs = dedup_inputs(conn)
     if not recs:
         raise DedupError(f"workspace {ws.path} has no records; ingest data first "
                          f"(curate ingest FILE --workspace {ws.path})")
     usable = [r for r in recs if r["text"] and r["text"].strip()]
-    units = exact_units(usable, config.same_prompt, config.exact)
+    with gc_paused():
+        units = exact_units(usable, config.same_prompt, config.exact)
     result.records, result.skipped_empty = len(recs), len(recs) - len(usable)
     result.units = len(units)
     clock.lap("exact")
@@ -155,7 +161,8 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     # an unchanged workspace (or one at another threshold) reuses the stored candidates.
     facts_of = functools.lru_cache(maxsize=None)(extract_facts)   # one extraction per text
     key = candidates_key(model_key, config, units)
-    candidates = load_candidates(ws, key)
+    with gc_paused():
+        candidates = load_candidates(ws, key)
     result.pair_cache = candidates is not None
     if candidates is None:
         candidates = find_candidates(head_vectors(emb, units), [u.head["text"] for u in units],
@@ -163,15 +170,13 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
         save_candidates(ws, key, candidates)
     clock.lap("pairs_cached" if result.pair_cache else "search")
 
-    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress)
+    graph, sizes = _verified(ws, verification_key(key, config), units, candidates, emb,
+                             facts_of, config, result, progress)
     _count_pairs(result, graph, config)
     _count_stages(result, units, candidates, graph, clock, config)
-    clock.lap("verify")
+    clock.lap("verified_cached" if result.verify_cache else "verify")
 
-    def fact_size(u: int) -> int:   # a tie-break between centres: the richer record
-        return facts_of(units[u].head["text"]).size if config.verify else 0
-
-    members = member_rows(units, find_stars(units, graph, fact_size), graph)
+    members = member_rows(units, find_stars(units, graph, lambda u: sizes.get(u, 0)), graph)
     clock.lap("cluster")
 
     with ws.connect() as conn:
@@ -185,15 +190,39 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
         return result
     with ws.transaction() as conn:
         run_id = start_run(conn, "dedup", config.params())
-        replace_members(conn, members, run_id)
         for d in decisions:
             d.run_id = run_id
-        write_decisions(conn, decisions)
+        result.unchanged = stored_unchanged(conn, members, decisions)
+        if result.unchanged:   # a re-run on unchanged data: the same rows, this run's id
+            stamp_run(conn, run_id)
+        else:
+            replace_members(conn, members, run_id)
+            write_decisions(conn, decisions)
         result.run_id, result.committed = run_id, True
         clock.lap("write")
         clock.finish(result)
         finish_run(conn, run_id, result.to_dict())
     return result
+
+
+def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, config: DedupConfig,
+              result: DedupResult, progress: bool) -> tuple[PairGraph, dict[int, int]]:
+    """The checked pair graph and the fact sizes of the units in merged pairs (the centres'
+    tie-break: the richer record), from the verification cache when `key` matches."""
+    cached = load_verified(ws, key, units, candidates)
+    result.verify_cache = cached is not None
+    if cached is not None:
+        return cached
+    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress)
+    unit_of = {u.id: i for i, u in enumerate(units)}
+    sizes = {}
+    if config.verify:
+        for p in graph.semantic():
+            if p.merged:
+                for u in (unit_of[p.a], unit_of[p.b]):
+                    sizes[u] = facts_of(units[u].head["text"]).size
+    save_verified(ws, key, graph, sizes)
+    return graph, sizes
 
 
 def _count_pairs(result: DedupResult, graph: PairGraph, config: DedupConfig) -> None:

@@ -458,6 +458,41 @@ def test_rerun_on_unchanged_data_reuses_candidates(fresh_ws, encoder):
     assert not run_dedup(fresh_ws).pair_cache
 
 
+def test_rerun_on_unchanged_data_reuses_the_verified_pairs_and_the_stored_rows(
+        fresh_ws, encoder, monkeypatch):
+    import pipelines.dedup.dedup as dedup_mod
+
+    texts = [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM, "A stolen bicycle, no amount."]
+    add(fresh_ws, texts)
+    first = run_dedup(fresh_ws)
+    assert (first.pair_cache, first.verify_cache, first.unchanged) == (False, False, False)
+    assert first.clusters >= 1
+    calls = []
+    real = dedup_mod.verify_pairs
+    monkeypatch.setattr(dedup_mod, "verify_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = run_dedup(fresh_ws)
+    assert (again.pair_cache, again.verify_cache, again.unchanged) == (True, True, True)
+    assert calls == [] and "verified_cached" in again.timings
+    assert [c.to_dict() for c in again.cluster_list] == [c.to_dict() for c in first.cluster_list]
+    assert (again.candidates, again.rules, again.excluded) == (first.candidates, first.rules,
+                                                             first.excluded)
+    with fresh_ws.connect() as conn:   # not rewritten, but stamped with the re-run's id
+        assert {r[0] for r in conn.execute("SELECT run_id FROM dedup")} == {again.run_id}
+        assert {r[0] for r in conn.execute("SELECT run_id FROM dedup_members")} == {again.run_id}
+    # a verification field changes the key: verified again, the search reused
+    stricter = run_dedup(fresh_ws, DedupConfig(threshold=0.95, lexical_threshold=0.99),
+                         commit=False)
+    assert stricter.pair_cache and not stricter.verify_cache and calls == [1]
+    back = run_dedup(fresh_ws)   # one entry is kept: the defaults verify again, same answer
+    assert not back.verify_cache and back.unchanged
+    assert [c.to_dict() for c in back.cluster_list] == [c.to_dict() for c in first.cluster_list]
+    assert run_dedup(fresh_ws).verify_cache
+    add(fresh_ws, [CLAIM.replace("report", "reprot")])   # a new record misses both caches
+    grown = run_dedup(fresh_ws)
+    assert not grown.pair_cache and not grown.verify_cache and not grown.unchanged
+    assert grown.excluded == first.excluded + 1
+
+
 # -- whole records, conversation segments, the cascade -------------------------------------------
 def test_segments_of_one_conversation_stay_apart(fresh_ws, encoder):
     a = "Step 1 of the Paris itinerary: visit the Louvre at 9am, lunch near the Seine."
