@@ -202,13 +202,16 @@ def head_vectors(emb: Embeddings | None, units: list[Unit]) -> np.ndarray | None
 
 
 def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
-                progress: bool = False) -> set[tuple[int, int]]:
+                progress: bool = False, scheduler: str | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> set[tuple[int, int]]:
     """Pairs whose character 5-gram sets look alike to MinHash-LSH (`datasketch`) at `threshold`.
 
     LSH proposes; the exact Jaccard in `verify_pair` decides. Cost grows linearly with the data
-    (one MinHash per text, banded buckets), unlike comparing every pair.
+    (one MinHash per text, banded buckets), unlike comparing every pair. The signatures are
+    computed here or, with a Dask `scheduler`, on its workers (`minhash_blocks`); the index is
+    built here either way.
     """
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHashLSH
     from tqdm import tqdm
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
@@ -216,19 +219,58 @@ def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
     bar = tqdm(total=len(texts), desc="fuzzy (MinHash-LSH)", unit=" rec",
                disable=not progress)
     try:
-        for start in range(0, len(texts), 2048):
-            part = texts[start:start + 2048]
-            grams = [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
-                     for s in (loose_key(t) for t in part)]
-            for k, mh in enumerate(MinHash.bulk(grams, num_perm=num_perm)):
+        for start, minhashes in minhash_blocks(texts, num_perm, scheduler):
+            for k, mh in enumerate(minhashes):
                 i = start + k
                 for j in lsh.query(mh):
                     out.add((j, i))          # j was inserted earlier: j < i
                 lsh.insert(i, mh, check_duplication=False)
-            bar.update(len(part))
+            bar.update(len(minhashes))
+            if on_progress:
+                on_progress(start + len(minhashes), len(texts))
     finally:
         bar.close()
     return out
+
+
+_MINHASH_BLOCK = 2048
+
+
+def _grams(texts) -> list[set[bytes]]:
+    return [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
+            for s in (loose_key(t) for t in texts)]
+
+
+def minhash_block(texts: list[str], num_perm: int) -> np.ndarray:
+    """A Dask task: the MinHash signatures of one block (texts x num_perm), what LSH reads."""
+    from datasketch import MinHash
+
+    minhashes = MinHash.bulk(_grams(texts), num_perm=num_perm)
+    return np.stack([m.hashvalues for m in minhashes]) if minhashes else \
+        np.zeros((0, num_perm), dtype=np.uint64)
+
+
+def minhash_blocks(texts: list[str], num_perm: int, scheduler: str | None = None):
+    """(start, MinHashes) per block of `_MINHASH_BLOCK` texts, in order: computed here, or on the
+    workers of the Dask `scheduler` (signatures shipped back as arrays: the same values)."""
+    from datasketch import LeanMinHash, MinHash
+
+    starts = range(0, len(texts), _MINHASH_BLOCK)
+    if scheduler is None:
+        for start in starts:
+            yield start, MinHash.bulk(_grams(texts[start:start + _MINHASH_BLOCK]),
+                                      num_perm=num_perm)
+        return
+    from pipelines.distributed import dask_client, map_ordered
+    from pipelines.errors import DedupError
+
+    proto = MinHash(num_perm=num_perm)   # the seed and scheme the workers' MinHash.bulk used
+    seed, scheme = proto.seed, getattr(proto, "scheme", None)
+    with dask_client(scheduler, DedupError) as client:
+        blocks = [texts[s:s + _MINHASH_BLOCK] for s in starts]
+        for start, values in zip(starts, map_ordered(client, minhash_block, blocks,
+                                                     num_perm=num_perm)):
+            yield start, [LeanMinHash(seed=seed, hashvalues=h, scheme=scheme) for h in values]
 
 
 def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: FactsOf,
@@ -243,7 +285,8 @@ def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: Fact
     found: dict[tuple[int, int], float | None] = {}
     t = time.perf_counter()
     if config.fuzzy:
-        for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress)):
+        for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress,
+                                    scheduler=config.scheduler)):
             found[p] = None
         stages["fuzzy"] = len(found)
         seconds["fuzzy"] = round(time.perf_counter() - t, 3)

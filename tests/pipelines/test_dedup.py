@@ -493,6 +493,44 @@ def test_rerun_on_unchanged_data_reuses_the_verified_pairs_and_the_stored_rows(
     assert grown.excluded == first.excluded + 1
 
 
+@pytest.mark.slow
+def test_a_dask_run_gives_the_clusters_of_a_local_run(tmp_path, encoder, monkeypatch):
+    import logging
+
+    from distributed import LocalCluster
+
+    from pipelines.dedup import pairs as pairs_mod
+    from pipelines.store import Workspace
+
+    monkeypatch.setattr(pairs_mod, "_MINHASH_BLOCK", 2)    # several blocks, on both workers
+    texts = [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM, OTHER_CLAIM.replace("the", "teh"),
+             "A stolen bicycle, no amount.", "A stolen bicycle, no amount!!", "Hail on a roof."]
+    local_ws, dask_ws = Workspace.create(tmp_path / "local"), Workspace.create(tmp_path / "dask")
+    add(local_ws, texts)
+    add(dask_ws, texts)
+    local = run_dedup(local_ws, DedupConfig(exact=False), commit=False)
+    with LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster:
+        on_dask = run_dedup(dask_ws, DedupConfig(exact=False, scheduler=cluster.scheduler_address),
+                            commit=False)
+        ran = set(cluster.scheduler.task_prefixes)   # what the workers were given
+    assert {"minhash_block", "encode_part"} <= ran   # (dask drops the leading "_")
+    assert on_dask.embedded == len(texts) and local.clusters >= 2
+    assert [c.to_dict() for c in on_dask.cluster_list] == [c.to_dict() for c in local.cluster_list]
+    assert (on_dask.rules, on_dask.stages["fuzzy"]["candidates"]) == (
+        local.rules, local.stages["fuzzy"]["candidates"])
+    assert local.stages["fuzzy"]["candidates"] >= 2
+
+
+@pytest.mark.slow
+def test_a_scheduler_that_does_not_answer_is_one_error(fresh_ws, encoder):
+    add(fresh_ws, [CLAIM, CLAIM_TYPO])
+    with pytest.raises(DedupError, match="no Dask scheduler answers at 'tcp://127.0.0.1:9'"):
+        run_dedup(fresh_ws, DedupConfig(scheduler="tcp://127.0.0.1:9"), commit=False)
+    with pytest.raises(ConfigError, match="dedup.scheduler"):
+        DedupConfig(scheduler="  ")
+
+
 # -- whole records, conversation segments, the cascade -------------------------------------------
 def test_segments_of_one_conversation_stay_apart(fresh_ws, encoder):
     a = "Step 1 of the Paris itinerary: visit the Louvre at 9am, lunch near the Seine."
