@@ -38,6 +38,7 @@ from pipelines.dedup.pairs import (
     PairCheck, PairGraph, candidates_key, exact_units, find_candidates, head_vectors,
     load_candidates, save_candidates, verify_pair, verify_pairs,
 )
+from pipelines.dedup.progress import ProgressCallback, StageProgress, StageReporter
 from pipelines.embed import embed_records
 from pipelines.errors import DedupError
 from pipelines.store import Workspace, finish_run, start_run
@@ -48,7 +49,7 @@ from pipelines.store.dedup import (
 )
 
 __all__ = ["DedupResult", "Cluster", "PairCheck", "run_dedup", "set_override", "list_clusters",
-           "verify_pair", "refresh_decisions"]
+           "verify_pair", "refresh_decisions", "StageProgress"]
 
 
 @dataclass
@@ -125,15 +126,17 @@ class _Stopwatch:
 
 
 def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: bool = False,
-              commit: bool = True) -> DedupResult:
+              commit: bool = True, on_progress: ProgressCallback | None = None) -> DedupResult:
     """Find duplicate clusters and (if `commit`) store them with per-record decisions.
 
-    With ``commit=False`` nothing is written except the embedding and candidate caches: a preview
-    (the studio's threshold slider), whose `cluster_list` and counts say what a committed run
-    would do.
+    With ``commit=False`` nothing is written except the embedding, candidate and verification
+    caches: a preview (the studio's threshold slider), whose `cluster_list` and counts say what a
+    committed run would do. `progress`: tqdm bars on a terminal; `on_progress`: called with a
+    `StageProgress` as each stage (`progress.STAGES`) starts, advances and ends.
     """
     config = config or DedupConfig()
     progress = progress and sys.stderr.isatty()   # bars for a person, not for a log file
+    report = StageReporter(on_progress)
     clock = _Stopwatch()
     result = DedupResult(params=config.params())
     with ws.connect() as conn, gc_paused():
@@ -142,19 +145,22 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
         raise DedupError(f"workspace {ws.path} has no records; ingest data first "
                          f"(curate ingest FILE --workspace {ws.path})")
     usable = [r for r in recs if r["text"] and r["text"].strip()]
+    report.update("exact", 0, len(usable))
     with gc_paused():
         units = exact_units(usable, config.same_prompt, config.exact)
     result.records, result.skipped_empty = len(recs), len(recs) - len(usable)
     result.units = len(units)
+    report.end("exact", "" if config.exact else "off")
     clock.lap("exact")
 
     emb = None
     model_key = "no-model"
     if config.semantic:
         emb = embed_records(ws, config.embed_config(), record_ids=[r["id"] for r in usable],
-                            progress=progress)
+                            progress=progress, on_progress=report.updater("embed"))
         result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
         result.model, model_key = emb.model, emb.key
+    report.end("embed", "off" if emb is None else "" if emb.embedded else "cached")
     clock.lap("embed")
 
     # The search is the costly part after embedding; it depends on no verification setting, so
@@ -164,19 +170,27 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     with gc_paused():
         candidates = load_candidates(ws, key)
     result.pair_cache = candidates is not None
+    if not config.fuzzy:
+        report.end("fuzzy", "off")
     if candidates is None:
         candidates = find_candidates(head_vectors(emb, units), [u.head["text"] for u in units],
-                                     facts_of, config, progress=progress)
+                                     facts_of, config, progress=progress,
+                                     on_progress=report.update)
         save_candidates(ws, key, candidates)
+    report.end("fuzzy", "cached" if result.pair_cache else "")
+    report.end("semantic", "off" if emb is None else "cached" if result.pair_cache else "")
     clock.lap("pairs_cached" if result.pair_cache else "search")
 
     graph, sizes = _verified(ws, verification_key(key, config), units, candidates, emb,
-                             facts_of, config, result, progress)
+                             facts_of, config, result, progress, report)
     _count_pairs(result, graph, config)
     _count_stages(result, units, candidates, graph, clock, config)
     clock.lap("verified_cached" if result.verify_cache else "verify")
 
+    report.end("verify", "cached" if result.verify_cache else "")
+    report.update("cluster", 0, len(units))
     members = member_rows(units, find_stars(units, graph, lambda u: sizes.get(u, 0)), graph)
+    report.end("cluster")
     clock.lap("cluster")
 
     with ws.connect() as conn:
@@ -185,6 +199,7 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     _count(result, members, decisions, overrides)
     result.cluster_list = _clusters_from(members, decisions)
     if not commit:
+        report.end("write", "preview: nothing stored")
         clock.laps["write"] = 0.0
         clock.finish(result)
         return result
@@ -192,12 +207,14 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
         run_id = start_run(conn, "dedup", config.params())
         for d in decisions:
             d.run_id = run_id
+        report.update("write", 0, len(members) + len(decisions))
         result.unchanged = stored_unchanged(conn, members, decisions)
         if result.unchanged:   # a re-run on unchanged data: the same rows, this run's id
             stamp_run(conn, run_id)
         else:
             replace_members(conn, members, run_id)
             write_decisions(conn, decisions)
+        report.end("write", "unchanged: run id stamped" if result.unchanged else "")
         result.run_id, result.committed = run_id, True
         clock.lap("write")
         clock.finish(result)
@@ -206,14 +223,16 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
 
 
 def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, config: DedupConfig,
-              result: DedupResult, progress: bool) -> tuple[PairGraph, dict[int, int]]:
+              result: DedupResult, progress: bool,
+              report: StageReporter) -> tuple[PairGraph, dict[int, int]]:
     """The checked pair graph and the fact sizes of the units in merged pairs (the centres'
     tie-break: the richer record), from the verification cache when `key` matches."""
     cached = load_verified(ws, key, units, candidates)
     result.verify_cache = cached is not None
     if cached is not None:
         return cached
-    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress)
+    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress,
+                         on_progress=report.updater("verify"))
     unit_of = {u.id: i for i, u in enumerate(units)}
     sizes = {}
     if config.verify:

@@ -274,10 +274,13 @@ def minhash_blocks(texts: list[str], num_perm: int, scheduler: str | None = None
 
 
 def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: FactsOf,
-                    config: DedupConfig, progress: bool = False) -> Candidates:
+                    config: DedupConfig, progress: bool = False,
+                    on_progress: Callable[[str, int, int], None] | None = None) -> Candidates:
     """The cascade after the exact level: fuzzy (MinHash-LSH) pairs, then each head's
     `neighbours` nearest at cosine >= `candidate_threshold`, plus (with the checks on) the pairs
-    that share a rare exact fact. Every pair carries its cosine when there are vectors."""
+    that share a rare exact fact. Every pair carries its cosine when there are vectors.
+    `on_progress(stage, done, total)` follows the "fuzzy" and "semantic" stages."""
+    report = on_progress or (lambda stage, done, total: None)
     import time
 
     stages: dict[str, int] = {}
@@ -286,13 +289,15 @@ def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: Fact
     t = time.perf_counter()
     if config.fuzzy:
         for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress,
-                                    scheduler=config.scheduler)):
+                                    scheduler=config.scheduler,
+                                    on_progress=lambda d, n: report("fuzzy", d, n))):
             found[p] = None
         stages["fuzzy"] = len(found)
         seconds["fuzzy"] = round(time.perf_counter() - t, 3)
     index = ""
     if vectors is not None:
         t = time.perf_counter()
+        report("semantic", 0, len(vectors))
         index = choose_index(len(vectors), config.index, config.flat_max)
         a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, index)
         if config.verify and config.fact_blocking:
@@ -309,6 +314,7 @@ def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: Fact
             if c is None:
                 found[(i, j)] = min(float(vectors[i] @ vectors[j]), 1.0)
         seconds["semantic"] = round(time.perf_counter() - t, 3)
+        report("semantic", len(vectors), len(vectors))
     pairs = [(i, j, c) for (i, j), c in sorted(found.items())]
     return Candidates(index, pairs, stages, seconds)
 
@@ -383,8 +389,10 @@ class PairGraph:
 
 
 def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | None,
-                 facts_of: FactsOf, config: DedupConfig, progress: bool = False) -> PairGraph:
-    """The candidates and every same-prompt copy, each with its `verify_pair` check."""
+                 facts_of: FactsOf, config: DedupConfig, progress: bool = False,
+                 on_progress: Callable[[int, int], None] | None = None) -> PairGraph:
+    """The candidates and every same-prompt copy, each with its `verify_pair` check;
+    `on_progress(done, total)` every 512 pairs and at the end."""
     from tqdm import tqdm
 
     pairs = [Pair(units[i].id, units[j].id, "semantic", cos) for i, j, cos in candidates.pairs]
@@ -394,7 +402,10 @@ def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | No
                    None if emb is None else float(emb.get(u.id) @ emb.get(rec["id"])))
               for u in units for rec, level in u.copies if level == "same_prompt"]
     record = {r["id"]: r for u in units for r in [u.head] + [c for c, _ in u.copies]}
-    for p in tqdm(pairs, desc="verify", unit=" pair", disable=not progress, mininterval=0.5):
+    for n, p in enumerate(tqdm(pairs, desc="verify", unit=" pair", disable=not progress,
+                               mininterval=0.5)):
+        if on_progress and n % 512 == 0:
+            on_progress(n, len(pairs))
         ra, rb = record[p.a], record[p.b]
         if p.kind == "semantic" and not config.same_conversation:
             ka = conversation_key(ra)
@@ -408,6 +419,8 @@ def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | No
             ta, tb = ra["text"], rb["text"]
         fa, fb = (facts_of(ta), facts_of(tb)) if config.verify else (Facts(), Facts())
         p.check = verify_pair(p.cosine, fa, fb, ta, tb, config)
+    if on_progress:
+        on_progress(len(pairs), len(pairs))
     return PairGraph(candidates.index, pairs)
 
 

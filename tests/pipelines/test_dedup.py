@@ -531,6 +531,41 @@ def test_a_scheduler_that_does_not_answer_is_one_error(fresh_ws, encoder):
         DedupConfig(scheduler="  ")
 
 
+def test_progress_callback_reports_every_stage_in_order_ending_at_one(fresh_ws, encoder):
+    from pipelines.dedup import PROGRESS_STAGES, StageProgress
+
+    add(fresh_ws, [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM, "A stolen bicycle."])
+    seen: list[StageProgress] = []
+    first = run_dedup(fresh_ws, on_progress=seen.append)
+    order = list(dict.fromkeys(p.stage for p in seen))
+    assert order == list(PROGRESS_STAGES)
+    for stage in PROGRESS_STAGES:
+        fractions = [p.fraction for p in seen if p.stage == stage]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, (stage, fractions)
+    # one stage at a time: once a stage has begun, the earlier ones report nothing more
+    rank = [PROGRESS_STAGES.index(p.stage) for p in seen]
+    assert rank == sorted(rank)
+    embed = [p for p in seen if p.stage == "embed"]
+    assert embed[0].fraction == 0.0 and embed[-1].done == 5 and "5 / 5 records" in \
+        embed[-1].describe()
+    # a re-run: the cached stages say so, and still end at 1.0
+    seen.clear()
+    again = run_dedup(fresh_ws, on_progress=seen.append)
+    notes = {p.stage: p.note for p in seen if p.fraction == 1.0}
+    assert (notes["embed"], notes["fuzzy"], notes["semantic"], notes["verify"]) == (
+        "cached", "cached", "cached", "cached")
+    assert notes["write"].startswith("unchanged") and again.unchanged and not first.unchanged
+    seen.clear()
+    run_dedup(fresh_ws, DedupConfig(fuzzy=False, semantic=False), commit=False,
+              on_progress=seen.append)
+    notes = {p.stage: p.note for p in seen if p.fraction == 1.0}
+    assert [p.stage for p in seen if p.fraction == 1.0] == list(PROGRESS_STAGES)
+    assert (notes["embed"], notes["fuzzy"], notes["semantic"]) == ("off", "off", "off")
+    assert notes["write"] == "preview: nothing stored"
+    eta = StageProgress("verify", 25, 100, 10.0)
+    assert eta.eta_s == pytest.approx(30.0) and "ETA 30 s" in eta.describe()
+
+
 # -- whole records, conversation segments, the cascade -------------------------------------------
 def test_segments_of_one_conversation_stay_apart(fresh_ws, encoder):
     a = "Step 1 of the Paris itinerary: visit the Louvre at 9am, lunch near the Seine."
