@@ -35,6 +35,13 @@ class StageProgress:
         return 1.0 if self.total <= 0 else min(1.0, self.done / self.total)
 
     @property
+    def overall(self) -> float:
+        """The whole run's fraction: finished stages plus this one's share (for one bar)."""
+        if self.stage not in STAGES:
+            return self.fraction
+        return (STAGES.index(self.stage) + self.fraction) / len(STAGES)
+
+    @property
     def eta_s(self) -> float | None:
         """Seconds left at the pace so far; None before the first step and once done."""
         if self.done <= 0 or self.fraction >= 1.0:
