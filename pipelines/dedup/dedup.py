@@ -15,8 +15,10 @@ unless a person drops it. Nothing is deleted: `excluded` flags feed export, and 
 overrides win over every later run.
 
 A run, top to bottom (`run_dedup`): records -> exact units (`pairs.exact_units`) -> embeddings ->
-candidates (`pairs.find_candidates`, cached) -> verified `PairGraph` (`pairs.verify_pairs`) ->
-stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one transaction.
+candidates (`pairs.find_candidates`, cached) -> verified `PairGraph` (`pairs.verify_pairs`, cached
+by `cache.py`) -> stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one
+transaction (skipped but for the run row when the rows are unchanged). `on_progress` follows the
+stages (`progress.py`).
 """
 
 from __future__ import annotations

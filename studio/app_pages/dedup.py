@@ -62,7 +62,8 @@ with st.container(border=True):
         r1, r2, r3 = st.columns(3)
         lexical_threshold = r1.slider(
             "Lexical threshold (5-gram Jaccard)", 0.50, 1.00, float(defaults.lexical_threshold),
-            0.01, key="dedup_lexical_threshold", help="At or above it, a pair is a copy (no fact conflict).")
+            0.01, key="dedup_lexical_threshold",
+            help="At or above it, a pair is a copy (no fact conflict).")
         paraphrase_threshold = r2.slider(
             "Paraphrase threshold (cosine)", 0.50, 1.00, float(defaults.paraphrase_threshold),
             0.01, key="dedup_paraphrase_threshold",
