@@ -6,8 +6,8 @@ result depends only on the candidates (keyed by `pairs.candidates_key`: records,
 settings), the verification fields of the config (`DedupConfig.cache_key("verification")`) and
 the code that checks; the key digests all three, so a changed record, threshold or fact rule
 misses and verifies again. Stored at `indexes/dedup-verified.json`, written atomically. A refused
-pair read back keeps its rule and cosine (what the counts read), not its lexical score and fact
-text, which nothing shows; a merged pair keeps its whole check.
+pair read back keeps its rule and its cosine (on the `Pair`: what the counts read), not its
+lexical score and fact text, which nothing shows; a merged pair keeps its whole check.
 """
 
 from __future__ import annotations
@@ -93,10 +93,12 @@ def _read_verified(path: Path, key: str, units: list[Unit], candidates: Candidat
     rules, codes = raw["rules"], raw["codes"]
     full = {int(pos): row for pos, row in raw["merged"].items()}
     ids = [u.id for u in units]
-    rule_of = {chr(_BASE + n): rule for n, rule in enumerate(rules)}
+    # one check per refused rule, shared (never mutated): half the objects of 10^5 pairs; the
+    # pair keeps its own cosine
+    refused = {chr(_BASE + n): PairCheck(False, None, None, "", 0, rule)
+               for n, rule in enumerate(rules)}
     pairs = [Pair(ids[i], ids[j], "semantic", cos,
-                  PairCheck(False, cos, None, "", 0, rule_of[code]) if pos not in full
-                  else PairCheck(True, cos, *full[pos]))
+                  refused[code] if pos not in full else PairCheck(True, cos, *full[pos]))
              for pos, ((i, j, cos), code) in enumerate(zip(candidates.pairs, codes))]
     pairs += [Pair(a, b, "same_prompt", cos, PairCheck(bool(merged), cos, *rest))
               for a, b, cos, merged, *rest in raw["same_prompt"]]

@@ -191,7 +191,8 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
 
     report.end("verify", "cached" if result.verify_cache else "")
     report.update("cluster", 0, len(units))
-    members = member_rows(units, find_stars(units, graph, lambda u: sizes.get(u, 0)), graph)
+    with gc_paused():   # rows for every member: many small objects, no cycles
+        members = member_rows(units, find_stars(units, graph, lambda u: sizes.get(u, 0)), graph)
     report.end("cluster")
     clock.lap("cluster")
 
