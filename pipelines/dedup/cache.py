@@ -23,12 +23,12 @@ import tempfile
 from pathlib import Path
 
 from pipelines.dedup.config import DedupConfig
-from pipelines.dedup.pairs import Candidates, Pair, PairCheck, PairGraph, Unit
+from pipelines.dedup.pairs import Candidates, Pair, PairCheck, PairGraph, Unit, exact_units
 from pipelines.store import Workspace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["verification_key", "load_verified", "save_verified", "gc_paused"]
+__all__ = ["verification_key", "load_verified", "save_verified", "gc_paused", "cached_units"]
 
 _FORMAT = 2
 _BASE = ord("a")   # rule codes: one letter per refused pair
@@ -129,12 +129,54 @@ def save_verified(ws: Workspace, key: str, graph: PairGraph, sizes: dict[int, in
         if c.rule not in rules:
             rules.append(c.rule)
         codes.append(chr(_BASE + rules.index(c.rule)))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dedup-verified-", suffix=".json")
+    _write_json(path, {"key": key, "index": graph.index, "rules": rules, "codes": "".join(codes),
+                       "merged": merged, "same_prompt": same_prompt,
+                       "sizes": {str(u): n for u, n in sizes.items()}})
+
+
+# -- exact units --------------------------------------------------------------------------------
+def _units_key(recs: list[dict], same_prompt: bool, exact: bool) -> str:
+    """Exact units are a function of the records' ids (content hashes: kind, text, prompt), their
+    source counts and order (the head is the most sourced, then the earliest), and two switches."""
+    h = hashlib.sha256(f"{_FORMAT}\n{same_prompt}\n{exact}\n{_code_digest()}\n".encode())
+    for r in recs:
+        h.update(f"{r['id']}:{r['n_sources']}\n".encode())
+    return h.hexdigest()[:24]
+
+
+def cached_units(ws: Workspace, recs: list[dict], same_prompt: bool,
+                 exact: bool = True) -> tuple[list[Unit], bool]:
+    """`pairs.exact_units(recs, ...)`, read from `indexes/dedup-units.json` when the records are
+    those of the last run (True), else computed and stored (False): folding every text (NFKC,
+    case, punctuation) was the largest part of a re-run once the other caches hit."""
+    path = ws.subdir("indexes") / "dedup-units.json"
+    key = _units_key(recs, same_prompt, exact)
+    try:
+        with gc_paused():
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if raw.get("key") == key:
+                copies = {int(h): [(recs[c], level) for c, level in members]
+                          for h, members in raw["copies"].items()}
+                folded = {c for members in raw["copies"].values() for c, _ in members}
+                return [Unit(r, copies.get(i, [])) for i, r in enumerate(recs)
+                        if i not in folded], True
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        log.warning("dedup units cache %s unreadable (%s); recomputing", path, exc)
+    units = exact_units(recs, same_prompt, exact)
+    index = {r["id"]: i for i, r in enumerate(recs)}
+    _write_json(path, {"key": key, "copies": {
+        str(index[u.id]): [[index[r["id"]], level] for r, level in u.copies]
+        for u in units if u.copies}})
+    return units, False
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "index": graph.index, "rules": rules, "codes": "".join(codes),
-                       "merged": merged, "same_prompt": same_prompt,
-                       "sizes": {str(u): n for u, n in sizes.items()}}, fh)
+            json.dump(payload, fh)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -472,6 +472,7 @@ def test_rerun_on_unchanged_data_reuses_the_verified_pairs_and_the_stored_rows(
     monkeypatch.setattr(dedup_mod, "verify_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = run_dedup(fresh_ws)
     assert (again.pair_cache, again.verify_cache, again.unchanged) == (True, True, True)
+    assert not first.units_cache and again.units_cache
     assert calls == [] and "verified_cached" in again.timings
     assert [c.to_dict() for c in again.cluster_list] == [c.to_dict() for c in first.cluster_list]
     assert (again.candidates, again.rules, again.excluded) == (first.candidates, first.rules,
@@ -490,7 +491,12 @@ def test_rerun_on_unchanged_data_reuses_the_verified_pairs_and_the_stored_rows(
     add(fresh_ws, [CLAIM.replace("report", "reprot")])   # a new record misses both caches
     grown = run_dedup(fresh_ws)
     assert not grown.pair_cache and not grown.verify_cache and not grown.unchanged
-    assert grown.excluded == first.excluded + 1
+    assert grown.excluded == first.excluded + 1 and not grown.units_cache
+    with fresh_ws.transaction() as conn:   # the same text from a second file: one more source
+        upsert_record(conn, NewRecord(id=rid(OTHER_CLAIM), kind="text", text=OTHER_CLAIM,
+                                      file="second.jsonl", row=1), utcnow())
+    sourced = run_dedup(fresh_ws, commit=False)
+    assert not sourced.units_cache and run_dedup(fresh_ws, commit=False).units_cache
 
 
 @pytest.mark.slow
@@ -529,6 +535,28 @@ def test_a_scheduler_that_does_not_answer_is_one_error(fresh_ws, encoder):
         run_dedup(fresh_ws, DedupConfig(scheduler="tcp://127.0.0.1:9"), commit=False)
     with pytest.raises(ConfigError, match="dedup.scheduler"):
         DedupConfig(scheduler="  ")
+
+
+def test_cached_exact_units_are_the_computed_ones(fresh_ws):
+    from pipelines.dedup.cache import cached_units
+    from pipelines.store.dedup import dedup_inputs
+
+    texts = ["Q: pipe burst?\n\nYes, on May 2.", "Q: pipe burst?\n\nNo.",
+             "Q: PIPE burst!\n\nYes, on May 2.", "Q: roof?\n\nHail, $300."]
+    add(fresh_ws, texts, kind="instruction", prompts=[t.split("\n\n")[0] for t in texts])
+    add(fresh_ws, [CLAIM, CLAIM.upper(), OTHER_CLAIM])
+    with fresh_ws.connect() as conn:
+        recs = dedup_inputs(conn)
+    for same_prompt, exact in ((True, True), (False, True), (True, False)):
+        computed = exact_units(recs, same_prompt, exact)
+        first, hit = cached_units(fresh_ws, recs, same_prompt, exact)
+        again, hit_again = cached_units(fresh_ws, recs, same_prompt, exact)
+        assert (hit, hit_again) == (False, True)
+        shape = [(u.id, [(r["id"], level) for r, level in u.copies]) for u in computed]
+        assert [(u.id, [(r["id"], level) for r, level in u.copies]) for u in again] == shape
+        levels = {level for _, copies in shape for _, level in copies}
+        assert levels == {(True, True): {"exact", "same_prompt"}, (False, True): {"exact"},
+                          (True, False): {"exact", "same_prompt"}}[(same_prompt, exact)]
 
 
 def test_progress_callback_reports_every_stage_in_order_ending_at_one(fresh_ws, encoder):
