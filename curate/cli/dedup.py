@@ -125,6 +125,7 @@ def dedup_cmd(
          f"off-topic; {result.review} same-prompt records kept for review; "
          f"{result.overrides} overrides respected")
     echo("caches: " + ", ".join(f"{name} {'hit' if hit else 'miss'}" for name, hit in (
+        ("exact units", result.units_cache),
         ("embeddings", result.embedded == 0 and result.cache_hits > 0),
         ("candidates", result.pair_cache), ("verification", result.verify_cache)))
         + ("; stored rows unchanged (run id stamped)" if result.unchanged else ""))
