@@ -448,6 +448,12 @@ def run_progress(run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 # -- dedup -------------------------------------------------------------------------------------
+def dedup_index_kinds() -> tuple[str, ...]:
+    from pipelines.dedup import INDEX_KINDS
+
+    return INDEX_KINDS
+
+
 def dedup_defaults() -> "Any":
     """A DedupConfig from curation.yaml's `dedup:` section (the page's starting values)."""
     from pipelines.dedup import DedupConfig
@@ -456,27 +462,32 @@ def dedup_defaults() -> "Any":
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _dedup_preview(path: str, version: tuple, params: tuple) -> dict[str, Any]:
+def _dedup_preview(path: str, version: tuple, params: tuple,
+                   _on_progress: Any = None) -> dict[str, Any]:
     # A resource, not data: the result is large and read-only, so it is kept, not pickled.
+    # (`_on_progress` is not part of the cache key: a cached preview reports nothing.)
     from pipelines.dedup import DedupConfig, run_dedup
 
-    result = run_dedup(Workspace(Path(path)), DedupConfig(**dict(params)), commit=False)
+    result = run_dedup(Workspace(Path(path)), DedupConfig(**dict(params)), commit=False,
+                       on_progress=_on_progress)
     return {"summary": result.to_dict(),
             "sizes": sorted((c.size for c in result.cluster_list), reverse=True)}
 
 
-def dedup_preview(params: dict[str, Any]) -> dict[str, Any]:
-    """What a dedup run with `params` would do (clusters, exclusions); nothing is stored."""
+def dedup_preview(params: dict[str, Any], on_progress: Any = None) -> dict[str, Any]:
+    """What a dedup run with `params` would do (clusters, exclusions); nothing is stored.
+    `on_progress(StageProgress)` follows the stages (see `pipelines.dedup.progress`)."""
     ws = workspace()
-    return _dedup_preview(str(ws.path), data_version(ws), _freeze(params))
+    return _dedup_preview(str(ws.path), data_version(ws), _freeze(params), on_progress)
 
 
-def dedup_commit(params: dict[str, Any]) -> dict[str, Any]:
+def dedup_commit(params: dict[str, Any], on_progress: Any = None) -> dict[str, Any]:
     """Run dedup and store its clusters and per-record decisions (one transaction)."""
     from pipelines.dedup import DedupConfig, run_dedup
 
     try:
-        return run_dedup(workspace(), DedupConfig(**params), commit=True).to_dict()
+        return run_dedup(workspace(), DedupConfig(**params), commit=True,
+                         on_progress=on_progress).to_dict()
     finally:
         refresh()
 

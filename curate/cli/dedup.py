@@ -36,8 +36,9 @@ def dedup_cmd(
     candidate_threshold: Optional[float] = typer.Option(
         None, help="Cosine floor of the candidate search (default 0.70); below --threshold a "
                    "pair merges only on agreeing facts or high lexical overlap."),
-    model: Optional[str] = typer.Option(None, help="Embedding model: 'default' (packaged "
-                                                   "all-MiniLM-L6-v2), a folder, or a cached id."),
+    model: Optional[str] = typer.Option(
+        None, help="Embedding model: auto (static on CPU, MiniLM on a GPU), static, default "
+                   "(packaged all-MiniLM-L6-v2), a folder, or a cached id."),
     index: Optional[str] = typer.Option(None, help="auto | flat | hnsw | ivf"),
     lexical_threshold: Optional[float] = typer.Option(
         None, help="Character 5-gram Jaccard at which a pair is a copy (default 0.80)."),
@@ -57,6 +58,28 @@ def dedup_cmd(
         help="Compare segments of one source conversation (default: never duplicates)."),
     no_verify: bool = typer.Option(False, "--no-verify",
                                    help="Cosine threshold alone (no fact/lexical checks)."),
+    fuzzy_threshold: Optional[float] = typer.Option(
+        None, help="MinHash-LSH Jaccard at which the fuzzy stage proposes a pair (default 0.70)."),
+    near_copy_threshold: Optional[float] = typer.Option(
+        None, help="Lexical Jaccard at which a pair with cosine >= --paraphrase-threshold and "
+                   "agreeing facts is a copy (default 0.60)."),
+    same_prompt: Optional[bool] = typer.Option(
+        None, "--same-prompt/--no-same-prompt",
+        help="Instruction data: one prompt with several responses is a cluster (default on)."),
+    neighbours: Optional[int] = typer.Option(
+        None, help="Nearest neighbours fetched per record as candidates (default 16)."),
+    fact_blocking: Optional[bool] = typer.Option(
+        None, "--fact-blocking/--no-fact-blocking",
+        help="Also compare records sharing an identifier or an amount on a date (default on)."),
+    block_max: Optional[int] = typer.Option(
+        None, help="Skip a shared fact held by more records than this (default 50)."),
+    flat_max: Optional[int] = typer.Option(
+        None, help="Largest collection searched with the exact flat index when --index auto "
+                   "(default 50000)."),
+    batch_size: Optional[int] = typer.Option(None, help="Texts per encode() call (default 64)."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="Dask scheduler address (tcp://host:8786): its workers compute the "
+                   "embeddings and MinHash signatures (default: here, no Dask)."),
     preview: bool = typer.Option(False, "--preview", help="Compute and print; store nothing."),
     as_json: bool = JsonOpt,
 ):
@@ -73,7 +96,10 @@ def dedup_cmd(
         index=index, lexical_threshold=lexical_threshold,
         paraphrase_threshold=paraphrase_threshold, min_shared_facts=min_shared_facts,
         exact=exact, fuzzy=fuzzy, semantic=semantic, same_conversation=same_conversation,
-        verify=False if no_verify else None)
+        verify=False if no_verify else None, fuzzy_threshold=fuzzy_threshold,
+        near_copy_threshold=near_copy_threshold, same_prompt=same_prompt, neighbours=neighbours,
+        fact_blocking=fact_blocking, block_max=block_max, flat_max=flat_max,
+        batch_size=batch_size, scheduler=scheduler)
     try:
         result = run_dedup(ws, config, progress=True, commit=not preview)
     except KeyboardInterrupt:
@@ -98,6 +124,11 @@ def dedup_cmd(
          f"({result.same_prompt} same prompt), {result.semantic} semantic, {result.filtered} "
          f"off-topic; {result.review} same-prompt records kept for review; "
          f"{result.overrides} overrides respected")
+    echo("caches: " + ", ".join(f"{name} {'hit' if hit else 'miss'}" for name, hit in (
+        ("exact units", result.units_cache),
+        ("embeddings", result.embedded == 0 and result.cache_hits > 0),
+        ("candidates", result.pair_cache), ("verification", result.verify_cache)))
+        + ("; stored rows unchanged (run id stamped)" if result.unchanged else ""))
     echo(("preview only, nothing stored" if preview else f"run {result.run_id}") +
          f" in {result.seconds:.1f}s")
     emit(result.to_dict(), as_json)

@@ -13,6 +13,7 @@ from pipelines.dedup.dedup import (
 )
 from pipelines.dedup.facts import Facts, compare_facts, extract_facts, jaccard, loose_key, shingles
 from pipelines.dedup.index import choose_index, knn_pairs
+from pipelines.dedup.progress import STAGES as PROGRESS_STAGES, StageProgress
 from pipelines.dedup.similarity import (
     FilterResult, SearchHit, clear_filter, parse_like, run_filter, search,
 )
@@ -22,5 +23,5 @@ __all__ = [
     "run_dedup", "set_override", "list_clusters", "refresh_decisions", "verify_pair",
     "search", "run_filter", "clear_filter", "parse_like", "SearchHit", "FilterResult",
     "Facts", "extract_facts", "compare_facts", "jaccard", "shingles", "loose_key",
-    "choose_index", "knn_pairs",
+    "choose_index", "knn_pairs", "StageProgress", "PROGRESS_STAGES",
 ]

@@ -93,6 +93,10 @@ class DedupConfig:
         "embedding model: auto (the static model distilled from MiniLM on CPU, MiniLM on a "
         "GPU), static, default (the packaged MiniLM), a folder, or a cached id")
     batch_size: int = _field(64, None, "texts per encode() call")
+    scheduler: str | None = _field(
+        None, None,
+        "address of a Dask scheduler (tcp://host:8786) whose workers compute the embeddings and "
+        "the MinHash signatures; default: both here, no Dask (results are the same)")
     index: str = _field(
         "auto", "candidates",
         "FAISS index: auto (flat up to `flat_max` vectors, HNSW above), flat, hnsw, ivf")
@@ -127,6 +131,10 @@ class DedupConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"dedup.{name} must be a positive integer, got {value!r}")
+        if self.scheduler is not None and (not isinstance(self.scheduler, str)
+                                           or not self.scheduler.strip()):
+            raise ConfigError(f"dedup.scheduler must be a Dask scheduler address "
+                              f"(tcp://host:8786), got {self.scheduler!r}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"dedup.model must be a model name or path, got {self.model!r}")
 

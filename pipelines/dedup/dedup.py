@@ -15,38 +15,45 @@ unless a person drops it. Nothing is deleted: `excluded` flags feed export, and 
 overrides win over every later run.
 
 A run, top to bottom (`run_dedup`): records -> exact units (`pairs.exact_units`) -> embeddings ->
-candidates (`pairs.find_candidates`, cached) -> verified `PairGraph` (`pairs.verify_pairs`) ->
-stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one transaction.
+candidates (`pairs.find_candidates`, cached) -> verified `PairGraph` (`pairs.verify_pairs`, cached
+by `cache.py`) -> stars and member rows (`clusters`) -> decisions (`decisions.decide`) -> one
+transaction (skipped but for the run row when the rows are unchanged). `on_progress` follows the
+stages (`progress.py`).
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from pipelines.dedup.cache import (
+    cached_units, gc_paused, load_verified, save_verified, verification_key,
+)
 from pipelines.dedup.clusters import find_stars, member_rows
 from pipelines.dedup.config import DedupConfig
 from pipelines.dedup.decisions import decide
 from pipelines.dedup.facts import extract_facts
 from pipelines.dedup.pairs import (
-    PairCheck, PairGraph, candidates_key, exact_units, find_candidates, head_vectors,
+    PairCheck, PairGraph, candidates_key, find_candidates, head_vectors,
     load_candidates, save_candidates, verify_pair, verify_pairs,
 )
+from pipelines.dedup.progress import ProgressCallback, StageProgress, StageReporter
 from pipelines.embed import embed_records
 from pipelines.errors import DedupError
 from pipelines.store import Workspace, finish_run, start_run
 from pipelines.store.dedup import (
     MemberRow, cluster_records, cluster_sizes, dedup_decision, dedup_inputs, read_filter_flags,
-    read_members, read_overrides, record_exists, replace_members, set_override_row,
-    write_decisions,
+    read_members, read_overrides, record_exists, replace_members, set_override_row, stamp_run,
+    stored_unchanged, write_decisions,
 )
 
 __all__ = ["DedupResult", "Cluster", "PairCheck", "run_dedup", "set_override", "list_clusters",
-           "verify_pair", "refresh_decisions"]
+           "verify_pair", "refresh_decisions", "StageProgress"]
 
 
 @dataclass
@@ -88,7 +95,10 @@ class DedupResult:
     excluded: int = 0              # all excluded records after overrides
     overrides: int = 0
     committed: bool = False
+    units_cache: bool = False      # exact units reused (same records and sources)
     pair_cache: bool = False       # candidates reused (same records, model, search settings)
+    verify_cache: bool = False     # checked pairs reused (... and the same verification fields)
+    unchanged: bool = False        # members and decisions as stored: not rewritten, run id stamped
     run_id: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
@@ -96,8 +106,9 @@ class DedupResult:
     cluster_list: list[Cluster] = field(default_factory=list, repr=False)
 
     def to_dict(self, *, include_clusters: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("cluster_list")
+        # field by field: asdict() would deep-copy every cluster only to drop them
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+             if f.name != "cluster_list"}
         if include_clusters:
             d["cluster_list"] = [c.to_dict() for c in self.cluster_list]
         return d
@@ -120,80 +131,124 @@ class _Stopwatch:
 
 
 def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: bool = False,
-              commit: bool = True) -> DedupResult:
+              commit: bool = True, on_progress: ProgressCallback | None = None) -> DedupResult:
     """Find duplicate clusters and (if `commit`) store them with per-record decisions.
 
-    With ``commit=False`` nothing is written except the embedding and candidate caches: a preview
-    (the studio's threshold slider), whose `cluster_list` and counts say what a committed run
-    would do.
+    With ``commit=False`` nothing is written except the embedding, candidate and verification
+    caches: a preview (the studio's threshold slider), whose `cluster_list` and counts say what a
+    committed run would do. `progress`: tqdm bars on a terminal; `on_progress`: called with a
+    `StageProgress` as each stage (`progress.STAGES`) starts, advances and ends.
     """
     config = config or DedupConfig()
     progress = progress and sys.stderr.isatty()   # bars for a person, not for a log file
+    report = StageReporter(on_progress)
     clock = _Stopwatch()
     result = DedupResult(params=config.params())
-    with ws.connect() as conn:
+    with ws.connect() as conn, gc_paused():
         recs = dedup_inputs(conn)
     if not recs:
         raise DedupError(f"workspace {ws.path} has no records; ingest data first "
                          f"(curate ingest FILE --workspace {ws.path})")
     usable = [r for r in recs if r["text"] and r["text"].strip()]
-    units = exact_units(usable, config.same_prompt, config.exact)
+    report.update("exact", 0, len(usable))
+    units, result.units_cache = cached_units(ws, usable, config.same_prompt, config.exact)
     result.records, result.skipped_empty = len(recs), len(recs) - len(usable)
     result.units = len(units)
+    report.end("exact", "" if config.exact else "off")
     clock.lap("exact")
 
     emb = None
     model_key = "no-model"
     if config.semantic:
         emb = embed_records(ws, config.embed_config(), record_ids=[r["id"] for r in usable],
-                            progress=progress)
+                            progress=progress, on_progress=report.updater("embed"))
         result.embedded, result.cache_hits = emb.embedded, emb.cache_hits
         result.model, model_key = emb.model, emb.key
+    report.end("embed", "off" if emb is None else "" if emb.embedded else "cached")
     clock.lap("embed")
 
     # The search is the costly part after embedding; it depends on no verification setting, so
     # an unchanged workspace (or one at another threshold) reuses the stored candidates.
     facts_of = functools.lru_cache(maxsize=None)(extract_facts)   # one extraction per text
     key = candidates_key(model_key, config, units)
-    candidates = load_candidates(ws, key)
+    with gc_paused():
+        candidates = load_candidates(ws, key)
     result.pair_cache = candidates is not None
+    if not config.fuzzy:
+        report.end("fuzzy", "off")
     if candidates is None:
         candidates = find_candidates(head_vectors(emb, units), [u.head["text"] for u in units],
-                                     facts_of, config, progress=progress)
+                                     facts_of, config, progress=progress,
+                                     on_progress=report.update)
         save_candidates(ws, key, candidates)
+    report.end("fuzzy", "cached" if result.pair_cache else "")
+    report.end("semantic", "off" if emb is None else "cached" if result.pair_cache else "")
     clock.lap("pairs_cached" if result.pair_cache else "search")
 
-    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress)
+    graph, sizes = _verified(ws, verification_key(key, config), units, candidates, emb,
+                             facts_of, config, result, progress, report)
     _count_pairs(result, graph, config)
     _count_stages(result, units, candidates, graph, clock, config)
-    clock.lap("verify")
+    clock.lap("verified_cached" if result.verify_cache else "verify")
 
-    def fact_size(u: int) -> int:   # a tie-break between centres: the richer record
-        return facts_of(units[u].head["text"]).size if config.verify else 0
-
-    members = member_rows(units, find_stars(units, graph, fact_size), graph)
+    report.end("verify", "cached" if result.verify_cache else "")
+    report.update("cluster", 0, len(units))
+    with gc_paused():   # rows for every member: many small objects, no cycles
+        members = member_rows(units, find_stars(units, graph, lambda u: sizes.get(u, 0)), graph)
+    report.end("cluster")
     clock.lap("cluster")
 
     with ws.connect() as conn:
         overrides, flags = read_overrides(conn), read_filter_flags(conn)
-    decisions = decide(members, overrides, flags)
-    _count(result, members, decisions, overrides)
-    result.cluster_list = _clusters_from(members, decisions)
+    with gc_paused():
+        decisions = decide(members, overrides, flags)
+        _count(result, members, decisions, overrides)
+        result.cluster_list = _clusters_from(members, decisions)
+    clock.lap("decide")
     if not commit:
+        report.end("write", "preview: nothing stored")
         clock.laps["write"] = 0.0
         clock.finish(result)
         return result
     with ws.transaction() as conn:
         run_id = start_run(conn, "dedup", config.params())
-        replace_members(conn, members, run_id)
         for d in decisions:
             d.run_id = run_id
-        write_decisions(conn, decisions)
+        report.update("write", 0, len(members) + len(decisions))
+        result.unchanged = stored_unchanged(conn, members, decisions)
+        if result.unchanged:   # a re-run on unchanged data: the same rows, this run's id
+            stamp_run(conn, run_id)
+        else:
+            replace_members(conn, members, run_id)
+            write_decisions(conn, decisions)
+        report.end("write", "unchanged: run id stamped" if result.unchanged else "")
         result.run_id, result.committed = run_id, True
         clock.lap("write")
         clock.finish(result)
         finish_run(conn, run_id, result.to_dict())
     return result
+
+
+def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, config: DedupConfig,
+              result: DedupResult, progress: bool,
+              report: StageReporter) -> tuple[PairGraph, dict[int, int]]:
+    """The checked pair graph and the fact sizes of the units in merged pairs (the centres'
+    tie-break: the richer record), from the verification cache when `key` matches."""
+    cached = load_verified(ws, key, units, candidates)
+    result.verify_cache = cached is not None
+    if cached is not None:
+        return cached
+    graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress,
+                         on_progress=report.updater("verify"))
+    unit_of = {u.id: i for i, u in enumerate(units)}
+    sizes = {}
+    if config.verify:
+        for p in graph.semantic():
+            if p.merged:
+                for u in (unit_of[p.a], unit_of[p.b]):
+                    sizes[u] = facts_of(units[u].head["text"]).size
+    save_verified(ws, key, graph, sizes)
+    return graph, sizes
 
 
 def _count_pairs(result: DedupResult, graph: PairGraph, config: DedupConfig) -> None:
@@ -268,7 +323,7 @@ def _clusters_from(members: list[MemberRow], decisions) -> list[Cluster]:
         ms.sort(key=lambda m: m.rank)
         rows = []
         for m in ms:
-            d = asdict(m)
+            d = dict(vars(m))   # flat scalar fields: asdict()'s deep copy is 10x slower
             dec = by_id.get(m.record_id)
             d.update(excluded=bool(dec.excluded) if dec else False,
                      reason=dec.reason if dec else "")

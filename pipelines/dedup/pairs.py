@@ -202,13 +202,16 @@ def head_vectors(emb: Embeddings | None, units: list[Unit]) -> np.ndarray | None
 
 
 def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
-                progress: bool = False) -> set[tuple[int, int]]:
+                progress: bool = False, scheduler: str | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> set[tuple[int, int]]:
     """Pairs whose character 5-gram sets look alike to MinHash-LSH (`datasketch`) at `threshold`.
 
     LSH proposes; the exact Jaccard in `verify_pair` decides. Cost grows linearly with the data
-    (one MinHash per text, banded buckets), unlike comparing every pair.
+    (one MinHash per text, banded buckets), unlike comparing every pair. The signatures are
+    computed here or, with a Dask `scheduler`, on its workers (`minhash_blocks`); the index is
+    built here either way.
     """
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHashLSH
     from tqdm import tqdm
 
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
@@ -216,26 +219,68 @@ def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
     bar = tqdm(total=len(texts), desc="fuzzy (MinHash-LSH)", unit=" rec",
                disable=not progress)
     try:
-        for start in range(0, len(texts), 2048):
-            part = texts[start:start + 2048]
-            grams = [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
-                     for s in (loose_key(t) for t in part)]
-            for k, mh in enumerate(MinHash.bulk(grams, num_perm=num_perm)):
+        for start, minhashes in minhash_blocks(texts, num_perm, scheduler):
+            for k, mh in enumerate(minhashes):
                 i = start + k
                 for j in lsh.query(mh):
                     out.add((j, i))          # j was inserted earlier: j < i
                 lsh.insert(i, mh, check_duplication=False)
-            bar.update(len(part))
+            bar.update(len(minhashes))
+            if on_progress:
+                on_progress(start + len(minhashes), len(texts))
     finally:
         bar.close()
     return out
 
 
+_MINHASH_BLOCK = 2048
+
+
+def _grams(texts) -> list[set[bytes]]:
+    return [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
+            for s in (loose_key(t) for t in texts)]
+
+
+def minhash_block(texts: list[str], num_perm: int) -> np.ndarray:
+    """A Dask task: the MinHash signatures of one block (texts x num_perm), what LSH reads."""
+    from datasketch import MinHash
+
+    minhashes = MinHash.bulk(_grams(texts), num_perm=num_perm)
+    return np.stack([m.hashvalues for m in minhashes]) if minhashes else \
+        np.zeros((0, num_perm), dtype=np.uint64)
+
+
+def minhash_blocks(texts: list[str], num_perm: int, scheduler: str | None = None):
+    """(start, MinHashes) per block of `_MINHASH_BLOCK` texts, in order: computed here, or on the
+    workers of the Dask `scheduler` (signatures shipped back as arrays: the same values)."""
+    from datasketch import LeanMinHash, MinHash
+
+    starts = range(0, len(texts), _MINHASH_BLOCK)
+    if scheduler is None:
+        for start in starts:
+            yield start, MinHash.bulk(_grams(texts[start:start + _MINHASH_BLOCK]),
+                                      num_perm=num_perm)
+        return
+    from pipelines.distributed import dask_client, map_ordered
+    from pipelines.errors import DedupError
+
+    proto = MinHash(num_perm=num_perm)   # the seed and scheme the workers' MinHash.bulk used
+    seed, scheme = proto.seed, getattr(proto, "scheme", None)
+    with dask_client(scheduler, DedupError) as client:
+        blocks = [texts[s:s + _MINHASH_BLOCK] for s in starts]
+        for start, values in zip(starts, map_ordered(client, minhash_block, blocks,
+                                                     num_perm=num_perm)):
+            yield start, [LeanMinHash(seed=seed, hashvalues=h, scheme=scheme) for h in values]
+
+
 def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: FactsOf,
-                    config: DedupConfig, progress: bool = False) -> Candidates:
+                    config: DedupConfig, progress: bool = False,
+                    on_progress: Callable[[str, int, int], None] | None = None) -> Candidates:
     """The cascade after the exact level: fuzzy (MinHash-LSH) pairs, then each head's
     `neighbours` nearest at cosine >= `candidate_threshold`, plus (with the checks on) the pairs
-    that share a rare exact fact. Every pair carries its cosine when there are vectors."""
+    that share a rare exact fact. Every pair carries its cosine when there are vectors.
+    `on_progress(stage, done, total)` follows the "fuzzy" and "semantic" stages."""
+    report = on_progress or (lambda stage, done, total: None)
     import time
 
     stages: dict[str, int] = {}
@@ -243,13 +288,16 @@ def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: Fact
     found: dict[tuple[int, int], float | None] = {}
     t = time.perf_counter()
     if config.fuzzy:
-        for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress)):
+        for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress,
+                                    scheduler=config.scheduler,
+                                    on_progress=lambda d, n: report("fuzzy", d, n))):
             found[p] = None
         stages["fuzzy"] = len(found)
         seconds["fuzzy"] = round(time.perf_counter() - t, 3)
     index = ""
     if vectors is not None:
         t = time.perf_counter()
+        report("semantic", 0, len(vectors))
         index = choose_index(len(vectors), config.index, config.flat_max)
         a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, index)
         if config.verify and config.fact_blocking:
@@ -266,6 +314,7 @@ def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: Fact
             if c is None:
                 found[(i, j)] = min(float(vectors[i] @ vectors[j]), 1.0)
         seconds["semantic"] = round(time.perf_counter() - t, 3)
+        report("semantic", len(vectors), len(vectors))
     pairs = [(i, j, c) for (i, j), c in sorted(found.items())]
     return Candidates(index, pairs, stages, seconds)
 
@@ -340,8 +389,10 @@ class PairGraph:
 
 
 def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | None,
-                 facts_of: FactsOf, config: DedupConfig, progress: bool = False) -> PairGraph:
-    """The candidates and every same-prompt copy, each with its `verify_pair` check."""
+                 facts_of: FactsOf, config: DedupConfig, progress: bool = False,
+                 on_progress: Callable[[int, int], None] | None = None) -> PairGraph:
+    """The candidates and every same-prompt copy, each with its `verify_pair` check;
+    `on_progress(done, total)` every 512 pairs and at the end."""
     from tqdm import tqdm
 
     pairs = [Pair(units[i].id, units[j].id, "semantic", cos) for i, j, cos in candidates.pairs]
@@ -351,7 +402,10 @@ def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | No
                    None if emb is None else float(emb.get(u.id) @ emb.get(rec["id"])))
               for u in units for rec, level in u.copies if level == "same_prompt"]
     record = {r["id"]: r for u in units for r in [u.head] + [c for c, _ in u.copies]}
-    for p in tqdm(pairs, desc="verify", unit=" pair", disable=not progress, mininterval=0.5):
+    for n, p in enumerate(tqdm(pairs, desc="verify", unit=" pair", disable=not progress,
+                               mininterval=0.5)):
+        if on_progress and n % 512 == 0:
+            on_progress(n, len(pairs))
         ra, rb = record[p.a], record[p.b]
         if p.kind == "semantic" and not config.same_conversation:
             ka = conversation_key(ra)
@@ -365,6 +419,8 @@ def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | No
             ta, tb = ra["text"], rb["text"]
         fa, fb = (facts_of(ta), facts_of(tb)) if config.verify else (Facts(), Facts())
         p.check = verify_pair(p.cosine, fa, fb, ta, tb, config)
+    if on_progress:
+        on_progress(len(pairs), len(pairs))
     return PairGraph(candidates.index, pairs)
 
 

@@ -22,6 +22,9 @@ class EmbedConfig:
                 "finished chunk and resumes from there"})
     device: str | None = field(default=None, metadata={
         "help": "torch device (cpu, cuda); default: what sentence-transformers picks"})
+    scheduler: str | None = field(default=None, metadata={
+        "help": "address of a Dask scheduler (tcp://host:8786) whose workers encode the texts; "
+                "default: encode here"})
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model.strip():
@@ -30,3 +33,7 @@ class EmbedConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"embed.{name} must be a positive integer, got {value!r}")
+        if self.scheduler is not None and (not isinstance(self.scheduler, str)
+                                           or not self.scheduler.strip()):
+            raise ConfigError(f"embed.scheduler must be a Dask scheduler address, got "
+                              f"{self.scheduler!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from pathlib import Path
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -14,6 +16,7 @@ from pipelines.embed.config import EmbedConfig
 from pipelines.embed.model import DEFAULT_MODEL, encode_texts, resolve_model
 from pipelines.embed.static import resolve_alias
 from pipelines.errors import DedupError
+from pipelines.distributed import dask_client, map_ordered, split, workers
 from pipelines.store import Workspace, record_ids as all_record_ids
 from pipelines.store.dedup import record_texts
 
@@ -65,11 +68,14 @@ def cached_embeddings(ws: Workspace, model: str = DEFAULT_MODEL) -> Embeddings |
 
 
 def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
-                  record_ids: list[str] | None = None, progress: bool = False) -> Embeddings:
+                  record_ids: list[str] | None = None, progress: bool = False,
+                  on_progress: Callable[[int, int], None] | None = None) -> Embeddings:
     """Vectors for `record_ids` (default: every record, in ingestion order).
 
     Only records missing from the cache are encoded, `chunk_size` at a time, each chunk stored
     before the next starts: memory stays bounded and an interrupted run resumes from the cache.
+    With `config.scheduler` each chunk is cut into one part per Dask worker, encoded there and
+    gathered in order. `on_progress(done, total)` follows the records to encode.
     """
     config = config or EmbedConfig()
     model = resolve_alias(ws.path, config.model)
@@ -89,7 +95,12 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
         new_parts: list[np.ndarray] = []
         bar = tqdm(total=len(missing), desc=f"embed ({Path(config.model).name})", unit=" rec",
                    disable=not (progress and sys.stderr.isatty()))
+        stack = contextlib.ExitStack()
         try:
+            client = None if config.scheduler is None else stack.enter_context(
+                dask_client(config.scheduler, DedupError))
+            if on_progress:
+                on_progress(0, len(missing))
             for start in range(0, len(missing), config.chunk_size):
                 chunk = missing[start:start + config.chunk_size]
                 with ws.connect() as conn:
@@ -98,15 +109,17 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
                 if absent:
                     raise DedupError(f"record {absent[0]} is not in the workspace "
                                      f"({len(absent)} unknown id(s))")
-                vecs = encode_texts([texts[rid] for rid in chunk], config.model,
-                                    batch_size=config.batch_size, device=config.device)
+                vecs = _encode_chunk([texts[rid] for rid in chunk], config, client)
                 cache.append(chunk, vecs)
                 new_ids.extend(chunk)
                 new_parts.append(vecs)
                 embedded += len(chunk)
                 bar.update(len(chunk))
+                if on_progress:
+                    on_progress(embedded, len(missing))
         finally:
             bar.close()
+            stack.close()
         for rid in new_ids:
             position[rid] = len(cached_ids)
             cached_ids.append(rid)
@@ -122,3 +135,18 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
     return Embeddings(list(record_ids), vectors, config.model, ref.key,
                       cache_hits=len(record_ids) - embedded, embedded=embedded,
                       corrupt_chunks=cache.corrupt_chunks)
+
+
+def _encode_chunk(texts: list[str], config: EmbedConfig, client: Any | None) -> np.ndarray:
+    """One chunk's vectors: encoded here, or one part per Dask worker, gathered in order."""
+    if client is None:
+        return encode_texts(texts, config.model, batch_size=config.batch_size,
+                            device=config.device)
+    parts = split(texts, workers(client))
+    return np.concatenate(list(map_ordered(client, _encode_part, parts, model=config.model,
+                                           batch_size=config.batch_size, device=config.device)))
+
+
+def _encode_part(texts: list[str], model: str, batch_size: int, device: str | None) -> np.ndarray:
+    """A Dask task: encode one part on a worker (the model loads once per worker process)."""
+    return encode_texts(list(texts), model, batch_size=batch_size, device=device)

@@ -113,17 +113,27 @@ def ensure_static_model(workspace_path: Path) -> Path:
     return folder
 
 
+def _cuda_available() -> bool:
+    """Whether torch sees CUDA, without importing torch where no NVIDIA driver is loaded: the
+    import alone is ~5 s on a loaded 2-core box, most of a dedup re-run whose vectors are all
+    cached. (Linux: the driver shows in /proc/driver/nvidia, WSL2's GPU as /dev/dxg.)"""
+    if "torch" not in sys.modules and sys.platform.startswith("linux") and not (
+            Path("/proc/driver/nvidia/version").exists() or Path("/dev/dxg").exists()):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+
+
 def resolve_alias(workspace_path: Path, model: str) -> str:
     """`auto` / `static` -> the workspace's static model folder (or `default` on CUDA for auto);
     any other name unchanged."""
     if model == AUTO_MODEL:
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return "default"
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        if _cuda_available():
+            return "default"
         model = STATIC_MODEL
     if model == STATIC_MODEL:
         return str(ensure_static_model(workspace_path))

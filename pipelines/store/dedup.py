@@ -24,7 +24,7 @@ __all__ = [
     "V2_SQL", "ensure_dedup_tables", "MemberRow", "DecisionRow", "dedup_inputs", "record_texts",
     "replace_members", "write_decisions", "read_members", "read_overrides", "set_override_row",
     "read_filter_flags", "replace_filter_flags", "clear_filter_flags", "cluster_sizes",
-    "cluster_records", "dedup_decision", "record_exists",
+    "cluster_records", "dedup_decision", "record_exists", "stored_unchanged", "stamp_run",
 ]
 
 from pipelines.store.schema import _V2 as V2_SQL  # noqa: E402  (the one copy of the SQL)
@@ -165,6 +165,39 @@ def write_decisions(conn: sqlite3.Connection, rows: list[DecisionRow]) -> None:
         " excluded, reason, run_id) VALUES (?,?,?,?,?,?,?,?)",
         [(d.record_id, d.cluster_id, d.representative_id, d.similarity, d.method,
           int(d.excluded), d.reason, d.run_id) for d in rows])
+
+
+def _member_tuple(m: MemberRow) -> tuple:
+    return (m.record_id, m.cluster_id, m.rank, m.method, m.similarity, m.lexical, m.facts,
+            m.shared_facts, m.rule)
+
+
+def _decision_tuple(d: DecisionRow) -> tuple:
+    return (d.record_id, d.cluster_id, d.representative_id, d.similarity, d.method,
+            bool(d.excluded), d.reason)
+
+
+def stored_unchanged(conn: sqlite3.Connection, members: list[MemberRow],
+                     decisions: list[DecisionRow]) -> bool:
+    """Whether `dedup_members` and `dedup` already hold exactly these rows (run ids aside): a
+    re-run on unchanged data then only stamps its run id (`stamp_run`) instead of rewriting."""
+    ensure_dedup_tables(conn)
+    n_members, n_decisions = (conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                              for t in ("dedup_members", "dedup"))
+    if n_members != len(members) or n_decisions != len(decisions):
+        return False
+    if {_member_tuple(m) for m in read_members(conn)} != {_member_tuple(m) for m in members}:
+        return False
+    stored = {(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in conn.execute(
+        "SELECT record_id, cluster_id, representative_id, similarity, method, excluded, reason"
+        " FROM dedup")}
+    return stored == {_decision_tuple(d) for d in decisions}
+
+
+def stamp_run(conn: sqlite3.Connection, run_id: int) -> None:
+    """Mark the stored members and decisions as (re)confirmed by `run_id`."""
+    conn.execute("UPDATE dedup_members SET run_id = ?", (run_id,))
+    conn.execute("UPDATE dedup SET run_id = ?", (run_id,))
 
 
 def dedup_decision(conn: sqlite3.Connection, record_id: str) -> dict[str, Any] | None:

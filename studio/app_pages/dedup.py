@@ -12,6 +12,12 @@ st.title("Dedup")
 counts = _data.counts()
 
 
+def progress_bar():
+    """One bar for a run: its stages in turn (name, count, ETA), fed by run_dedup's callback."""
+    bar = st.progress(0.0, text="Starting...")
+    return lambda p: bar.progress(p.overall, text=p.describe())
+
+
 def size_chart(sizes: list[int], height: int) -> None:
     """How many clusters have 2, 3, ... members."""
     hist = [{"size": k, "clusters": v} for k, v in sorted(Counter(sizes).items())]
@@ -56,31 +62,75 @@ with st.container(border=True):
         r1, r2, r3 = st.columns(3)
         lexical_threshold = r1.slider(
             "Lexical threshold (5-gram Jaccard)", 0.50, 1.00, float(defaults.lexical_threshold),
-            0.01, key="dedup_lexical", help="At or above it, a pair is a copy (no fact conflict).")
+            0.01, key="dedup_lexical_threshold",
+            help="At or above it, a pair is a copy (no fact conflict).")
         paraphrase_threshold = r2.slider(
             "Paraphrase threshold (cosine)", 0.50, 1.00, float(defaults.paraphrase_threshold),
-            0.01, key="dedup_paraphrase",
+            0.01, key="dedup_paraphrase_threshold",
             help="With a shared identifier and enough shared facts, a paraphrase merges here.")
         min_shared_facts = r3.number_input(
             "Shared facts for a paraphrase", 1, 20, int(defaults.min_shared_facts),
-            key="dedup_min_shared")
+            key="dedup_min_shared_facts")
+        q1, q2, q3 = st.columns(3)
+        near_copy_threshold = q1.slider(
+            "Near-copy threshold (5-gram Jaccard)", 0.30, 1.00,
+            float(defaults.near_copy_threshold), 0.01, key="dedup_near_copy_threshold",
+            help="With cosine at the paraphrase threshold and agreeing facts, a pair this alike "
+                 "in wording is a (typo'd, reordered) copy.")
+        fuzzy_threshold = q2.slider(
+            "Fuzzy candidate threshold (MinHash)", 0.30, 1.00, float(defaults.fuzzy_threshold),
+            0.01, key="dedup_fuzzy_threshold",
+            help="MinHash-LSH Jaccard at which the fuzzy stage proposes a pair.")
+        candidate_threshold = q3.slider(
+            "Candidate floor (cosine)", 0.30, 1.00, float(defaults.candidate_threshold), 0.01,
+            key="dedup_candidate_threshold",
+            help="The nearest neighbours below it are not compared (capped at the threshold).")
+    with st.expander("Search, model and engine"):
+        e1, e2, e3, e4 = st.columns(4)
+        kinds = _data.dedup_index_kinds()
+        index = e1.selectbox("Index", kinds, index=kinds.index(defaults.index),
+                             key="dedup_index",
+                             help="auto: exact flat index up to the flat limit, HNSW above.")
+        neighbours = e2.number_input("Neighbours per record", 1, 256, int(defaults.neighbours),
+                                     key="dedup_neighbours")
+        flat_max = e3.number_input("Flat index up to (vectors)", 1, 100_000_000,
+                                   int(defaults.flat_max), step=10_000, key="dedup_flat_max")
+        batch_size = e4.number_input("Encode batch", 1, 4096, int(defaults.batch_size),
+                                     key="dedup_batch_size")
+        f1, f2 = st.columns([1, 3])
+        fact_blocking = f1.toggle(
+            "Fact blocking", value=defaults.fact_blocking, key="dedup_fact_blocking",
+            help="Also compare records sharing an identifier or an amount on a date.")
+        block_max = f2.number_input(
+            "Skip a shared fact held by more records than", 1, 100_000, int(defaults.block_max),
+            key="dedup_block_max")
         model = st.text_input("Embedding model", value=defaults.model, key="dedup_model",
                               help="auto (static model on CPU, MiniLM on GPU), static, default "
                                    "(MiniLM), or a model folder.")
+        scheduler = st.text_input(
+            "Dask scheduler", value=defaults.scheduler or "", key="dedup_scheduler",
+            placeholder="tcp://host:8786 (empty: no Dask)",
+            help="Its workers compute the embeddings and MinHash signatures; the results are "
+                 "the same as a local run.")
 params = {**defaults.params(), "threshold": threshold, "verify": verify,
           "same_prompt": same_prompt, "exact": exact, "fuzzy": fuzzy, "semantic": semantic,
           "same_conversation": same_conversation, "lexical_threshold": lexical_threshold,
           "paraphrase_threshold": paraphrase_threshold,
-          "min_shared_facts": int(min_shared_facts), "model": model.strip() or "auto"}
-params["candidate_threshold"] = min(params["candidate_threshold"], threshold)
+          "min_shared_facts": int(min_shared_facts), "near_copy_threshold": near_copy_threshold,
+          "fuzzy_threshold": fuzzy_threshold, "candidate_threshold": min(candidate_threshold,
+                                                                         threshold),
+          "index": index, "neighbours": int(neighbours), "flat_max": int(flat_max),
+          "batch_size": int(batch_size), "fact_blocking": fact_blocking,
+          "block_max": int(block_max), "model": model.strip() or "auto",
+          "scheduler": scheduler.strip() or None}
 
 b1, b2, _ = st.columns([1, 1, 3])
 if b1.button("Preview", key="dedup_preview", help="Nothing is stored."):
     st.session_state["dedup_previewed"] = params
 if b2.button("Commit", key="dedup_commit", type="primary",
              help="Store the clusters and exclusions (reversible: keep/drop below)."):
-    with _data.show_errors(), st.spinner("Deduplicating..."):
-        done = _data.dedup_commit(params)
+    with _data.show_errors():
+        done = _data.dedup_commit(params, on_progress=progress_bar())
         st.session_state.pop("dedup_previewed", None)  # stored now: the counts below say it
         counts = _data.counts()
         st.success(f"Stored {done['clusters']:,} clusters; {done['excluded']:,} records excluded "
@@ -89,8 +139,7 @@ if b2.button("Commit", key="dedup_commit", type="primary",
 
 if st.session_state.get("dedup_previewed") == params:
     with _data.show_errors():
-        with st.spinner("Embedding and comparing (the first run embeds every record)..."):
-            preview = _data.dedup_preview(params)
+        preview = _data.dedup_preview(params, on_progress=progress_bar())
         s = preview["summary"]
         st.markdown(f"**Preview at {threshold:.2f}** (nothing stored yet)")
         m = st.columns(5)

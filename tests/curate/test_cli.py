@@ -368,3 +368,17 @@ def test_ctrl_c_in_ingest_label_export_exits_130_and_keeps_the_workspace(capsys,
         code, _, err = run(capsys, "export", "-w", str(ws), "--min-confidence", "0")
     assert code == 130 and "interrupted: no export version was written" in err
     assert not [p for p in (ws / "exports").iterdir()]
+
+
+def test_every_dedup_setting_is_a_dedup_option():
+    import dataclasses
+
+    import typer
+
+    from pipelines.dedup import DedupConfig
+
+    group = typer.main.get_command(app).commands["dedup"]
+    options = {p.name for p in group.params}
+    fields = {f.name for f in dataclasses.fields(DedupConfig)} - {"verify"}   # --no-verify
+    assert fields - options == set()
+    assert "no_verify" in options

@@ -458,6 +458,142 @@ def test_rerun_on_unchanged_data_reuses_candidates(fresh_ws, encoder):
     assert not run_dedup(fresh_ws).pair_cache
 
 
+def test_rerun_on_unchanged_data_reuses_the_verified_pairs_and_the_stored_rows(
+        fresh_ws, encoder, monkeypatch):
+    import pipelines.dedup.dedup as dedup_mod
+
+    texts = [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM, "A stolen bicycle, no amount."]
+    add(fresh_ws, texts)
+    first = run_dedup(fresh_ws)
+    assert (first.pair_cache, first.verify_cache, first.unchanged) == (False, False, False)
+    assert first.clusters >= 1
+    calls = []
+    real = dedup_mod.verify_pairs
+    monkeypatch.setattr(dedup_mod, "verify_pairs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = run_dedup(fresh_ws)
+    assert (again.pair_cache, again.verify_cache, again.unchanged) == (True, True, True)
+    assert not first.units_cache and again.units_cache
+    assert calls == [] and "verified_cached" in again.timings
+    assert [c.to_dict() for c in again.cluster_list] == [c.to_dict() for c in first.cluster_list]
+    assert (again.candidates, again.rules, again.excluded) == (first.candidates, first.rules,
+                                                             first.excluded)
+    with fresh_ws.connect() as conn:   # not rewritten, but stamped with the re-run's id
+        assert {r[0] for r in conn.execute("SELECT run_id FROM dedup")} == {again.run_id}
+        assert {r[0] for r in conn.execute("SELECT run_id FROM dedup_members")} == {again.run_id}
+    # a verification field changes the key: verified again, the search reused
+    stricter = run_dedup(fresh_ws, DedupConfig(threshold=0.95, lexical_threshold=0.99),
+                         commit=False)
+    assert stricter.pair_cache and not stricter.verify_cache and calls == [1]
+    back = run_dedup(fresh_ws)   # one entry is kept: the defaults verify again, same answer
+    assert not back.verify_cache and back.unchanged
+    assert [c.to_dict() for c in back.cluster_list] == [c.to_dict() for c in first.cluster_list]
+    assert run_dedup(fresh_ws).verify_cache
+    add(fresh_ws, [CLAIM.replace("report", "reprot")])   # a new record misses both caches
+    grown = run_dedup(fresh_ws)
+    assert not grown.pair_cache and not grown.verify_cache and not grown.unchanged
+    assert grown.excluded == first.excluded + 1 and not grown.units_cache
+    with fresh_ws.transaction() as conn:   # the same text from a second file: one more source
+        upsert_record(conn, NewRecord(id=rid(OTHER_CLAIM), kind="text", text=OTHER_CLAIM,
+                                      file="second.jsonl", row=1), utcnow())
+    sourced = run_dedup(fresh_ws, commit=False)
+    assert not sourced.units_cache and run_dedup(fresh_ws, commit=False).units_cache
+
+
+@pytest.mark.slow
+def test_a_dask_run_gives_the_clusters_of_a_local_run(tmp_path, encoder, monkeypatch):
+    import logging
+
+    from distributed import LocalCluster
+
+    from pipelines.dedup import pairs as pairs_mod
+    from pipelines.store import Workspace
+
+    monkeypatch.setattr(pairs_mod, "_MINHASH_BLOCK", 2)    # several blocks, on both workers
+    texts = [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM, OTHER_CLAIM.replace("the", "teh"),
+             "A stolen bicycle, no amount.", "A stolen bicycle, no amount!!", "Hail on a roof."]
+    local_ws, dask_ws = Workspace.create(tmp_path / "local"), Workspace.create(tmp_path / "dask")
+    add(local_ws, texts)
+    add(dask_ws, texts)
+    local = run_dedup(local_ws, DedupConfig(exact=False), commit=False)
+    with LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0",
+                      silence_logs=logging.CRITICAL) as cluster:
+        on_dask = run_dedup(dask_ws, DedupConfig(exact=False, scheduler=cluster.scheduler_address),
+                            commit=False)
+        ran = set(cluster.scheduler.task_prefixes)   # what the workers were given
+    assert {"minhash_block", "encode_part"} <= ran   # (dask drops the leading "_")
+    assert on_dask.embedded == len(texts) and local.clusters >= 2
+    assert [c.to_dict() for c in on_dask.cluster_list] == [c.to_dict() for c in local.cluster_list]
+    assert (on_dask.rules, on_dask.stages["fuzzy"]["candidates"]) == (
+        local.rules, local.stages["fuzzy"]["candidates"])
+    assert local.stages["fuzzy"]["candidates"] >= 2
+
+
+@pytest.mark.slow
+def test_a_scheduler_that_does_not_answer_is_one_error(fresh_ws, encoder):
+    add(fresh_ws, [CLAIM, CLAIM_TYPO])
+    with pytest.raises(DedupError, match="no Dask scheduler answers at 'tcp://127.0.0.1:9'"):
+        run_dedup(fresh_ws, DedupConfig(scheduler="tcp://127.0.0.1:9"), commit=False)
+    with pytest.raises(ConfigError, match="dedup.scheduler"):
+        DedupConfig(scheduler="  ")
+
+
+def test_cached_exact_units_are_the_computed_ones(fresh_ws):
+    from pipelines.dedup.cache import cached_units
+    from pipelines.store.dedup import dedup_inputs
+
+    texts = ["Q: pipe burst?\n\nYes, on May 2.", "Q: pipe burst?\n\nNo.",
+             "Q: PIPE burst!\n\nYes, on May 2.", "Q: roof?\n\nHail, $300."]
+    add(fresh_ws, texts, kind="instruction", prompts=[t.split("\n\n")[0] for t in texts])
+    add(fresh_ws, [CLAIM, CLAIM.upper(), OTHER_CLAIM])
+    with fresh_ws.connect() as conn:
+        recs = dedup_inputs(conn)
+    for same_prompt, exact in ((True, True), (False, True), (True, False)):
+        computed = exact_units(recs, same_prompt, exact)
+        first, hit = cached_units(fresh_ws, recs, same_prompt, exact)
+        again, hit_again = cached_units(fresh_ws, recs, same_prompt, exact)
+        assert (hit, hit_again) == (False, True)
+        shape = [(u.id, [(r["id"], level) for r, level in u.copies]) for u in computed]
+        assert [(u.id, [(r["id"], level) for r, level in u.copies]) for u in again] == shape
+        levels = {level for _, copies in shape for _, level in copies}
+        assert levels == {(True, True): {"exact", "same_prompt"}, (False, True): {"exact"},
+                          (True, False): {"exact", "same_prompt"}}[(same_prompt, exact)]
+
+
+def test_progress_callback_reports_every_stage_in_order_ending_at_one(fresh_ws, encoder):
+    from pipelines.dedup import PROGRESS_STAGES, StageProgress
+
+    add(fresh_ws, [CLAIM, CLAIM_TYPO, CLAIM_PARAPHRASE, OTHER_CLAIM, "A stolen bicycle."])
+    seen: list[StageProgress] = []
+    first = run_dedup(fresh_ws, on_progress=seen.append)
+    order = list(dict.fromkeys(p.stage for p in seen))
+    assert order == list(PROGRESS_STAGES)
+    for stage in PROGRESS_STAGES:
+        fractions = [p.fraction for p in seen if p.stage == stage]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, (stage, fractions)
+    # one stage at a time: once a stage has begun, the earlier ones report nothing more
+    rank = [PROGRESS_STAGES.index(p.stage) for p in seen]
+    assert rank == sorted(rank)
+    embed = [p for p in seen if p.stage == "embed"]
+    assert embed[0].fraction == 0.0 and embed[-1].done == 5 and "5 / 5 records" in \
+        embed[-1].describe()
+    # a re-run: the cached stages say so, and still end at 1.0
+    seen.clear()
+    again = run_dedup(fresh_ws, on_progress=seen.append)
+    notes = {p.stage: p.note for p in seen if p.fraction == 1.0}
+    assert (notes["embed"], notes["fuzzy"], notes["semantic"], notes["verify"]) == (
+        "cached", "cached", "cached", "cached")
+    assert notes["write"].startswith("unchanged") and again.unchanged and not first.unchanged
+    seen.clear()
+    run_dedup(fresh_ws, DedupConfig(fuzzy=False, semantic=False), commit=False,
+              on_progress=seen.append)
+    notes = {p.stage: p.note for p in seen if p.fraction == 1.0}
+    assert [p.stage for p in seen if p.fraction == 1.0] == list(PROGRESS_STAGES)
+    assert (notes["embed"], notes["fuzzy"], notes["semantic"]) == ("off", "off", "off")
+    assert notes["write"] == "preview: nothing stored"
+    eta = StageProgress("verify", 25, 100, 10.0)
+    assert eta.eta_s == pytest.approx(30.0) and "ETA 30 s" in eta.describe()
+
+
 # -- whole records, conversation segments, the cascade -------------------------------------------
 def test_segments_of_one_conversation_stay_apart(fresh_ws, encoder):
     a = "Step 1 of the Paris itinerary: visit the Louvre at 9am, lunch near the Seine."

@@ -199,3 +199,17 @@ def test_static_model_loads_offline_from_the_workspace_cache(fresh_ws, monkeypat
     assert np.allclose(np.linalg.norm(emb.vectors, axis=1), 1.0)
     again = embed_records(fresh_ws, EmbedConfig(model="static"))
     assert again.embedded == 0 and np.array_equal(again.vectors, emb.vectors)
+
+
+def test_auto_decides_cpu_without_importing_torch_where_no_nvidia_driver_is_loaded():
+    import subprocess
+    import sys
+
+    if Path("/proc/driver/nvidia/version").exists() or Path("/dev/dxg").exists() \
+            or not sys.platform.startswith("linux"):
+        pytest.skip("a GPU driver is loaded here: torch decides")
+    code = ("import sys; from pipelines.embed.static import _cuda_available; "
+            "print(_cuda_available(), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == ["False", "False"]   # a re-run with every vector cached never loads torch

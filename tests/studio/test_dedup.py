@@ -38,3 +38,20 @@ def test_preview_then_commit_then_override(tiny_ws, page):
     at.button_group(key=f"ovr_{rid}").set_value("keep").run()
     assert not at.exception, [e.value for e in at.exception]
     assert _excluded(tiny_ws) == excluded - 1
+
+
+def test_every_setting_has_a_control_and_a_run_shows_its_stages(tiny_ws, page):
+    import dataclasses
+
+    from pipelines.dedup import PROGRESS_STAGES, DedupConfig
+
+    at = page("dedup")
+    keys = {str(k) for k in at.session_state}
+    fields = {f.name for f in dataclasses.fields(DedupConfig)}
+    assert {f for f in fields if f"dedup_{f}" not in keys} == set()
+    at.button(key="dedup_commit").click().run(timeout=180)
+    assert any("Stored" in s.value for s in at.success), [e.value for e in at.error]
+    bars = at.get("progress")
+    assert len(bars) == 1
+    assert bars[0].proto.value == 100   # the bar ends full, on the last stage
+    assert bars[0].proto.text.startswith(f"{len(PROGRESS_STAGES)}/{len(PROGRESS_STAGES)} write")
