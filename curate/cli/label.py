@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
@@ -11,7 +11,10 @@ from curate.cli._common import (
     JsonOpt, WorkspaceOpt, app, echo, emit, on_interrupt, open_workspace,
 )
 from pipelines.config import load_config
-from pipelines.weak_supervision import LabelConfig, LabelingResult, run_labeling
+from pipelines.weak_supervision import LabelConfig   # light: snorkel loads when a run starts
+
+if TYPE_CHECKING:
+    from pipelines.weak_supervision import LabelingResult
 
 
 def _pct(v: float | None) -> str:
@@ -102,6 +105,7 @@ def label_cmd(
                                       seed=seed, time_limit_s=time_limit)
     with on_interrupt("no labels changed (the run is recorded as interrupted); the workspace "
                       "is otherwise as it was"):
+        from pipelines.weak_supervision import run_labeling
         result = run_labeling(ws, config, progress=sys.stderr.isatty())
     _print_result(result)
     summary = result.to_dict()

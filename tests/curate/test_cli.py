@@ -382,3 +382,12 @@ def test_every_dedup_setting_is_a_dedup_option():
     fields = {f.name for f in dataclasses.fields(DedupConfig)} - {"verify"}   # --no-verify
     assert fields - options == set()
     assert "no_verify" in options
+
+
+def test_cli_start_does_not_load_the_heavy_libraries():
+    # every `curate` command pays the CLI's imports: the labeling stack (snorkel, sklearn) and
+    # torch load when a command needs them, not at start (they were 5-10 s of each re-run)
+    code = ("import sys, curate.cli; "
+            "print(sorted(m for m in ('snorkel', 'sklearn', 'torch', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
