@@ -110,7 +110,7 @@ class PairCheck:
 # real ShareGPT conversations (docs/benchmarks.md): two long chats on one broad subject (marketing
 # advice, chapters of one story) reach cosine 0.92-0.98 with the static model and "agree" on list
 # numbers 1, 2 or one recurring name; 41 of 50 merges checked by hand were different questions,
-# every one with a text of 2,600+ characters, while every true copy among long texts had a lexical
+# the longer text of each 3,200+ characters, while every true copy among long texts had a lexical
 # Jaccard >= 0.60 (near_copy).
 EMBEDDING_MAX_CHARS = 2000
 
