@@ -179,6 +179,35 @@ def test_a_long_shared_schema_with_different_questions_does_not_merge():
     assert check(a, same, 1.0).merged   # the same question, one apostrophe off
 
 
+def _advice(question, tips):
+    # a long chat answer in a numbered list, as ShareGPT has thousands of
+    body = "".join(f"{n}. {tip} " * 9 + "\n" for n, tip in enumerate(tips, 1))
+    return f"user: {question}\nassistant: here are some steps you can take.\n{body}"
+
+
+def test_two_long_chats_on_one_subject_with_a_high_cosine_do_not_merge():
+    # issue 15, real ShareGPT: different questions at cosine 0.92-0.98 (long texts pool to one
+    # topic vector), "agreeing" only on the list numbers 1, 2, 3
+    drawing = _advice("how can i develop a habit of drawing daily?", [
+        "set a small goal, such as one sketch before breakfast, and keep it visible.",
+        "carry a pocket sketchbook so that waiting rooms become practice sessions.",
+        "draw from life: mugs, shoes and plants teach proportion and shading."])
+    manager = _advice("pretend you are my manager until i say otherwise.", [
+        "my priority is your success and productivity in your role on this team.",
+        "bring questions about projects, deadlines or workload to our weekly sync.",
+        "we will review your goals each quarter and adjust the plan together."])
+    assert min(len(drawing), len(manager)) > 2000
+    c = check(drawing, manager, 0.95)
+    assert not c.merged and c.rule == "weak", c
+    assert c.facts.startswith("agree") and "number 1" in c.facts and c.lexical < 0.3
+    # a long copy still merges on lexical evidence, and a short pair on its cosine
+    assert check(drawing, drawing.replace("breakfast", "brekfast"), 0.95).rule == "lexical"
+    continued = drawing + "user: thanks!\nassistant: you are welcome, happy drawing today."
+    assert check(drawing, continued, 0.95).merged
+    hello = "user: hey\nassistant: Hello! How can I help you today?"
+    assert check(hello, "user: test\nassistant: Hello! How can I help you today?", 0.94).merged
+
+
 @pytest.mark.parametrize("bad", [0, 1.5, -0.1, "0.9", True])
 def test_threshold_outside_unit_interval(bad):
     with pytest.raises(ConfigError, match="threshold"):
