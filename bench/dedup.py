@@ -638,10 +638,16 @@ def _scale_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_crossover(n: int, model: str, neighbours: int = 16, min_sim: float = 0.70) -> dict:
-    """Flat vs HNSW vs IVF at n vectors of the scale set (the static model's 256 dims): build +
-    all-against-all k-NN seconds, and the recall of the candidate pairs against flat's."""
-    from pipelines.dedup.index import knn_pairs
+def run_crossover(n: int, model: str, neighbours: int = 16, min_sim: float = 0.70,
+                  queries: int = 2000, flat_full_max: int = 50_000) -> dict:
+    """Flat vs HNSW vs IVF at n vectors of the scale set (the static model's 256 dims): build and
+    all-against-all k-NN seconds, and the recall of the candidate pairs (the k nearest at cosine
+    >= min_sim) against the exact search, on `queries` random records. Above `flat_full_max`
+    the flat search runs on those queries only and its all-against-all time is extrapolated
+    (linear in the queries, exact: every query scans all n)."""
+    import numpy as np
+
+    from pipelines.dedup.index import build_index
     from pipelines.embed import encode_texts
     from pipelines.embed.static import ensure_static_model
 
@@ -649,18 +655,39 @@ def run_crossover(n: int, model: str, neighbours: int = 16, min_sim: float = 0.7
     texts = list(dict.fromkeys(" ".join(t.split()) for t in texts))   # as ingest folds them
     with tempfile.TemporaryDirectory() as tmp:
         folder = str(ensure_static_model(Path(tmp)))
-        vecs = encode_texts(texts, folder if model in ("auto", "static") else model)
-    out = {"n": len(texts), "dims": int(vecs.shape[1]), "neighbours": neighbours, "kinds": {}}
+        vecs = np.ascontiguousarray(
+            encode_texts(texts, folder if model in ("auto", "static") else model), np.float32)
+    n = len(vecs)
+    k = min(neighbours + 1, n)
+    sample = np.random.default_rng(0).choice(n, min(queries, n), replace=False)
+
+    def pairs_of(rows, sims, nbs):
+        return {(int(q), int(j)) for q, srow, nrow in zip(rows, sims, nbs)
+                for s, j in zip(srow, nrow) if j >= 0 and j != q and s >= min_sim}
+
+    out = {"n": n, "dims": int(vecs.shape[1]), "neighbours": neighbours, "kinds": {}}
     ref = None
     for kind in ("flat", "hnsw", "ivf"):
         t = time.perf_counter()
-        a, b, _ = knn_pairs(vecs, neighbours, min_sim, kind)
-        sec = time.perf_counter() - t
-        got = set(zip(a.tolist(), b.tolist()))
-        if ref is None:
-            ref = got
-        out["kinds"][kind] = {"seconds": round(sec, 2), "pairs": len(got),
+        index = build_index(vecs, kind)
+        build_s = time.perf_counter() - t
+        full = kind != "flat" or n <= flat_full_max
+        t = time.perf_counter()
+        if full:
+            for start in range(0, n, 4096):
+                index.search(vecs[start:start + 4096], k)
+            search_s = time.perf_counter() - t
+        else:
+            index.search(vecs[sample], k)
+            search_s = (time.perf_counter() - t) * n / len(sample)
+        sims, nbs = index.search(vecs[sample], k)
+        got = pairs_of(sample, sims, nbs)
+        ref = got if ref is None else ref
+        out["kinds"][kind] = {"build_s": round(build_s, 2), "search_s": round(search_s, 2),
+                              "total_s": round(build_s + search_s, 2),
+                              "search_extrapolated": not full,
                               "recall_vs_flat": round(len(got & ref) / len(ref), 4) if ref else 1.0}
+        del index
     return out
 
 
@@ -725,6 +752,12 @@ def main() -> None:
                 Path(args.json).write_text(json.dumps(results, indent=1))
         if kind == "scale":
             print(_scale_table(results))
+        else:
+            print("n | " + " | ".join(f"{k} build+search s (recall)" for k in ("flat", "hnsw", "ivf")))
+            for r in results:
+                print(f"{r['n']} | " + " | ".join(
+                    f"{v['build_s']}+{v['search_s']}{'*' if v['search_extrapolated'] else ''}"
+                    f" ({v['recall_vs_flat']:.3f})" for v in r["kinds"].values()))
         return
     if args.hard:
         model = "auto" if args.model == "default" and "CURATE_BENCH_MODEL" not in os.environ \

@@ -23,6 +23,7 @@ the word anywhere, e.g. at a sentence start where it is not extracted).
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import sys
 import unicodedata
@@ -238,9 +239,15 @@ def _same_name(name: str, other: Facts) -> bool:
     if name in other.name or name in other.words:
         return True
     # a typo'd name, capitalised or not ("Denver" / "enver"): a word of nearly the same spelling
-    return any(abs(len(name) - len(o)) <= 2 and o[:1].isalpha()
-               and difflib.SequenceMatcher(None, name, o).ratio() >= 0.8
+    return any(abs(len(name) - len(o)) <= 2 and o[:1].isalpha() and _close_spelling(name, o)
                for o in other.name | other.words if len(o) >= 4)
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _close_spelling(a: str, b: str) -> bool:
+    """difflib ratio >= 0.8, memoised: the same few thousand words meet in millions of pairs
+    (measured: 2/3 of the verification time at 30k records before the memo)."""
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
 def compare_facts(a: Facts, b: Facts) -> FactCheck:
