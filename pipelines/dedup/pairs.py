@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -122,7 +123,9 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
         ok = cos is not None and cos >= config.threshold
         return PairCheck(ok, cos, None, "unchecked", 0, "cosine" if ok else "weak")
     fc = compare_facts(fa, fb)
-    facts = f"{fc.status}: {fc.detail}" if fc.detail else fc.status
+    # interned: templated records repeat the same few details ("amount 31000 vs 45000") across
+    # millions of pairs, and every pair's check is kept until clustering
+    facts = sys.intern(f"{fc.status}: {fc.detail}") if fc.detail else fc.status
     lex = jaccard(_shingles(text_a), _shingles(text_b)) if lexical is None else lexical
     if fc.status == "conflict":
         return PairCheck(False, cos, lex, facts, fc.shared, "conflict")
