@@ -272,25 +272,55 @@ DETAIL = ["No injuries.", "Estimate is pending.", "A witness was present.",
           "A tow truck was needed.", "The damage is cosmetic.", "An ambulance came.",
           "Payment is on hold.", "The deductible applies."]
 P = 23   # every slot has 23 values; the code below is MDS over GF(23)
+# The scale set (--scale) needs more than 23^4 = 279,841 originals for 1M rows: 14 more values
+# per slot make it GF(37) (37^4 = 1.87M), the same construction and the same >= 3 of 6 rule.
+SCALE_P = 37
+_MORE = {
+    "who": ["A welder", "The dentist", "A carpenter", "The florist", "A waiter", "The banker",
+            "A lawyer", "The tailor", "A musician", "The janitor", "A surveyor", "The butcher",
+            "A locksmith", "The optician"],
+    "what": ["a cracked foundation", "a broken window", "a stolen laptop", "a chipped tooth",
+             "a ruined carpet", "a leaking boiler", "a bent rim", "a torn awning",
+             "a shattered mirror", "a stolen catalytic converter", "a burst water heater",
+             "a fractured wrist on stairs", "a sagging porch", "a blown transformer"],
+    "where": ["Albany", "Buffalo", "Camden", "Detroit", "Eugene", "Flint", "Gary", "Houston",
+              "Irvine", "Jackson", "Kent", "Laredo", "Modesto", "Newark"],
+    "when": ["on February 2", "on March 17", "on April 28", "on May 30", "on June 6",
+             "on July 19", "on August 2", "on September 9", "on October 3", "on November 11",
+             "on December 24", "on 3/14/25", "on 5/20/25", "five days ago"],
+    "amount": [560, 640, 870, 1040, 1620, 1990, 2260, 2890, 3420, 3980, 4470, 5340, 6780, 9300],
+    "detail": ["The tenant was away.", "A claim form is missing.", "The roof was recently fixed.",
+               "A second opinion was asked for.", "The loss was reported late.",
+               "Security footage exists.", "The claimant is disputing the estimate.",
+               "An inspector is assigned.", "The owner was travelling.",
+               "A translator was requested.", "The bank holds a lien.",
+               "The car was parked legally.", "The fire brigade attended.",
+               "A settlement offer was made."],
+}
+_SLOTS = {23: (WHO, WHAT, WHERE, WHEN, AMOUNT, DETAIL),
+          37: tuple(base + _MORE[name] for base, name in
+                    zip((WHO, WHAT, WHERE, WHEN, AMOUNT, DETAIL),
+                        ("who", "what", "where", "when", "amount", "detail")))}
 
 
-def _codewords(n: int, rng) -> list[tuple[int, ...]]:
+def _codewords(n: int, rng, p: int = P) -> list[tuple[int, ...]]:
     """n distinct 6-slot combinations, every two differing in >= 3 slots: a [6, 4, 3] MDS code
-    over GF(23) (4 free slots, 2 checks), so no hand-made pair is closer than the issue's set."""
+    over GF(p) (4 free slots, 2 checks), so no hand-made pair is closer than the issue's set."""
+    if n > p ** 4:
+        raise ValueError(f"{n} originals need more than {p}^4 codewords")
     seen: set[tuple[int, ...]] = set()
     out = []
     while len(out) < n:
-        a, b, c, d = (int(x) for x in rng.integers(0, P, 4))
+        a, b, c, d = (int(x) for x in rng.integers(0, p, 4))
         if (a, b, c, d) in seen:
             continue
         seen.add((a, b, c, d))
-        out.append((a, b, c, d, (a + b + c + d) % P, (a + 2 * b + 3 * c + 4 * d) % P))
+        out.append((a, b, c, d, (a + b + c + d) % p, (a + 2 * b + 3 * c + 4 * d) % p))
     return out
 
 
-def _render(w: tuple[int, ...], order: str = "plain") -> str:
-    who, what, where, when, amount, detail = (WHO[w[0]], WHAT[w[1]], WHERE[w[2]], WHEN[w[3]],
-                                              AMOUNT[w[4]], DETAIL[w[5]])
+def _render(w: tuple[int, ...], order: str = "plain", p: int = P) -> str:
+    who, what, where, when, amount, detail = (s[x] for s, x in zip(_SLOTS[p], w))
     if order == "plain":
         return (f"{who} filed for {what} near {where} {when}. Estimated loss ${amount:,}. "
                 f"{detail}")
@@ -308,15 +338,16 @@ def _typo(text: str, rng, k: int = 2) -> str:
     return "".join(chars)
 
 
-def hard_negative_set(n: int, seed: int = 15, copy_rate: float = 0.18):
+def hard_negative_set(n: int, seed: int = 15, copy_rate: float = 0.18, p: int = P):
     """(texts, original index of each text): n texts, ~82% distinct originals, the rest typo,
-    paraphrase-like or whitespace copies of an original."""
+    paraphrase-like or whitespace copies of an original. `p`: values per slot (23, or 37 for
+    the scale set)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     n_orig = int(round(n * (1 - copy_rate)))
-    words = _codewords(n_orig, rng)
-    texts = [_render(w) for w in words]
+    words = _codewords(n_orig, rng, p)
+    texts = [_render(w, p=p) for w in words]
     origin = list(range(n_orig))
     for k in range(n - n_orig):
         o = int(rng.integers(0, n_orig))
@@ -324,7 +355,7 @@ def hard_negative_set(n: int, seed: int = 15, copy_rate: float = 0.18):
         if kind == 0:
             t = _typo(texts[o], rng, int(rng.integers(1, 4)))
         elif kind == 1:
-            t = _render(words[o], "paraphrase")
+            t = _render(words[o], "paraphrase", p)
         else:
             t = "  " + texts[o].replace(". ", ".\n   ").replace(" ", "  ", 3) + " "
         texts.append(t)
@@ -460,6 +491,244 @@ def _hard_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+# -- scale: 10k to 1M short records (issue 15's speed goal) ---------------------------------------
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _components(n: int, pairs) -> list[list[int]]:
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+    for i, j in pairs:
+        parent[find(i)] = find(j)
+    comp = defaultdict(list)
+    for i in range(n):
+        comp[find(i)].append(i)
+    return list(comp.values())
+
+
+def _datasketch_alone(texts: list[str], threshold: float = 0.8, num_perm: int = 64) -> set:
+    """What a user of `datasketch` alone writes: MinHash (bulk) of the character 5-grams, then
+    MinHashLSH insert + query, one record at a time. Pairs (j, i), j < i."""
+    from datasketch import MinHash, MinHashLSH
+
+    from pipelines.dedup.facts import loose_key
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    out = set()
+    for start in range(0, len(texts), 2048):
+        grams = [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
+                 for s in (loose_key(t) for t in texts[start:start + 2048])]
+        for k, mh in enumerate(MinHash.bulk(grams, num_perm=num_perm)):
+            for j in lsh.query(mh):
+                out.add((j, start + k))
+            lsh.insert(start + k, mh, check_duplication=False)
+    return out
+
+
+def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool) -> dict:
+    """End to end at n short records: generate, ingest (timed apart), `run_dedup` with the
+    defaults (committed), P / R / originals lost, then the baselines in the same process:
+    datasketch MinHashLSH alone (on all records up to `lsh_max`, else timed on the first
+    `lsh_max` and extrapolated linearly) and MiniLM encode + FAISS (encode timed on
+    `minilm_sample` texts and extrapolated linearly; FAISS k-NN timed on min(n, lsh_max)
+    random 384-dim vectors with the index `auto` picks at n, scaled linearly to n: a floor).
+    The dedup run's peak RSS is read before the baselines load anything."""
+    import numpy as np
+
+    from pipelines.dedup import DedupConfig, run_dedup
+    from pipelines.dedup.index import choose_index, knn_pairs
+    from pipelines.embed import encode_texts
+    from pipelines.ingest import IngestConfig, ingest
+    from pipelines.store import Workspace
+
+    t = time.perf_counter()
+    texts, origin = hard_negative_set(n, p=SCALE_P)
+    out: dict = {"data": f"scale {n}", "records_generated": n, "originals": len(set(origin)),
+                 "generate_s": round(time.perf_counter() - t, 1),
+                 "load_average_at_start": round(os.getloadavg()[0], 1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "scale.jsonl"
+        with data.open("w", encoding="utf-8") as fh:
+            for text in texts:
+                fh.write(json.dumps({"text": text}) + "\n")
+        ws = Workspace.create(Path(tmp) / "ws")
+        t = time.perf_counter()
+        ingested = ingest(ws, [data], IngestConfig(schema="text"))
+        out["ingest_s"] = round(time.perf_counter() - t, 1)
+        out["ingest_rss_mb"] = _peak_rss_mb()
+        with ws.connect() as conn:
+            rid_of_row = dict(conn.execute("SELECT row, record_id FROM record_sources"))
+        ids = [rid_of_row[row] for row in range(1, n + 1)]
+        del rid_of_row
+        out["records"] = len(set(ids))
+        del ingested
+
+        cfg = DedupConfig(model=model)
+        t = time.perf_counter()
+        first = run_dedup(ws, cfg)
+        out["dedup_s"] = round(time.perf_counter() - t, 1)
+        out["dedup_rss_mb"] = _peak_rss_mb()
+        out["timings"] = first.timings
+        out["stages"] = first.stages
+        out["rules"] = first.rules
+        out["index"] = first.index
+        out["counts"] = {k: getattr(first, k) for k in
+                         ("units", "candidates", "merged_pairs", "conflicts", "clusters",
+                          "excluded", "exact", "semantic")}
+        groups = defaultdict(set)
+        for rec, o in zip(ids, origin):
+            groups[o].add(rec)
+        truth = {p for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
+        found = _found_pairs(first)
+        s = _score(found, truth, [])
+        out["quality"] = {"precision": s["precision"], "recall": s["recall"],
+                          "pairs_found": s["pairs_found"], "true_pairs": s["true_pairs"],
+                          "originals_lost": _originals_lost(first, ids, origin)}
+        del first, found
+        if rerun:
+            t = time.perf_counter()
+            again = run_dedup(ws, cfg)
+            out["rerun_s"] = round(time.perf_counter() - t, 1)
+            out["rerun_timings"] = again.timings
+            del again
+
+        # baseline 1: datasketch MinHashLSH alone (threshold 0.8), clusters = components
+        unique = list(dict.fromkeys(ids))
+        text_of = dict(zip(ids, texts))
+        sub = [text_of[r] for r in unique[:lsh_max]]
+        t = time.perf_counter()
+        pairs = _datasketch_alone(sub)
+        comps = _components(len(sub), pairs)
+        lsh_s = time.perf_counter() - t
+        lsh = {"records_timed": len(sub), "seconds": round(lsh_s, 1),
+               "extrapolated": len(sub) < len(unique),
+               "seconds_at_n": round(lsh_s * len(unique) / len(sub), 1)}
+        if len(sub) == len(unique):
+            found = {tuple(sorted((unique[a], unique[b])))
+                     for g in comps for a, b in itertools.combinations(g, 2)}
+            s = _score(found, truth, [])
+            lsh.update(precision=s["precision"], recall=s["recall"])
+        out["datasketch_alone"] = lsh
+        del pairs, comps, text_of
+
+        # baseline 2: MiniLM encode (sample, extrapolated) + FAISS k-NN of 384-dim vectors
+        sample = texts[:minilm_sample]
+        encode_texts(sample[:8], "default")                  # load the model first
+        t = time.perf_counter()
+        encode_texts(sample, "default")
+        per = (time.perf_counter() - t) / len(sample)
+        rng = np.random.default_rng(0)
+        m = min(len(unique), lsh_max)     # FAISS timed on m vectors, linear above (a floor)
+        vecs = rng.standard_normal((m, 384), dtype=np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        kind = choose_index(len(unique), cfg.index, cfg.flat_max)
+        t = time.perf_counter()
+        knn_pairs(vecs, cfg.neighbours, cfg.candidate_threshold, kind)
+        faiss_s = (time.perf_counter() - t) * len(unique) / m
+        del vecs
+        out["minilm_faiss"] = {"sample": len(sample), "texts_per_s": round(1 / per, 1),
+                               "encode_s_extrapolated": round(per * len(unique), 1),
+                               "faiss_index": kind, "faiss_vectors_timed": m,
+                               "faiss_s": round(faiss_s, 1),
+                               "total_s": round(per * len(unique) + faiss_s, 1)}
+        out["peak_rss_mb"] = _peak_rss_mb()
+    return out
+
+
+def _scale_table(results: list[dict]) -> str:
+    stages = ("exact", "embed", "search", "verify", "cluster", "write")
+    lines = ["records | ingest s | dedup s | " + " | ".join(stages)
+             + " | fuzzy s | semantic s | index | P | R | lost | dedup RSS MB | "
+               "datasketch alone s (P / R) | MiniLM+FAISS s (extrapolated)"]
+    for r in results:
+        t, st, q = r["timings"], r["stages"], r["quality"]
+        ds = r["datasketch_alone"]
+        dq = (f" ({ds['precision']:.3f} / {ds['recall']:.3f})" if "precision" in ds
+              else f" (extrapolated from {ds['records_timed']})")
+        lines.append(
+            f"{r['records']} | {r['ingest_s']} | {r['dedup_s']} | "
+            + " | ".join(str(t.get(k, t.get("pairs_cached", "")) if k == "search" else t.get(k, ""))
+                         for k in stages)
+            + f" | {st['fuzzy']['seconds']} | {st['semantic']['seconds']} | {r['index']} | "
+              f"{q['precision']:.3f} | {q['recall']:.3f} | {q['originals_lost']} | "
+              f"{r['dedup_rss_mb']:.0f} | {ds['seconds_at_n']}{dq} | "
+              f"{r['minilm_faiss']['total_s']}")
+    return "\n".join(lines)
+
+
+def run_crossover(n: int, model: str, neighbours: int = 16, min_sim: float = 0.70,
+                  queries: int = 2000, flat_full_max: int = 50_000) -> dict:
+    """Flat vs HNSW vs IVF at n vectors of the scale set (the static model's 256 dims): build and
+    all-against-all k-NN seconds, and the recall of the candidate pairs (the k nearest at cosine
+    >= min_sim) against the exact search, on `queries` random records. Above `flat_full_max`
+    the flat search runs on those queries only and its all-against-all time is extrapolated
+    (linear in the queries, exact: every query scans all n)."""
+    import numpy as np
+
+    from pipelines.dedup.index import build_index
+    from pipelines.embed import encode_texts
+    from pipelines.embed.static import ensure_static_model
+
+    texts, _ = hard_negative_set(n, p=SCALE_P)
+    texts = list(dict.fromkeys(" ".join(t.split()) for t in texts))   # as ingest folds them
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = str(ensure_static_model(Path(tmp)))
+        vecs = np.ascontiguousarray(
+            encode_texts(texts, folder if model in ("auto", "static") else model), np.float32)
+    n = len(vecs)
+    k = min(neighbours + 1, n)
+    sample = np.random.default_rng(0).choice(n, min(queries, n), replace=False)
+
+    def pairs_of(rows, sims, nbs):
+        return {(int(q), int(j)) for q, srow, nrow in zip(rows, sims, nbs)
+                for s, j in zip(srow, nrow) if j >= 0 and j != q and s >= min_sim}
+
+    out = {"n": n, "dims": int(vecs.shape[1]), "neighbours": neighbours, "kinds": {}}
+    ref = None
+    for kind in ("flat", "hnsw", "ivf"):
+        t = time.perf_counter()
+        index = build_index(vecs, kind)
+        build_s = time.perf_counter() - t
+        full = kind != "flat" or n <= flat_full_max
+        t = time.perf_counter()
+        if full:
+            for start in range(0, n, 4096):
+                index.search(vecs[start:start + 4096], k)
+            search_s = time.perf_counter() - t
+        else:
+            index.search(vecs[sample], k)
+            search_s = (time.perf_counter() - t) * n / len(sample)
+        sims, nbs = index.search(vecs[sample], k)
+        got = pairs_of(sample, sims, nbs)
+        ref = got if ref is None else ref
+        out["kinds"][kind] = {"build_s": round(build_s, 2), "search_s": round(search_s, 2),
+                              "total_s": round(build_s + search_s, 2),
+                              "search_extrapolated": not full,
+                              "recall_vs_flat": round(len(got & ref) / len(ref), 4) if ref else 1.0}
+        del index
+    return out
+
+
+def _subprocess_json(args: list[str]) -> dict:
+    """Run this script with `args` in a fresh process (its own peak RSS); its last line is JSON."""
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"bench run {' '.join(args)} failed")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--synthetic", type=int, nargs="*", default=None,
@@ -474,8 +743,46 @@ def main() -> None:
                          "cosine rule vs MinHashLSH alone, MiniLM encode timed on a sample)")
     ap.add_argument("--minilm-sample", type=int, default=500,
                     help="texts MiniLM encodes to extrapolate its time (--hard)")
+    ap.add_argument("--scale", type=_sizes, default=None, metavar="N,N,...",
+                    help="end to end at each size of short generated records (~20 words), "
+                         "with datasketch alone and MiniLM + FAISS (extrapolated) beside it")
+    ap.add_argument("--lsh-max", type=int, default=200_000,
+                    help="--scale: datasketch alone runs on at most this many records "
+                         "(extrapolated linearly above)")
+    ap.add_argument("--rerun", action="store_true", help="--scale: time a re-run as well")
+    ap.add_argument("--crossover", type=_sizes, default=None, metavar="N,N,...",
+                    help="flat vs HNSW vs IVF search time and recall at each size")
     ap.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    scale_model = "auto" if args.model == "default" and "CURATE_BENCH_MODEL" not in os.environ \
+        else args.model
+    if args.one and args.one[0] in ("scale", "crossover"):
+        n = int(args.one[1])
+        res = (run_scale(n, scale_model, args.minilm_sample, args.lsh_max, args.rerun)
+               if args.one[0] == "scale" else run_crossover(n, scale_model, args.neighbours))
+        print(json.dumps(res))
+        return
+    if args.scale or args.crossover:
+        kind, sizes = ("scale", args.scale) if args.scale else ("crossover", args.crossover)
+        results = []
+        for n in sizes:
+            cmd = ["--one", kind, str(n), "--model", args.model, "--neighbours",
+                   str(args.neighbours), "--minilm-sample", str(args.minilm_sample),
+                   "--lsh-max", str(args.lsh_max)] + ["--rerun"] * args.rerun
+            results.append(_subprocess_json(cmd))
+            print(json.dumps(results[-1]), flush=True)
+            if args.json:   # after each size, so a long run keeps what it finished
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(results, indent=1))
+        if kind == "scale":
+            print(_scale_table(results))
+        else:
+            print("n | " + " | ".join(f"{k} build+search s (recall)" for k in ("flat", "hnsw", "ivf")))
+            for r in results:
+                print(f"{r['n']} | " + " | ".join(
+                    f"{v['build_s']}+{v['search_s']}{'*' if v['search_extrapolated'] else ''}"
+                    f" ({v['recall_vs_flat']:.3f})" for v in r["kinds"].values()))
+        return
     if args.hard:
         model = "auto" if args.model == "default" and "CURATE_BENCH_MODEL" not in os.environ \
             else args.model

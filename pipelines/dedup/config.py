@@ -101,7 +101,7 @@ class DedupConfig:
         "auto", "candidates",
         "FAISS index: auto (flat up to `flat_max` vectors, HNSW above), flat, hnsw, ivf")
     flat_max: int = _field(
-        50_000, "candidates",
+        55_000, "candidates",
         "largest collection searched with the exact flat index when index=auto")
     neighbours: int = _field(
         16, "candidates", "nearest neighbours fetched per record as candidates")

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Unit", "exact_units", "PairCheck", "verify_pair", "Candidates", "find_candidates",
            "Pair", "PairGraph", "verify_pairs", "fuzzy_pairs", "conversation_key",
-           "candidates_key", "load_candidates", "save_candidates"]
+           "candidates_key", "load_candidates", "save_candidates", "ShingleStore"]
 
 FactsOf = Callable[[str], Facts]   # extract_facts, memoised for the run
 # a text meets many candidates: its shingles are computed once (bounded: ~100k short texts)
@@ -75,7 +76,7 @@ def exact_units(recs: list[dict[str, Any]], same_prompt: bool, exact: bool = Tru
 
 
 # -- verification of one pair --------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)   # one per candidate pair: ~10 million at 1M records, so no __dict__
 class PairCheck:
     """Why a candidate pair did or did not merge (shown to reviewers, stored with the member).
 
@@ -116,7 +117,7 @@ EMBEDDING_MAX_CHARS = 2000
 
 
 def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: str,
-                config: DedupConfig) -> PairCheck:
+                config: DedupConfig, lexical: float | None = None) -> PairCheck:
     """Decide one candidate pair: positive evidence and no contradiction.
 
     Vetoes: conflicting facts; a long shared text that ends differently (`divergence`).
@@ -125,14 +126,17 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
     lexical >= `near_copy_threshold` (a typo'd, reordered copy); cosine >= `paraphrase_threshold`
     sharing `min_shared_facts` facts of which one identifies (identifier, email, URL). Agreeing
     facts alone never merge. The two cosine rules (`cosine`, `paraphrase`) hold only when both
-    texts have at most `EMBEDDING_MAX_CHARS` characters.
+    texts have at most `EMBEDDING_MAX_CHARS` characters. `lexical`: the texts' 5-gram Jaccard if
+    already known (`ShingleStore`), else computed here.
     """
     if not config.verify:
         ok = cos is not None and cos >= config.threshold
         return PairCheck(ok, cos, None, "unchecked", 0, "cosine" if ok else "weak")
     fc = compare_facts(fa, fb)
-    facts = f"{fc.status}: {fc.detail}" if fc.detail else fc.status
-    lex = jaccard(_shingles(text_a), _shingles(text_b))
+    # interned: templated records repeat the same few details ("amount 31000 vs 45000") across
+    # millions of pairs, and every pair's check is kept until clustering
+    facts = sys.intern(f"{fc.status}: {fc.detail}") if fc.detail else fc.status
+    lex = jaccard(_shingles(text_a), _shingles(text_b)) if lexical is None else lexical
     if fc.status == "conflict":
         return PairCheck(False, cos, lex, facts, fc.shared, "conflict")
     differs = divergence(text_a, text_b)
@@ -152,6 +156,41 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
                 fc.shared >= config.min_shared_facts:
             return PairCheck(True, cos, lex, facts, fc.shared, "paraphrase")
     return PairCheck(False, cos, lex, facts, fc.shared, "weak")
+
+
+class ShingleStore:
+    """Every text's 5-gram shingles (`facts.shingles`), computed once and kept compact.
+
+    A frozenset of ~100 hashed shingles costs ~12 KB, so 1M records cannot keep theirs, and a
+    bounded cache misses on nearly every pair (a unit's candidates are spread over the whole
+    collection). Here they are one int64 array (~0.8 KB a short record); `jaccard(i, j)` gives
+    exactly `jaccard(shingles(a), shingles(b))`, fastest with pairs grouped by `i` (the order
+    of `Candidates.pairs`: the set of `i` is built once for all its partners).
+    """
+
+    def __init__(self, texts: list[str]):
+        lengths = np.zeros(len(texts) + 1, dtype=np.int64)
+
+        def every_shingle():
+            for k, text in enumerate(texts):
+                grams = shingles(text)
+                lengths[k + 1] = len(grams)
+                yield from grams
+        self._flat = np.fromiter(every_shingle(), dtype=np.int64)
+        self._start = np.cumsum(lengths)
+        self._last: tuple[int, frozenset] = (-1, frozenset())
+
+    def _slice(self, i: int) -> np.ndarray:
+        return self._flat[self._start[i]:self._start[i + 1]]
+
+    def jaccard(self, i: int, j: int) -> float:
+        if self._last[0] != i:
+            self._last = (i, frozenset(self._slice(i).tolist()))
+        a, b = self._last[1], self._slice(j).tolist()
+        if not a or not b:
+            return 0.0
+        inter = len(a.intersection(b))    # b's shingles are distinct: a set's, stored
+        return inter / (len(a) + len(b) - inter)
 
 
 # -- segments of one conversation ---------------------------------------------------------------
@@ -220,70 +259,141 @@ def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
     """Pairs whose character 5-gram sets look alike to MinHash-LSH (`datasketch`) at `threshold`.
 
     LSH proposes; the exact Jaccard in `verify_pair` decides. Cost grows linearly with the data
-    (one MinHash per text, banded buckets), unlike comparing every pair. The signatures are
-    computed here or, with a Dask `scheduler`, on its workers (`minhash_blocks`); the index is
-    built here either way.
+    (one MinHash per text, banded buckets), unlike comparing every pair.
+
+    The same pairs as `datasketch`'s `MinHash.bulk` + `MinHashLSH` insert/query one record at a
+    time (its permutations, its hash, its bands; tests/pipelines/test_dedup_scale.py checks the
+    signatures and the pairs against it), computed in bulk: the permutations and minima as numpy
+    over 2,048 texts at once and each band's buckets by one sort, which is what makes 1M records
+    affordable (per record, datasketch spends most of its time in small numpy calls). The
+    signatures are computed here or, with a Dask `scheduler`, on its workers (`minhash_blocks`);
+    the bands are read here either way.
     """
     from datasketch import MinHashLSH
     from tqdm import tqdm
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    out: set[tuple[int, int]] = set()
-    bar = tqdm(total=len(texts), desc="fuzzy (MinHash-LSH)", unit=" rec",
-               disable=not progress)
+    n = len(texts)
+    if n < 2:
+        return set()
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)   # its bands: b of r rows
+    signatures = np.empty((n, num_perm), dtype=np.uint32)
+    bar = tqdm(total=n, desc="fuzzy (MinHash-LSH)", unit=" rec", disable=not progress)
     try:
-        for start, minhashes in minhash_blocks(texts, num_perm, scheduler):
-            for k, mh in enumerate(minhashes):
-                i = start + k
-                for j in lsh.query(mh):
-                    out.add((j, i))          # j was inserted earlier: j < i
-                lsh.insert(i, mh, check_duplication=False)
-            bar.update(len(minhashes))
+        for start, block in minhash_blocks(texts, num_perm, scheduler):
+            signatures[start:start + len(block)] = block
+            bar.update(len(block))
             if on_progress:
-                on_progress(start + len(minhashes), len(texts))
+                on_progress(start + len(block), n)
     finally:
         bar.close()
+    out: set[tuple[int, int]] = set()
+    for band in range(lsh.b):
+        rows = np.ascontiguousarray(signatures[:, band * lsh.r:(band + 1) * lsh.r])
+        _, bucket = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * lsh.r))),
+                              return_inverse=True)
+        bucket = bucket.reshape(-1)
+        order = np.argsort(bucket, kind="stable")             # members in record order
+        ends = np.flatnonzero(np.diff(bucket[order])) + 1
+        bounds = np.concatenate([[0], ends, [n]])
+        for g in np.flatnonzero(np.diff(bounds) >= 2):
+            members = order[bounds[g]:bounds[g + 1]].tolist()
+            for x in range(len(members)):
+                for y in range(x + 1, len(members)):
+                    out.add((members[x], members[y]))
     return out
 
 
 _MINHASH_BLOCK = 2048
 
 
-def _grams(texts) -> list[set[bytes]]:
-    return [{s[i:i + 5].encode("utf-8") for i in range(max(1, len(s) - 4))}
-            for s in (loose_key(t) for t in texts)]
-
-
-def minhash_block(texts: list[str], num_perm: int) -> np.ndarray:
-    """A Dask task: the MinHash signatures of one block (texts x num_perm), what LSH reads."""
+def minhash_block(texts: list[str], num_perm: int, hashes: "_GramHashes | None" = None
+                  ) -> np.ndarray:
+    """The MinHash signatures of one block of texts (texts x num_perm), datasketch's values;
+    also a Dask task."""
     from datasketch import MinHash
 
-    minhashes = MinHash.bulk(_grams(texts), num_perm=num_perm)
-    return np.stack([m.hashvalues for m in minhashes]) if minhashes else \
-        np.zeros((0, num_perm), dtype=np.uint64)
+    perm_a, perm_b = MinHash(num_perm=num_perm, seed=1).permutations
+    hv, offsets = (hashes or _GramHashes()).of([loose_key(t) for t in texts])
+    # permutation x gram (wraps mod 2^32, as datasketch), minimum over each text's
+    # grams along the rows (contiguous: ~20x faster than down the columns)
+    phv = np.multiply.outer(perm_a, _fmix32(hv))
+    phv += perm_b[:, None]
+    return np.minimum.reduceat(phv, offsets, axis=1).T
 
 
 def minhash_blocks(texts: list[str], num_perm: int, scheduler: str | None = None):
-    """(start, MinHashes) per block of `_MINHASH_BLOCK` texts, in order: computed here, or on the
-    workers of the Dask `scheduler` (signatures shipped back as arrays: the same values)."""
-    from datasketch import LeanMinHash, MinHash
-
+    """(start, signatures) per block of `_MINHASH_BLOCK` texts, in order: computed here (one
+    gram-hash memo across blocks), or on the workers of the Dask `scheduler` (the same values)."""
     starts = range(0, len(texts), _MINHASH_BLOCK)
     if scheduler is None:
+        hashes = _GramHashes()
         for start in starts:
-            yield start, MinHash.bulk(_grams(texts[start:start + _MINHASH_BLOCK]),
-                                      num_perm=num_perm)
+            yield start, minhash_block(texts[start:start + _MINHASH_BLOCK], num_perm, hashes)
         return
     from pipelines.distributed import dask_client, map_ordered
     from pipelines.errors import DedupError
 
-    proto = MinHash(num_perm=num_perm)   # the seed and scheme the workers' MinHash.bulk used
-    seed, scheme = proto.seed, getattr(proto, "scheme", None)
     with dask_client(scheduler, DedupError) as client:
         blocks = [texts[s:s + _MINHASH_BLOCK] for s in starts]
-        for start, values in zip(starts, map_ordered(client, minhash_block, blocks,
-                                                     num_perm=num_perm)):
-            yield start, [LeanMinHash(seed=seed, hashvalues=h, scheme=scheme) for h in values]
+        yield from zip(starts, map_ordered(client, minhash_block, blocks, num_perm=num_perm))
+
+
+class _GramHashes:
+    """`sha1_hash32` of each text's character 5-grams (UTF-8), as datasketch hashes them: the
+    hash costs more than everything else in MinHash, so each distinct gram is hashed once (a
+    bounded memo), and ASCII texts are cut into grams by numpy (5 bytes packed in an int)."""
+
+    MAX_MEMO = 4_000_000
+
+    def __init__(self):
+        self.memo: dict[int, int] = {}
+
+    def of(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Every text's gram hashes (repeats allowed: a minimum ignores them), concatenated,
+        and where each text's start (every text has at least one gram)."""
+        from datasketch.hashfunc import sha1_hash32
+
+        parts, sizes = [], []
+        fast = [len(t) >= 5 and t.isascii() for t in texts]
+        if any(fast):
+            ascii_ = [t for t, f in zip(texts, fast) if f]
+            buf = np.frombuffer("".join(ascii_).encode("ascii"), dtype=np.uint8).astype(np.uint64)
+            lens = np.fromiter(map(len, ascii_), dtype=np.int64, count=len(ascii_))
+            ends = np.cumsum(lens)
+            codes = buf[:-4] | buf[1:-3] << 8 | buf[2:-2] << 16 | buf[3:-1] << 24 | buf[4:] << 32
+            grams = lens - 4
+            first = np.repeat(ends - lens, grams)              # a text's grams start at ...
+            pos = first + (np.arange(int(grams.sum())) - np.repeat(np.cumsum(grams) - grams,
+                                                                    grams))
+            uniq, inverse = np.unique(codes[pos], return_inverse=True)
+            memo = self.memo
+            if len(memo) > self.MAX_MEMO:
+                memo.clear()
+            hv = np.fromiter((memo[c] if c in memo else memo.setdefault(
+                c, sha1_hash32(c.to_bytes(5, "little"))) for c in uniq.tolist()),
+                dtype=np.uint32, count=len(uniq))[inverse.reshape(-1)]
+            fast_hv = np.split(hv, np.cumsum(grams)[:-1])
+        it = iter(fast_hv) if any(fast) else iter(())
+        for t, f in zip(texts, fast):
+            if f:
+                h = next(it)
+            else:   # short or non-ASCII: grams of characters, then UTF-8, as datasketch sees them
+                h = np.fromiter((sha1_hash32(g) for g in
+                                 {t[i:i + 5].encode("utf-8") for i in range(max(1, len(t) - 4))}),
+                                dtype=np.uint32)
+            parts.append(h)
+            sizes.append(len(h))
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        return np.concatenate(parts), offsets
+
+
+def _fmix32(hv: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer: datasketch's pre-mix of each hash (scheme affine32)."""
+    hv = hv ^ (hv >> np.uint32(16))
+    hv = hv * np.uint32(0x85EBCA6B)
+    hv = hv ^ (hv >> np.uint32(13))
+    hv = hv * np.uint32(0xC2B2AE35)
+    return hv ^ (hv >> np.uint32(16))
 
 
 def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: FactsOf,
@@ -369,7 +479,7 @@ def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: 
 
 
 # -- the pair graph ------------------------------------------------------------------------------
-@dataclass
+@dataclass(slots=True)
 class Pair:
     """Two records compared: the heads of two units (`semantic`: found by the fuzzy or the
     semantic stage), or a unit's head and a copy with the same prompt (`same_prompt`: the
@@ -415,14 +525,19 @@ def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | No
                    None if emb is None else float(emb.get(u.id) @ emb.get(rec["id"])))
               for u in units for rec, level in u.copies if level == "same_prompt"]
     record = {r["id"]: r for u in units for r in [u.head] + [c for c, _ in u.copies]}
+    # once per record, not per pair (it parses the record's metadata)
+    conversation = {} if config.same_conversation else \
+        {u.id: conversation_key(u.head) for u in units}
+    store = ShingleStore([u.head["text"] for u in units]) \
+        if config.verify and candidates.pairs else None
     for n, p in enumerate(tqdm(pairs, desc="verify", unit=" pair", disable=not progress,
                                mininterval=0.5)):
         if on_progress and n % 512 == 0:
             on_progress(n, len(pairs))
         ra, rb = record[p.a], record[p.b]
         if p.kind == "semantic" and not config.same_conversation:
-            ka = conversation_key(ra)
-            if ka is not None and ka == conversation_key(rb):
+            ka = conversation[p.a]
+            if ka is not None and ka == conversation[p.b]:
                 p.check = PairCheck(False, p.cosine, None, "unchecked", 0, "segment",
                                     "segments of one source conversation")
                 continue
@@ -431,7 +546,11 @@ def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | No
         else:
             ta, tb = ra["text"], rb["text"]
         fa, fb = (facts_of(ta), facts_of(tb)) if config.verify else (Facts(), Facts())
-        p.check = verify_pair(p.cosine, fa, fb, ta, tb, config)
+        lexical = None
+        if store is not None and p.kind == "semantic":   # the first len(candidates.pairs)
+            i, j, _ = candidates.pairs[n]
+            lexical = store.jaccard(i, j)
+        p.check = verify_pair(p.cosine, fa, fb, ta, tb, config, lexical)
     if on_progress:
         on_progress(len(pairs), len(pairs))
     return PairGraph(candidates.index, pairs)
@@ -475,8 +594,9 @@ def save_candidates(ws: Workspace, key: str, candidates: Candidates) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dedup-pairs-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "index": candidates.index, "stages": candidates.stages,
-                       "pairs": [list(p) for p in candidates.pairs]}, fh)
+            # dumps, not dump: only the one-shot encoder is the C one (~10x at millions of pairs)
+            fh.write(json.dumps({"key": key, "index": candidates.index,
+                                 "stages": candidates.stages, "pairs": candidates.pairs}))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
