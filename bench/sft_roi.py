@@ -9,8 +9,11 @@ on (a) raw summaries as ingested (hallucinated ones and duplicates included), (b
 (dedup applied, only the summary_quality label model's ACCEPT), and (c) no fine-tuning. Each arm
 summarises the same held-out gold notes greedily; the table gives summary accuracy (claim type,
 amount, date and claimant of the note stated, nothing invented: curate/roi/summary_score.py) and
-ROUGE-L against the gold summaries, with 95% intervals over seeds, seconds per fit and training
-tokens/s. The delta curated - raw is measured in the same run.
+ROUGE-L against the gold summaries, with 95% bootstrap intervals over the held-out notes, seconds
+per fit and training tokens/s. The delta curated - raw is measured in the same run, with a paired
+bootstrap interval over the same notes. Before anything trains, the scorer is checked on the
+sample's own summaries against truth.jsonl (every faithful one accurate, every fact-flawed one
+rejected); the run stops if it errs.
 """
 
 from __future__ import annotations
