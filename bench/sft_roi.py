@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base-user-prompt", action="store_true",
                    help="also score the base with the export's instruction as the user turn "
                         "(arm base_user; on 8 notes it scored below the system prompt)")
+    p.add_argument("--rescore", metavar="REPORT",
+                   help="score the generations kept in a report again (current scorer) and "
+                        "print the table; trains nothing")
     p.add_argument("--out", help="write the JSON report here")
     args = p.parse_args(argv)
 
@@ -90,8 +93,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     from bench.roi import _finish, sample_workspace
-    from curate.roi.sft import GenBudget, format_generation_table, run_sft_generation
+    from curate.roi.sft import (GenBudget, format_generation_table, rescore_generation_report,
+                                run_sft_generation)
     from pipelines.store import Workspace
+
+    if args.rescore:
+        import json
+
+        report = rescore_generation_report(json.loads(Path(args.rescore).read_text()))
+        report["scorer_check"] = {k: v for k, v in audit.items() if k != "misses"}
+        report["rescored"] = True
+        print(format_generation_table(report))
+        print(f"delta accuracy curated - raw: {report['delta_accuracy_curated_vs_raw']:+.3f} "
+              f"(paired bootstrap 95% CI [{report['delta_ci'][0]:+.3f}, "
+              f"{report['delta_ci'][1]:+.3f}])")
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        return 0
 
     tmp = None
     if args.workspace:

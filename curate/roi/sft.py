@@ -34,7 +34,8 @@ from pipelines.metrics import mean_ci
 from pipelines.store import Record, Workspace, iter_records
 
 __all__ = ["SftSets", "SftBudget", "GenBudget", "sft_sets", "run_sft_comparison",
-           "format_sft_table", "run_sft_generation", "format_generation_table"]
+           "format_sft_table", "run_sft_generation", "format_generation_table",
+           "rescore_generation_report"]
 
 
 @dataclass
@@ -419,6 +420,27 @@ def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = Gen
             "references": [it["reference"] for it in items[:3]],
             "eval": [{k: it[k] for k in ("id", "note", "reference", "claim_type")} for it in items],
             "notes": sets.notes}
+
+
+def rescore_generation_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with every kept generation scored again by the current scorer (arms,
+    intervals and delta recomputed; training figures kept)."""
+    items = report["eval"]
+    arms = []
+    for a in report["arms"]:
+        per_seed = []
+        for ps in a["per_seed"]:
+            keep = {k: v for k, v in ps.items() if k not in ("per_note",)}
+            per_seed.append({**keep, **_score(items, ps["generations"])})
+        arms.append(_arm_row(a["name"], a["n_train"], a["n_unique"], per_seed))
+    by = {a["name"]: a for a in arms}
+    cur, raw = by["curated"], by["raw"]
+    delta_ci = bootstrap_ci(_note_means(raw["per_seed"], "accurate"),
+                            _note_means(cur["per_seed"], "accurate"), paired_delta=True)
+    return {**report, "arms": arms,
+            "delta_accuracy_curated_vs_raw": round(cur["accuracy"] - raw["accuracy"], 4),
+            "delta_ci": [round(x, 4) for x in delta_ci],
+            "intervals_apart": cur["ci"][0] > raw["ci"][1] or raw["ci"][0] > cur["ci"][1]}
 
 
 def _arm_row(name: str, n_train: int, n_unique: int, per_seed: list[dict]) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def score_summary(note: str, summary: str, *, claim_type: str | None = None,
     # the full name of a state the note gives as a code ("Plano, TX" -> "Texas") is no invention
     note_state_words = {w.lower() for c in state_codes_in(note) for w in STATE_NAMES[c].split()}
     invented += [f"name {w}" for w in dict.fromkeys(proper_words(summary))
-                 if not has_word(w, note) and w.upper() not in STATE_NAMES
+                 if not has_word(re.sub(r"['’]s$", "", w), note)   # "Allen's" of "Sarah Allen" and w.upper() not in STATE_NAMES
                  and w.lower() not in note_state_words
                  and w.lower() not in _NOT_INVENTED and not re.search(
                      r"(?<![\w'’-])" + re.escape(w) + r"\s*:", summary)]   # "Location: ..."

@@ -447,3 +447,5 @@ def test_run_sft_generation_assembles_the_report(monkeypatch):
     assert rep["n_eval"] == 4 and rep["delta_ci"] == [0.0, 0.0]
     assert prompts_seen[0] == [{"role": "user", "content": "Summarise the note.\n\nnote 0"}]
     assert "bootstrap" in rep["ci_method"] and "intervals:" in sft.format_generation_table(rep)
+    again = sft.rescore_generation_report(rep)   # the kept generations, scored again
+    assert [a["accuracy"] for a in again["arms"]] == [a["accuracy"] for a in rep["arms"]]

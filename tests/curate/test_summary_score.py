@@ -164,3 +164,12 @@ def test_audit_counts_scorer_mistakes_against_the_truth():
 def test_claimant_right_after_a_date():
     assert claimant_of("On 10/24/2026 Donna Robinson of Plano, TX reported a fall.") == \
         "Donna Robinson"
+
+
+def test_possessive_of_a_note_name_is_not_invented():
+    s = score_summary(NOTE, "Auto accident, $1,052, 08/23/2026: Jennifer Campbell's car was "
+                            "rear-ended in Peoria, IL.", reference=GOLD)
+    assert s.invented == [] and s.accurate
+    s = score_summary(NOTE, "Auto accident, $1,052, 08/23/2026: Jennifer Campbell and Mark's "
+                            "car.", reference=GOLD)
+    assert s.invented == ["name Mark's"]
