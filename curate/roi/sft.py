@@ -34,7 +34,8 @@ from pipelines.metrics import mean_ci
 from pipelines.store import Record, Workspace, iter_records
 
 __all__ = ["SftSets", "SftBudget", "GenBudget", "sft_sets", "run_sft_comparison",
-           "format_sft_table", "run_sft_generation", "format_generation_table"]
+           "format_sft_table", "run_sft_generation", "format_generation_table",
+           "rescore_generation_report"]
 
 
 @dataclass
@@ -241,13 +242,26 @@ class GenBudget:
     max_steps: int = 60
     batch_size: int = 4
     learning_rate: float = 1e-3
-    max_seq_length: int = 256
+    max_seq_length: int | None = None   # None: from the training rows' lengths (trainer.lengths)
     lora_r: int = 8
     max_eval: int = 60          # held-out gold notes summarised per arm
     max_new_tokens: int = 64
     gen_batch_size: int = 8
     cpu_threads: int = 1
     base_model: str = "smollm2-135m"   # trainer.pretrained name or a folder
+    # Also score the base with the export's instruction as the user's turn ("Summarise ...:
+    # <note>", the shape of the issue's one-sentence demo) besides the export's system prompt,
+    # to give the generic LLM its best prompt. Off by default: on 8 held-out notes it scored
+    # lower (ROUGE-L 0.18 vs 0.25, accuracy 0 both), and each base prompt costs a generation.
+    base_user_prompt: bool = False
+
+
+def user_turn_prompt(prompt: list[dict]) -> list[dict]:
+    """The export's [system, user] prompt as one user turn: instruction, blank line, note."""
+    system = " ".join(m["content"] for m in prompt if m["role"] == "system")
+    system = system.replace("You are a claims assistant. ", "")
+    user = [m for m in prompt if m["role"] != "system"]
+    return [{"role": "user", "content": f"{system}\n\n{user[-1]['content']}".strip()}]
 
 
 def _eval_items(ws: Workspace, sets: SftSets, n: int) -> list[dict[str, Any]]:
@@ -265,20 +279,52 @@ def _eval_items(ws: Workspace, sets: SftSets, n: int) -> list[dict[str, Any]]:
 
 
 def _score(items: list[dict], texts: list[str]) -> dict[str, Any]:
+    """The aggregate scores and, per note, the verdict (`per_note`: accurate, missing,
+    invented, rouge_l), so intervals can be taken over notes."""
     from curate.roi.summary_score import score_summary, summary_accuracy
 
     scores = [score_summary(it["note"], t, claim_type=it["claim_type"], reference=it["reference"])
               for it, t in zip(items, texts)]
-    return summary_accuracy(scores)
+    return {**summary_accuracy(scores), "per_note": [s.to_dict() for s in scores]}
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def bootstrap_ci(*samples: list[float], paired_delta: bool = False) -> list[float]:
+    """95% percentile bootstrap interval over notes of the mean (one sample) or of the mean
+    difference `samples[1] - samples[0]` of two paired samples (the same notes), seeded.
+
+    Percentile rather than BCa: an arm that gets every note wrong has a constant sample, where
+    BCa is undefined."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    data = [np.asarray(x, dtype=float) for x in samples]
+    if paired_delta:
+        data = [data[1] - data[0]]
+    if np.ptp(data[0]) == 0:
+        m = float(data[0][0])
+        return [m, m]
+    res = bootstrap((data[0],), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+                    confidence_level=0.95, rng=np.random.default_rng(0))
+    return [float(res.confidence_interval.low), float(res.confidence_interval.high)]
+
+
+def _note_means(per_seed: list[dict], key: str) -> list[float]:
+    """Per held-out note, the mean over seeds of `key` (accurate -> 1/0, rouge_l)."""
+    cols = [[float(v[key]) for v in s["per_note"]] for s in per_seed]
+    return [sum(c) / len(c) for c in zip(*cols)]
 
 
 def _train_and_generate(base: str, rows: list[dict], items: list[dict], budget: GenBudget,
-                        seed: int, out_dir: Path, *, base_texts: list | None = None
+                        seed: int, out_dir: Path, *, base_texts: dict | None = None
                         ) -> dict[str, Any]:
     """One LoRA fit on `rows`, then greedy summaries of the held-out notes.
 
-    When `base_texts` is an empty list it is filled with the untrained model's summaries first
-    (the LoRA B matrices start at zero, so the wrapped model is the base)."""
+    When `base_texts` is an empty dict it is filled with the untrained model's summaries first
+    (the LoRA B matrices start at zero, so the wrapped model is the base): `base` with the
+    export's prompt and, with `budget.base_user_prompt`, `base_user` with `user_turn_prompt`."""
     from trainer.config import TrainConfig
     from trainer.device import plan_device
     from trainer.sft import build_sft_trainer, generate
@@ -298,15 +344,16 @@ def _train_and_generate(base: str, rows: list[dict], items: list[dict], budget: 
                                         progress=False)
     prompts = [it["prompt"] for it in items]
 
-    def summaries() -> tuple[list[str], float]:
+    def summaries(prompts=prompts) -> tuple[list[str], float]:
         t0 = time.perf_counter()
         out = generate(trainer.model, tok, prompts, budget.max_new_tokens,
                        batch_size=budget.gen_batch_size)
         return out, time.perf_counter() - t0
 
     if base_texts is not None and not base_texts:
-        texts, _ = summaries()
-        base_texts.extend(texts)
+        base_texts["base"], _ = summaries()
+        if budget.base_user_prompt:
+            base_texts["base_user"], _ = summaries([user_turn_prompt(p) for p in prompts])
     t0 = time.perf_counter()
     out = trainer.train()
     seconds = time.perf_counter() - t0
@@ -338,7 +385,7 @@ def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = Gen
     check_sft_leakage(sets)
     items = _eval_items(ws, sets, budget.max_eval)
     base = resolve_model_name(budget.base_model, say=say)
-    base_texts: list[str] = []
+    base_texts: dict[str, list[str]] = {}
     arms = []
     with tempfile.TemporaryDirectory(prefix="roi-sftgen-") as tmp:
         for name, rows in sets.arms.items():
@@ -354,23 +401,53 @@ def run_sft_generation(ws: Workspace, *, seeds: int = 2, budget: GenBudget = Gen
                     f"({r['seconds_per_step']} s/step, "
                     f"{r['tokens_per_s']} tokens/s), {r['generate_seconds']:.0f} s generate")
             arms.append(_arm_row(name, len(rows), len(set(sets.arm_ids[name])), per_seed))
-    base_row = {"seed": None, **_score(items, base_texts), "samples": base_texts[:3],
-                "generations": base_texts}
-    arms.insert(0, _arm_row("base", 0, 0, [base_row]))
+    for name in reversed(list(base_texts)):
+        texts = base_texts[name]
+        arms.insert(0, _arm_row(name, 0, 0, [{"seed": None, **_score(items, texts),
+                                               "samples": texts[:3], "generations": texts}]))
     by = {a["name"]: a for a in arms}
     cur, raw = by["curated"], by["raw"]
+    delta_ci = bootstrap_ci(_note_means(raw["per_seed"], "accurate"),
+                            _note_means(cur["per_seed"], "accurate"), paired_delta=True)
     return {"scheme": scheme, "accept": accept, "n_eval": len(items), "seeds": seeds,
             "budget": budget.__dict__, "base_model": base, "arms": arms,
+            "ci_method": (f"95% percentile bootstrap over the {len(items)} held-out notes "
+                          f"({BOOTSTRAP_RESAMPLES} resamples; a note's score is its mean over "
+                          f"seeds); ci_seeds: Student-t over seeds"),
             "delta_accuracy_curated_vs_raw": round(cur["accuracy"] - raw["accuracy"], 4),
+            "delta_ci": [round(x, 4) for x in delta_ci],
             "intervals_apart": cur["ci"][0] > raw["ci"][1] or raw["ci"][0] > cur["ci"][1],
             "references": [it["reference"] for it in items[:3]],
             "eval": [{k: it[k] for k in ("id", "note", "reference", "claim_type")} for it in items],
             "notes": sets.notes}
 
 
+def rescore_generation_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with every kept generation scored again by the current scorer (arms,
+    intervals and delta recomputed; training figures kept)."""
+    items = report["eval"]
+    arms = []
+    for a in report["arms"]:
+        per_seed = []
+        for ps in a["per_seed"]:
+            keep = {k: v for k, v in ps.items() if k not in ("per_note",)}
+            per_seed.append({**keep, **_score(items, ps["generations"])})
+        arms.append(_arm_row(a["name"], a["n_train"], a["n_unique"], per_seed))
+    by = {a["name"]: a for a in arms}
+    cur, raw = by["curated"], by["raw"]
+    delta_ci = bootstrap_ci(_note_means(raw["per_seed"], "accurate"),
+                            _note_means(cur["per_seed"], "accurate"), paired_delta=True)
+    return {**report, "arms": arms,
+            "delta_accuracy_curated_vs_raw": round(cur["accuracy"] - raw["accuracy"], 4),
+            "delta_ci": [round(x, 4) for x in delta_ci],
+            "intervals_apart": cur["ci"][0] > raw["ci"][1] or raw["ci"][0] > cur["ci"][1]}
+
+
 def _arm_row(name: str, n_train: int, n_unique: int, per_seed: list[dict]) -> dict[str, Any]:
-    acc, ci = mean_ci([s["accuracy"] for s in per_seed])
-    rl, rl_ci = mean_ci([s["rouge_l"] for s in per_seed])
+    acc, ci_seeds = mean_ci([s["accuracy"] for s in per_seed])
+    rl, _ = mean_ci([s["rouge_l"] for s in per_seed])
+    ci = bootstrap_ci(_note_means(per_seed, "accurate"))
+    rl_ci = bootstrap_ci(_note_means(per_seed, "rouge_l"))
     trained = [s for s in per_seed if s.get("train_seconds") is not None]
 
     def avg(key):
@@ -379,6 +456,7 @@ def _arm_row(name: str, n_train: int, n_unique: int, per_seed: list[dict]) -> di
 
     return {"name": name, "n_train": n_train, "n_unique": n_unique,
             "accuracy": round(acc, 4), "ci": [round(x, 4) for x in ci],
+            "ci_seeds": [round(x, 4) for x in ci_seeds],
             "rouge_l": round(rl, 4), "rouge_l_ci": [round(x, 4) for x in rl_ci],
             **{f"{f}_stated": round(sum(s[f"{f}_stated"] for s in per_seed) / len(per_seed), 3)
                for f in ("claim_type", "amount", "date", "claimant")},
@@ -401,4 +479,6 @@ def format_generation_table(report: dict[str, Any]) -> str:
                f"{report['base_model']}; accuracy = states claim type, amount, date and claimant "
                f"of the note and invents none; type/amt/date/who = share stating each; invent = "
                f"share with an invented fact)")
+    if report.get("ci_method"):
+        out.append(f"(intervals: {report['ci_method']})")
     return "\n".join(out)

@@ -4,9 +4,11 @@ A summary is **accurate** when it states the four facts the task asks for, each 
 it, and invents none:
 
 - **claim type**: a word of the claim's type (`collision`/`accident`/`crash`..., `water`/`leak`
-  /`flood`..., `fire`/`smoke`/`lightning`..., `theft`/`stolen`/`burglary`..., `injury`/`medical`
-  ...); the type is given (the record's gold label) or read from the reference summary's phrase;
-- **amount**: a dollar amount that is in the note (`$1,200` = `$1200.00`);
+  /`flood`/`rain`..., `fire`/`smoke`/`lightning`..., `theft`/`stolen`/`burglary`/`thieves`...,
+  `injury`/`medical`/`concussion`/`fall`/`bite`...); the type is given (the record's gold label)
+  or read from the reference summary's phrase; a word of another type does not count;
+- **amount**: a dollar amount that is in the note (`$1,200` = `$1200.00` = `1,200 dollars` =
+  `USD 1200`);
 - **date**: a date that is in the note (`8/23/2026` = `08/23/2026` = `August 23, 2026`; a date
   without a year matches any year);
 - **claimant**: the surname of the note's first "First Last" person name (towns, streets,
@@ -14,8 +16,10 @@ it, and invents none:
 
 and **invents none**: no amount, no `Town, ST` state, no date and no capitalised name or place
 that the note lacks (the `summary_quality` LFs' checks, `labeling_functions/_patterns.py`);
-field labels ("Amount:", "Type: ...") and words such as "Summary" or "Claimant" are not names.
+field labels ("Amount:", "Type: ...") and words such as "Summary" or "Claimant" are not names,
+nor is the full name of a state the note writes as a code ("Plano, TX" -> "Texas").
 Mentioning a second claim type is not an invention (a fire claim's sprinklers leak water).
+`audit_scorer` checks all this against known summaries (the sample's truth.jsonl).
 
 ROUGE-L is the F1 of the longest common subsequence of lower-cased word tokens (Lin, 2004).
 """
@@ -31,15 +35,23 @@ from labeling_functions._patterns import (STATE_NAMES, amounts_cents, has_word, 
                                           state_codes_in)
 
 __all__ = ["SummaryScore", "score_summary", "rouge_l", "claimant_of", "dates_in",
-           "claim_type_of", "summary_accuracy"]
+           "claim_type_of", "summary_accuracy", "FACT_FLAWS", "audit_scorer"]
+
+# The sample generator's flaws (truth.jsonl `flaws`) that are fact errors: a summary with one
+# must never be scored accurate. PII in a summary or a copy of the note is a REJECT for other
+# reasons (privacy, length), not a fact error, so the scorer may pass those.
+FACT_FLAWS = frozenset({"hallucinated_name", "hallucinated_amount", "wrong_state", "too_short",
+                        "empty"})
 
 _TYPE_WORDS = {
     "auto_collision": r"collision|collided|accident|crash\w*|rear-end\w*|t-bone\w*|sideswip\w*"
-                      r"|auto|vehicle|car",
-    "property_water": r"water|leak\w*|flood\w*|burst|pipe|sewer|plumbing",
-    "property_fire": r"fire|smoke|soot|lightning|burn\w*|flames?",
-    "theft": r"theft|stolen|burglar\w*|break-in|thie\w*|robbery",
-    "medical_injury": r"injur\w*|medical|bodily|hospital\w*|fractur\w*|whiplash",
+                      r"|auto|vehicle|car|hit-and-run",
+    "property_water": r"water|leak\w*|flood\w*|burst|pipe|sewer|plumbing|rain\w*|sprinklers?",
+    "property_fire": r"fire|smoke|soot|lightning|burn\w*|flames?|blaze|charred|scorch\w*",
+    "theft": r"theft|stolen|stole|burglar\w*|break-in|broke in|thie\w*|robbe\w*|taken",
+    # what the notes say hurt someone: "a fall on an icy walkway ... suffering a concussion"
+    "medical_injury": r"injur\w*|medical|bodily|hospital\w*|fractur\w*|whiplash|concussion"
+                      r"|sprain\w*|lacerat\w*|bit|bite|bitten|burns|fell|fall|slip\w*",
 }
 _TYPE_RX = {t: re.compile(r"(?<![a-z])(?:" + w + r")(?![a-z])") for t, w in _TYPE_WORDS.items()}
 # The reference summary's own type phrase ("Water loss claim: ..."), as lf_summary_type_phrase.
@@ -66,7 +78,7 @@ _DAY_FIRST = re.compile(r"(?<!\d)(\d{1,2})\s+(" + _MONTH_RX + r")\.?,?\s+(\d{4})
 
 _NAME = r"[A-ZÀ-ÖØ-Þ](?:[a-zß-öø-ÿ]+|['’][A-ZÀ-Þ][a-zß-öø-ÿ]+)(?:[-'’][A-Za-zÀ-ÿ]+)?"
 _PERSON = re.compile(r"(?<![\w'’-])(" + _NAME + r")\s+(" + _NAME + r")(?![\w'’-])")
-_YEAR_BEFORE = re.compile(r"(?:19|20)\d\d\s$")
+_YEAR_BEFORE = re.compile(r"(?<![/\d-])(?:19|20)\d\d\s$")   # "2014 Toyota", not "8/23/2026 Jane"
 _STREET = re.compile(r"\s(?:St|Ave|Rd|Blvd|Dr|Ln|Way|Hwy|Street|Avenue|Road|Drive|Lane|Court|Ct"
                      r"|Parkway|Pkwy)\b")
 _STATE_AFTER = re.compile(r",\s(?:[A-Z]{2}|" + "|".join(STATE_NAMES.values()) + r")(?![A-Za-z])")
@@ -76,6 +88,10 @@ _NOT_INVENTED = frozenset("""
     estimated estimate policy insured he she they it this that his her their a an at as after
     while during according there here note adjuster cause details event place time
 """.split())
+# Amounts written without a dollar sign: "4,200 dollars", "USD 4,200".
+_BARE_AMOUNT = re.compile(r"(?:\bUSD\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?)"
+                          r"|(?:(?<![\d.,$])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{2}))?\s?dollars\b)",
+                          re.IGNORECASE)
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.,'][a-z0-9]+)*")
 
 
@@ -119,6 +135,15 @@ def dates_in(text: str) -> set[tuple[int, int, int | None]]:
         add(_MONTHS[mon.lower()], int(d), int(y) if y else None)
     for d, mon, y in _DAY_FIRST.findall(text):
         add(_MONTHS[mon.lower()], int(d), int(y))
+    return out
+
+
+def _amounts(text: str) -> set[int]:
+    """Dollar amounts in cents: `$4,200` = `$4200.00` = `4,200 dollars` = `USD 4200`."""
+    out = amounts_cents(text)
+    for m in _BARE_AMOUNT.finditer(text):
+        whole, cents = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        out.add(int(whole.replace(",", "")) * 100 + (int(cents) if cents else 0))
     return out
 
 
@@ -187,15 +212,18 @@ def score_summary(note: str, summary: str, *, claim_type: str | None = None,
         type_ok = bool(_TYPE_RX[claim_type].search(low))
     else:
         type_ok = any(rx.search(low) for rx in _TYPE_RX.values())
-    note_amounts, summary_amounts = amounts_cents(note), amounts_cents(summary)
+    note_amounts, summary_amounts = _amounts(note), _amounts(summary)
     note_dates, summary_dates = dates_in(note), dates_in(summary)
     who = claimant_of(note)
     invented = [f"amount ${c / 100:,.2f}" for c in sorted(summary_amounts - note_amounts)]
     invented += [f"state {s}" for s in sorted(state_codes_in(summary) - state_codes_in(note))]
     invented += [f"date {m}/{d}" + (f"/{y}" if y else "") for m, d, y in sorted(
         summary_dates, key=str) if not any(_same_date((m, d, y), n) for n in note_dates)]
+    # the full name of a state the note gives as a code ("Plano, TX" -> "Texas") is no invention
+    note_state_words = {w.lower() for c in state_codes_in(note) for w in STATE_NAMES[c].split()}
     invented += [f"name {w}" for w in dict.fromkeys(proper_words(summary))
-                 if not has_word(w, note) and w.upper() not in STATE_NAMES
+                 if not has_word(re.sub(r"['’]s$", "", w), note)   # "Allen's" of "Sarah Allen" and w.upper() not in STATE_NAMES
+                 and w.lower() not in note_state_words
                  and w.lower() not in _NOT_INVENTED and not re.search(
                      r"(?<![\w'’-])" + re.escape(w) + r"\s*:", summary)]   # "Location: ..."
     return SummaryScore(
@@ -218,3 +246,32 @@ def summary_accuracy(scores: Iterable[SummaryScore]) -> dict:
                for f in ("claim_type", "amount", "date", "claimant")},
             "invented": round(sum(bool(s.invented) for s in scores) / n, 4),
             "rouge_l": round(sum(rl) / len(rl), 4) if rl else None}
+
+
+def audit_scorer(rows: Iterable[dict]) -> dict:
+    """Score known summaries and count the scorer's mistakes against their ground truth.
+
+    Args:
+        rows: dicts with `note`, `summary`, `claim_type` and `flaws` (truth.jsonl's list; empty
+            for a faithful summary; see `FACT_FLAWS`).
+    Returns: counts of faithful summaries (`faithful`, `faithful_accurate`) and of fact-flawed
+        ones (`flawed`, `flawed_rejected`), and up to 5 `misses` of each kind.
+    """
+    out = {"faithful": 0, "faithful_accurate": 0, "flawed": 0, "flawed_rejected": 0,
+           "misses": []}
+    for r in rows:
+        s = score_summary(r["note"], r["summary"] or "", claim_type=r.get("claim_type"))
+        if not r["flaws"]:
+            out["faithful"] += 1
+            out["faithful_accurate"] += s.accurate
+            ok = s.accurate
+        elif FACT_FLAWS & set(r["flaws"]):
+            out["flawed"] += 1
+            out["flawed_rejected"] += not s.accurate
+            ok = not s.accurate
+        else:
+            continue
+        if not ok and len(out["misses"]) < 10:
+            out["misses"].append({"summary": r["summary"], "flaws": r["flaws"],
+                                  "missing": s.missing, "invented": s.invented})
+    return out

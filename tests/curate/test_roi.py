@@ -391,3 +391,61 @@ def test_an_arm_without_training_records_is_skipped_and_named(pool, head, monkey
         a.ids, a.labels = [], []
     with pytest.raises(ConfigError, match="no arm has training records: raw: .*majority: every LF"):
         run_mod.evaluate_arms(aset, RoiConfig(head=head, seeds=1), vectors=vectors)
+
+
+# -- the generation benchmark's intervals: over held-out notes, paired for the delta ----------
+def test_generation_intervals_are_bootstrapped_over_notes():
+    from curate.roi.sft import _arm_row, bootstrap_ci
+
+    def seed(acc):   # one fit's per-note verdicts
+        return {"accuracy": sum(acc) / len(acc), "rouge_l": 0.5, "per_note": [
+            {"accurate": a, "rouge_l": 0.5} for a in acc],
+            **{f"{f}_stated": 1.0 for f in ("claim_type", "amount", "date", "claimant")},
+            "invented": 0.0, "train_seconds": 1.0, "tokens_per_s": 10.0}
+
+    raw = [seed([True] * 10 + [False] * 30), seed([True] * 12 + [False] * 28)]
+    cur = [seed([True] * 30 + [False] * 10), seed([True] * 28 + [False] * 12)]
+    r, c = _arm_row("raw", 5, 5, raw), _arm_row("curated", 4, 4, cur)
+    assert r["accuracy"] == pytest.approx(0.275) and c["accuracy"] == pytest.approx(0.725)
+    assert r["ci"][0] < 0.275 < r["ci"][1] and c["ci"][0] > r["ci"][1]   # apart at 40 notes
+    assert r["ci_seeds"] != r["ci"]                                       # seeds: Student-t
+    assert r["rouge_l_ci"] == [0.5, 0.5]                                  # constant: no spread
+    lo, hi = bootstrap_ci([0, 0, 1, 1], [1, 1, 1, 1], paired_delta=True)
+    assert 0.0 <= lo < 0.5 < hi <= 1.0
+    assert bootstrap_ci([1, 1, 1], [1, 1, 1], paired_delta=True) == [0.0, 0.0]
+
+
+def test_run_sft_generation_assembles_the_report(monkeypatch):
+    """The report's shape around the fits (stubbed): base arms, bootstrap intervals, delta."""
+    from curate.roi import sft
+
+    items = [{"id": f"g{i}", "prompt": [{"role": "system", "content": "You are a claims "
+              "assistant. Summarise the note."}, {"role": "user", "content": f"note {i}"}],
+              "note": f"note {i}", "reference": "ref", "claim_type": "theft"} for i in range(6)]
+    sets = sft.SftSets(arms={"raw": [{}] * 3, "curated": [{}] * 2},
+                       arm_ids={"raw": ["a", "a", "b"], "curated": ["b", "c"]},
+                       eval_rows=[], eval_ids=[it["id"] for it in items])
+    monkeypatch.setattr(sft, "sft_sets", lambda ws, **kw: sets)
+    monkeypatch.setattr(sft, "_eval_items", lambda ws, s, n: items[:n])
+    monkeypatch.setattr("trainer.pretrained.resolve_model_name", lambda name, say=None: name)
+    prompts_seen = []
+
+    def fake_fit(base, rows, its, budget, seed, out_dir, *, base_texts=None):
+        if base_texts is not None and not base_texts:
+            base_texts["base"] = ["nothing"] * len(its)
+            prompts_seen.append(sft.user_turn_prompt(its[0]["prompt"]))
+            base_texts["base_user"] = ["nothing"] * len(its)
+        good = "Theft: note" if len(rows) == 2 else "nothing"
+        texts = [good] * len(its)
+        return {"seed": seed, **sft._score(its, texts), "train_seconds": 1.0,
+                "seconds_per_step": 0.5, "generate_seconds": 1.0,
+                "tokens_per_s": 5.0, "samples": texts[:3], "generations": texts}
+
+    monkeypatch.setattr(sft, "_train_and_generate", fake_fit)
+    rep = sft.run_sft_generation(None, seeds=2, budget=sft.GenBudget(max_eval=4))
+    assert [a["name"] for a in rep["arms"]] == ["base", "base_user", "raw", "curated"]
+    assert rep["n_eval"] == 4 and rep["delta_ci"] == [0.0, 0.0]
+    assert prompts_seen[0] == [{"role": "user", "content": "Summarise the note.\n\nnote 0"}]
+    assert "bootstrap" in rep["ci_method"] and "intervals:" in sft.format_generation_table(rep)
+    again = sft.rescore_generation_report(rep)   # the kept generations, scored again
+    assert [a["accuracy"] for a in again["arms"]] == [a["accuracy"] for a in rep["arms"]]

