@@ -47,6 +47,9 @@ def dedup_cmd(
                    "is a paraphrase (default 0.80)."),
     min_shared_facts: Optional[int] = typer.Option(
         None, help="Facts a paraphrase below --threshold must share (default 2)."),
+    embedding_max_chars: Optional[int] = typer.Option(
+        None, help="Longest text (characters) on which a cosine merges; longer texts merge on "
+                   "lexical evidence only (default 2000)."),
     exact: Optional[bool] = typer.Option(None, "--exact/--no-exact",
                                          help="Stage 1: exact (normalised text) folding."),
     fuzzy: Optional[bool] = typer.Option(None, "--fuzzy/--no-fuzzy",
@@ -75,7 +78,7 @@ def dedup_cmd(
         None, help="Skip a shared fact held by more records than this (default 50)."),
     flat_max: Optional[int] = typer.Option(
         None, help="Largest collection searched with the exact flat index when --index auto "
-                   "(default 50000)."),
+                   "(default 55000)."),
     batch_size: Optional[int] = typer.Option(None, help="Texts per encode() call (default 64)."),
     scheduler: Optional[str] = typer.Option(
         None, help="Dask scheduler address (tcp://host:8786): its workers compute the "
@@ -95,7 +98,7 @@ def dedup_cmd(
         section, threshold=threshold, candidate_threshold=candidate_threshold, model=model,
         index=index, lexical_threshold=lexical_threshold,
         paraphrase_threshold=paraphrase_threshold, min_shared_facts=min_shared_facts,
-        exact=exact, fuzzy=fuzzy, semantic=semantic, same_conversation=same_conversation,
+        embedding_max_chars=embedding_max_chars, exact=exact, fuzzy=fuzzy, semantic=semantic, same_conversation=same_conversation,
         verify=False if no_verify else None, fuzzy_threshold=fuzzy_threshold,
         near_copy_threshold=near_copy_threshold, same_prompt=same_prompt, neighbours=neighbours,
         fact_blocking=fact_blocking, block_max=block_max, flat_max=flat_max,

@@ -73,6 +73,11 @@ class DedupConfig:
         0.80, "verification",
         "cosine at or above which a pair sharing `min_shared_facts` facts, one of them an "
         "identifier, email or URL, is a paraphrase")
+    embedding_max_chars: int = _field(
+        2000, "verification",
+        "longest text (characters, ~500 tokens) on which a cosine is evidence: above it the "
+        "embedding rules (cosine, paraphrase) do not merge and only lexical evidence does "
+        "(a long text's vector says what it is about, not what it says)")
     min_shared_facts: int = _field(
         2, "verification",
         "facts a paraphrase below `threshold` must share (one identifying), none conflicting")
@@ -127,7 +132,7 @@ class DedupConfig:
         if self.candidate_threshold > self.threshold:
             self.candidate_threshold = self.threshold
         check_choice("dedup.index", self.index, INDEX_KINDS)
-        for name in ("min_shared_facts", "batch_size", "flat_max", "neighbours", "block_max"):
+        for name in ("min_shared_facts", "embedding_max_chars", "batch_size", "flat_max", "neighbours", "block_max"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"dedup.{name} must be a positive integer, got {value!r}")

@@ -107,13 +107,12 @@ class PairCheck:
         return f"{self.rule}: " + ", ".join(bits)
 
 
-# Above this many characters (~500 tokens) a cosine is not evidence of a copy. Measured on 4,915
-# real ShareGPT conversations (docs/benchmarks.md): two long chats on one broad subject (marketing
-# advice, chapters of one story) reach cosine 0.92-0.98 with the static model and "agree" on list
-# numbers 1, 2 or one recurring name; 41 of 50 merges checked by hand were different questions,
-# the longer text of each 3,200+ characters, while every true copy among long texts had a lexical
-# Jaccard >= 0.60 (near_copy).
-EMBEDDING_MAX_CHARS = 2000
+# `DedupConfig.embedding_max_chars` (default 2,000 characters, ~500 tokens): above it a cosine is
+# not evidence of a copy. Measured on 4,915 real ShareGPT conversations (docs/benchmarks.md): two
+# long chats on one broad subject (marketing advice, chapters of one story) reach cosine
+# 0.92-0.98 with the static model and "agree" on list numbers 1, 2 or one recurring name; 41 of
+# 50 merges checked by hand were different questions, the longer text of each 3,200+ characters,
+# while every true copy among long texts had a lexical Jaccard >= 0.60 (near_copy).
 
 
 def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: str,
@@ -126,7 +125,7 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
     lexical >= `near_copy_threshold` (a typo'd, reordered copy); cosine >= `paraphrase_threshold`
     sharing `min_shared_facts` facts of which one identifies (identifier, email, URL). Agreeing
     facts alone never merge. The two cosine rules (`cosine`, `paraphrase`) hold only when both
-    texts have at most `EMBEDDING_MAX_CHARS` characters. `lexical`: the texts' 5-gram Jaccard if
+    texts have at most `embedding_max_chars` characters. `lexical`: the texts' 5-gram Jaccard if
     already known (`ShingleStore`), else computed here.
     """
     if not config.verify:
@@ -146,8 +145,8 @@ def verify_pair(cos: float | None, fa: Facts, fb: Facts, text_a: str, text_b: st
         return PairCheck(True, cos, lex, facts, fc.shared, "lexical")
     if cos is not None and fc.status == "agree":
         # a long text's pooled vector says what it is about, not what it says (see
-        # EMBEDDING_MAX_CHARS): for long texts only the lexical evidence of near_copy counts
-        short = max(len(text_a), len(text_b)) <= EMBEDDING_MAX_CHARS
+        # embedding_max_chars): for long texts only the lexical evidence of near_copy counts
+        short = max(len(text_a), len(text_b)) <= config.embedding_max_chars
         if short and cos >= config.threshold:
             return PairCheck(True, cos, lex, facts, fc.shared, "cosine")
         if cos >= config.paraphrase_threshold and lex >= config.near_copy_threshold:

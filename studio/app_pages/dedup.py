@@ -71,6 +71,11 @@ with st.container(border=True):
         min_shared_facts = r3.number_input(
             "Shared facts for a paraphrase", 1, 20, int(defaults.min_shared_facts),
             key="dedup_min_shared_facts")
+        embedding_max_chars = st.number_input(
+            "Longest text a cosine can merge (characters)", 100, 1_000_000,
+            int(defaults.embedding_max_chars), step=500, key="dedup_embedding_max_chars",
+            help="Longer texts merge on lexical evidence only: a long text's vector says what "
+                 "it is about, not what it says.")
         q1, q2, q3 = st.columns(3)
         near_copy_threshold = q1.slider(
             "Near-copy threshold (5-gram Jaccard)", 0.30, 1.00,
@@ -116,7 +121,8 @@ params = {**defaults.params(), "threshold": threshold, "verify": verify,
           "same_prompt": same_prompt, "exact": exact, "fuzzy": fuzzy, "semantic": semantic,
           "same_conversation": same_conversation, "lexical_threshold": lexical_threshold,
           "paraphrase_threshold": paraphrase_threshold,
-          "min_shared_facts": int(min_shared_facts), "near_copy_threshold": near_copy_threshold,
+          "min_shared_facts": int(min_shared_facts),
+          "embedding_max_chars": int(embedding_max_chars), "near_copy_threshold": near_copy_threshold,
           "fuzzy_threshold": fuzzy_threshold, "candidate_threshold": min(candidate_threshold,
                                                                          threshold),
           "index": index, "neighbours": int(neighbours), "flat_max": int(flat_max),

@@ -206,6 +206,10 @@ def test_two_long_chats_on_one_subject_with_a_high_cosine_do_not_merge():
     assert check(drawing, continued, 0.95).merged
     hello = "user: hey\nassistant: Hello! How can I help you today?"
     assert check(hello, "user: test\nassistant: Hello! How can I help you today?", 0.94).merged
+    # the length is a setting: raised above both texts, the cosine merges them again
+    wide = DedupConfig(embedding_max_chars=10 * len(drawing))
+    fd, fm = extract_facts(drawing), extract_facts(manager)
+    assert verify_pair(0.95, fd, fm, drawing, manager, wide).rule == "cosine"
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, -0.1, "0.9", True])
