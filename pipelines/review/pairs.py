@@ -33,7 +33,7 @@ from pipelines.review._client import (
     pairwise_label_config,
 )
 from pipelines.review.agreement import agreement
-from pipelines.review.sync import ReviewConfig, _cursor_minus, _scheme_lock, connect
+from pipelines.review.sync import ReviewConfig, _scheme_lock, connect, updated_tasks
 from pipelines.store import Workspace, end_run, finish_run, start_run, utcnow
 from pipelines.store.pairs import (
     PairJudgment,
@@ -268,15 +268,10 @@ def pull_pairs(ws: Workspace, *, client: LabelStudioClient | None = None,
             raise ReviewSyncError(
                 f"the pairwise Label Studio project {project.project_id} no longer exists at "
                 f"{client.url}; `curate review pairs push --recreate` makes a new one")
-        since = _cursor_minus(project.pull_cursor) if project.pull_cursor else None
-        tasks = client.tasks_updated_since(project.project_id, since)
-        users = client.user_emails() if tasks else {}
+        tasks, users, cursor = updated_tasks(client, project)
         result = PairPullResult(project_id=project.project_id)
         per_task: dict[int, list[PairJudgment]] = {}
-        cursor = project.pull_cursor
         for t in tasks:
-            if t["updated_at"] and (cursor is None or t["updated_at"] > cursor):
-                cursor = t["updated_at"]
             pair = tmap.get(t["id"])
             if pair is None:
                 result.unknown_tasks += 1

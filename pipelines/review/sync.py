@@ -321,6 +321,20 @@ def _cursor_minus(cursor: str, seconds: float = 1.0) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def updated_tasks(client: LabelStudioClient, project) -> tuple[list[dict], dict, str | None]:
+    """A pull's reading of the server, shared by label and pairwise pulls: the project's tasks
+    updated since its cursor (less an overlap), the annotators' emails by id, and the new cursor
+    (the newest `updated_at` seen)."""
+    since = _cursor_minus(project.pull_cursor) if project.pull_cursor else None
+    tasks = client.tasks_updated_since(project.project_id, since)
+    users = client.user_emails() if tasks else {}
+    cursor = project.pull_cursor
+    for t in tasks:
+        if t["updated_at"] and (cursor is None or t["updated_at"] > cursor):
+            cursor = t["updated_at"]
+    return tasks, users, cursor
+
+
 def pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None = None,
          cfg: ReviewConfig | None = None) -> PullResult:
     """Fetch annotations created, updated or deleted since the last pull and store them.
@@ -352,15 +366,10 @@ def _pull(ws: Workspace, scheme: str, *, client: LabelStudioClient | None,
             f"Label Studio project {project.project_id} for scheme '{scheme}' no longer exists at "
             f"{client.url} (deleted in the UI?); `curate review push --scheme {scheme} --recreate` "
             f"makes a new one")
-    since = _cursor_minus(project.pull_cursor) if project.pull_cursor else None
-    tasks = client.tasks_updated_since(project.project_id, since)
-    users = client.user_emails() if tasks else {}
+    tasks, users, cursor = updated_tasks(client, project)
     result = PullResult(scheme=scheme, project_id=project.project_id)
     per_task: dict[int, list[StoredAnnotation]] = {}
-    cursor = project.pull_cursor
     for t in tasks:
-        if t["updated_at"] and (cursor is None or t["updated_at"] > cursor):
-            cursor = t["updated_at"]
         record_id = tmap.get(t["id"])
         if record_id is None:
             result.unknown_tasks += 1
