@@ -374,9 +374,10 @@ def load_clients(url: str, prompts: list[str], clients: int, per_client: int) ->
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=20)
+    # quantiles needs two points; with one, its latency is every percentile
+    p95 = statistics.quantiles(latencies, n=20)[18] if len(latencies) > 1 else latencies[0]
     return {"clients": clients, "requests": len(latencies), "req_per_s": round(len(latencies) / wall, 2),
-            "p50_ms": round(statistics.median(latencies) * 1000), "p95_ms": round(q[18] * 1000)}
+            "p50_ms": round(statistics.median(latencies) * 1000), "p95_ms": round(p95 * 1000)}
 
 
 def memory(pool) -> dict:
