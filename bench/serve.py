@@ -3,6 +3,7 @@
     .venv/bin/python bench/serve.py [--records 400] [--threads 2] [--requests 8]
     .venv/bin/python bench/serve.py --routing-only          # the router alone, no training
     .venv/bin/python bench/serve.py --base-model smollm2-135m --clients 1,4   # the real base
+    .venv/bin/python bench/serve.py --base-model smollm2-135m --scores 8      # + task scores
 
 Builds three task adapters on the sample claim notes, as a user would with `curate train`:
   claim_type-classifier   the claim-type classifier (MiniLM + LoRA, classification export)
@@ -12,17 +13,21 @@ Builds three task adapters on the sample claim notes, as a user would with `cura
 then trains the router on their exports' prompts and reports:
   - routing accuracy on the exports' held-out (eval) prompts, per task, and the confusion
     (`--routing-only`: only this, for each router feature set on one encoding of the prompts,
-    with no adapter trained: the router needs only the exports);
+    with no adapter trained: the router needs only the exports; it also scores the same held-out
+    rows under reworded instructions, REWORDED below, which no export contains, and the
+    classifier's rows with an instruction added);
   - requests/s and p50/p95 latency through `curate serve` (HTTP, model "auto", 16 new tokens)
     at 1, 4 and 16 concurrent clients;
   - parameter memory of the loaded pool (one LM + one encoder + 3 adapters) vs 3 separate
-    models (each its own base), the cost case of one base plus small adapters.
+    models (each its own base), the cost case of one base plus small adapters;
+  - with `--scores N`: each task's first N held-out rows answered routed (model auto), by its
+    adapter forced, by one SFT adapter trained on all three tasks' train rows mixed (3 x --steps
+    steps: the budget of the three together), and by the base with no adapter.
 Labels are the sample's raw labels on `--records` notes (as the studio tests' fake labelling
 does), so the bench needs no labeling run; the sample's gold-labelled notes (a fifth) are
 exported too, since a gold label is a final label, which is why the summary and claim-type
 exports are larger than `--records`; training is a few steps (on random-init tiny weights unless
-`--base-model`), so the adapters' task scores mean nothing here and are not reported (see
-docs/serving.md).
+`--base-model`), so the task scores say little beyond "what a few steps buy" (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -86,6 +91,89 @@ def build_workspace(root: Path, n: int):
     return ws, versions
 
 
+# Reworded instructions: never in an export, so never seen by the router in training. Each
+# held-out row is re-rendered with one of its task's paraphrases (chosen by the row's index) in one
+# of four placements, so every paraphrase and placement is tested.
+REWORDED = {
+    "summary_quality": ["Write a one-sentence summary of this claim note.",
+                        "Briefly summarize the insurance claim below.",
+                        "tl;dr of this claim in a single sentence, please",
+                        "Condense the following adjuster note into one line.",
+                        "Give me a short recap of what happened in this claim."],
+    "extraction": ["Return the claim amount and the state in JSON format.",
+                   "Pull out the dollar amount and the US state; answer with JSON.",
+                   "What amount is claimed and in which state? Reply as a JSON object.",
+                   "give me amount and state as json for this note",
+                   "Parse the money figure and two-letter state code into JSON."],
+}
+# The claim-type export has no instruction (its text is the note and its summary), so there is
+# none to reword: its rows keep the export's form, lower-cased in the fourth placement. A client
+# that adds a classification instruction is a different case, measured apart (INSTRUCTED).
+INSTRUCTED = ["What type of claim is this?",
+              "Classify this claim: collision, water, fire, theft or injury.",
+              "Which category does the following claim belong to?",
+              "label the claim type of the note below"]
+PLACEMENTS = ("system", "first line", "after the content", "lower case")
+
+
+def reworded_prompt(task: str, content: str, i: int) -> str:
+    """Held-out row `i`'s content with a reworded instruction of `task`, as the router sees a
+    client's prompt (system and user turns joined by a newline, trainer.router.prompt_text)."""
+    options = INSTRUCTED if task == "instructed" else REWORDED.get(task, [""])
+    instr = options[i % len(options)]
+    place = PLACEMENTS[(i // len(options)) % len(PLACEMENTS)]
+    if place == "lower case":
+        return f"{instr}\n{content}".strip().lower()
+    if not instr:
+        return content
+    if place == "after the content":
+        return f"{content}\n\n{instr}"
+    return f"{instr}\n{content}" if place == "system" else f"{instr}\n\n{content}"
+
+
+def reworded_set(ws, versions) -> dict[str, list[str]]:
+    """{adapter name: reworded held-out prompts} from each export's eval split: the content a
+    client sends (the note; the classifier's note and summary) under an unseen instruction."""
+    from pipelines.export import read_split
+
+    out = {}
+    for scheme, version in versions.items():
+        rows, content = read_split(ws, version, "eval"), []
+        for r in rows:
+            if scheme == "claim_type":
+                content.append(r["text"])
+            else:   # the user turn without the export's instruction
+                user = next(m["content"] for m in r["messages"] if m["role"] == "user")
+                content.append(user.removeprefix(EXTRACT).strip())
+        out[adapter_name(scheme, version)] = [reworded_prompt(scheme, c, i)
+                                              for i, c in enumerate(content)]
+    return out
+
+
+def router_l2(features: str, l2: float | None) -> float:
+    from trainer.router import RouterConfig
+
+    return RouterConfig(features=features, l2=l2).l2
+
+
+def by_instruction(router, reworded: dict[str, list[str]]) -> dict[str, float]:
+    """Routing accuracy of the reworded prompts per (task, instruction): which paraphrases fail."""
+    out = {}
+    for name, prompts in reworded.items():
+        task = name.split("-")[0]
+        options = REWORDED.get(task, [""])
+        routes = router.route(prompts)
+        for k, instr in enumerate(options):
+            mine = [r.best == name for i, r in enumerate(routes) if i % len(options) == k]
+            out[f"{task}: {instr or '(none: the export form)'}"] = round(sum(mine) / len(mine), 3)
+    return out
+
+
+def adapter_name(scheme: str, version: str) -> str:
+    """The registry's name of the adapter trained on an export here (trainer.registry)."""
+    return f"{scheme}-{'classifier' if scheme == 'claim_type' else 'sft'}-{version}"
+
+
 def train_adapters(ws, versions, steps: int, base_model: str | None = None,
                    eval_max: int = 200) -> None:
     from trainer import TrainConfig, train
@@ -100,37 +188,165 @@ def train_adapters(ws, versions, steps: int, base_model: str | None = None,
 
 def routing_only(ws, versions, args) -> dict:
     """Fit and evaluate the router for each feature set on the exports' prompts, embedding them
-    once; nothing is trained but the router."""
+    once; nothing is trained but the router. Each router is scored on the exports' held-out
+    prompts (the task's own instruction) and on the same rows under reworded instructions."""
     from types import SimpleNamespace
 
     import numpy as np
 
     from pipelines.embed import encode_texts
-    from trainer.router import FEATURES, RouterConfig, fit_router, task_prompts
+    from trainer.router import (FEATURES, RouterConfig, evaluate_router, fit_router,
+                                prompt_lines, task_prompts)
 
-    heads = {"claim_type": "classifier"}
     prompts = {}
     for scheme, version in versions.items():
-        name = f"{scheme}-{heads.get(scheme, 'sft')}-{version}"
+        name = adapter_name(scheme, version)
         prompts[name] = task_prompts(ws, SimpleNamespace(name=name, export=version))
-    train = [p for tr, _ in prompts.values() for p in tr]
-    held = [p for _, ho in prompts.values() for p in ho]
+    reworded = reworded_set(ws, versions)
+    rew = [p for ps in reworded.values() for p in ps]
+    rew_truth = [m for m, ps in reworded.items() for _ in ps]
+    # every string any feature set embeds (whole prompts and their lines), encoded once
+    classifier = adapter_name("claim_type", versions["claim_type"])
+    instructed = [reworded_prompt("instructed", p, i) for i, p in enumerate(prompts[classifier][1])]
+    texts = [p for tr, ho in prompts.values() for p in tr + ho] + rew + instructed
+    unique = sorted(set(texts) | {ln for t in texts for ln in prompt_lines(t)})
     t0 = time.perf_counter()
-    emb = encode_texts(train + held)
-    embedded = {"train": emb[:len(train)], "held": emb[len(train):]}
-    print(f"embedded {len(train)} train + {len(held)} held-out prompts: "
+    vectors = dict(zip(unique, encode_texts(unique)))
+    print(f"embedded {len(unique)} prompts and lines of {len(texts) - len(rew) - len(instructed)} "
+          f"export, {len(rew)} reworded and {len(instructed)} instructed prompts: "
           f"{time.perf_counter() - t0:.0f} s")
+
+    def cached(batch):
+        return np.array([vectors[t] for t in batch])
+
     out = {}
-    for features in FEATURES:
-        _, ev = fit_router(prompts, RouterConfig(threshold=0.5, features=features),
-                           encode=lambda texts: np.zeros((len(texts), 0)), embedded=embedded)
-        out[features] = ev
-        print(f"\n[{features}] routing accuracy on {ev['n']} held-out prompts: {ev['accuracy']} "
-              f"(fallback rate at 0.5: {ev['fallback_rate']}; accuracy where routed: "
-              f"{ev['confident_accuracy']})")
-        for task, t in ev["per_task"].items():
-            print(f"  {task:<32} n {t['n']:>4}  accuracy {t['accuracy']}")
-        print("  confusion (rows true, columns routed):", ev["confusion"])
+    features = args.features.split(",") if args.features else FEATURES
+    for feats in features:
+        router, ev = fit_router(prompts, RouterConfig(threshold=0.5, features=feats, l2=args.l2),
+                                encode=cached)
+        rev = evaluate_router(router, rew, rew_truth)
+        out[feats] = {"l2": router_l2(feats, args.l2), "held_out": ev, "reworded": rev,
+                      "reworded_by_instruction": by_instruction(router, reworded)}
+        for label, e in (("held-out", ev), ("reworded", rev)):
+            print(f"\n[{feats}] routing accuracy on {e['n']} {label} prompts: {e['accuracy']} "
+                  f"(fallback rate at 0.5: {e['fallback_rate']}; accuracy where routed: "
+                  f"{e['confident_accuracy']})")
+            for task, t in e["per_task"].items():
+                print(f"  {task:<32} n {t['n']:>4}  accuracy {t['accuracy']}")
+            print("  confusion (rows true, columns routed):", e["confusion"])
+        routed = [r.best for r in router.route(instructed)]
+        out[feats]["instructed_classifier"] = {
+            "n": len(routed), "accuracy": round(routed.count(classifier) / len(routed), 4),
+            "routed": {m: routed.count(m) for m in router.labels}}
+        print(f"  classifier prompts with an added instruction: "
+              f"{out[feats]['instructed_classifier']}")
+        print("  reworded, by instruction:")
+        for instr, acc in out[feats]["reworded_by_instruction"].items():
+            print(f"    {acc:.3f}  {instr}")
+    return out
+
+
+def train_mixed(ws, versions, steps: int, base_model: str | None, eval_max: int) -> str:
+    """One SFT adapter on every task's train rows mixed (the classifier's as text -> label), as
+    the alternative to one adapter per task; returns its registry name. Only train-split rows go
+    in, so no task's held-out row is trained on. The instruction is the user turn's first line
+    (an export has one system prompt, and the three tasks differ by it)."""
+    from pipelines.export import export_dataset, read_split
+    from pipelines.store import NewRecord, upsert_record, utcnow
+    from pipelines.store.exports import put_label
+    from trainer import TrainConfig, train
+
+    import yaml
+
+    cfg = yaml.safe_load(ws.config_path.read_text())
+    cfg["schemes"]["mixed"] = {"classes": ["ACCEPT", "REJECT"]}
+    ws.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    with ws.transaction() as conn:
+        for scheme, version in versions.items():
+            for i, r in enumerate(read_split(ws, version, "train")):
+                if scheme == "claim_type":
+                    prompt, answer = r["text"], r["label"]
+                else:
+                    msgs = {m["role"]: m["content"] for m in r["messages"]}
+                    prompt = "\n\n".join(x for x in (msgs.get("system"), msgs["user"]) if x)
+                    answer = msgs["assistant"]
+                rid = f"mixed-{scheme}-{i}"
+                upsert_record(conn, NewRecord(id=rid, kind="instruction", text=f"{prompt}\n{answer}",
+                                              prompt=prompt, response=answer, file="mixed", row=i),
+                              utcnow())
+                put_label(conn, rid, "mixed", "ACCEPT", 0.99)
+    version = export_dataset(ws, scheme="mixed", format="chat", system_prompt="",
+                             eval_fraction=0.1).version
+    extra = {"base_model": base_model} if base_model else {}
+    train(ws, version, TrainConfig(head="sft", max_steps=steps, generations=0, save_steps=10_000,
+                                   learning_rate=5e-3, eval_max_examples=eval_max, **extra),
+          progress=False, echo=lambda *_: None)
+    return adapter_name("mixed", version)
+
+
+def _json_fields(text: str) -> dict:
+    m = re.search(r"\{.*?\}", text, re.S)
+    try:
+        got = json.loads(m.group(0)) if m else {}
+    except ValueError:
+        got = {}
+    return got if isinstance(got, dict) else {}
+
+
+def task_scores(service, ws, versions, mixed: str, n: int, max_tokens: int) -> dict:
+    """Each task's first `n` held-out rows answered four ways through the service (no HTTP):
+    routed (model auto), the task's adapter forced, the mixed adapter, the base (no adapter).
+    Classifier: accuracy and macro-F1 of the label (a generator's answer counts when it starts
+    with the label); summary: curate.roi.summary_score (all four facts, nothing invented) and
+    ROUGE-L against the reference; extraction: exact match of the amount and state fields."""
+    from curate.roi.summary_score import score_summary, summary_accuracy
+    from pipelines.export import read_split
+    from pipelines.metrics import classification_report
+
+    out = {}
+    for scheme, version in versions.items():
+        rows = read_split(ws, version, "eval")[:n]
+        own = adapter_name(scheme, version)
+        for way, model in (("routed", "auto"), ("forced", own), ("mixed", mixed), ("base", "base")):
+            answers, routed_to = [], []
+            for r in rows:
+                if scheme == "claim_type":
+                    msgs = [{"role": "user", "content": r["text"]}]
+                else:
+                    msgs = [m for m in r["messages"] if m["role"] != "assistant"]
+                if model == mixed and scheme != "claim_type":   # mixed trained with it inline
+                    msgs = [{"role": "user", "content": "\n\n".join(m["content"] for m in msgs
+                                                                      if m["content"])}]
+                reply = service.chat({"model": model, "messages": msgs, "max_tokens": max_tokens})
+                answers.append(reply["choices"][0]["message"]["content"].strip())
+                routed_to.append(reply["routing"]["model"])
+            if scheme == "claim_type":
+                classes = sorted({r["label"] for r in read_split(ws, version, "train")})
+                pred = [next((c for c in classes if a.lower().startswith(c.lower())), "(none)")
+                        for a in answers]
+                rep = classification_report([r["label"] for r in rows], pred, classes).to_dict()
+                score = {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]}
+            elif scheme == "summary_quality":
+                score = summary_accuracy(score_summary(
+                    next(m["content"] for m in r["messages"] if m["role"] == "user"), a,
+                    reference=next(m["content"] for m in r["messages"] if m["role"] == "assistant"))
+                    for r, a in zip(rows, answers))
+            else:
+                truth = [json.loads(next(m["content"] for m in r["messages"]
+                                         if m["role"] == "assistant")) for r in rows]
+                got = [_json_fields(a) for a in answers]
+                score = {f"{k}_exact": round(sum(str(g.get(k)) == str(t[k]) for g, t in
+                                                 zip(got, truth)) / len(rows), 4)
+                         for k in ("amount", "state")}
+                score["both_exact"] = round(sum(str(g.get("amount")) == str(t["amount"]) and
+                                                str(g.get("state")) == str(t["state"])
+                                                for g, t in zip(got, truth)) / len(rows), 4)
+            score["n"] = len(rows)
+            score["routed_to_own"] = round(routed_to.count(own) / len(rows), 4)
+            score["example"] = answers[0][:160] if answers else None
+            out.setdefault(scheme, {})[way] = score
+            print(f"  {scheme:<16} {way:<7} {json.dumps({k: v for k, v in score.items() if k != 'example'})}",
+                  flush=True)
     return out
 
 
@@ -158,9 +374,10 @@ def load_clients(url: str, prompts: list[str], clients: int, per_client: int) ->
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    q = statistics.quantiles(latencies, n=20)
+    # quantiles needs two points; with one, its latency is every percentile
+    p95 = statistics.quantiles(latencies, n=20)[18] if len(latencies) > 1 else latencies[0]
     return {"clients": clients, "requests": len(latencies), "req_per_s": round(len(latencies) / wall, 2),
-            "p50_ms": round(statistics.median(latencies) * 1000), "p95_ms": round(q[18] * 1000)}
+            "p50_ms": round(statistics.median(latencies) * 1000), "p95_ms": round(p95 * 1000)}
 
 
 def memory(pool) -> dict:
@@ -193,6 +410,16 @@ def main() -> None:
                     help="base of the SFT adapters (e.g. smollm2-135m); default: the tiny Llama")
     ap.add_argument("--routing-only", action="store_true",
                     help="only the router's accuracy, per feature set; no adapter is trained")
+    ap.add_argument("--scores", type=int, default=0,
+                    help="also score each task's first N held-out rows routed, forced, with one "
+                         "adapter trained on all tasks mixed, and with the base (0: skip)")
+    ap.add_argument("--score-tokens", type=int, default=48,
+                    help="new tokens per answer when scoring")
+    ap.add_argument("--l2", type=float, default=None,
+                    help="--routing-only: the routers' L2 penalty (default: each feature set's)")
+    ap.add_argument("--features", default=None,
+                    help="--routing-only: router feature sets to compare, comma-separated "
+                         "(default: all of trainer.router.FEATURES)")
     ap.add_argument("--out", default=None,
                     help="default: bench/results/serve_cpu.json (serve_routing_cpu.json with "
                          "--routing-only, serve_<base>_cpu.json with --base-model)")
@@ -257,6 +484,21 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
         print(f"-> {args.out}")
+        if args.scores:
+            # the mixed adapter gets the three adapters' steps together (same budget as the sum);
+            # trained after the router, which routes between the three task adapters only
+            t0 = time.perf_counter()
+            mixed = train_mixed(ws, versions, 3 * args.steps, args.base_model, args.eval_max)
+            print(f"\nmixed adapter ({3 * args.steps} steps): {time.perf_counter() - t0:.0f} s; "
+                  f"each task's first {args.scores} held-out rows four ways:")
+            service = ModelService.from_workspace(ws, ServeConfig(max_tokens=args.score_tokens),
+                                                  log=False)
+            t0 = time.perf_counter()
+            result["scores"] = task_scores(service, ws, versions, mixed, args.scores,
+                                           args.score_tokens)
+            result["scores_s"], result["mixed_steps"] = round(time.perf_counter() - t0), 3 * args.steps
+            Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+            print(f"-> {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""A learned router between task adapters: softmax regression on MiniLM embeddings of prompts
-beside hashed word n-grams of the prompt and of its instruction line.
+"""A learned router between task adapters: softmax regression on MiniLM embeddings of each line
+of a prompt (or of the whole prompt, with hashed word n-grams).
 
     router, entry = train_router(ws, RouterConfig(name="router"))
     router.route(["summarise this claim: ..."])[0]   # Route(model=..., confidence=0.97, ...)
@@ -12,12 +12,14 @@ measured on prompts neither it nor the adapters saw. Below `threshold` confidenc
 guess: the route says which fallback applies (`base`: answer with the base model; `ask`: ask
 the client which task it means).
 
-Features (`RouterConfig.features`): `embedding` is the MiniLM sentence embedding of the whole
-prompt; `embedding+ngrams` (the default) adds hashed word uni- and bigram counts of the whole
-prompt and, in a space of their own, of its first line (where a chat prompt's system
-instruction, or an alpaca row's instruction, sits). Two tasks over the same notes differ only by
-a sentence of instruction, which a whole-prompt embedding dilutes in a note's worth of shared
-content; the n-grams keep that sentence's words as features of their own.
+Features (`RouterConfig.features`). Two tasks over the same notes differ only by a sentence of
+instruction, which a whole-prompt embedding dilutes in a note's worth of shared content.
+`lines` (the default) embeds each line on its own and pools the line vectors (mean and max), so
+the instruction line weighs as much as the content, and a reworded instruction embeds near the
+trained one. `embedding` is the whole prompt's embedding; `embedding+ngrams` adds hashed word
+uni- and bigram counts of the whole prompt and, in a space of their own, of its first line: exact
+on the instructions seen in training, but a reworded instruction's words were never features
+(`bench/serve.py --routing-only` measures both cases, docs/benchmarks.md).
 
 Saved as `W/models/routers/<name>/{router.json, weights.npz}` and registered (kind `router`).
 """
@@ -41,10 +43,11 @@ from pipelines.errors import ConfigError, ModelError
 from pipelines.metrics import classification_report
 
 __all__ = ["RouterConfig", "Router", "Route", "train_router", "load_router", "prompt_text",
-           "row_prompt", "task_prompts", "fit_router", "ngram_features", "FALLBACKS", "FEATURES"]
+           "row_prompt", "task_prompts", "fit_router", "evaluate_router", "ngram_features",
+           "line_features", "prompt_lines", "FALLBACKS", "FEATURES"]
 
 FALLBACKS = ("base", "ask")
-FEATURES = ("embedding", "embedding+ngrams")
+FEATURES = ("embedding", "embedding+ngrams", "lines")
 
 
 @dataclass
@@ -61,13 +64,18 @@ class RouterConfig:
         "choices": FALLBACKS})
     encoder: str = field(default=DEFAULT_MODEL, metadata={
         "help": "sentence-embedding model of the prompts (pipelines.embed)"})
-    features: str = field(default="embedding+ngrams", metadata={
-        "help": "embedding: MiniLM embedding of the prompt; embedding+ngrams: plus hashed word "
-                "n-grams of the prompt and of its instruction (first) line",
+    features: str = field(default="lines", metadata={
+        "help": "lines: MiniLM embedding of each line of the prompt on its own, mean- and "
+                "max-pooled (robust to a reworded instruction); embedding: of the whole prompt; "
+                "embedding+ngrams: the whole prompt's plus hashed word n-grams of the prompt and "
+                "of its first line (exact on the training instructions, lost on reworded ones)",
         "choices": FEATURES})
     ngram_dims: int = field(default=2048, metadata={
         "help": "hashed n-gram buckets per space (whole prompt, instruction line)"})
-    l2: float = field(default=1e-3, metadata={"help": "L2 penalty of the softmax regression"})
+    l2: float | None = field(default=None, metadata={
+        "help": "L2 penalty of the softmax regression (default: 1e-2 for lines, whose pooled "
+                "line vectors overfit the one trained instruction per task at less, 1e-3 for "
+                "the others, which 1e-2 underfits)"})
     heldout_fraction: float = field(default=0.25, metadata={
         "help": "share of an export's train prompts held out when it has no eval split"})
 
@@ -81,6 +89,8 @@ class RouterConfig:
         if not isinstance(self.ngram_dims, int) or not 16 <= self.ngram_dims <= 1 << 20:
             raise ConfigError(f"router.ngram_dims must be an integer in [16, 1048576], "
                               f"got {self.ngram_dims!r}")
+        if self.l2 is None:
+            self.l2 = 1e-2 if self.features == "lines" else 1e-3
         if not isinstance(self.l2, (int, float)) or self.l2 < 0:
             raise ConfigError(f"router.l2 must be >= 0, got {self.l2!r}")
         if not 0 < self.heldout_fraction < 1:
@@ -183,6 +193,28 @@ def ngram_features(texts: Sequence[str], dims: int) -> np.ndarray:
     return out
 
 
+def prompt_lines(text: str) -> list[str]:
+    """The non-empty lines of a prompt (the whole text when it has none)."""
+    return [ln.strip() for ln in text.splitlines() if ln.strip()] or [text]
+
+
+def line_features(texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Each text's lines embedded one by one, then the mean (L2-normalised) and the max of its
+    line vectors: n x 2·d. An instruction line weighs as much as a note's worth of content, and
+    a paraphrase of it embeds near it, where an n-gram of an unseen word is a feature never
+    trained."""
+    lines = [prompt_lines(t) for t in texts]
+    flat = [ln for ls in lines for ln in ls]
+    vecs = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 0), np.float32)
+    out, i = [], 0
+    for ls in lines:
+        v = vecs[i:i + len(ls)]
+        i += len(ls)
+        mean = v.mean(axis=0)
+        out.append(np.concatenate([mean / (np.linalg.norm(mean) or 1.0), v.max(axis=0)]))
+    return np.array(out, dtype=np.float32).reshape(len(texts), -1)
+
+
 # -- the classifier ----------------------------------------------------------------------------
 def _fit_softmax(x: np.ndarray, y: np.ndarray, k: int, l2: float, seed: int = 0):
     """Multinomial logistic regression by L-BFGS (torch, already a dependency of the trainer)."""
@@ -218,7 +250,10 @@ class Router:
         self._encode = encode or (lambda texts: encode_texts(texts, model=encoder))
 
     def featurize(self, texts: list[str], embedded: np.ndarray | None = None) -> np.ndarray:
-        """The router's input rows; `embedded` reuses embeddings already computed."""
+        """The router's input rows; `embedded` reuses whole-prompt embeddings already computed
+        (not for `lines`, which embeds each line: pass a caching `encode` instead)."""
+        if self.features == "lines":
+            return line_features(list(texts), self._encode)
         x = self._encode(list(texts)) if embedded is None else embedded
         if self.features == "embedding+ngrams":
             x = np.hstack([x, ngram_features(texts, self.ngram_dims)])

@@ -102,9 +102,11 @@ def router_train_cmd(
                                     help="An adapter to route to (repeat; default: all)."),
     threshold: float = typer.Option(0.5, help="Below this confidence, fall back."),
     fallback: str = typer.Option("base", help="base (answer with the base model) or ask."),
-    features: str = typer.Option("embedding+ngrams",
-                                 help="embedding, or embedding+ngrams (plus hashed word n-grams "
-                                      "of the prompt and its instruction line)."),
+    features: str = typer.Option("lines",
+                                 help="lines (each line of the prompt embedded on its own: "
+                                      "robust to a reworded instruction), embedding (the whole "
+                                      "prompt), or embedding+ngrams (plus hashed word n-grams "
+                                      "of the prompt and its first line)."),
     as_json: bool = JsonOpt,
 ):
     """Train the router on the prompts of each adapter's export; evaluate on their eval splits.

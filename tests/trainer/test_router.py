@@ -131,3 +131,52 @@ def test_router_routes_only_between_servable_adapters(tmp_path, monkeypatch):
     assert asked == ["a-sft", "b-classifier"]
     with pytest.raises(ModelError, match="c-dpo cannot be served"):
         train_router(ws, RouterConfig(name="r", models=["a-sft", "c-dpo"]))
+
+
+def _claim_prompts():
+    """Three tasks over the same claim notes, as the sample's exports render them: a summary
+    (instruction first), a claim-type classifier (the note and its summary, no instruction) and
+    an amount/state extraction (instruction first)."""
+    people = [("Ana Ruiz", "Peoria", "IL", "a rear-end collision", "Auto accident"),
+              ("Ben Cho", "Tulsa", "OK", "a burst pipe in the kitchen", "Water loss"),
+              ("Cy Dunn", "Reno", "NV", "a garage fire", "Fire damage"),
+              ("Di Park", "Salem", "OR", "a stolen bicycle", "Theft"),
+              ("Ed Lowe", "Boise", "ID", "a fall on icy steps", "Bodily injury"),
+              ("Flo Ames", "Provo", "UT", "hail damage to the car", "Auto accident"),
+              ("Gus Hale", "Akron", "OH", "a leaking water heater", "Water loss"),
+              ("Hal Ivey", "Tampa", "FL", "a break-in at the shop", "Theft")]
+    notes, summaries = [], []
+    for i, (name, town, st, what, kind) in enumerate(people):
+        amount = f"${1000 + 173 * i:,}"
+        notes.append(f"On 3/{i + 2}/2026, {name} of {town}, {st} reported {what}. "
+                     f"Claimed amount is {amount}. Recommend payment once documents are received.")
+        summaries.append(f"{kind}, {amount}: {name} ({town}, {st}) reports {what}.")
+    summary = [f"Summarise the claim note in one sentence.\n{n}" for n in notes]
+    classify = [f"{n}\n\n{s}" for n, s in zip(notes, summaries)]
+    extract = [f"Extract the claimed amount and the state as JSON.\n\n{n}" for n in notes]
+    return notes, {"summary": summary, "claim-type": classify, "extraction": extract}
+
+
+@pytest.mark.slow
+def test_a_reworded_instruction_still_routes_to_its_task():
+    """Trained on six notes per task under one fixed instruction each, the router routes notes
+    it did not see under instructions it did not see (other words, after the content, lower
+    case). The n-gram router, exact on the trained instructions, misroutes them: a reworded
+    instruction's words were never features."""
+    notes, prompts = _claim_prompts()
+    split = {task: (ps[:6], ps[6:]) for task, ps in prompts.items()}
+    reworded = [
+        ("summary", f"Write a one-sentence summary of this claim note.\n{notes[6]}"),
+        ("summary", f"{notes[7]}\n\ntl;dr of this claim in a single sentence, please"),
+        ("summary", f"give me a short recap of what happened in this claim.\n{notes[7].lower()}"),
+        ("extraction", f"Return the claim amount and the state in JSON format.\n{notes[6]}"),
+        ("extraction", f"{notes[7]}\n\nWhat amount is claimed and in which state? Reply as JSON."),
+        ("claim-type", prompts["claim-type"][7].lower()),
+    ]
+    texts, truth = [t for _, t in reworded], [task for task, _ in reworded]
+    router, ev = fit_router(split, RouterConfig(features="lines"))
+    assert ev["accuracy"] == 1.0, ev                 # the held-out notes, trained instructions
+    assert [r.best for r in router.route(texts)] == truth
+    ngrams, ev = fit_router(split, RouterConfig(features="embedding+ngrams"))
+    assert ev["accuracy"] == 1.0, ev
+    assert [r.best for r in ngrams.route(texts)] != truth
