@@ -81,8 +81,10 @@ def build_workspace(root: Path, n: int):
                                           file="derived", row=i), utcnow())
             put_label(conn, rid, "extraction", "ACCEPT", 0.99)
     versions = {
+        # surrogate names, not <PERSON>: the summary scorer checks that the claimant is named
         "summary_quality": export_dataset(ws, scheme="summary_quality", format="chat",
-                                          system_prompt=SUMMARY, eval_fraction=0.2).version,
+                                          system_prompt=SUMMARY, eval_fraction=0.2,
+                                          pii="surrogate").version,
         "claim_type": export_dataset(ws, scheme="claim_type", format="classification",
                                      eval_fraction=0.2).version,
         "extraction": export_dataset(ws, scheme="extraction", format="chat", system_prompt="",
