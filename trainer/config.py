@@ -111,6 +111,10 @@ class TrainConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per sample (sft)"})
     dpo_beta: float = field(default=0.1, metadata={
         "help": "DPO's beta: how far the tuned model may move from the reference (dpo)"})
+    init_adapter: str | None = field(default=None, metadata={
+        "help": "dpo: start from this SFT run's adapter (a run id of the workspace or an adapter "
+                "folder) on the same base; the reference model is that adapter, frozen (SFT, "
+                "then DPO). Default: a fresh adapter on the base"})
     merge: bool = field(default=False, metadata={
         "help": "also save the base model with the adapter merged in (lora only)"})
 
@@ -155,6 +159,11 @@ class TrainConfig:
             bad("probe_c", "must be > 0 or null")
         if not isinstance(self.dpo_beta, (int, float)) or self.dpo_beta <= 0:
             bad("dpo_beta", "must be > 0")
+        if self.init_adapter is not None:
+            if not isinstance(self.init_adapter, str) or not self.init_adapter.strip():
+                bad("init_adapter", "must be a run id or an adapter folder, or null")
+            if self.head != "dpo":
+                bad("init_adapter", "is for the dpo head (SFT, then DPO on top)")
         if not isinstance(self.warmup_ratio, (int, float)) or not 0 <= self.warmup_ratio < 1:
             bad("warmup_ratio", "must be in [0, 1)")
         if not isinstance(self.target_modules, str) or not self.target_modules.strip():

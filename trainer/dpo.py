@@ -2,7 +2,8 @@
 
 The reference model is the base seen through the adapter (peft's `disable_adapter`, TRL's
 `ref_model=None`), so no second copy of the weights is loaded; `qlora` loads the base in 4-bit
-like the SFT head. Events, checkpoints and resume are `trainer.train`'s, as for SFT.
+like the SFT head. With `init_adapter` (SFT, then DPO) the SFT run's adapter is trained on and
+the reference is a frozen copy of it (TRL's "ref" adapter): DPO moves away from the SFT model. Events, checkpoints and resume are `trainer.train`'s, as for SFT.
 
 The before/after evaluation scores each held-out pair with summed log-probabilities of its two
 answers (`pair_logps`):
@@ -36,8 +37,10 @@ def _check_rows(rows: list[dict], where: str) -> None:
 
 def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[dict],
                       eval_rows: list[dict], output_dir: Path, callbacks: list | None = None,
-                      progress: bool = True):
-    """A ready `DPOTrainer` (LoRA applied, reference = the adapter disabled) and its tokenizer."""
+                      progress: bool = True, init_adapter: Path | None = None):
+    """A ready `DPOTrainer` and its tokenizer: a fresh LoRA adapter whose reference is the base
+    (the adapter disabled), or with `init_adapter` an SFT adapter trained on, whose reference is
+    a frozen copy of it."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
@@ -51,6 +54,15 @@ def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
     _check_rows(train_rows, "train.jsonl")
     _check_rows(eval_rows, "eval.jsonl")
     model, tok, notices = load_causal_lm(cfg, base, plan)
+    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                             target_modules=cfg.lora_targets(), task_type="CAUSAL_LM")
+    if init_adapter is not None:
+        # SFT, then DPO: the SFT adapter trains on; TRL copies it into a frozen "ref" adapter,
+        # so the reference is the SFT model, still with one copy of the base weights
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        peft_config = None
     max_pos = getattr(model.config, "max_position_embeddings", None) or 2048
     max_len = min(cfg.max_seq_length or 1024, max_pos)
     args = DPOConfig(
@@ -63,8 +75,6 @@ def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
         disable_tqdm=not progress,
         dataloader_num_workers=0,
     )
-    peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                             target_modules=cfg.lora_targets(), task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, ref_model=None, args=args,
                          train_dataset=Dataset.from_list(train_rows),
                          eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.config import load_config
@@ -130,7 +131,8 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
             ev, steps = _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt,
                                  progress, echo, events)
         elif cfg.head == "dpo":
-            ev, steps = _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress)
+            ev, steps = _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress,
+                                 ws)
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
                                         cbs, ckpt, progress, echo, events)
@@ -251,14 +253,37 @@ def _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt, progres
     return ev, trainer.state.global_step
 
 
-def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress):
+def resolve_init_adapter(ws, cfg: TrainConfig, base: str) -> Path | None:
+    """`cfg.init_adapter` as an adapter folder: a run id of `ws` (its `adapter/`) or a folder
+    holding an `adapter_config.json`, trained on the same base as this run."""
+    if cfg.init_adapter is None:
+        return None
+    name = cfg.init_adapter.strip()
+    candidate = ws.subdir("runs") / name / "adapter" if "/" not in name else None
+    path = candidate if candidate is not None and candidate.is_dir() else Path(name).expanduser()
+    conf = path / "adapter_config.json"
+    if not conf.is_file():
+        raise TrainError(f"train.init_adapter: {name!r} is neither a finished run of "
+                         f"{ws.path} with an adapter nor an adapter folder "
+                         f"(no {conf})")
+    trained_on = json.loads(conf.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if trained_on and Path(str(trained_on)).resolve() != Path(base).resolve() \
+            and str(trained_on) != base:
+        raise TrainError(f"train.init_adapter: the adapter in {path} was trained on "
+                         f"{trained_on}, this run's base is {base}; pass the same --base-model")
+    return path
+
+
+def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws):
     from trainer.dpo import build_dpo_trainer, pair_logps, preference_metrics
 
+    init = resolve_init_adapter(ws, cfg, base)
     trainer, tok, notices, max_len = build_dpo_trainer(cfg, base, plan, train_rows, eval_rows,
                                                        rd.checkpoints, callbacks=cbs,
-                                                       progress=progress)
+                                                       progress=progress, init_adapter=init)
     plan.notices.extend(notices)
-    # The LoRA B matrices start at zero: before training the policy *is* the reference.
+    # Before training the policy *is* the reference: a fresh adapter's B matrices are zero, and
+    # an SFT adapter's frozen copy is the reference.
     ref = pair_logps(trainer.model, tok, eval_rows, max_len)
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     tuned = pair_logps(trainer.model, tok, eval_rows, max_len)
@@ -268,6 +293,7 @@ def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress):
     tuned_m = {**preference_metrics(tuned, ref, cfg.dpo_beta),
                "train_loss": round(out.training_loss, 4)}
     ev = {"base": base_m, "tuned": tuned_m, "beta": cfg.dpo_beta,
+          "init_adapter": str(init) if init else None,
           "pairs": [{"chosen": str(r["chosen"])[:200], "rejected": str(r["rejected"])[:200],
                      "base_margin": round(b[0] - b[1], 3), "tuned_margin": round(t[0] - t[1], 3)}
                     for r, b, t in list(zip(eval_rows, ref, tuned))[:5]]}

@@ -89,6 +89,48 @@ def test_dpo_head_refuses_an_sft_export(toy_ws, tiny_model):
         train(toy_ws, exp.version, dpo_cfg(tiny_model, max_steps=1), progress=False, echo=quiet)
 
 
+def test_dpo_starts_from_an_sft_run_and_its_reference_is_that_model(toy_ws, tiny_model):
+    # SFT, then DPO: the policy before DPO is the SFT model (not the base), and DPO trains on it
+    import torch
+    from safetensors.torch import load_file
+
+    ws = corrected_ws(toy_ws)
+    chat = export_dataset(ws, scheme="quality", format="chat", eval_fraction=0.25)
+    sft = train(ws, chat.version, TrainConfig(head="sft", base_model=tiny_model, max_steps=4,
+                                              batch_size=4, learning_rate=5e-2,
+                                              max_seq_length=128, eval_max_examples=2,
+                                              generations=0), progress=False, echo=quiet)
+    pref = export_dataset(ws, scheme="quality", format="preference", eval_fraction=0.25)
+    fresh = train(ws, pref.version, dpo_cfg(tiny_model, max_steps=2), progress=False, echo=quiet)
+    on_sft = train(ws, pref.version, dpo_cfg(tiny_model, max_steps=2,
+                                             init_adapter=sft["run_id"]),
+                   progress=False, echo=quiet)
+    ev_fresh, ev = (json.loads(RunDir(ws.path / "runs" / r["run_id"]).eval_json.read_text())
+                    for r in (fresh, on_sft))
+    assert ev["init_adapter"].endswith(f"{sft['run_id']}/adapter") and not ev_fresh["init_adapter"]
+    # the same pairs scored before training: the base for a fresh adapter, the SFT model here
+    assert ev["base"]["logp_margin"] != ev_fresh["base"]["logp_margin"]
+    assert ev["base"]["reward_accuracy"] == 0.0     # policy == reference (the SFT model) at start
+    sft_w = load_file(str(RunDir(ws.path / "runs" / sft["run_id"]).adapter
+                          / "adapter_model.safetensors"))
+    dpo_w = load_file(str(RunDir(ws.path / "runs" / on_sft["run_id"]).adapter
+                          / "adapter_model.safetensors"))
+    shared = sorted(set(sft_w) & set(dpo_w))
+    assert shared and any(not torch.equal(sft_w[k], dpo_w[k]) for k in shared)
+
+
+def test_init_adapter_errors_name_the_field(toy_ws, tiny_model):
+    from pipelines.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="init_adapter.*dpo head"):
+        TrainConfig(head="sft", init_adapter="run-1")
+    pref = export_dataset(corrected_ws(toy_ws), scheme="quality", format="preference",
+                          eval_fraction=0.25)
+    with pytest.raises(TrainError, match="init_adapter: 'no-such-run' is neither"):
+        train(toy_ws, pref.version, dpo_cfg(tiny_model, max_steps=1, init_adapter="no-such-run"),
+              progress=False, echo=quiet)
+
+
 def test_preference_metrics_arithmetic():
     m = preference_metrics([(-1.0, -3.0), (-5.0, -4.0)], [(-2.0, -2.0), (-5.0, -5.0)], beta=0.5)
     assert m["logp_accuracy"] == 0.5 and m["logp_margin"] == 0.5
