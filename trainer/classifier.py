@@ -23,10 +23,23 @@ from trainer.device import Plan
 from trainer.lengths import LENGTH_PERCENTILE, default_max_seq_length, source_line
 
 __all__ = ["default_encoder", "build_classifier_trainer", "predict_labels", "choose_defaults",
-           "class_weights"]
+           "class_weights", "small_set_warning"]
 
 BATCH_SIZE = 16
 MIN_STEPS, MAX_STEPS = 60, 400
+# Below this many train rows the LoRA fine-tune has measured far below the probe head: on 491
+# rows of rotten-tomatoes (bench/classifier.py, docs/benchmarks.md) 0.44-0.60 accuracy at 62-300
+# steps and lr 5e-4..2e-3, against the probe's 0.79 on the same split.
+SMALL_SET = 2000
+
+
+def small_set_warning(n_train: int) -> str | None:
+    """What to say before a LoRA classifier run on a small train split (None: nothing)."""
+    if n_train >= SMALL_SET:
+        return None
+    return (f"{n_train} train rows: on small sets the LoRA classifier has measured well below the "
+            f"probe head (0.44-0.60 vs 0.79 accuracy on 491 rows of a real review set); run "
+            f"--head probe first and keep the better of the two (docs/training.md)")
 
 
 def class_weights(labels: list[str], classes: list[str], mode: str = "auto") -> list[float] | None:

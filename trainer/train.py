@@ -349,8 +349,12 @@ def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cb
                            for t, y, p in list(zip(texts, truth, got["eval_pred"]))[:5]]}
         return ev, 1
 
-    from trainer.classifier import build_classifier_trainer, predict_labels
+    from trainer.classifier import build_classifier_trainer, predict_labels, small_set_warning
 
+    warning = small_set_warning(len(train_rows))   # said before the run, not after
+    if warning:
+        events.write("warning", message=warning)
+        echo(f"warning: {warning}")
     trainer, tok, max_len, chosen = build_classifier_trainer(cfg, base, plan, train_rows, classes,
                                                              rd.checkpoints, callbacks=cbs,
                                                              progress=progress)
@@ -360,7 +364,8 @@ def _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd, cb
     tuned_pred = predict_labels(trainer.model, tok, texts, classes, cfg.eval_batch_size, max_len)
     trainer.save_model(str(rd.adapter))
     tok.save_pretrained(str(rd.adapter))
-    ev = {"classes": classes, "defaults": chosen, "base": {**metrics(base_pred), **maj_keys},
+    ev = {"classes": classes, "defaults": chosen, "warning": warning,
+          "base": {**metrics(base_pred), **maj_keys},
           "tuned": metrics(tuned_pred, detail=True),
           "examples": [{"text": t[:200], "label": y, "base": b, "tuned": p}
                        for t, y, b, p in list(zip(texts, truth, base_pred, tuned_pred))[:5]]}

@@ -123,6 +123,13 @@ def test_explicit_values_win():
     assert steps.max_steps == 10 and "max_steps" not in chosen
 
 
+def test_small_set_warning_only_below_the_measured_size():
+    from trainer.classifier import SMALL_SET, small_set_warning
+
+    assert "491 rows" in small_set_warning(SMALL_SET - 1)
+    assert small_set_warning(SMALL_SET) is None
+
+
 def test_class_weights_for_imbalance():
     labels = ["a"] * 30 + ["b"] * 10
     assert class_weights(labels, ["a", "b"], "auto") == [round(40 / 60, 4), 2.0]
@@ -179,8 +186,13 @@ def test_classifier_learns_separable_task_and_reports_before_after(tmp_path):
     assert exp.train >= 16 and exp.eval >= 8
     cfg = TrainConfig(head="classifier", max_steps=24, batch_size=8, lora_r=8, save_steps=100,
                       logging_steps=4, class_weight="balanced")
-    res = train(toy_ws, exp.version, cfg, progress=False, echo=lambda m: None)
+    said: list[str] = []
+    res = train(toy_ws, exp.version, cfg, progress=False, echo=said.append)
     ev = json.loads((toy_ws.path / "runs" / res["run_id"] / "eval.json").read_text())
+    # a small set is told, before the run starts, that the probe head did better on such sets
+    warned = [i for i, m in enumerate(said) if m.startswith("warning:") and "--head probe" in m]
+    started = [i for i, m in enumerate(said) if m.startswith("default: ")]
+    assert warned and started and warned[0] < started[0] and ev["warning"]
     assert ev["classes"] == ["water", "fire"]
     assert ev["tuned"]["accuracy"] >= 0.8            # chance is 0.5
     assert ev["tuned"]["accuracy"] >= ev["base"]["accuracy"]
