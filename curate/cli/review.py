@@ -24,6 +24,23 @@ app.add_typer(review_app, name="review")
 SchemeOpt = typer.Option(..., "--scheme", "-s", help="Label scheme (from curation.yaml).")
 
 
+class _TaskBar:
+    """A push's `progress(done, total)`: a tqdm bar opened on the first report (none when nothing
+    is sent)."""
+
+    def __init__(self, desc: str):
+        self.desc, self.bar = desc, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit="task")
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @labelstudio_app.command("start")
 def ls_start(
     workspace: str = WorkspaceOpt,
@@ -144,18 +161,11 @@ def review_push(
     from pipelines.review import push
 
     ws = open_workspace(workspace)
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="push", unit="task")
-        bar.update(done - bar.n)
+    progress = _TaskBar("push")
 
     res = push(ws, scheme, budget=budget, max_confidence=max_confidence, recreate=recreate,
                progress=progress)
-    if bar is not None:
-        bar.close()
+    progress.close()
     echo(f"{res.created} tasks created, {res.skipped} already pushed"
          + (f", {res.recovered} recovered from an interrupted push" if res.recovered else "")
          + f" ({res.seconds:.2f} s); project: {res.url}")
@@ -231,18 +241,11 @@ def pairs_push(
     from pipelines.review.pairs import ORIGINS, push_pairs
 
     ws = open_workspace(workspace)
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=total, desc="push pairs", unit="task")
-        bar.update(done - bar.n)
+    progress = _TaskBar("push pairs")
 
     res = push_pairs(ws, budget=budget, origins=tuple(origin) if origin else ORIGINS,
                      recreate=recreate, progress=progress)
-    if bar is not None:
-        bar.close()
+    progress.close()
     made = ", ".join(f"{n} {o}" for o, n in sorted(res.by_origin.items()))
     echo(f"{res.created} pair tasks created{f' ({made})' if made else ''}, {res.skipped} already "
          f"pushed" + (f", {res.recovered} recovered from an interrupted push" if res.recovered
