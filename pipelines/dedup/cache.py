@@ -18,12 +18,12 @@ import gc
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 from pipelines.dedup.config import DedupConfig
-from pipelines.dedup.pairs import Candidates, Pair, PairCheck, PairGraph, Unit, exact_units
+from pipelines.dedup.pairs import (
+    Candidates, Pair, PairCheck, PairGraph, Unit, exact_units, write_json_atomic,
+)
 from pipelines.store import Workspace
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def save_verified(ws: Workspace, key: str, graph: PairGraph, sizes: dict[int, in
         if c.rule not in rules:
             rules.append(c.rule)
         codes.append(chr(_BASE + rules.index(c.rule)))
-    _write_json(path, {"key": key, "index": graph.index, "rules": rules, "codes": "".join(codes),
+    write_json_atomic(path, {"key": key, "index": graph.index, "rules": rules, "codes": "".join(codes),
                        "merged": merged, "same_prompt": same_prompt,
                        "sizes": {str(u): n for u, n in sizes.items()}})
 
@@ -166,18 +166,8 @@ def cached_units(ws: Workspace, recs: list[dict], same_prompt: bool,
         log.warning("dedup units cache %s unreadable (%s); recomputing", path, exc)
     units = exact_units(recs, same_prompt, exact)
     index = {r["id"]: i for i, r in enumerate(recs)}
-    _write_json(path, {"key": key, "copies": {
+    write_json_atomic(path, {"key": key, "copies": {
         str(index[u.id]): [[index[r["id"]], level] for r, level in u.copies]
         for u in units if u.copies}})
     return units, False
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -588,14 +588,19 @@ def load_candidates(ws: Workspace, key: str) -> Candidates | None:
 
 
 def save_candidates(ws: Workspace, key: str, candidates: Candidates) -> None:
-    """Write atomically (temp file, then rename); JSON floats round-trip exactly."""
-    path = _cache_path(ws)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".dedup-pairs-", suffix=".json")
+    """Write atomically; JSON floats round-trip exactly."""
+    write_json_atomic(_cache_path(ws), {"key": key, "index": candidates.index,
+                                        "stages": candidates.stages, "pairs": candidates.pairs})
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """One of dedup's cache files: a temp file beside it, then a rename (a reader never sees half
+    a file; an interrupted write leaves the old one)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             # dumps, not dump: only the one-shot encoder is the C one (~10x at millions of pairs)
-            fh.write(json.dumps({"key": key, "index": candidates.index,
-                                 "stages": candidates.stages, "pairs": candidates.pairs}))
+            fh.write(json.dumps(payload))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
