@@ -9,7 +9,7 @@ from typing import Any, Iterable
 
 from pipelines.pii.detect import Span, detect
 
-__all__ = ["REDACTION_MODES", "Redactor", "placeholder", "fake_value"]
+__all__ = ["REDACTION_MODES", "Redactor", "placeholder", "fake_value", "value_key"]
 
 REDACTION_MODES = ("none", "placeholder", "surrogate")
 
@@ -18,7 +18,8 @@ def placeholder(kind: str) -> str:
     return f"<{kind}>"
 
 
-def _key(value: str) -> str:
+def value_key(value: str) -> str:
+    """What makes two spellings one value for a surrogate: spacing and case ignored."""
     return " ".join(value.split()).casefold()
 
 
@@ -69,7 +70,7 @@ class Redactor:
         self._faker = None
 
     def surrogate(self, kind: str, value: str) -> str:
-        key = (kind, _key(value))
+        key = (kind, value_key(value))
         if key not in self.surrogates:
             fake = self._make(kind, value)
             self.surrogates[key] = fake
@@ -81,7 +82,8 @@ class Redactor:
             from faker import Faker
 
             self._faker = Faker("en_US")
-        seed_key = f"{kind}\0{_key(value)}" if not self.salt else f"{self.salt}\0{kind}\0{_key(value)}"
+        norm = value_key(value)
+        seed_key = f"{kind}\0{norm}" if not self.salt else f"{self.salt}\0{kind}\0{norm}"
         self._faker.seed_instance(int(hashlib.sha256(seed_key.encode()).hexdigest()[:16], 16))
         return fake_value(self._faker, kind)
 

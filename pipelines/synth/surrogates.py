@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from pipelines.pii.detect import PII_TYPES, detect
-from pipelines.pii.redact import fake_value
+from pipelines.pii.redact import fake_value, value_key
 
 __all__ = ["Surrogates", "Replacement", "FACT_KINDS"]
 
@@ -88,10 +88,6 @@ class _Span:
     after: str
 
 
-def _key(value: str) -> str:
-    return " ".join(value.split()).casefold()
-
-
 @dataclass
 class Surrogates:
     """The memory of one consistent replacement: real value -> fake value, per kind.
@@ -117,7 +113,8 @@ class Surrogates:
 
     # -- the fakes ---------------------------------------------------------------------------
     def _rng(self, kind: str, value: str, attempt: int = 0) -> random.Random:
-        h = hashlib.sha256(f"{self.salt}\0{kind}\0{_key(value)}\0{attempt}".encode()).hexdigest()
+        seed = f"{self.salt}\0{kind}\0{value_key(value)}\0{attempt}"
+        h = hashlib.sha256(seed.encode()).hexdigest()
         return random.Random(int(h[:16], 16))
 
     def _fake(self, kind: str, value: str, make) -> str:
@@ -125,14 +122,14 @@ class Surrogates:
         with the real value, is another value's fake or a real value met so far is drawn
         again). A real value met *after* it became a fake still gets its own fake: the earlier
         copy then names someone of the set, never its own source."""
-        key = (kind, _key(value))
+        key = (kind, value_key(value))
         if key in self.mapping:
             return self.mapping[key]
         real_words = set(re.findall(r"\w+", value.casefold())) if kind in ("PERSON", "place") \
             else set()
         for attempt in range(20):
             fake = make(self._rng(kind, value, attempt), attempt)
-            if fake != value and fake not in self._fakes and (kind, _key(fake)) not in \
+            if fake != value and fake not in self._fakes and (kind, value_key(fake)) not in \
                     self.mapping and \
                     not (real_words & set(re.findall(r"\w+", fake.casefold()))):
                 break
@@ -264,7 +261,7 @@ class Surrogates:
         return out
 
     def _token_kind(self, real: str) -> str:
-        return "place" if ("place", _key(real)) in self.mapping else "PERSON"
+        return "place" if ("place", value_key(real)) in self.mapping else "PERSON"
 
     def replace_all(self, texts: dict[str, str], names: Iterable[str] = (),
                     bare: Iterable[str] = ()) -> tuple[dict[str, str], list[Replacement]]:
@@ -297,8 +294,8 @@ class Surrogates:
                     m = _BARE_AMOUNT.fullmatch(value)
                     cents = int(m.group(1).replace(",", "")) * 100 + int(m.group(2) or 0)
                     whole = ("amount", self.amount(cents, value))
-                elif ("place", _key(value)) in self.mapping:
-                    whole = ("place", self.mapping[("place", _key(value))])
+                elif ("place", value_key(value)) in self.mapping:
+                    whole = ("place", self.mapping[("place", value_key(value))])
             if whole is not None:
                 out[k] = whole[1]
                 done.append(Replacement(whole[0], value, whole[1]))
