@@ -19,13 +19,15 @@ __all__ = ["dask_client", "map_ordered", "split", "workers"]
 
 
 @contextlib.contextmanager
-def dask_client(address: str, error: type[StudioError] = ConfigError) -> Iterator[Any]:
+def dask_client(address: str, error: type[StudioError] = ConfigError, *,
+                as_default: bool = False) -> Iterator[Any]:
     """A `distributed.Client` on the scheduler at `address`, closed after; one `error` line if
-    nothing answers there."""
+    nothing answers there. `as_default`: also the process's default client while open (what
+    `as_completed` and other module-level dask calls use)."""
     from dask.distributed import Client
 
     try:
-        client = Client(address, timeout="5s", set_as_default=False)
+        client = Client(address, timeout="5s", set_as_default=as_default)
     except (OSError, TimeoutError, ValueError) as exc:
         raise error(f"no Dask scheduler answers at {address!r}: {exc}") from exc
     try:

@@ -29,7 +29,7 @@ import numbers
 import signal
 import threading
 import traceback
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -321,43 +321,37 @@ def _apply_dask(rows: list[dict], lfs: Sequence[LabelingFunction], classes: Sequ
                 progress: bool) -> tuple[np.ndarray, dict[str, LFFault]]:
     from dask.distributed import Client, LocalCluster, as_completed
 
-    cluster = None
-    try:
+    from pipelines.distributed import dask_client
+
+    with ExitStack() as stack:   # closes the client, then a local cluster
         if address:
-            try:
-                client = Client(address, timeout="5s")
-            except (OSError, TimeoutError) as exc:
-                raise LabelingError(f"no Dask scheduler answers at {address!r}: {exc}") from exc
+            client = stack.enter_context(dask_client(address, LabelingError,
+                                                      as_default=True))
         else:
             import logging
 
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
-            client = Client(cluster)
-        try:
-            n_parts = max(1, min(len(rows), 4 * max(1, len(client.scheduler_info()["workers"]))))
-            bounds = np.linspace(0, len(rows), n_parts + 1).astype(int)
-            parts = [(int(a), rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-            lfs_future = client.scatter(list(lfs), broadcast=True)
-            futures = {
-                client.submit(_dask_part, part, lfs_future, list(classes), id_field,
-                              max_examples, a, pure=False): a
-                for a, part in parts
-            }
-            results: dict[int, tuple[np.ndarray, dict[str, LFFault]]] = {}
-            from tqdm import tqdm
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=processes,
+                dashboard_address=":0", silence_logs=logging.CRITICAL))
+            client = stack.enter_context(Client(cluster))
+        n_parts = max(1, min(len(rows), 4 * max(1, len(client.scheduler_info()["workers"]))))
+        bounds = np.linspace(0, len(rows), n_parts + 1).astype(int)
+        parts = [(int(a), rows[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        lfs_future = client.scatter(list(lfs), broadcast=True)
+        futures = {
+            client.submit(_dask_part, part, lfs_future, list(classes), id_field,
+                          max_examples, a, pure=False): a
+            for a, part in parts
+        }
+        results: dict[int, tuple[np.ndarray, dict[str, LFFault]]] = {}
+        from tqdm import tqdm
 
-            with tqdm(total=len(rows), desc="LFs (dask)", unit=" rows",
-                      disable=not progress) as bar:
-                for fut in as_completed(futures):
-                    L_part, f_part = fut.result()
-                    results[futures[fut]] = (L_part, f_part)
-                    bar.update(len(L_part))
-        finally:
-            client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
+        with tqdm(total=len(rows), desc="LFs (dask)", unit=" rows",
+                  disable=not progress) as bar:
+            for fut in as_completed(futures):
+                L_part, f_part = fut.result()
+                results[futures[fut]] = (L_part, f_part)
+                bar.update(len(L_part))
     L = (np.concatenate([results[a][0] for a in sorted(results)])
          if results else np.full((0, len(lfs)), -1, dtype=int))
     faults: dict[str, LFFault] = {}

@@ -265,6 +265,17 @@ def test_dask_local_cluster_matches_fast_and_keeps_fault_ids():
     assert f_dask["lf_breaks_on_none"].examples == f_fast["lf_breaks_on_none"].examples
 
 
+def test_dask_at_a_scheduler_address_matches_fast():
+    from dask.distributed import LocalCluster
+
+    df = _random_frame(n=60, seed=7)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=":0") as cluster:
+        L_dask, _ = apply_lfs(df, ALL_LFS, THREE, engine="dask",
+                              dask_address=cluster.scheduler_address)
+    np.testing.assert_array_equal(L_dask, apply_lfs(df, ALL_LFS, THREE)[0])
+
+
 @pytest.mark.slow
 def test_dask_address_that_does_not_answer():
     with pytest.raises(LabelingError, match="no Dask scheduler answers at 'tcp://127.0.0.1:9'"):
