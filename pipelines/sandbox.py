@@ -54,7 +54,9 @@ RECORD_FIELDS = ("id", "kind", "text", "prompt", "response", "system", "messages
 class SandboxConfig:
     """Limits for one sandboxed run of LF source."""
 
-    timeout_s: float = field(default=20.0, metadata={
+    # 60 s, not less: the child's imports (snorkel, sklearn, torch) alone took over 10 s on a
+    # loaded 2-core machine, and a run cut by the limit shows the analyst an error, not votes.
+    timeout_s: float = field(default=60.0, metadata={
         "help": "seconds the child process may run (imports included) before it is killed"})
     max_faults_shown: int = field(default=3, metadata={
         "help": "example errors kept per LF"})
@@ -175,8 +177,12 @@ def run_lf_source(source: str, records: Iterable[dict[str, Any]], classes: Seque
         inp, out = Path(tmp) / "in.json", Path(tmp) / "out.json"
         inp.write_text(json.dumps(payload, default=str), encoding="utf-8")
         # No bytecode: the child imports the workspace's LF files, and W/lfs/ stays source only.
+        # One BLAS/OpenMP thread: LFs on a sample gain nothing from more, and each thread's
+        # buffers count against the address-space limit.
         spec = ChildSpec.python("pipelines.sandbox", "lf", inp, out, cwd=REPO_ROOT,
                                 env={"PYTHONDONTWRITEBYTECODE": "1",
+                                     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                                     "MKL_NUM_THREADS": "1",
                                      MEMORY_ENV: str(config.memory_limit_mb)})
         try:
             proc = start(spec).wait(timeout=config.timeout_s)

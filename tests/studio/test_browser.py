@@ -133,6 +133,27 @@ def _idle(page, timeout: float = 120_000) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
 
 
+def _click_until(page, button: str, shown: str, *, failed: str, tries: int = 3,
+                 each_ms: float = 90_000) -> None:
+    """Click `button` until text matching `shown` appears. A click that lands while the page is
+    still rerunning (a slow machine) can be dropped by Streamlit, so a click that shows nothing
+    within `each_ms` is repeated; text matching `failed` (the page's own error) fails at once."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    outcome = page.get_by_text(re.compile(f"{shown}|{failed}")).first
+    for attempt in range(1, tries + 1):
+        page.get_by_role("button", name=button).click()
+        try:
+            outcome.wait_for(timeout=each_ms)
+        except PlaywrightTimeout:
+            print(f"  {button!r}: nothing shown after {each_ms / 1000:.0f} s (click {attempt})")
+            continue
+        text = outcome.inner_text()
+        assert re.search(shown, text), f"{button!r} showed an error: {text}"
+        return
+    raise AssertionError(f"{button!r} showed nothing matching {shown!r} after {tries} clicks")
+
+
 def _open(page, studio, path: str) -> None:
     page.goto(f"{studio['url']}/{path}")
     _idle(page)
@@ -146,6 +167,10 @@ def test_the_whole_loop_in_a_browser(studio_server, browser):
     except Exception:
         _shot(page, "failure")  # what the browser showed when it went wrong
         print(studio_server["log"].read_text()[-3000:])
+        try:  # CI keeps no screenshots: the page's text says what it showed
+            print("page text at the failure:\n" + page.inner_text("body")[-4000:])
+        except Exception as exc:  # noqa: BLE001 - the page itself may be gone
+            print(f"(no page text: {exc})")
         raise
 
 
@@ -196,8 +221,8 @@ def _the_whole_loop(page, studio) -> None:
     editor.fill(source)
     editor.press("Control+Enter")  # commit the text area's value
     _idle(page)
-    page.get_by_role("button", name="Run on sample").click()
-    page.get_by_text(re.compile(r"On \d+ records")).wait_for(timeout=180_000)
+    _click_until(page, "Run on sample", r"On \d+ records",
+                 failed=r"\(time limit\)|before reporting")
     _idle(page)
     _shot(page, "3-lf-editor-coverage")
     page.get_by_role("button", name="Save and re-label").click()
