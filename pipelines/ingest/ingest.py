@@ -324,7 +324,7 @@ def _messages(raw: RawRow, file: str, name: str) -> tuple[list[dict[str, str]], 
             raise InputError(f"expected an object with role and content, got {_type_name(m)}",
                              field=fname, **where)
         role_key = next((k for k in ("role", "from") if k in m), None)
-        content_key = next((k for k in ("content", "value") if k in m), None)
+        content_key = next((k for k in ("content", "value", "parts") if k in m), None)
         if role_key is None or content_key is None:
             missing = "'role' (or 'from')" if role_key is None else "'content' (or 'value')"
             raise InputError(f"no {missing} key; found {', '.join(map(repr, m)) or 'no keys'}",
@@ -334,6 +334,8 @@ def _messages(raw: RawRow, file: str, name: str) -> tuple[list[dict[str, str]], 
             raise InputError(f"unknown role {m[role_key]!r}; expected one of {_ROLE_HINT}",
                              field=f"{fname}.{role_key}", **where)
         content = m[content_key]
+        if isinstance(content, list):   # OpenAI / Gemini content parts: the text ones, joined
+            content = _text_parts(content, f"{fname}.{content_key}", where)
         if content is None or isinstance(content, str) and not content.strip():
             empty += 1   # dropped, counted: one blank turn should not cost the conversation
             continue
@@ -345,6 +347,31 @@ def _messages(raw: RawRow, file: str, name: str) -> tuple[list[dict[str, str]], 
         raise InputError("a conversation needs at least one non-empty user or assistant message",
                          field=name, **where)
     return out, empty
+
+
+_TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def _text_parts(parts: list, field: str, where: dict) -> str:
+    """The text of a content-parts list (`[{"type": "text", "text": ...}, ...]`, as the OpenAI
+    chat and Responses APIs and the HF chat templates write it; Gemini's `[{"text": ...}]`),
+    parts joined by a newline. A part of another kind (an image, audio, a file) is refused: a
+    text data set cannot keep it, and dropping it silently would change what the turn says."""
+    texts = []
+    for k, part in enumerate(parts):
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        if not isinstance(part, dict):
+            raise InputError(f"wrong type: expected a content part (an object), got "
+                             f"{_type_name(part)} {part!r:.40}", field=f"{field}[{k}]", **where)
+        kind = part.get("type", "text")
+        if kind not in _TEXT_PARTS or not isinstance(part.get("text"), str):
+            raise InputError(f"a {kind!r} content part: only text parts ({', '.join(_TEXT_PARTS)} "
+                             f"with a 'text' string) can be ingested", field=f"{field}[{k}]",
+                             **where)
+        texts.append(part["text"])
+    return "\n".join(t for t in texts if t.strip())
 
 
 def _history(raw: RawRow, file: str, name: str) -> tuple[list[dict[str, str]], int]:

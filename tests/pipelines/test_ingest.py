@@ -277,6 +277,23 @@ def test_sharegpt_with_messages_field_flag_and_role_content_keys(fresh_ws, tmp_p
     assert (rec["prompt"], rec["response"]) == ("Q?", "A.")
 
 
+def test_content_parts_keep_their_text(fresh_ws, tmp_path):
+    # OpenAI chat / Responses parts and Gemini's `parts` (role "model"): text parts joined
+    f = write_jsonl(tmp_path / "parts.jsonl", [
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "Look:"},
+                                                   {"type": "input_text", "text": "2+2?"}]},
+                      {"role": "assistant", "content": [{"type": "output_text", "text": "4"}]}]},
+        {"messages": [{"role": "user", "parts": [{"text": "Hi?"}]},
+                      {"role": "model", "parts": [{"text": "Hello."}, {"text": " "}]}]}])
+    res = ingest(fresh_ws, [f])
+    assert res.added == 2
+    with fresh_ws.connect() as conn:
+        one, two = [r.to_dict() for r in iter_records(conn)]
+    assert (one["prompt"], one["response"]) == ("Look:\n2+2?", "4")
+    assert [(m["role"], m["content"]) for m in two["messages"]] == [("user", "Hi?"),
+                                                                  ("assistant", "Hello.")]
+
+
 def test_openai_messages_jsonl_gz(fresh_ws, tmp_path):
     import gzip
 
@@ -451,8 +468,14 @@ NEW_BAD_CASES = [
       "'speaker'"]),
     ("alias.jsonl", b'{"conversations": [{"from": "narrator", "value": "hi"}]}\n',
      ["row 1 (line 1)", "field 'conversations[0].from'", "unknown role 'narrator'", "human, gpt"]),
-    ("nested.jsonl", b'{"messages": [{"role": "user", "content": [{"type": "text"}]}]}\n',
-     ["row 1", "field 'messages[0].content'", "expected text, got list"]),
+    ("nested.jsonl", b'{"messages": [{"role": "user", "content": {"text": "hi"}}]}\n',
+     ["row 1", "field 'messages[0].content'", "expected text, got object"]),
+    ("textless.jsonl", b'{"messages": [{"role": "user", "content": [{"type": "text"}]}]}\n',
+     ["row 1", "field 'messages[0].content[0]'", "'text' content part", "a 'text' string"]),
+    ("image.jsonl", b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, '
+                    b'{"type": "image_url", "image_url": {"url": "x"}}]}]}\n',
+     ["row 1", "field 'messages[0].content[1]'", "'image_url' content part",
+      "only text parts"]),
     ("cut.json", b'[{"text": "one"}, {"text": "tw', ["cut.json", "row 2", "cut off at byte 30",
                                                      "last complete item is item 1"]),
     ("dupkey.json", b'[{"text": "a", "text": "b"}]', ["row 1 (line 1)", "field 'text'",
