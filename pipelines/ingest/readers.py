@@ -18,6 +18,7 @@ import codecs
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 import zlib
@@ -30,7 +31,7 @@ from pipelines.ingest.hygiene import shown
 
 __all__ = ["RawRow", "detect_format", "read_rows", "FORMATS", "COMPRESSIONS", "describe_source"]
 
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
            ".parquet": "parquet", ".pq": "parquet", ".arrow": "arrow", ".txt": "text"}
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 # Files a hub download or `save_to_disk` puts beside the data: never read as shards.
@@ -57,7 +58,7 @@ def detect_format(path: Path) -> tuple[str, str | None]:
     fmt = FORMATS.get(data_suffix)
     if fmt is None:
         shown = "".join(path.suffixes[-2:] if compression else path.suffixes[-1:]) or "(none)"
-        raise InputError(f"unsupported file type '{shown}': expected .csv, .jsonl, .json, "
+        raise InputError(f"unsupported file type '{shown}': expected .csv, .tsv, .jsonl, .json, "
                          f".parquet, .arrow or .txt (optionally .gz or .zst), or a folder of them",
                          file=str(path))
     if compression and fmt in ("parquet", "arrow"):
@@ -76,7 +77,12 @@ def describe_source(path: Path) -> str:
         shards = _shards(path)
         return f"folder of {len(shards)} {detect_format(shards[0])[0]} shard(s)"
     fmt, compression = detect_format(path)
-    return fmt + (f" ({compression})" if compression else "")
+    described = fmt + (f" ({compression})" if compression else "")
+    if fmt == "csv":
+        delimiter = _csv_delimiter(_first_line(path, compression))
+        if delimiter != ",":
+            described += f", {_DELIMITER_NAMES[delimiter]}-separated"
+    return described
 
 
 def read_rows(path: Path, *, text_field: str = "text",
@@ -111,7 +117,8 @@ def _read_file(path: Path, text_field: str) -> Iterator[RawRow]:
         reader = _read_arrow(path)
     else:
         stream = _open_binary(path, compression)
-        reader = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json,
+        reader = {"csv": _read_csv, "tsv": lambda p, s: _read_csv(p, s, tab=True),
+                  "jsonl": _read_jsonl, "json": _read_json,
                   "text": lambda p, s: _read_text(p, s, text_field)}[fmt](path, stream)
     n = 0
     try:
@@ -122,7 +129,7 @@ def _read_file(path: Path, text_field: str) -> Iterator[RawRow]:
         raise InputError(f"the {compression or 'compressed'} data is corrupt or cut off after "
                          f"row {n} ({exc})", file=str(path)) from None
     if n == 0:
-        what = "a header but no data rows" if fmt == "csv" else "no records"
+        what = "a header but no data rows" if fmt in ("csv", "tsv") else "no records"
         raise InputError(f"the file has {what}", file=str(path))
 
 
@@ -196,9 +203,35 @@ def _read_text(path: Path, stream: IO[bytes], text_field: str) -> Iterator[RawRo
             yield RawRow(row, lineno, {text_field: text.rstrip("\r\n")})
 
 
-def _read_csv(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _csv_delimiter(header: str) -> str:
+    """The delimiter of a .csv file from its header line: a comma, unless the header has none
+    outside quotes and has semicolons (what spreadsheet programs write where the comma is the
+    decimal mark), tabs or pipes, the most frequent of those. Data rows are never guessed from:
+    a comma in a text field must not change how the file is split."""
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    if "," in unquoted:
+        return ","
+    counts = {d: unquoted.count(d) for d in (";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _first_line(path: Path, compression: str | None) -> str:
+    with _open_binary(path, compression) as fh:
+        return fh.readline(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def _read_csv(path: Path, stream: IO[bytes], *, tab: bool = False) -> Iterator[RawRow]:
     bad: dict[int, str] = {}
-    reader = csv.reader(_decoded_lines(stream, bad), strict=True)
+    lines = _decoded_lines(stream, bad)
+    first = next(lines, None)
+    if first is None:
+        return
+    delimiter = "\t" if tab else _csv_delimiter(first)
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:

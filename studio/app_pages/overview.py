@@ -16,9 +16,9 @@ next_box = st.container()
 st.subheader("Ingest files")
 # The files stay chosen after a refusal: tick "skip invalid rows" and press Ingest again.
 with st.form("ingest", clear_on_submit=False):
-    uploads = st.file_uploader("CSV, JSON(L), Parquet, Arrow or text files (.gz/.zst too)",
-                               type=["csv", "jsonl", "json", "parquet", "arrow", "txt", "gz",
-                                     "zst"],
+    uploads = st.file_uploader("CSV, TSV, JSON(L), Parquet, Arrow or text files (.gz/.zst too)",
+                               type=["csv", "tsv", "jsonl", "json", "parquet", "arrow", "txt",
+                                     "gz", "zst"],
                                accept_multiple_files=True)
     skip_invalid = st.checkbox("Skip invalid rows (write a reject report) instead of rejecting "
                                "the whole upload", value=False)

@@ -294,6 +294,26 @@ def test_content_parts_keep_their_text(fresh_ws, tmp_path):
                                                                   ("assistant", "Hello.")]
 
 
+def test_semicolon_csv_and_tsv_are_read_with_their_delimiter(fresh_ws, tmp_path):
+    from pipelines.ingest.readers import describe_source
+
+    semi = tmp_path / "excel.csv"   # a European spreadsheet's CSV: semicolons, a BOM, decimal commas
+    semi.write_bytes("\ufefftext;label;amount\n\"Pipe burst, kitchen\";water;1,5\n".encode())
+    tsv = tmp_path / "glue.tsv"
+    tsv.write_text("sentence\tlabel\na film, and a good one\t1\n", encoding="utf-8")
+    comma = tmp_path / "plain.csv"  # commas in the header win over semicolons in the data
+    comma.write_text('text,label\n"a; b; c",x\n', encoding="utf-8")
+    assert describe_source(semi) == "csv, semicolon-separated"
+    assert (describe_source(tsv), describe_source(comma)) == ("tsv", "csv")
+    res = ingest(fresh_ws, [semi, comma])
+    res_tsv = ingest(fresh_ws, [tsv], IngestConfig(fields=FieldMap(text="sentence")))
+    assert (res.added, res_tsv.added) == (2, 1)
+    with fresh_ws.connect() as conn:
+        texts = {r.to_dict()["text"]: r.to_dict()["meta"] for r in iter_records(conn)}
+    assert texts["Pipe burst, kitchen"]["amount"] == "1,5"
+    assert set(texts) == {"Pipe burst, kitchen", "a; b; c", "a film, and a good one"}
+
+
 def test_openai_messages_jsonl_gz(fresh_ws, tmp_path):
     import gzip
 
