@@ -568,14 +568,42 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"not a valid Parquet file ({exc})", file=str(path)) from None
     _check_names(path, pf.schema_arrow.names)
+    names = _class_names(pf.schema_arrow)
     row = 0
     try:
         for batch in pf.iter_batches(batch_size=1024):
             for values in batch.to_pylist():
                 row += 1
-                yield RawRow(row, None, values)
+                yield RawRow(row, None, _named(values, names))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"unreadable Parquet data after row {row} ({exc})", file=str(path)) from None
+
+
+def _class_names(schema) -> dict[str, list[str]]:
+    """The `datasets` ClassLabel columns of a Parquet/Arrow schema and their names, from the
+    `huggingface` metadata that `datasets` writes into every file it saves (`to_parquet`,
+    `save_to_disk`, the hub's parquet export): a label stored as 0..k-1 is read as its name."""
+    raw = (schema.metadata or {}).get(b"huggingface")
+    try:
+        features = json.loads(raw)["info"]["features"] if raw else {}
+    except (ValueError, KeyError, TypeError):
+        return {}   # metadata we cannot read is not the data's fault: keep the numbers
+    return {col: list(f["names"]) for col, f in features.items()
+            if isinstance(f, dict) and f.get("_type") == "ClassLabel"
+            and isinstance(f.get("names"), list) and all(isinstance(n, str) for n in f["names"])}
+
+
+def _named(values: dict[str, Any], class_names: dict[str, list[str]]) -> dict[str, Any]:
+    """`values` with each ClassLabel index replaced by its name; -1 (datasets' "no label", as in
+    unlabelled test splits) becomes None. An index out of range is left as it is."""
+    for col, names in class_names.items():
+        v = values.get(col)
+        if isinstance(v, int) and not isinstance(v, bool):
+            if v == -1:
+                values[col] = None
+            elif 0 <= v < len(names):
+                values[col] = names[v]
+    return values
 
 
 def _read_arrow(path: Path) -> Iterator[RawRow]:
@@ -595,12 +623,13 @@ def _read_arrow(path: Path) -> Iterator[RawRow]:
         batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
         names = reader.schema.names
     _check_names(path, names)
+    class_names = _class_names(reader.schema)
     row = 0
     try:
         for batch in batches:
             for values in batch.to_pylist():
                 row += 1
-                yield RawRow(row, None, values)
+                yield RawRow(row, None, _named(values, class_names))
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"unreadable Arrow data after row {row} ({exc})", file=str(path)) from None
 

@@ -445,6 +445,32 @@ def test_datasets_save_to_disk_folder(fresh_ws, tmp_path):
     assert (res.added, res.unchanged, res.duplicates) == (0, 0, 4)
 
 
+def test_datasets_class_labels_are_read_as_their_names(fresh_ws, tmp_path):
+    # `datasets` stores a ClassLabel as 0..k-1 with the names in the file's schema metadata
+    features = {"text": {"dtype": "string", "_type": "Value"},
+                "label": {"names": ["neg", "pos"], "_type": "ClassLabel"},
+                "gold_sentiment": {"names": ["neg", "pos"], "_type": "ClassLabel"}}
+    table = pa.table({"text": ["good film", "bad film", "unlabelled", "odd"],
+                      "label": [1, 0, -1, 7], "gold_sentiment": [1, 0, 1, 0]})
+    table = table.replace_schema_metadata(
+        {b"huggingface": json.dumps({"info": {"features": features}}).encode()})
+    pq.write_table(table, tmp_path / "hub.parquet")
+    with pa.OSFile(str(tmp_path / "saved.arrow"), "wb") as sink, \
+            pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    res = ingest(fresh_ws, [tmp_path / "hub.parquet"])
+    assert res.added == 4
+    with fresh_ws.connect() as conn:
+        recs = {r.text: r for r in iter_records(conn, with_gold=True)}
+    assert {t: r.raw_label for t, r in recs.items()} == {
+        "good film": "pos", "bad film": "neg", "unlabelled": None, "odd": "7"}
+    assert recs["good film"].gold == {"sentiment": "pos"}
+    from pipelines.ingest.readers import read_rows
+
+    assert [r.values["label"] for r in read_rows(tmp_path / "saved.arrow")] == [
+        "pos", "neg", None, 7]
+
+
 def test_folder_of_parquet_and_jsonl_shards(fresh_ws, tmp_path):
     shards = tmp_path / "hub" / "data"
     shards.mkdir(parents=True)
