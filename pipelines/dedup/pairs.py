@@ -22,7 +22,9 @@ from typing import Any, Callable
 import numpy as np
 
 from pipelines.dedup.config import DedupConfig
-from pipelines.dedup.facts import Facts, compare_facts, divergence, jaccard, loose_key, shingles
+from pipelines.dedup.facts import (
+    Facts, compare_facts, divergence, gram_size, jaccard, loose_key, shingles,
+)
 from pipelines.dedup.index import choose_index, knn_pairs
 from pipelines.embed import Embeddings
 from pipelines.store import Workspace
@@ -377,8 +379,10 @@ class _GramHashes:
             if f:
                 h = next(it)
             else:   # short or non-ASCII: grams of characters, then UTF-8, as datasketch sees them
+                n = gram_size(t)   # shorter for Chinese, Japanese, Thai...: as `shingles`
                 h = np.fromiter((sha1_hash32(g) for g in
-                                 {t[i:i + 5].encode("utf-8") for i in range(max(1, len(t) - 4))}),
+                                 {t[i:i + n].encode("utf-8")
+                                  for i in range(max(1, len(t) - n + 1))}),
                                 dtype=np.uint32)
             parts.append(h)
             sizes.append(len(h))

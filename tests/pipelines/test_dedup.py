@@ -15,7 +15,8 @@ from pipelines.dedup import (
 )
 from pipelines.dedup.clusters import find_stars, member_rows
 from pipelines.dedup.index import choose_index
-from pipelines.dedup.pairs import Pair, PairCheck, PairGraph, exact_units
+from pipelines.dedup.facts import loose_key
+from pipelines.dedup.pairs import Pair, PairCheck, PairGraph, exact_units, fuzzy_pairs
 from pipelines.embed import EmbedConfig
 from pipelines.errors import ConfigError, DedupError
 from pipelines.store import NewRecord, list_records, upsert_record, utcnow
@@ -167,6 +168,28 @@ def test_typo_whitespace_and_reordered_copies_merge_with_their_evidence():
     para = "Near Augusta, two days ago, a driver fell and broke a wrist; loss estimated at $310."
     c = check(AUGUSTA, para, 0.95)
     assert c.merged and c.rule == "cosine" and c.lexical < 0.8
+
+
+ZH = "我家厨房的水管昨天晚上突然爆裂，地板和橱柜都被水泡坏了，维修费5000元，需要申请保险理赔。"
+JA = "昨日の夜、台所の水道管が破裂して床と戸棚が水浸しになりました。修理費は5000円です。"
+
+
+def test_scripts_without_word_spaces_get_short_shingles_and_their_numbers():
+    # a one-character insertion is a typo'd copy in Chinese and Japanese as in English ...
+    for text, typo in ((ZH, ZH.replace("爆裂", "爆裂了")), (JA, JA.replace("破裂して", "破裂し"))):
+        c = check(text, typo, 0.75)
+        assert c.merged and c.rule == "lexical" and c.lexical >= 0.8, (typo, c)
+    # ... where the same template with another amount is another claim: the number next to
+    # 元 / 円 is read as a fact, and it conflicts
+    for text, other in ((ZH, ZH.replace("5000元", "8000元")), (JA, JA.replace("5000円", "8000円"))):
+        assert extract_facts(text).number == {"5000"}
+        c = check(text, other, 0.99)
+        assert not c.merged and c.rule == "conflict", (other, c)
+    # a text mostly in Latin script keeps its 5-grams; the MinHash grams follow the same sizes
+    from pipelines.dedup.facts import gram_size
+
+    assert (gram_size(loose_key(ZH)), gram_size(loose_key("Café 水 and more words"))) == (2, 5)
+    assert (0, 1) in fuzzy_pairs([ZH, ZH.replace("爆裂", "爆裂了"), JA], 0.7)
 
 
 def test_a_long_shared_schema_with_different_questions_does_not_merge():
