@@ -39,6 +39,23 @@ _SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?
 _PHONE_NANP = re.compile(
     r"(?<![\w+-])(?:\+?1[ .-]?)?(?:\(\d{3}\)\s?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-])")
 _PHONE_INTL = re.compile(r"(?<![\w+])\+(?:[2-9]\d{0,2})(?:[ .-]?\(?\d{1,4}\)?)(?:[ .-]\d{2,4}){2,4}(?![\w-])")
+# National formats (a trunk 0, as most of Europe, the UK, Australia, India, Japan, Brazil write
+# their own numbers): "020 7946 0958", "(030) 1234 5678", "06 12 34 56 78", "0612 345678".
+# 9-11 digits in all, grouped with spaces or an area code in parentheses; grouped with dots or
+# dashes, or one unbroken run of 10-11 digits, only right after a phone word ("Tel.:",
+# "unter", "my number is"): IDs are written "0123-4567-89", and an ID or amount that starts
+# with 0 is not taken for a phone.
+_PHONE_NATIONAL = re.compile(
+    r"(?<![\w+.,/-])(?:\(0\d{1,4}\)[ .-]?|0\d{1,4}[ .-])\d{2,8}(?:[ .-]\d{2,4}){0,3}"
+    r"(?![\w-]|[.,/:]\d)")
+_BYTE_BEFORE = re.compile(r"\b[0-9a-fA-F]{2} $")
+_BYTE_AFTER = re.compile(r" [0-9a-fA-F]{2}\b")
+_PHONE_RUN = re.compile(r"(?<![\w+.,/-])0\d{9,10}(?![\w-]|[.,/:]\d)")
+_PHONE_CUE = re.compile(
+    r"(?:phone|tel|telephone|mobile|mob|cell|fax|call|ring|text|whatsapp|telefon|handy|mobil|"
+    r"anrufen|erreichbar|t[ée]l[ée]phone|t[ée]l|portable|appeler|tel[ée]fono|m[óo]vil|llamar|telefono|"
+    r"cellulare|chiamare|telefoon|bellen|telefone|celular|ligar|nummer|number|no|nr|num[ée]ro)"
+    r"\.?:?\s*(?:(?:is|es|est|ist|[èe]|at|on|unter|au|al)\s+)?$", re.IGNORECASE)
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _VERSION_BEFORE = re.compile(r"(?:version|release|build|v|ver\.?)\s*$", re.IGNORECASE)
@@ -165,6 +182,18 @@ def _patterns(text: str) -> Iterable[Span]:
     for rx, conf in ((_PHONE_NANP, 0.85), (_PHONE_INTL, 0.8)):
         for m in rx.finditer(text):
             yield Span(m.start(), m.end(), "PHONE", conf, m.group())
+    if "0" in text:
+        for m in _PHONE_NATIONAL.finditer(text):
+            if 9 <= sum(c.isdigit() for c in m.group()) <= 11:
+                cued = _PHONE_CUE.search(text[max(0, m.start() - 30):m.start()])
+                if _BYTE_BEFORE.search(text, max(0, m.start() - 3), m.start()) or \
+                        _BYTE_AFTER.match(text, m.end()):
+                    continue   # a hex dump ("34 35 01 06 29 01 02 04 10"), not a number
+                if cued or not any(c in m.group() for c in ".-"):
+                    yield Span(m.start(), m.end(), "PHONE", 0.85 if cued else 0.75, m.group())
+        for m in _PHONE_RUN.finditer(text):
+            if _PHONE_CUE.search(text[max(0, m.start() - 30):m.start()]):
+                yield Span(m.start(), m.end(), "PHONE", 0.8, m.group())
     for m in _IPV4.finditer(text):
         octets = m.group().split(".")
         # 240.0.0.0/4 is reserved and never a host: what matches there is a netmask (255.255.0.0)

@@ -31,6 +31,12 @@ def types(text: str, **kw) -> list[tuple[str, str]]:
     ("signed by Juan Pablo Reyes today", [("PERSON", "Juan Pablo Reyes")]),
     ("a call from Karen Okafor-Smythe", [("PERSON", "Karen Okafor-Smythe")]),   # unknown surname
     ("IP 10.0.0.1.", [("IP_ADDRESS", "10.0.0.1")]),                          # sentence end
+    # national formats with a trunk 0 (UK, DE, FR, AU): grouped by spaces, or after a phone word
+    ("or 020 7946 0958 after six", [("PHONE", "020 7946 0958")]),
+    ("Tel: (07) 3265 3888 today", [("PHONE", "(07) 3265 3888")]),
+    ("unter 030 12345678 erreichbar", [("PHONE", "030 12345678")]),
+    ("Tél. 06.12.34.56.78", [("PHONE", "06.12.34.56.78")]),
+    ("mobile: 0425329122", [("PHONE", "0425329122")]),
 ])
 def test_each_type_is_found(text, expected):
     assert types(text) == expected
@@ -49,6 +55,10 @@ def test_each_type_is_found(text, expected):
     "https://example.com/path?q=1",                   # a URL without credentials
     "d) Laetitia\nCorrect answer: d)",                # two lines, not a first + last name
     "the subnet mask (255.255.0.0) of 255.255.255.255", # netmasks and broadcast, not hosts
+    "Order 0612345678 shipped",                        # a 0-led run with no phone word
+    "Policy 0123-4567-89 renewed",                     # a dashed reference number
+    "paid 0.50 on 01.02.2023 at 10:30, born 05 03 1980",  # decimals, dates
+    "Value: 4e 4c 34 35 01 06 29 01 02 04 10 0c",      # a hex dump (a real ShareGPT turn)
 ])
 def test_look_alikes_are_not_pii(text):
     assert types(text) == []
