@@ -29,6 +29,8 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 
+from pipelines.textscript import dense_share, spaced
+
 __all__ = ["Facts", "FactCheck", "extract_facts", "compare_facts", "shingles", "jaccard",
            "loose_key", "divergence", "KINDS"]
 
@@ -126,10 +128,6 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-# Scripts written without spaces between words: Han (with its extensions and compatibility
-# block), Hiragana and Katakana, Thai, Lao, Myanmar, Khmer.
-_DENSE = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
-                    r"\u4e00-\u9fff\uf900-\ufaff]")
 DENSE_GRAM = 2   # a character of these scripts carries about what 5 Latin characters do
 
 
@@ -139,10 +137,7 @@ def gram_size(loose: str, n: int = 5) -> int:
     English one ~6 with its space, so a 5-gram spans ~5 Chinese words but under one English
     word: one changed character would break five grams and a typo'd copy would fall below the
     lexical threshold (measured: J 0.76 for a one-character insertion in 37 characters)."""
-    if loose.isascii():
-        return n
-    dense = len(_DENSE.findall(loose))
-    return min(n, DENSE_GRAM) if 3 * dense >= len(loose) - loose.count(" ") else n
+    return min(n, DENSE_GRAM) if 3 * dense_share(loose) >= 1 else n
 
 
 def _count(word: str) -> int:
@@ -157,11 +152,10 @@ def extract_facts(text: str) -> Facts:
     not counted again as numbers and an amount is not read as an identifier.
     """
     text = _fold(text or "")
-    if not text.isascii():
-        # Word boundaries around each character of a script without spaces, so that the
-        # number in "5000元" or "2023年3月5日" is read as one (\b sees no edge between a digit
-        # and a Han character: both are word characters).
-        text = _DENSE.sub(r" \g<0> ", text)
+    # Word boundaries around each character of a script without spaces, so that the number in
+    # "5000元" or "2023年3月5日" is read as one (\b sees no edge between a digit and a Han
+    # character: both are word characters).
+    text = spaced(text)
     words = _frozen(re.findall(r"[a-z0-9']+", text.lower()))
     found: dict[str, set[str]] = {k: set() for k in KINDS}
 

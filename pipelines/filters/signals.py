@@ -17,6 +17,7 @@ from typing import Any
 
 from pipelines.errors import ConfigError
 from pipelines.records import Record
+from pipelines.textscript import words
 
 __all__ = ["Signals", "compute_signals", "content_text", "response_text", "repetition",
            "markup_count", "language", "check_language", "known_languages", "SIGNAL_TYPES"]
@@ -78,12 +79,12 @@ def repetition(text: str) -> dict[str, float]:
             dups += 1
         seen.add(ln)
     out = {"dup_line_frac": round(dups / len(lines), 4) if lines else 0.0}
-    words = text.split()
-    total = sum(len(w) for w in words)
+    tokens = words(text)
+    total = sum(len(w) for w in tokens)
     for n in (2, 3, 4):
         frac = 0.0
-        if total and len(words) >= n:
-            grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        if total and len(tokens) >= n:
+            grams = Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
             gram, count = grams.most_common(1)[0]
             if count > 1:
                 frac = min(1.0, count * sum(len(w) for w in gram) / total)
@@ -138,10 +139,10 @@ def compute_signals(rec: Record, *, enabled: set[str], refusal: list[str],
     text = content_text(rec)
     if "length_words" in enabled:
         v["length_chars"] = len(text)
-        v["length_words"] = len(text.split())
+        v["length_words"] = len(words(text))   # a Chinese character counts as a word
         v["length_tokens"] = len(_TOKEN_RE.findall(text))
         v["turns"] = len(rec.turns) if rec.turns else (2 if rec.kind == "instruction" else 1)
-        v["response_words"] = len(response_text(rec).split())
+        v["response_words"] = len(words(response_text(rec)))
     if "dup_line_frac" in enabled:
         v.update(repetition(text))
     if "refusal" in enabled:

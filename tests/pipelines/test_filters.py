@@ -42,6 +42,23 @@ def test_length_signals_hand_counted():
     assert (v["turns"], v["length_words"], v["response_words"]) == (2, 3, 1)
 
 
+def test_words_of_scripts_without_spaces_are_counted_per_character(fresh_ws):
+    # Whitespace makes a whole Chinese or Japanese sentence one word: the default rule
+    # `length_words < 3` excluded every such record before.
+    zh = "我家厨房的水管昨天晚上突然爆裂，地板都被水泡坏了。"
+    v = sig(text(zh)).values
+    assert v["length_words"] == 23                      # 23 Han characters; punctuation stays
+    assert sig(text("台所の水道管が破裂しました")).values["length_words"] == 13
+    assert sig(text("Pipe burst 水管 twice")).values["length_words"] == 5
+    r = repetition("水管爆裂水管爆裂水管爆裂")     # 4-gram 水管爆裂 x3 covers all 12 characters
+    assert (r["top2_frac"], r["top4_frac"]) == (0.5, 1.0)   # (was 0: one "word", no n-grams)
+    with fresh_ws.connect() as conn:
+        for i, t in enumerate([zh, "台所の水道管が破裂しました", "ok go", "你好"]):
+            upsert_record(conn, NewRecord(id=f"r{i}", kind="text", text=t), utcnow())
+    res = run_quality_filters(fresh_ws, FilterConfig(), commit=False)
+    assert res.excluded == 2          # "ok go" (2 words) and 你好 (2); not the two sentences
+
+
 def test_gopher_repetition_hand_checked():
     r = repetition("same line\nsame line\nother\nsame line")
     assert r["dup_line_frac"] == 0.5                      # 2 of 4 lines repeat an earlier one
