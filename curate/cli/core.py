@@ -92,7 +92,7 @@ def init_cmd(
 
 @app.command("ingest")
 def ingest_cmd(
-    files: list[Path] = typer.Argument(..., help="Files (.csv .jsonl .json .parquet .arrow .txt, "
+    files: list[Path] = typer.Argument(..., help="Files (.csv .tsv .jsonl .json .parquet .arrow .txt, "
                                        "optionally .gz/.zst) or dataset folders."),
     workspace: str = WorkspaceOpt,
     schema: Optional[str] = typer.Option(None, help="text | instruction | chat (default: detect)."),
@@ -111,6 +111,9 @@ def ingest_cmd(
     max_record_chars: Optional[int] = typer.Option(
         None, help="Reject a row holding more characters than this, in any format; also the "
                    "CSV field limit (default 1,000,000)."),
+    encoding: Optional[str] = typer.Option(
+        None, help="Text encoding of .csv/.tsv/.jsonl/.txt files, e.g. cp1252 for a CSV saved by "
+                   "Excel on Windows (default utf-8; a UTF-16 byte-order mark is followed)."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Print the detected format, the field mapping and the first "
                                       "record; store nothing."),
@@ -139,7 +142,8 @@ def ingest_cmd(
     config = IngestConfig.from_curation(cfg, schema=schema, gold_prefix=gold_prefix,
                                         skip_invalid=skip_invalid,
                                         max_reject_share=max_reject_share,
-                                        max_record_chars=max_record_chars)
+                                        max_record_chars=max_record_chars,
+                                        encoding=encoding)
     config.fields = fmap
     if dry_run:
         previews = [preview(f, config) for f in files]

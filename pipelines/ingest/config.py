@@ -26,6 +26,10 @@ class IngestConfig:
     max_record_chars: int = field(default=1_000_000, metadata={
         "help": "a row whose keys and values hold more characters than this is rejected "
                 "(every format; also the CSV field limit)"})
+    encoding: str = field(default="utf-8", metadata={
+        "help": "text encoding of .csv, .tsv, .jsonl and .txt files (any Python codec name, "
+                "e.g. cp1252 for a CSV from Excel on Windows, latin-1); a UTF-16 byte-order "
+                "mark is followed whatever this says"})
     gold_classes: dict[str, list[str]] = field(default_factory=dict, metadata={
         "help": "scheme -> its classes: a gold label outside them is a row error "
                 "(from curation.yaml's schemes)"})
@@ -45,6 +49,14 @@ class IngestConfig:
                 or self.max_record_chars < 1:
             raise ConfigError(f"max_record_chars must be a positive integer, got "
                               f"{self.max_record_chars!r}")
+
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"encoding: unknown text encoding {self.encoding!r} (e.g. utf-8, "
+                              f"cp1252, latin-1, utf-16)") from None
 
     @classmethod
     def from_curation(cls, cfg: CurationConfig, **overrides) -> "IngestConfig":

@@ -196,7 +196,7 @@ def built_rows(path: Path, config: IngestConfig
     """
     layout = None
     for raw in read_rows(path, text_field=config.fields.text,
-                         max_field_chars=config.max_record_chars):
+                         max_field_chars=config.max_record_chars, encoding=config.encoding):
         file = raw.file or str(path)
         try:
             if raw.error is not None:

@@ -15,6 +15,7 @@ reader streams: memory stays bounded by one batch or one JSON item, whatever the
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import io
@@ -85,13 +86,15 @@ def describe_source(path: Path) -> str:
     return described
 
 
-def read_rows(path: Path, *, text_field: str = "text",
-              max_field_chars: int = 1_000_000) -> Iterator[RawRow]:
+def read_rows(path: Path, *, text_field: str = "text", max_field_chars: int = 1_000_000,
+              encoding: str = "utf-8") -> Iterator[RawRow]:
     """Yield every data row of `path` (a file or a folder), streaming.
 
     Args:
         text_field: the key a plain-text file's lines are given (the text field of the config).
         max_field_chars: the longest CSV field read (Python's csv module stops at 131,072).
+        encoding: of the line formats (.csv, .tsv, .jsonl, .txt); a UTF-16 byte-order mark
+            (Excel's "Unicode text") is followed whatever it says. JSON arrays are UTF-8.
 
     Raises `InputError` on malformed input.
     """
@@ -100,14 +103,14 @@ def read_rows(path: Path, *, text_field: str = "text",
     if not path.exists():
         raise InputError("no such file", file=str(path))
     if path.is_dir():
-        yield from _read_folder(path, text_field)
+        yield from _read_folder(path, text_field, encoding)
         return
     if not path.is_file():
         raise InputError("not a regular file", file=str(path))
-    yield from _read_file(path, text_field)
+    yield from _read_file(path, text_field, encoding)
 
 
-def _read_file(path: Path, text_field: str) -> Iterator[RawRow]:
+def _read_file(path: Path, text_field: str, encoding: str = "utf-8") -> Iterator[RawRow]:
     fmt, compression = detect_format(path)
     if path.stat().st_size == 0:
         raise InputError("the file is empty (0 bytes)", file=str(path))
@@ -117,9 +120,11 @@ def _read_file(path: Path, text_field: str) -> Iterator[RawRow]:
         reader = _read_arrow(path)
     else:
         stream = _open_binary(path, compression)
-        reader = {"csv": _read_csv, "tsv": lambda p, s: _read_csv(p, s, tab=True),
-                  "jsonl": _read_jsonl, "json": _read_json,
-                  "text": lambda p, s: _read_text(p, s, text_field)}[fmt](path, stream)
+        reader = {"csv": lambda p, s: _read_csv(p, s, encoding=encoding),
+                  "tsv": lambda p, s: _read_csv(p, s, tab=True, encoding=encoding),
+                  "jsonl": lambda p, s: _read_jsonl(p, s, encoding),
+                  "json": _read_json,
+                  "text": lambda p, s: _read_text(p, s, text_field, encoding)}[fmt](path, stream)
     n = 0
     try:
         for raw in reader:
@@ -171,28 +176,38 @@ def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
 
 
 # -- text formats ----------------------------------------------------------------------------
-def _decoded_lines(stream: IO[bytes], bad: dict[int, str]) -> Iterator[str]:
-    """Lines decoded one by one, so that bad UTF-8 is reported with its line number.
+def _decoded_lines(stream: IO[bytes], bad: dict[int, str], encoding: str = "utf-8"
+                   ) -> Iterator[str]:
+    """Lines decoded one by one, so that bad bytes are reported with their line number.
 
-    A line that is not UTF-8 is decoded with replacement characters and its reason is put in
-    `bad` (line -> reason); the reader turns the row holding it into a row-level error.
+    A line that does not decode is decoded with replacement characters and its reason is put in
+    `bad` (line -> reason); the reader turns the row holding it into a row-level error. A file
+    that starts with a UTF-16 byte-order mark (Excel's "Unicode text") is read as UTF-16.
     """
     with stream as fh:
+        head = fh.peek(2)[:2] if hasattr(fh, "peek") else b""
+        if head in (b"\xff\xfe", b"\xfe\xff"):
+            yield from io.TextIOWrapper(fh, encoding="utf-16", errors="replace", newline="")
+            return
         for lineno, raw in enumerate(fh, start=1):
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte-order mark, as spreadsheet programs write
             try:
-                yield raw.decode("utf-8")
+                yield raw.decode(encoding)
             except UnicodeDecodeError as exc:
-                bad[lineno] = (f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
-                               f"{exc.start + 1}); save the file as UTF-8")
-                yield raw.decode("utf-8", errors="replace")
+                name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+                hint = ("; save the file as UTF-8, or give its encoding (--encoding cp1252 for "
+                        "a file from Excel on Windows)" if name == "UTF-8" else "")
+                bad[lineno] = (f"invalid {name} (byte 0x{raw[exc.start]:02x} at column "
+                               f"{exc.start + 1}){hint}")
+                yield raw.decode(encoding, errors="replace")
 
 
-def _read_text(path: Path, stream: IO[bytes], text_field: str) -> Iterator[RawRow]:
+def _read_text(path: Path, stream: IO[bytes], text_field: str, encoding: str = "utf-8"
+               ) -> Iterator[RawRow]:
     bad: dict[int, str] = {}
     row = 0
-    for lineno, text in enumerate(_decoded_lines(stream, bad), start=1):
+    for lineno, text in enumerate(_decoded_lines(stream, bad, encoding), start=1):
         if not text.strip():
             continue
         row += 1
@@ -219,14 +234,15 @@ def _csv_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def _first_line(path: Path, compression: str | None) -> str:
-    with _open_binary(path, compression) as fh:
-        return fh.readline(1 << 16).decode("utf-8", errors="replace").lstrip("\ufeff")
+def _first_line(path: Path, compression: str | None, encoding: str = "utf-8") -> str:
+    with contextlib.closing(_decoded_lines(_open_binary(path, compression), {}, encoding)) as it:
+        return next(it, "")
 
 
-def _read_csv(path: Path, stream: IO[bytes], *, tab: bool = False) -> Iterator[RawRow]:
+def _read_csv(path: Path, stream: IO[bytes], *, tab: bool = False, encoding: str = "utf-8"
+              ) -> Iterator[RawRow]:
     bad: dict[int, str] = {}
-    lines = _decoded_lines(stream, bad)
+    lines = _decoded_lines(stream, bad, encoding)
     first = next(lines, None)
     if first is None:
         return
@@ -295,11 +311,11 @@ class _Where:
         return obj
 
 
-def _read_jsonl(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
+def _read_jsonl(path: Path, stream: IO[bytes], encoding: str = "utf-8") -> Iterator[RawRow]:
     bad: dict[int, str] = {}
     where = _Where(path)
     decoder = json.JSONDecoder(object_pairs_hook=where.hook)
-    for lineno, text in enumerate(_decoded_lines(stream, bad), start=1):
+    for lineno, text in enumerate(_decoded_lines(stream, bad, encoding), start=1):
         if not text.strip():
             continue
         if lineno in bad:
@@ -675,7 +691,7 @@ def _saved_dataset_files(path: Path) -> list[Path]:
     return files
 
 
-def _read_folder(path: Path, text_field: str) -> Iterator[RawRow]:
+def _read_folder(path: Path, text_field: str, encoding: str = "utf-8") -> Iterator[RawRow]:
     if (path / "dataset_dict.json").is_file():
         try:
             splits = json.loads((path / "dataset_dict.json").read_text(encoding="utf-8"))["splits"]
@@ -690,7 +706,7 @@ def _read_folder(path: Path, text_field: str) -> Iterator[RawRow]:
     first_names: tuple[Path, list[str]] | None = None
     for shard in files:
         n = 0
-        for raw in _read_file(shard, text_field):
+        for raw in _read_file(shard, text_field, encoding):
             n += 1
             if n == 1 and shard.suffix in (".parquet", ".pq", ".arrow") and raw.error is None:
                 first_names = _same_columns(first_names, shard, list(raw.values))

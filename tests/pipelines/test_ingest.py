@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.config import FieldMap
-from pipelines.errors import InputError
+from pipelines.errors import ConfigError, InputError
 from pipelines.ingest import IngestConfig, ingest, record_id
 from pipelines.store import Turn, get_record, iter_records, list_records, render_turns
 
@@ -312,6 +312,22 @@ def test_semicolon_csv_and_tsv_are_read_with_their_delimiter(fresh_ws, tmp_path)
         texts = {r.to_dict()["text"]: r.to_dict()["meta"] for r in iter_records(conn)}
     assert texts["Pipe burst, kitchen"]["amount"] == "1,5"
     assert set(texts) == {"Pipe burst, kitchen", "a; b; c", "a film, and a good one"}
+
+
+def test_encodings_other_than_utf8(fresh_ws, tmp_path):
+    win = tmp_path / "excel.csv"       # what Excel on Windows writes: cp1252, the euro as 0x80
+    win.write_bytes('text,label\n"Café crème, 5€",pos\n'.encode("cp1252"))
+    with pytest.raises(InputError, match=r"row 1 \(line 2\).*invalid UTF-8.*--encoding cp1252"):
+        ingest(fresh_ws, [win])
+    u16 = tmp_path / "unicode.tsv"     # Excel's "Unicode text": UTF-16 with a byte-order mark
+    u16.write_text("text\tlabel\r\nZürich 水管\tneg\r\n", encoding="utf-16")
+    res = ingest(fresh_ws, [win, u16], IngestConfig(encoding="cp1252"))
+    assert res.added == 2
+    with fresh_ws.connect() as conn:
+        assert {r.text: r.raw_label for r in iter_records(conn)} == {
+            "Café crème, 5€": "pos", "Zürich 水管": "neg"}
+    with pytest.raises(ConfigError, match="unknown text encoding 'klingon'"):
+        IngestConfig(encoding="klingon")
 
 
 def test_openai_messages_jsonl_gz(fresh_ws, tmp_path):
