@@ -92,8 +92,8 @@ def init_cmd(
 
 @app.command("ingest")
 def ingest_cmd(
-    files: list[Path] = typer.Argument(..., help="Files (.csv .tsv .jsonl .json .parquet .arrow .txt, "
-                                       "optionally .gz/.zst) or dataset folders."),
+    files: list[Path] = typer.Argument(..., help="Files (.csv .tsv .jsonl .json .parquet .arrow "
+                                       ".txt, optionally .gz/.zst) or dataset folders."),
     workspace: str = WorkspaceOpt,
     schema: Optional[str] = typer.Option(None, help="text | instruction | chat (default: detect)."),
     text_field: Optional[str] = typer.Option(None, help="Column holding the text."),
