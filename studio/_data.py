@@ -255,7 +255,8 @@ def condition_notes(rec: Record) -> list[str]:
 
 
 # -- writes ------------------------------------------------------------------------------------
-def ingest_uploads(uploads: list[Any], *, skip_invalid: bool) -> dict[str, Any]:
+def ingest_uploads(uploads: list[Any], *, skip_invalid: bool,
+                   encoding: str = "utf-8") -> dict[str, Any]:
     """Ingest uploaded files exactly as `curate ingest` would (same validation and messages).
 
     Each upload is kept under its original name in the workspace's `uploads/` folder, so the
@@ -280,7 +281,8 @@ def ingest_uploads(uploads: list[Any], *, skip_invalid: bool) -> dict[str, Any]:
                 os.replace(tmp, path)
                 created.append(path)
             paths.append(path)
-        result = ingest(ws, paths, IngestConfig.from_curation(cfg, skip_invalid=skip_invalid))
+        result = ingest(ws, paths, IngestConfig.from_curation(cfg, skip_invalid=skip_invalid,
+                                                              encoding=encoding))
     except BaseException:
         for p in created:
             p.unlink(missing_ok=True)

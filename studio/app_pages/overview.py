@@ -20,15 +20,20 @@ with st.form("ingest", clear_on_submit=False):
                                type=["csv", "tsv", "jsonl", "json", "parquet", "arrow", "txt",
                                      "gz", "zst"],
                                accept_multiple_files=True)
-    skip_invalid = st.checkbox("Skip invalid rows (write a reject report) instead of rejecting "
+    c1, c2 = st.columns([3, 1])
+    skip_invalid = c1.checkbox("Skip invalid rows (write a reject report) instead of rejecting "
                                "the whole upload", value=False)
+    encoding = c2.selectbox("Text encoding", ["utf-8", "cp1252", "latin-1", "utf-16"],
+                            help="Of CSV, TSV, JSONL and text files: cp1252 for a CSV saved by "
+                                 "Excel on Windows. A UTF-16 byte-order mark is followed anyway.")
     submitted = st.form_submit_button("Ingest", type="primary")
 if submitted:
     if not uploads:
         st.warning("Choose at least one file first.")
     else:
         with _data.show_errors(), st.spinner("Ingesting..."):
-            result = _data.ingest_uploads(uploads, skip_invalid=skip_invalid)
+            result = _data.ingest_uploads(uploads, skip_invalid=skip_invalid,
+                                          encoding=encoding)
             st.success(f"{result['rows']:,} rows: {result['added']:,} added, "
                        f"{result['duplicates']:,} exact duplicates folded, "
                        f"{result['unchanged']:,} unchanged, {result['rejected']:,} rejected.")

@@ -43,3 +43,18 @@ def test_upload_of_a_bad_file_shows_the_error_and_stores_nothing(studio_ws, page
     assert at.error and "bad.jsonl" in at.error[0].value and "row 2" in at.error[0].value
     assert _metric(at, "Ingested") == before
     assert not (studio_ws.path / "uploads" / "bad.jsonl").exists()
+
+
+def test_upload_of_a_windows_csv_with_its_encoding(studio_ws, page):
+    at = page("overview")
+    data = 'note,summary\n"Café roof, 5€ deductible",roof\n'.encode("cp1252")
+    at.file_uploader[0].set_value(("excel.csv", data, "text/csv"))
+    at.button[0].click().run()
+    assert at.error and "invalid UTF-8" in at.error[0].value and "cp1252" in at.error[0].value
+    enc = next(s for s in at.selectbox if s.label == "Text encoding")
+    enc.set_value("cp1252")
+    at.button[0].click().run()
+    assert any("1 added" in s.value for s in at.success), [e.value for e in at.error]
+    with studio_ws.connect() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM records WHERE text LIKE 'Café roof, 5€%'"
+                            ).fetchone()[0] == 1
