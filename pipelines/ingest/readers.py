@@ -512,6 +512,17 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
             row += 1
             t.pos = end
             last_end = t.byte_of(end)
+            if not array and row == 1 and error is None and isinstance(obj, dict):
+                key = _wrapped_rows(obj)
+                if key is not None and not t.skip_ws():
+                    # One object whose one list holds the rows ({"version": 2, "data": [...]}):
+                    # the rows are that list's items (read whole: the object already is).
+                    for i, item in enumerate(obj[key], start=1):
+                        yield RawRow(i, None, item) if isinstance(item, dict) else RawRow(
+                            i, None, {}, InputError(f"expected a JSON object in '{key}', got "
+                                                    f"{type(item).__name__}", file=str(path),
+                                                    row=i, field=key))
+                    return
             if error is not None:
                 yield RawRow(row, where.line, {}, error)
             elif not isinstance(obj, dict):
@@ -520,6 +531,22 @@ def _read_json(path: Path, stream: IO[bytes]) -> Iterator[RawRow]:
                     line=where.line))
             else:
                 yield RawRow(row, where.line, obj)
+
+
+def _wrapped_rows(obj: dict[str, Any]) -> str | None:
+    """The key of `obj`'s one list of objects when `obj` wraps a data set's rows (`{"data":
+    [...]}`, `{"version": "1.1", "examples": [...]}`), else None. A list whose objects are chat
+    turns (with `role` or `from`) is a conversation's, so such an `obj` is one row, not a
+    wrapper."""
+    lists = [k for k, v in obj.items()
+             if isinstance(v, list) and v and isinstance(v[0], dict)
+             and 2 * sum(isinstance(x, dict) for x in v[:100]) >= len(v[:100])]
+    if len(lists) != 1:
+        return None
+    head = obj[lists[0]][:100]
+    if any(isinstance(x, dict) and ("role" in x or "from" in x) for x in head):
+        return None
+    return lists[0]
 
 
 def _too_deep(path: Path, row: int, line: int | None) -> InputError:

@@ -314,6 +314,23 @@ def test_semicolon_csv_and_tsv_are_read_with_their_delimiter(fresh_ws, tmp_path)
     assert set(texts) == {"Pipe burst, kitchen", "a; b; c", "a film, and a good one"}
 
 
+def test_a_json_object_that_wraps_the_rows_in_one_list(fresh_ws, tmp_path):
+    wrapped = write_json(tmp_path / "squad_like.json", {"version": "1.1", "data": [
+        {"text": "first wrapped row"}, {"text": "second wrapped row"}, 7]})
+    one_chat = write_json(tmp_path / "one_chat.json", {"id": "c1", "conversations": [
+        {"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]})
+    res = ingest(fresh_ws, [wrapped, one_chat], IngestConfig(skip_invalid=True))
+    assert (res.added, res.rejected) == (3, 1)   # two rows of 'data' + the chat; 7 refused
+    with fresh_ws.connect() as conn:
+        recs = [r.to_dict() for r in iter_records(conn)]
+    assert {r["text"] for r in recs if r["kind"] == "text"} == {"first wrapped row",
+                                                               "second wrapped row"}
+    assert [r["meta"] for r in recs if r["kind"] == "chat"] == [{"id": "c1"}]
+    with pytest.raises(InputError, match=r"squad_like.json, row 3.*expected a JSON object in "
+                                         r"'data', got int"):
+        ingest(fresh_ws, [wrapped])
+
+
 def test_encodings_other_than_utf8(fresh_ws, tmp_path):
     win = tmp_path / "excel.csv"       # what Excel on Windows writes: cp1252, the euro as 0x80
     win.write_bytes('text,label\n"Café crème, 5€",pos\n'.encode("cp1252"))
