@@ -463,6 +463,23 @@ def dedup_defaults() -> "Any":
     return DedupConfig.from_section(config().section("dedup"))
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def _language_note(path: str, version: tuple, model: str) -> str | None:
+    from pipelines.embed.languages import ENGLISH_MODELS, language_note as note
+
+    if model not in ENGLISH_MODELS:
+        return None
+    with Workspace(Path(path)).connect() as conn:
+        texts = [r.text for _, r in zip(range(400), iter_records(conn, batch_size=400))]
+    return note(texts, model)
+
+
+def language_note(model: str) -> str | None:
+    """A warning when much of the workspace is not English and `model` is an English one."""
+    ws = workspace()
+    return _language_note(str(ws.path), data_version(ws), model)
+
+
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _dedup_preview(path: str, version: tuple, params: tuple,
                    _on_progress: Any = None) -> dict[str, Any]:

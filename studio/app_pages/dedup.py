@@ -130,6 +130,11 @@ params = {**defaults.params(), "threshold": threshold, "verify": verify,
           "block_max": int(block_max), "model": model.strip() or "auto",
           "scheduler": scheduler.strip() or None}
 
+if params.get("semantic", True):
+    note = _data.language_note(params["model"])
+    if note:
+        st.warning(note, icon=":material/translate:")
+
 b1, b2, _ = st.columns([1, 1, 3])
 if b1.button("Preview", key="dedup_preview", help="Nothing is stored."):
     st.session_state["dedup_previewed"] = params

@@ -443,6 +443,20 @@ def test_cli_dedup_json_and_bad_threshold(fresh_ws, encoder, capsys):
     assert "threshold" in capsys.readouterr().err
 
 
+def test_cli_dedup_says_before_the_run_that_the_model_is_english_only(fresh_ws, encoder,
+                                                                      capsys):
+    from curate.cli import main
+    from pipelines.embed.languages import language_note
+
+    add(fresh_ws, [ZH, JA, ZH.replace("厨房", "浴室"), "Der Keller ist nach dem Regen voll Wasser."])
+    assert main(["dedup", "--workspace", str(fresh_ws.path), "--preview", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "note: 100% of a 4-record sample is not English (zh" in err and "--model" in err
+    english = ["The insured reported a water leak in the kitchen on Monday."] * 30
+    assert language_note(english + [ZH], "auto") is None          # one foreign text of 31
+    assert language_note([ZH] * 10, "/models/my-multilingual") is None   # the user's own model
+
+
 # -- the real model ------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_real_model_merges_copies_not_lookalikes(fresh_ws, monkeypatch):

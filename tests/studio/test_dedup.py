@@ -55,3 +55,18 @@ def test_every_setting_has_a_control_and_a_run_shows_its_stages(tiny_ws, page):
     assert len(bars) == 1
     assert bars[0].proto.value == 100   # the bar ends full, on the last stage
     assert bars[0].proto.text.startswith(f"{len(PROGRESS_STAGES)}/{len(PROGRESS_STAGES)} write")
+
+
+def test_the_page_warns_before_a_run_on_mostly_non_english_records(fresh_ws, page, monkeypatch):
+    from pipelines.store import NewRecord, upsert_record, utcnow
+
+    texts = ["我家厨房的水管昨天晚上突然爆裂，地板和橱柜都被水泡坏了。",
+             "昨天下午我的汽车在高速公路上被后面的卡车追尾，后保险杠撞碎了。",
+             "The insured reported a water leak in the kitchen on Monday."]
+    with fresh_ws.transaction() as conn:
+        for i, t in enumerate(texts):
+            upsert_record(conn, NewRecord(id=f"r{i:016x}", kind="text", text=t), utcnow())
+    monkeypatch.setenv("CURATE_WORKSPACE", str(fresh_ws.path))
+    at = page("dedup")
+    assert any("67% of a 3-record sample is not English" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
