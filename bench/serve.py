@@ -3,7 +3,8 @@
     .venv/bin/python bench/serve.py [--records 400] [--threads 2] [--requests 8]
     .venv/bin/python bench/serve.py --routing-only          # the router alone, no training
     .venv/bin/python bench/serve.py --base-model smollm2-135m --clients 1,4   # the real base
-    .venv/bin/python bench/serve.py --base-model smollm2-135m --scores 8      # + task scores
+    .venv/bin/python bench/serve.py --base-model smollm2-135m --scores 16 --no-load \
+        --batch-size 4 --out bench/results/serve_scores_smollm2-135m_cpu.json  # task scores only
 
 Builds three task adapters on the sample claim notes, as a user would with `curate train`:
   claim_type-classifier   the claim-type classifier (MiniLM + LoRA, classification export)
@@ -22,7 +23,8 @@ then trains the router on their exports' prompts and reports:
     models (each its own base), the cost case of one base plus small adapters;
   - with `--scores N`: each task's first N held-out rows answered routed (model auto), by its
     adapter forced, by one SFT adapter trained on all three tasks' train rows mixed (3 x --steps
-    steps: the budget of the three together), and by the base with no adapter.
+    steps: the budget of the three together), and by the base with no adapter, each score with
+    a 95% bootstrap interval over the rows (`--no-load` skips the load test).
 Labels are the sample's raw labels on `--records` notes (as the studio tests' fake labelling
 does), so the bench needs no labeling run; the sample's gold-labelled notes (a fifth) are
 exported too, since a gold label is a final label, which is why the summary and claim-type
@@ -51,6 +53,18 @@ _AMOUNT = re.compile(r"\$\s?([\d,]+(?:\.\d+)?)")
 _STATE = re.compile(r",\s*([A-Z]{2})\b")
 
 
+def note_state(note: str) -> str | None:
+    """The note's state code: the first 'Town, ST', else the one state it names in full ('Joliet,
+    Illinois'; a fifth of the sample's notes write it so, and without this their truth said null)."""
+    from labeling_functions._patterns import state_codes_in
+
+    m = _STATE.search(note)
+    if m:
+        return m.group(1)
+    codes = state_codes_in(note)
+    return next(iter(codes)) if len(codes) == 1 else None
+
+
 def build_workspace(root: Path, n: int):
     """The sample, `n` records labelled, plus `n` derived extraction records; three exports."""
     import yaml
@@ -72,9 +86,9 @@ def build_workspace(root: Path, n: int):
         for i, r in enumerate(recs):
             put_label(conn, r.id, "claim_type", r.raw_label, 0.99)
             put_label(conn, r.id, "summary_quality", "ACCEPT", 0.99)
-            amount, state = _AMOUNT.search(r.prompt), _STATE.search(r.prompt)
+            amount = _AMOUNT.search(r.prompt)
             answer = json.dumps({"amount": amount.group(1).replace(",", "") if amount else None,
-                                 "state": state.group(1) if state else None})
+                                 "state": note_state(r.prompt)})
             rid = f"extract-{r.id}"
             upsert_record(conn, NewRecord(id=rid, kind="instruction", text=f"{EXTRACT}\n{r.prompt}",
                                           prompt=f"{EXTRACT}\n\n{r.prompt}", response=answer,
@@ -176,16 +190,42 @@ def adapter_name(scheme: str, version: str) -> str:
     return f"{scheme}-{'classifier' if scheme == 'claim_type' else 'sft'}-{version}"
 
 
+def run_facts(run: dict) -> dict:
+    """What one `train()` run saw: optimizer steps, examples per step, train rows, how many
+    examples went through (steps x batch: below the train rows, not even one epoch), seconds."""
+    import yaml
+
+    path = Path(run["path"])
+    cfg = yaml.safe_load((path / "config.yaml").read_text()) or {}
+    events = [json.loads(x) for x in (path / "events.jsonl").read_text().splitlines() if x.strip()]
+    start = next((e for e in events if e["event"] == "start"), {})
+    chosen = next((e["chosen"] for e in events if e["event"] == "defaults"), {})
+    batch = cfg.get("batch_size") or chosen.get("batch_size", {}).get("value")
+    end = next((e for e in events if e["event"] == "end"), {})
+    return {"steps": run["steps"], "batch_size": batch, "n_train": start.get("n_train"),
+            "examples_seen": run["steps"] * batch if batch else None,
+            "seconds": end.get("seconds")}
+
+
 def train_adapters(ws, versions, steps: int, base_model: str | None = None,
-                   eval_max: int = 200) -> None:
+                   eval_max: int = 200, batch_size: int | None = None) -> dict:
+    """Train the three task adapters; {adapter name: run_facts}."""
     from trainer import TrainConfig, train
 
+    facts = {}
     for scheme, version in versions.items():
         head = "classifier" if scheme == "claim_type" else "sft"
         extra = {"base_model": base_model} if base_model and head == "sft" else {}
-        train(ws, version, TrainConfig(head=head, max_steps=steps, generations=0, save_steps=10_000,
-                                       learning_rate=5e-3, eval_max_examples=eval_max, **extra),
-              progress=False, echo=lambda *_: None)
+        if batch_size and head == "sft":
+            extra["batch_size"] = batch_size
+        run = train(ws, version, TrainConfig(head=head, max_steps=steps, generations=0,
+                                             save_steps=10_000, learning_rate=5e-3,
+                                             eval_max_examples=eval_max, **extra),
+                    progress=False, echo=lambda *_: None)
+        facts[adapter_name(scheme, version)] = run_facts(run)
+        print(f"  {adapter_name(scheme, version)}: {facts[adapter_name(scheme, version)]}",
+              flush=True)
+    return facts
 
 
 def routing_only(ws, versions, args) -> dict:
@@ -248,10 +288,11 @@ def routing_only(ws, versions, args) -> dict:
     return out
 
 
-def train_mixed(ws, versions, steps: int, base_model: str | None, eval_max: int) -> str:
+def train_mixed(ws, versions, steps: int, base_model: str | None, eval_max: int,
+                batch_size: int | None = None) -> tuple[str, dict]:
     """One SFT adapter on every task's train rows mixed (the classifier's as text -> label), as
-    the alternative to one adapter per task; returns its registry name. Only train-split rows go
-    in, so no task's held-out row is trained on. The instruction is the user turn's first line
+    the alternative to one adapter per task; returns its registry name and run_facts. Only
+    train-split rows go in, so no task's held-out row is trained on. The instruction is the user turn's first line
     (an export has one system prompt, and the three tasks differ by it)."""
     from pipelines.export import export_dataset, read_split
     from pipelines.store import NewRecord, upsert_record, utcnow
@@ -280,10 +321,13 @@ def train_mixed(ws, versions, steps: int, base_model: str | None, eval_max: int)
     version = export_dataset(ws, scheme="mixed", format="chat", system_prompt="",
                              eval_fraction=0.1).version
     extra = {"base_model": base_model} if base_model else {}
-    train(ws, version, TrainConfig(head="sft", max_steps=steps, generations=0, save_steps=10_000,
-                                   learning_rate=5e-3, eval_max_examples=eval_max, **extra),
-          progress=False, echo=lambda *_: None)
-    return adapter_name("mixed", version)
+    if batch_size:
+        extra["batch_size"] = batch_size
+    run = train(ws, version, TrainConfig(head="sft", max_steps=steps, generations=0,
+                                         save_steps=10_000, learning_rate=5e-3,
+                                         eval_max_examples=eval_max, **extra),
+                progress=False, echo=lambda *_: None)
+    return adapter_name("mixed", version), run_facts(run)
 
 
 def _json_fields(text: str) -> dict:
@@ -295,22 +339,93 @@ def _json_fields(text: str) -> dict:
     return got if isinstance(got, dict) else {}
 
 
+# New tokens per answer when scoring: a label and a two-field JSON object are short, so their
+# tasks stop there rather than generating --score-tokens of nothing (a generator that does not
+# stop on its own would otherwise spend most of the scoring time after the answer).
+SCORE_TOKENS = {"claim_type": 8, "extraction": 24}
+
+
+def _ci(values: list[float]) -> list[float]:
+    """95% percentile bootstrap interval over rows of the mean (curate.roi.sft's, seeded)."""
+    from curate.roi.sft import bootstrap_ci
+
+    return [round(x, 4) for x in bootstrap_ci(values)]
+
+
+def _macro_f1_ci(truth: list[str], pred: list[str], classes: list[str],
+                 resamples: int = 2000) -> list[float]:
+    """95% percentile bootstrap interval of macro-F1 over rows (rows resampled in pairs)."""
+    import numpy as np
+
+    from pipelines.metrics import macro_f1
+
+    rng = np.random.default_rng(0)
+    n = len(truth)
+    vals = []
+    for _ in range(resamples):
+        idx = rng.integers(0, n, n)
+        vals.append(macro_f1([truth[i] for i in idx], [pred[i] for i in idx], classes))
+    return [round(float(np.percentile(vals, 2.5)), 4), round(float(np.percentile(vals, 97.5)), 4)]
+
+
+def score_rows(scheme: str, rows: list[dict], answers: list[str], classes: list[str]) -> dict:
+    """One task's score of `answers` to its held-out `rows`, with 95% bootstrap intervals over
+    the rows. Classifier: accuracy and macro-F1 of the label (a generator's answer counts when it
+    starts with the label); summary: curate.roi.summary_score (all four facts, nothing invented)
+    and ROUGE-L against the reference; extraction: exact match of the amount and state fields."""
+    from curate.roi.summary_score import score_summary, summary_accuracy
+    from pipelines.metrics import classification_report
+
+    if scheme == "claim_type":
+        truth = [r["label"] for r in rows]
+        pred = [next((c for c in classes if a.lower().startswith(c.lower())), "(none)")
+                for a in answers]
+        rep = classification_report(truth, pred, classes).to_dict()
+        return {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+                "accuracy_ci": _ci([float(t == p) for t, p in zip(truth, pred)]),
+                "macro_f1_ci": _macro_f1_ci(truth, pred, classes)}
+    if scheme == "summary_quality":
+        scores = [score_summary(
+            next(m["content"] for m in r["messages"] if m["role"] == "user"), a,
+            reference=next(m["content"] for m in r["messages"] if m["role"] == "assistant"))
+            for r, a in zip(rows, answers)]
+        out = summary_accuracy(scores)
+        out["accuracy_ci"] = _ci([float(s.accurate) for s in scores])
+        out["rouge_l_ci"] = _ci([s.rouge_l or 0.0 for s in scores])
+        return out
+    truth = [json.loads(next(m["content"] for m in r["messages"] if m["role"] == "assistant"))
+             for r in rows]
+    got = [_json_fields(a) for a in answers]
+    # a field counts only when the answer states it: a note with no state has truth null, and an
+    # answer with no JSON at all must not match it (str(None) == str(None))
+    hits = {k: [float(k in g and str(g[k]) == str(t[k])) for g, t in zip(got, truth)]
+            for k in ("amount", "state")}
+    hits["both"] = [a * b for a, b in zip(hits["amount"], hits["state"])]
+    out = {}
+    for k, v in hits.items():
+        out[f"{k}_exact"] = round(sum(v) / len(v), 4)
+        out[f"{k}_exact_ci"] = _ci(v)
+    out["parsed"] = round(sum(bool(g) for g in got) / len(got), 4)
+    return out
+
+
 def task_scores(service, ws, versions, mixed: str, n: int, max_tokens: int) -> dict:
     """Each task's first `n` held-out rows answered four ways through the service (no HTTP):
-    routed (model auto), the task's adapter forced, the mixed adapter, the base (no adapter).
-    Classifier: accuracy and macro-F1 of the label (a generator's answer counts when it starts
-    with the label); summary: curate.roi.summary_score (all four facts, nothing invented) and
-    ROUGE-L against the reference; extraction: exact match of the amount and state fields."""
-    from curate.roi.summary_score import score_summary, summary_accuracy
+    routed (model auto), the task's adapter forced, the mixed adapter, the base (no adapter),
+    scored by `score_rows`. The mixed adapter gets each prompt as it was trained on it (one user
+    turn: the export's system prompt, a blank line, the user turn)."""
     from pipelines.export import read_split
-    from pipelines.metrics import classification_report
 
     out = {}
     for scheme, version in versions.items():
         rows = read_split(ws, version, "eval")[:n]
+        classes = sorted({r["label"] for r in read_split(ws, version, "train")}) \
+            if scheme == "claim_type" else []
         own = adapter_name(scheme, version)
+        tokens = min(max_tokens, SCORE_TOKENS.get(scheme, max_tokens))
         for way, model in (("routed", "auto"), ("forced", own), ("mixed", mixed), ("base", "base")):
             answers, routed_to = [], []
+            t0 = time.perf_counter()
             for r in rows:
                 if scheme == "claim_type":
                     msgs = [{"role": "user", "content": r["text"]}]
@@ -319,36 +434,40 @@ def task_scores(service, ws, versions, mixed: str, n: int, max_tokens: int) -> d
                 if model == mixed and scheme != "claim_type":   # mixed trained with it inline
                     msgs = [{"role": "user", "content": "\n\n".join(m["content"] for m in msgs
                                                                       if m["content"])}]
-                reply = service.chat({"model": model, "messages": msgs, "max_tokens": max_tokens})
+                reply = service.chat({"model": model, "messages": msgs, "max_tokens": tokens})
                 answers.append(reply["choices"][0]["message"]["content"].strip())
                 routed_to.append(reply["routing"]["model"])
-            if scheme == "claim_type":
-                classes = sorted({r["label"] for r in read_split(ws, version, "train")})
-                pred = [next((c for c in classes if a.lower().startswith(c.lower())), "(none)")
-                        for a in answers]
-                rep = classification_report([r["label"] for r in rows], pred, classes).to_dict()
-                score = {"accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"]}
-            elif scheme == "summary_quality":
-                score = summary_accuracy(score_summary(
-                    next(m["content"] for m in r["messages"] if m["role"] == "user"), a,
-                    reference=next(m["content"] for m in r["messages"] if m["role"] == "assistant"))
-                    for r, a in zip(rows, answers))
-            else:
-                truth = [json.loads(next(m["content"] for m in r["messages"]
-                                         if m["role"] == "assistant")) for r in rows]
-                got = [_json_fields(a) for a in answers]
-                score = {f"{k}_exact": round(sum(str(g.get(k)) == str(t[k]) for g, t in
-                                                 zip(got, truth)) / len(rows), 4)
-                         for k in ("amount", "state")}
-                score["both_exact"] = round(sum(str(g.get("amount")) == str(t["amount"]) and
-                                                str(g.get("state")) == str(t["state"])
-                                                for g, t in zip(got, truth)) / len(rows), 4)
+            score = score_rows(scheme, rows, answers, classes)
             score["n"] = len(rows)
-            score["routed_to_own"] = round(routed_to.count(own) / len(rows), 4)
-            score["example"] = answers[0][:160] if answers else None
+            score["max_tokens"] = tokens
+            score["seconds"] = round(time.perf_counter() - t0)
+            score["routed_to_own"] = round(routed_to.count(own) / len(rows), 4) if rows else None
+            score["answers"] = answers   # whole, so that --rescore scores what was generated
             out.setdefault(scheme, {})[way] = score
-            print(f"  {scheme:<16} {way:<7} {json.dumps({k: v for k, v in score.items() if k != 'example'})}",
-                  flush=True)
+            print(f"  {scheme:<16} {way:<7} "
+                  f"{json.dumps({k: v for k, v in score.items() if k != 'answers'})}", flush=True)
+    return out
+
+
+def rescore(ws, versions, path: str) -> dict:
+    """Score the answers a `--scores` run saved in `path` again, against the held-out rows as
+    this bench derives them now (the workspace is rebuilt from the same sample and --records, so
+    the rows are the same; only the extraction truth's state can differ, see note_state)."""
+    from pipelines.export import read_split
+
+    saved = json.loads(Path(path).read_text())
+    out = {}
+    for scheme, ways in saved["scores"].items():
+        version = versions[scheme]
+        classes = sorted({r["label"] for r in read_split(ws, version, "train")}) \
+            if scheme == "claim_type" else []
+        for way, s in ways.items():
+            rows = read_split(ws, version, "eval")[:s["n"]]
+            score = {**score_rows(scheme, rows, s["answers"], classes), "n": s["n"]}
+            out.setdefault(scheme, {})[way] = score
+            print(f"  {scheme:<16} {way:<7} {json.dumps(score)}", flush=True)
+    saved["scores_rescored"] = out
+    Path(path).write_text(json.dumps(saved, indent=1) + "\n")
     return out
 
 
@@ -408,6 +527,12 @@ def main() -> None:
                     help="eval examples of each run's before/after evaluation (TrainConfig "
                          "eval_max_examples; fewer is faster on a big base)")
     ap.add_argument("--clients", default="1,4,16", help="concurrent clients, comma-separated")
+    ap.add_argument("--no-load", action="store_true",
+                    help="skip the load test (requests/s, latency); routing, memory and "
+                         "--scores still run")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="examples per step of the SFT adapters and the mixed one (default: "
+                         "TrainConfig's, 8); the classifier keeps its own")
     ap.add_argument("--base-model", default=None,
                     help="base of the SFT adapters (e.g. smollm2-135m); default: the tiny Llama")
     ap.add_argument("--routing-only", action="store_true",
@@ -416,7 +541,11 @@ def main() -> None:
                     help="also score each task's first N held-out rows routed, forced, with one "
                          "adapter trained on all tasks mixed, and with the base (0: skip)")
     ap.add_argument("--score-tokens", type=int, default=48,
-                    help="new tokens per answer when scoring")
+                    help="new tokens per answer when scoring (the summary's; the label and the "
+                         "JSON answers get at most SCORE_TOKENS)")
+    ap.add_argument("--rescore", default=None, metavar="JSON",
+                    help="score the answers saved by a --scores run again (same --records), "
+                         "adding scores_rescored to that file; nothing is trained or generated")
     ap.add_argument("--l2", type=float, default=None,
                     help="--routing-only: the routers' L2 penalty (default: each feature set's)")
     ap.add_argument("--features", default=None,
@@ -444,6 +573,10 @@ def main() -> None:
         t0 = time.perf_counter()
         ws, versions = build_workspace(Path(tmp), args.records)
         print(f"sample and 3 exports: {time.perf_counter() - t0:.0f} s")
+        if args.rescore:
+            rescore(ws, versions, args.rescore)
+            print(f"-> {args.rescore}")
+            return
         if args.routing_only:
             result = {"records": args.records, "threads": torch.get_num_threads(),
                       "routing": routing_only(ws, versions, args)}
@@ -451,7 +584,8 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
             print(f"-> {args.out}")
             return
-        train_adapters(ws, versions, args.steps, args.base_model, args.eval_max)
+        runs = train_adapters(ws, versions, args.steps, args.base_model, args.eval_max,
+                              args.batch_size)
         setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         _, entry = train_router(ws, RouterConfig(threshold=0.5))
@@ -468,10 +602,13 @@ def main() -> None:
         service = ModelService.from_workspace(ws, cfg)
         server, url = serve_in_thread(service, cfg)
         held = [p for e in list_models(ws, kind="adapter") for p in task_prompts(ws, e)[1]]
-        load_clients(url, held, 1, 2)   # warm-up
-        rows = [load_clients(url, held, c, args.requests) for c in clients]
+        rows = []
+        if not args.no_load:
+            load_clients(url, held, 1, 2)   # warm-up
+            rows = [load_clients(url, held, c, args.requests) for c in clients]
         server.shutdown()
-        print(f"\n{'clients':>8}{'requests':>10}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}")
+        if rows:
+            print(f"\n{'clients':>8}{'requests':>10}{'req/s':>8}{'p50 ms':>8}{'p95 ms':>8}")
         for r in rows:
             print(f"{r['clients']:>8}{r['requests']:>10}{r['req_per_s']:>8}{r['p50_ms']:>8}"
                   f"{r['p95_ms']:>8}")
@@ -480,8 +617,10 @@ def main() -> None:
               f"{mem['adapters']} separate models {mem['separate_mib']} MiB "
               f"({mem['ratio']}x)")
         result = {"records": args.records, "threads": torch.get_num_threads(),
-                  "steps": args.steps, "eval_max": args.eval_max, "base_model": args.base_model or "tiny-llama",
-                  "routing": ev, "load": rows, "memory": mem, "setup_s": round(setup_s),
+                  "steps": args.steps, "eval_max": args.eval_max, "batch_size": args.batch_size,
+                  "base_model": args.base_model or "tiny-llama",
+                  "routing": ev, "runs": runs, "load": rows, "memory": mem,
+                  "setup_s": round(setup_s),
                   "router_s": round(router_s)}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
@@ -490,7 +629,10 @@ def main() -> None:
             # the mixed adapter gets the three adapters' steps together (same budget as the sum);
             # trained after the router, which routes between the three task adapters only
             t0 = time.perf_counter()
-            mixed = train_mixed(ws, versions, 3 * args.steps, args.base_model, args.eval_max)
+            mixed, result["runs"]["mixed"] = train_mixed(ws, versions, 3 * args.steps,
+                                                         args.base_model, args.eval_max,
+                                                         args.batch_size)
+            print(f"  {mixed}: {result['runs']['mixed']}", flush=True)
             print(f"\nmixed adapter ({3 * args.steps} steps): {time.perf_counter() - t0:.0f} s; "
                   f"each task's first {args.scores} held-out rows four ways:")
             service = ModelService.from_workspace(ws, ServeConfig(max_tokens=args.score_tokens),
