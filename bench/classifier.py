@@ -185,7 +185,8 @@ def static_peer(ws, version: str, classes: list[str]) -> dict:
 
 def seeds_study(ws, version: str, classes: list[str], seeds: int) -> dict:
     """The peers and the probe's defaults on `seeds` stratified random 80/20 splits of the
-    export's rows (train + eval), every vector from the caches the main run filled."""
+    export's rows (train + eval), every vector from the caches the main run filled; also the
+    embedding-only probe (`probe_words: false`, the defaults before the words channel)."""
     import numpy as np
     from sklearn.model_selection import train_test_split
 
@@ -217,6 +218,9 @@ def seeds_study(ws, version: str, classes: list[str], seeds: int) -> dict:
                           class_weight=None, seed=0)      # run_probe's call at the defaults
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         m = classification_metrics(truth, probe.predict(X[te], texts[te].tolist()), classes)
+        alone = fit_probe(X[tr], y[tr].tolist(), classes, class_weight=None, seed=0)
+        a = classification_metrics(truth, alone.predict(X[te]), classes)
+        out["embedding_only"] = {"accuracy": a["accuracy"], "macro_f1": a["macro_f1"]}
         out["probe"] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                         "seconds": seconds, "cpu_seconds": cpu, "features": probe.features,
                         "c": probe.c, "c_words": probe.c_words,
@@ -226,20 +230,23 @@ def seeds_study(ws, version: str, classes: list[str], seeds: int) -> dict:
         print(f"split {seed}: {len(tr)} train / {len(te)} eval; MiniLM LR "
               f"{out['minilm']['accuracy']:.3f} / {out['minilm']['macro_f1']:.3f}, static LR "
               f"{out['static']['accuracy']:.3f} / {out['static']['macro_f1']:.3f}, probe "
+              f"embedding only {out['embedding_only']['accuracy']:.3f} / "
+              f"{out['embedding_only']['macro_f1']:.3f}, probe "
               f"{p['accuracy']:.3f} / {p['macro_f1']:.3f} ({p['features']}, C {p['c']:g}, "
               f"words C {p['c_words']}, words share {p['words_share']:g}, {p['class_weight']}; "
               f"fit {p['seconds']:.1f} s, {p['cpu_seconds']:.1f} s CPU)", flush=True)
     summary = {}
-    for peer in ("minilm", "static"):
+    for peer in ("minilm", "static", "embedding_only"):
         for metric in ("accuracy", "macro_f1"):
             diffs = [s["probe"][metric] - s[peer][metric] for s in per_seed]
             mean, (lo, hi) = mean_ci(diffs, bounds=None)
             summary[f"{peer}_{metric}"] = {"mean": mean, "ci": [lo, hi]}
     print(f"\nover {seeds} splits (mean, defaults minus peer, 95% t interval):")
     for metric in ("accuracy", "macro_f1"):
-        means = {k: sum(s[k][metric] for s in per_seed) / seeds for k in ("minilm", "static", "probe")}
+        means = {k: sum(s[k][metric] for s in per_seed) / seeds
+                 for k in ("minilm", "static", "embedding_only", "probe")}
         cells = [f"{k} {v:.3f}" for k, v in means.items()]
-        for peer in ("minilm", "static"):
+        for peer in ("minilm", "static", "embedding_only"):
             d = summary[f"{peer}_{metric}"]
             cells.append(f"vs {peer} {d['mean']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]")
         print(f"  {metric:<9} " + "; ".join(cells))
