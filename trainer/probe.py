@@ -180,11 +180,11 @@ class _WordFeatures:
 
     @staticmethod
     def count(texts: Sequence[str], ngrams: tuple[int, int] = WORD_NGRAMS):
-        """(CountVectorizer, counts n x V_all) over every n-gram of `texts`; ValueError when
-        the texts have no word at all."""
+        """(CountVectorizer, counts n x V) over the n-grams in WORD_MIN_DF of `texts` (a
+        superset of any subset's); ValueError when no term is left."""
         from sklearn.feature_extraction.text import CountVectorizer
 
-        counter = CountVectorizer(ngram_range=ngrams, dtype=np.float64)
+        counter = CountVectorizer(ngram_range=ngrams, min_df=WORD_MIN_DF, dtype=np.float64)
         return counter, counter.fit_transform(list(texts)).tocsr()
 
     @classmethod
