@@ -386,9 +386,10 @@ def main() -> None:
               f"{r['seconds'] / base['seconds']:>10.2f}")
     best_acc = max(peers, key=lambda p: p[1]["accuracy"])
     best_f1 = max(peers, key=lambda p: p[1]["macro_f1"])
-    print(f"defaults minus the best peer: accuracy {probe_warm['accuracy'] - best_acc[1]['accuracy']:+.3f}"
-          f" ({best_acc[0]}), macro-F1 {probe_warm['macro_f1'] - best_f1[1]['macro_f1']:+.3f}"
-          f" ({best_f1[0]})")
+    d_acc = probe_warm["accuracy"] - best_acc[1]["accuracy"]
+    d_f1 = probe_warm["macro_f1"] - best_f1[1]["macro_f1"]
+    print(f"defaults minus the best peer: accuracy {d_acc:+.3f} ({best_acc[0]}), macro-F1 "
+          f"{d_f1:+.3f} ({best_f1[0]})")
     study = None
     if args.seeds:
         print()

@@ -136,8 +136,8 @@ class ProbeModel:
                 "selected_by": self.selected_by}
         if self.coef_words is not None:
             arrays.update(coef_words=self.coef_words, idf=self.idf)
-            meta.update(c_words=self.c_words, words_share=self.words_share, word_ngrams=list(self.word_ngrams),
-                        vocabulary="probe_words.json")
+            meta.update(c_words=self.c_words, words_share=self.words_share,
+                        word_ngrams=list(self.word_ngrams), vocabulary="probe_words.json")
             (folder / "probe_words.json").write_text(json.dumps(self.words, ensure_ascii=False),
                                                      encoding="utf-8")
         np.savez(folder / "probe.npz", **arrays)
