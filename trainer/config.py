@@ -79,8 +79,13 @@ class TrainConfig:
                 "(balanced), not at all (none), or balanced when the largest class has 1.5x "
                 "the examples of the smallest (auto)", "choices": CLASS_WEIGHTS})
     probe_c: float | None = field(default=None, metadata={
-        "help": "probe: inverse L2 strength of the logistic regression (default: chosen by "
-                "3-fold cross-validation on train, macro-F1)"})
+        "help": "probe: inverse L2 strength of the logistic regression on the standardised "
+                "embedding (default: chosen by 3-fold cross-validation on train, on the mean of "
+                "accuracy and macro-F1, with the words' strength and the class weighting)"})
+    probe_words: bool = field(default=True, metadata={
+        "help": "probe: also read the texts' words (TF-IDF of word 1-2-grams beside the "
+                "embedding, in one linear model; the CV can still fall back to the embedding "
+                "alone); false: the embedding alone"})
     packing: bool = field(default=False, metadata={
         "help": "pack several short examples into one sequence (sft)"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "share of steps for LR warmup"})
@@ -157,6 +162,8 @@ class TrainConfig:
         if self.probe_c is not None and (not isinstance(self.probe_c, (int, float))
                                          or self.probe_c <= 0):
             bad("probe_c", "must be > 0 or null")
+        if not isinstance(self.probe_words, bool):
+            bad("probe_words", "must be true or false")
         if not isinstance(self.dpo_beta, (int, float)) or self.dpo_beta <= 0:
             bad("dpo_beta", "must be > 0")
         if self.init_adapter is not None:

@@ -87,6 +87,14 @@ def test_probe_head_trains_predicts_every_class_and_reports_every_eval_row(three
     ev2 = json.loads((ws.path / "runs" / again["run_id"] / "eval.json").read_text())
     assert ev2["embeddings"]["embedded"] == 0 and ev2["embeddings"]["cached"] == 24
     assert ev2["defaults"]["probe_c"] == {"value": 2.0, "why": "explicit"}
+    assert ev["defaults"]["probe_features"]["value"] in ("embedding+words", "raw embedding",
+                                                         "embedding")
+    alone = train(ws, exp.version, TrainConfig(head="probe", probe_words=False), progress=False,
+                  echo=lambda m: None)
+    ev3 = json.loads((ws.path / "runs" / alone["run_id"] / "eval.json").read_text())
+    assert ev3["defaults"]["probe_features"] == {"value": "embedding",
+                                                 "why": "probe_words=false"}
+    assert load_probe(alone["adapter"]).coef_words is None
 
 
 def test_eval_cap_is_stated(three_ws):
@@ -261,6 +269,82 @@ def test_probe_cv_picks_by_accuracy_and_macro_f1_and_weights_like_sklearn(tmp_pa
     assert load_probe(tmp_path / "p").class_weight == "none"
     with pytest.raises(TrainError, match="class_weight"):
         fit_probe(X, y, ["a", "b"], class_weight="inverse")
+
+
+
+def _word_only_set(n_per_class: int, seed: int):
+    """Vectors that are pure noise (the embedding says nothing) and texts in which one word,
+    'zebra' or 'walrus', names the class among shared filler words."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    filler = ["the", "report", "came", "in", "late", "again", "from", "office", "today", "note"]
+    texts, labels = [], []
+    for i in range(2 * n_per_class):
+        label = "a" if i % 2 == 0 else "b"
+        words = list(rng.choice(filler, size=6)) + ["zebra" if label == "a" else "walrus"]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(label)
+    X = rng.normal(size=(len(texts), 16))
+    return X / np.linalg.norm(X, axis=1, keepdims=True), texts, labels
+
+
+def test_probe_words_channel_finds_a_class_word_the_embedding_cannot(tmp_path):
+    """Only a word separates the classes: the default probe (embedding + words) gets the held-out
+    rows right, the embedding alone is at chance; the saved probe predicts the same after a
+    load and asks for the texts."""
+    import numpy as np
+
+    from trainer.probe import fit_probe, load_probe
+
+    X, texts, y = _word_only_set(40, seed=0)
+    Xt, texts_t, yt = _word_only_set(20, seed=1)
+    words = fit_probe(X, y, ["a", "b"], texts=texts, class_weight=None)
+    alone = fit_probe(X, y, ["a", "b"], class_weight=None)
+    acc = lambda pred: float(np.mean(np.array(pred) == np.array(yt)))   # noqa: E731
+    assert words.features == "embedding+words" and words.words_share > 0
+    assert "zebra" in words.words and "walrus" in words.words
+    assert acc(words.predict(Xt, texts_t)) >= 0.95
+    assert acc(alone.predict(Xt)) <= 0.7                   # noise vectors: about 0.5
+    words.save(tmp_path / "p")
+    back = load_probe(tmp_path / "p")
+    assert (back.words, back.features, back.c_words) == (words.words, words.features,
+                                                         words.c_words)
+    assert np.allclose(back.scores(Xt, texts_t), words.scores(Xt, texts_t), atol=1e-5)
+    with pytest.raises(TrainError, match="texts"):
+        back.predict(Xt)
+
+
+def test_probe_falls_back_to_the_embedding_when_the_words_are_noise():
+    """The embedding separates the classes and the words are random: the CV keeps the
+    embedding (the peer's raw configuration or the standardised one, no words block)."""
+    import numpy as np
+
+    from trainer.probe import fit_probe
+
+    rng = np.random.default_rng(2)
+    vocab = [f"w{i}" for i in range(30)]
+    y = ["a", "b"] * 45
+    X = rng.normal(size=(90, 8))
+    X[:, 0] += np.where(np.array(y) == "a", 3.0, -3.0)
+    texts = [" ".join(rng.choice(vocab, size=8)) for _ in y]
+    model = fit_probe(X, y, ["a", "b"], texts=texts, class_weight=None)
+    assert model.features in ("raw embedding", "embedding") and model.coef_words is None
+    assert model.predict(X) == y
+
+
+def test_probe_cv_score_matches_the_shared_metrics():
+    import numpy as np
+
+    from pipelines.metrics import accuracy, macro_f1
+    from trainer.probe import _cv_score
+
+    rng = np.random.default_rng(3)
+    truth, pred = rng.integers(0, 4, 200), rng.integers(0, 3, 200)   # class 3 never predicted
+    want = (accuracy(truth.tolist(), pred.tolist())
+            + macro_f1(truth.tolist(), pred.tolist(), [0, 1, 2, 3])) / 2
+    assert abs(_cv_score(truth, pred, 4) - want) < 1e-12
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ def test_every_field_has_help_and_specs_cover_fields():
     ({"max_steps": 0}, "train.max_steps"), ({"learning_rate": 2.0}, "train.learning_rate"),
     ({"lora_dropout": 1.0}, "train.lora_dropout"), ({"head": "rm"}, "train.head"),
     ({"class_weight": "inverse"}, "train.class_weight"), ({"probe_c": 0}, "train.probe_c"),
+    ({"probe_words": "yes"}, "train.probe_words"),
     ({"batch_size": 0}, "train.batch_size"), ({"eval_max_examples": -1}, "train.eval_max_examples"),
 ])
 def test_validation_names_field_and_value(kwargs, field):
