@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pipelines.errors import DedupError, TrainError
+from pipelines.textscript import DENSE, spaced
 
 __all__ = ["ProbeModel", "fit_probe", "load_probe", "export_vectors", "run_probe", "C_GRID",
            "WEIGHTINGS", "EMB_C_GRID", "WORDS_C_GRID", "BLEND_GRID", "FEATURES"]
@@ -169,6 +170,18 @@ def load_probe(folder: str | Path) -> ProbeModel:
                       selected_by=meta.get("selected_by", "fixed"))
 
 
+def _preprocess(text: str) -> str:
+    """Lower case, and a space around each character of a script written without word spaces
+    (`pipelines.textscript`), so a Chinese or Japanese text has words at all."""
+    return spaced(text.lower())
+
+
+# scikit-learn's default token (two or more word characters), or one character of a script
+# without word spaces: English and the like tokenise exactly as with the defaults.
+_TOKENS = {"preprocessor": _preprocess,
+           "token_pattern": rf"(?u){DENSE.pattern}|\b\w\w+\b"}
+
+
 class _WordFeatures:
     """TF-IDF of word n-grams: one tokenisation of the train texts, from which each CV fold
     (and the final fit) takes the terms in `WORD_MIN_DF` of ITS train rows and their idf, so a
@@ -184,7 +197,8 @@ class _WordFeatures:
         superset of any subset's); ValueError when no term is left."""
         from sklearn.feature_extraction.text import CountVectorizer
 
-        counter = CountVectorizer(ngram_range=ngrams, min_df=WORD_MIN_DF, dtype=np.float64)
+        counter = CountVectorizer(ngram_range=ngrams, min_df=WORD_MIN_DF, dtype=np.float64,
+                                  **_TOKENS)
         return counter, counter.fit_transform(list(texts)).tocsr()
 
     @classmethod
@@ -209,7 +223,7 @@ class _WordFeatures:
         tfidf = TfidfTransformer(sublinear_tf=True)
         tfidf.idf_ = np.asarray(idf, dtype=np.float64)
         return cls(CountVectorizer(ngram_range=tuple(ngrams), vocabulary=list(words),
-                                   dtype=np.float64), tfidf)
+                                   dtype=np.float64, **_TOKENS), tfidf)
 
     def rows(self, counts, rows: np.ndarray):
         return self.tfidf.transform(counts[rows][:, self.columns].tocsr())

@@ -316,6 +316,34 @@ def test_probe_words_channel_finds_a_class_word_the_embedding_cannot(tmp_path):
         back.predict(Xt)
 
 
+def test_probe_words_channel_reads_chinese_without_word_spaces():
+    """The same word-only set written in Chinese, no spaces anywhere: the class word (火灾 fire
+    vs 被盗 theft) is found because each Han character is a token of its own."""
+    import numpy as np
+
+    from trainer.probe import fit_probe
+
+    rng = np.random.default_rng(4)
+    filler = list("报告今天又从办公室来了晚")
+
+    def make(n):
+        texts, labels = [], []
+        for i in range(2 * n):
+            label = "a" if i % 2 == 0 else "b"
+            chars = list(rng.choice(filler, size=8))
+            at = int(rng.integers(0, 8))
+            texts.append("".join(chars[:at]) + ("火灾" if label == "a" else "被盗")
+                         + "".join(chars[at:]) + "。")
+            labels.append(label)
+        X = rng.normal(size=(len(texts), 16))
+        return X / np.linalg.norm(X, axis=1, keepdims=True), texts, labels
+
+    (X, texts, y), (Xt, texts_t, yt) = make(40), make(20)
+    model = fit_probe(X, y, ["a", "b"], texts=texts, class_weight=None)
+    assert model.words_share > 0 and {"火", "灾", "被", "盗"} <= set(model.words)
+    assert float(np.mean(np.array(model.predict(Xt, texts_t)) == np.array(yt))) >= 0.95
+
+
 def test_probe_falls_back_to_the_embedding_when_the_words_are_noise():
     """The embedding separates the classes and the words are random: the CV keeps the
     embedding (the peer's raw configuration or the standardised one, no words block)."""
