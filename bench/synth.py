@@ -406,7 +406,10 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
     pairs = counterfactual_pairs(ws, by_id, n_pairs)
     held = held_out_pairs(ws, items)[:max_held]
     held_ids = set(sets.eval_ids)
-    assert not any(p["prompt"][-1]["content"] in {it["note"] for it in items} for p in pairs)
+    notes = {it["note"] for it in items}
+    leaked = sum(p["prompt"][-1]["content"] in notes for p in pairs)
+    if leaked:
+        raise SystemExit(f"sft-dpo: {leaked} dpo pairs have a held-out note as their prompt")
     base = resolve_model_name(base_model, say=say)
     say(f"sft rows {len(sft_rows)}, dpo pairs {len(pairs)} (from curated records only), "
         f"held-out notes {len(items)}, held-out pairs {len(held)}; {len(held_ids)} gold held out")

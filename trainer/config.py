@@ -44,7 +44,8 @@ class TrainConfig:
         "help": "sft: causal-LM supervised fine-tune on a chat/alpaca export; probe: logistic "
                 "regression on the cached sentence embeddings of a classification export "
                 "(seconds on CPU); classifier: LoRA fine-tune of the encoder on the same export "
-                "(minutes); dpo: preference tuning (TRL DPOTrainer, LoRA) on a preference export",
+                "(minutes); dpo: preference tuning (TRL DPOTrainer; LoRA, or every weight on a "
+                "tiny base, see method) on a preference export",
         "choices": HEADS})
     base_model: str | None = field(default=None, metadata={
         "help": "local folder or hub id of the base model, or smollm2-135m (the pretrained "
