@@ -3,6 +3,8 @@ generator cost.
 
 Usage: python bench/synth.py [--n 700] [--dpo-steps 40] [--gen 32]
        python bench/synth.py --pays [--seeds 5] [--per-class 30] [--scarce 20]
+       python bench/synth.py --sft-dpo [--seeds 2] [--sft-steps 16] [--dpo-steps 8] \
+           [--max-eval 30] [--max-new-tokens 48] [--out report.json]
 
 1. Counterfactuals on the sample's accepted summary_quality records (gold held out): caught /
    missed per edit kind by the scheme's LF set, against the baseline set without the three LFs
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import json
 import tempfile
 import time
@@ -72,30 +75,48 @@ def last_log(run_path: Path) -> dict:
     return [e for e in events if e["event"] == "log"][-1]
 
 
-def dpo_vs_sft(ws: Workspace, n: int, steps: int) -> None:
+def dpo_vs_sft(ws: Workspace, n: int, steps: int | None, seeds: int = 1) -> None:
+    """The dpo head with its defaults (method auto = full on the tiny Llama, lr 1e-3, one epoch,
+    unless `steps` is given) over `seeds`; then the sft head on the chat export for tokens/s,
+    the same steps and batch (lr 2e-3, as in earlier runs)."""
+    from pipelines.metrics import mean_ci
     from trainer import TrainConfig, train
 
     make_counterfactuals(ws, CounterfactualConfig(scheme="summary_quality", n=n))
     pref = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.1)
     chat = export_dataset(ws, scheme="summary_quality", format="chat", eval_fraction=0.1,
                           synthetic="exclude")
-    common = dict(max_steps=steps, batch_size=8, learning_rate=2e-3, cpu_threads=1,
-                  eval_max_examples=100, save_steps=max(steps, 1), generations=0)
+    common = dict(batch_size=8, cpu_threads=1, eval_max_examples=100, save_steps=10**6,
+                  generations=0)
     print(f"\n2. dpo on the tiny Llama: {pref.train} train / {pref.eval} held-out pairs, "
-          f"{steps} steps x 8")
-    rows = []
-    for head, exp in (("dpo", pref), ("sft", chat)):
+          f"{steps or 'one epoch of'} steps x 8, {seeds} seed(s)")
+    print(f"{'seed':<6}{'method':>7}{'steps':>7}{'seconds':>9}{'logp acc':>18}{'logp margin':>20}"
+          f"{'reward acc':>12}{'reward margin':>15}")
+    rows, accs = [], []
+    for seed in range(seeds):
         t0 = time.perf_counter()
-        out = train(ws, exp.version, TrainConfig(head=head, **common), progress=False,
-                    echo=lambda m: None)
+        out = train(ws, pref.version, TrainConfig(head="dpo", seed=seed, **common,
+                                                  **({"max_steps": steps} if steps else {})),
+                    progress=False, echo=lambda m: None)
         seconds = time.perf_counter() - t0
-        log = last_log(Path(out["path"]))
-        rows.append((head, seconds, log.get("tokens_per_s") or 0.0))
-        if head == "dpo":
-            b, t = out["eval"]["base"], out["eval"]["tuned"]
-            print(f"{'metric':<18}{'before':>10}{'after':>10}")
-            for k in ("logp_accuracy", "logp_margin", "reward_accuracy", "reward_margin"):
-                print(f"{k:<18}{b.get(k, 0):>10.3f}{t.get(k, 0):>10.3f}")
+        ev = json.loads((Path(out["path"]) / "eval.json").read_text())
+        b, t = out["eval"]["base"], out["eval"]["tuned"]
+        accs.append(t["reward_accuracy"])
+        print(f"{seed:<6}{ev['method']:>7}{out['steps']:>7}{seconds:>9.1f}"
+              f"{b['logp_accuracy']:>8.3f} -> {t['logp_accuracy']:<6.3f}"
+              f"{b['logp_margin']:>10.2f} -> {t['logp_margin']:<6.2f}"
+              f"{t['reward_accuracy']:>12.3f}{t['reward_margin']:>15.3f}")
+        if seed == 0:
+            dpo_steps = out["steps"]
+            rows.append(("dpo", seconds, last_log(Path(out["path"])).get("tokens_per_s") or 0.0))
+    if seeds > 1:
+        mean, (lo, hi) = mean_ci(accs)
+        print(f"reward accuracy over {seeds} seeds: {mean:.3f} [{lo:.3f}, {hi:.3f}]")
+    t0 = time.perf_counter()
+    out = train(ws, chat.version, TrainConfig(head="sft", max_steps=dpo_steps, learning_rate=2e-3,
+                                              **common), progress=False, echo=lambda m: None)
+    rows.append(("sft", time.perf_counter() - t0,
+                 last_log(Path(out["path"])).get("tokens_per_s") or 0.0))
     print(f"{'head':<6}{'seconds':>9}{'tokens/s':>10}{'vs sft':>8}")
     sft_rate = rows[1][2] or 1.0
     for head, seconds, rate in rows:
@@ -303,10 +324,208 @@ def does_synthetic_pay(ws: Workspace, seeds: int, per_class: int, scarce: int,
           ["accuracy", "macro_f1", f"{rare} recall", f"{rare} F1"])
 
 
+# -- SFT alone vs SFT + DPO on the packaged SmolLM2 -------------------------------------------
+def counterfactual_pairs(ws: Workspace, rows: dict[str, dict], n: int, seed: int = 0) -> list[dict]:
+    """DPO pairs from caught counterfactuals of the records in `rows` (record id -> its SFT chat
+    row): prompt = the row's system + user turns, chosen = the accepted summary, rejected = the
+    counterfactual. Sources outside `rows` (gold, near-gold, not curated) are left out, so no
+    held-out note is a pair's prompt."""
+    res = make_counterfactuals(ws, CounterfactualConfig(scheme="summary_quality", n=n, seed=seed),
+                               commit=False)
+    out = []
+    for c in res.created:
+        row = rows.get(c.source_id)
+        if row is not None:
+            out.append({"prompt": row["messages"][:-1],
+                        "chosen": [{"role": "assistant", "content": c.chosen}],
+                        "rejected": [{"role": "assistant", "content": c.rejected}],
+                        "edit": c.edit.kind})
+    return out
+
+
+def held_out_pairs(ws: Workspace, items: list[dict], seed: int = 0) -> list[dict]:
+    """One caught counterfactual of each held-out note's gold summary (the first edit kind, in a
+    seeded order, that applies and that the LFs catch): pairs DPO never trains on."""
+    import random
+
+    from pipelines.synth import EDIT_KINDS, Counterfactual, apply_edit
+
+    tried = []
+    for it in items:
+        rng = random.Random(f"{seed}:{it['id']}")
+        kinds = list(EDIT_KINDS)
+        rng.shuffle(kinds)
+        for kind in kinds:
+            edit = apply_edit(kind, it["note"], it["reference"], rng)
+            if edit is not None:
+                tried.append((it, Counterfactual(it["id"], it["note"], it["reference"], edit.text,
+                                                 edit)))
+    judge_edits(ws, "summary_quality", [c for _, c in tried])
+    out, seen = [], set()
+    for it, c in tried:
+        if c.caught and it["id"] not in seen:
+            seen.add(it["id"])
+            out.append({"prompt": it["prompt"], "edit": c.edit.kind,
+                        "chosen": [{"role": "assistant", "content": c.chosen}],
+                        "rejected": [{"role": "assistant", "content": c.rejected}]})
+    return out
+
+
+def _invented_flags(per_seed: list[dict]) -> list[float]:
+    """Per held-out note, the share of seeds whose summary invents a fact."""
+    cols = [[float(bool(v["invented"])) for v in s["per_note"]] for s in per_seed]
+    return [sum(c) / len(c) for c in zip(*cols)]
+
+
+def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, batch_size: int,
+                 dpo_batch_size: int, lr: float, dpo_lr: float | None, beta: float | None,
+                 max_eval: int, max_new_tokens: int, n_pairs: int, threads: int,
+                 base_model: str, max_held: int = 16, say=print) -> dict:
+    """Per seed: LoRA SFT on the curated summaries, greedy summaries of the held-out gold notes;
+    then DPO from that SFT adapter (its frozen copy is the reference) on counterfactual pairs of
+    the SFT's own training records, and the same summaries again. Both are scored by
+    `curate.roi.summary_score`; the headline is the share of summaries that invent an amount,
+    name, date or state, with a bootstrap interval over the notes and a paired one for the
+    difference."""
+    import torch
+
+    from curate.roi.sft import (_arm_row, _eval_items, _score, bootstrap_ci, check_sft_leakage,
+                                sft_sets)
+    from trainer.config import TrainConfig
+    from trainer.device import plan_device
+    from trainer.dpo import build_dpo_trainer, pair_logps, preference_metrics
+    from trainer.pretrained import resolve_model_name
+    from trainer.sft import build_sft_trainer, generate
+
+    torch.set_num_threads(threads)
+    sets = sft_sets(ws, say=say)
+    check_sft_leakage(sets)
+    sft_rows = sets.arms["curated"]
+    by_id = dict(zip(sets.arm_ids["curated"], sft_rows))
+    items = _eval_items(ws, sets, max_eval)
+    pairs = counterfactual_pairs(ws, by_id, n_pairs)
+    held = held_out_pairs(ws, items)[:max_held]
+    held_ids = set(sets.eval_ids)
+    notes = {it["note"] for it in items}
+    leaked = sum(p["prompt"][-1]["content"] in notes for p in pairs)
+    if leaked:
+        raise SystemExit(f"sft-dpo: {leaked} dpo pairs have a held-out note as their prompt")
+    base = resolve_model_name(base_model, say=say)
+    say(f"sft rows {len(sft_rows)}, dpo pairs {len(pairs)} (from curated records only), "
+        f"held-out notes {len(items)}, held-out pairs {len(held)}; {len(held_ids)} gold held out")
+    prompts = [it["prompt"] for it in items]
+    per = {"sft": [], "sft+dpo": []}
+    pref = []
+    t_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sft-dpo-") as tmp:
+        for seed in range(seeds):
+            common = dict(base_model=base, seed=seed, device="cpu", cpu_threads=threads,
+                          save_steps=10**6, logging_steps=10**6, generations=0,
+                          lora_r=8, lora_alpha=16)
+            cfg = TrainConfig(head="sft", max_steps=sft_steps, batch_size=batch_size,
+                              learning_rate=lr, **common)
+            plan = plan_device(cfg)
+            tr, tok, _ = build_sft_trainer(cfg, base, plan, sft_rows, [], "chat",
+                                           Path(tmp) / f"sft{seed}", progress=False)
+            t0 = time.perf_counter()
+            out = tr.train()
+            sft_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            texts = generate(tr.model, tok, prompts, max_new_tokens, batch_size=8)
+            gen_s = time.perf_counter() - t0
+            adapter = Path(tmp) / f"sft{seed}" / "adapter"
+            tr.save_model(str(adapter))
+            per["sft"].append({"seed": seed, **_score(items, texts), "generations": texts,
+                               "train_seconds": round(sft_s, 1), "generate_seconds": round(gen_s, 1),
+                               "train_loss": round(float(out.training_loss), 4),
+                               "seconds_per_step": round(sft_s / max(1, tr.state.global_step), 1)})
+            say(f"seed {seed} sft: {sft_s:.0f} s train ({sft_s / sft_steps:.1f} s/step), "
+                f"{gen_s:.0f} s generate; invented {per['sft'][-1]['invented']:.3f}, "
+                f"accuracy {per['sft'][-1]['accuracy']:.3f}")
+            del tr
+            dcfg = TrainConfig(head="dpo", max_steps=dpo_steps, batch_size=dpo_batch_size,
+                               learning_rate=dpo_lr, init_adapter=str(adapter),
+                               **({"dpo_beta": beta} if beta else {}), **common)
+            tr, tok, _, max_len = build_dpo_trainer(dcfg, base, plan, pairs, [],
+                                                   Path(tmp) / f"dpo{seed}", progress=False,
+                                                   init_adapter=adapter)
+            t0 = time.perf_counter()
+            ref = pair_logps(tr.model, tok, held, max_len)
+            ref_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out = tr.train()
+            dpo_s = time.perf_counter() - t0
+            tuned = pair_logps(tr.model, tok, held, max_len)
+            m = {**preference_metrics(tuned, ref, dcfg.dpo_beta), "seed": seed,
+                 "sft_logp_accuracy": preference_metrics(ref)["logp_accuracy"],
+                 "learning_rate": tr.args.learning_rate, "beta": dcfg.dpo_beta,
+                 "max_seq_length": max_len,
+                 "train_loss": round(float(out.training_loss), 4)}
+            pref.append(m)
+            t0 = time.perf_counter()
+            texts = generate(tr.model, tok, prompts, max_new_tokens, batch_size=8)
+            gen_s = time.perf_counter() - t0
+            per["sft+dpo"].append({"seed": seed, **_score(items, texts), "generations": texts,
+                                   "train_seconds": round(dpo_s, 1),
+                                   "generate_seconds": round(gen_s, 1),
+                                   "train_loss": m["train_loss"],
+                                   "seconds_per_step": round(dpo_s / max(1, tr.state.global_step), 1)})
+            say(f"seed {seed} dpo: {dpo_s:.0f} s train ({dpo_s / dpo_steps:.1f} s/step), "
+                f"{ref_s:.0f} s to score {len(held)} held-out pairs, {gen_s:.0f} s generate; "
+                f"invented {per['sft+dpo'][-1]['invented']:.3f}, accuracy "
+                f"{per['sft+dpo'][-1]['accuracy']:.3f}; held-out reward accuracy "
+                f"{m['reward_accuracy']:.3f} (sft logp accuracy {m['sft_logp_accuracy']:.3f})")
+            del tr
+    arms = [_arm_row(name, len(sft_rows) if name == "sft" else len(pairs), 0, ps)
+            for name, ps in per.items()]
+    for a in arms:
+        a["invented_ci"] = [round(x, 4) for x in bootstrap_ci(_invented_flags(a["per_seed"]))]
+    delta = bootstrap_ci(_invented_flags(per["sft"]), _invented_flags(per["sft+dpo"]),
+                         paired_delta=True)
+    acc_delta = bootstrap_ci(*[[float(v["accurate"]) for s in per[k] for v in s["per_note"]]
+                               for k in ("sft", "sft+dpo")], paired_delta=True)
+    report = {"base_model": base, "seeds": seeds, "n_eval": len(items), "n_pairs": len(pairs),
+              "pair_edits": {k: sum(p["edit"] == k for p in pairs)
+                             for k in sorted({p["edit"] for p in pairs})},
+              "n_held_pairs": len(held), "budget": dict(
+                  sft_steps=sft_steps, dpo_steps=dpo_steps, batch_size=batch_size,
+                  dpo_batch_size=dpo_batch_size, lr=lr, max_new_tokens=max_new_tokens,
+                  threads=threads),
+              "arms": arms, "preference": pref,
+              "delta_invented_dpo_vs_sft": round(arms[1]["invented"] - arms[0]["invented"], 4),
+              "delta_invented_ci": [round(x, 4) for x in delta],
+              "delta_accuracy_ci": [round(x, 4) for x in acc_delta],
+              "ci_method": "95% percentile bootstrap over the held-out notes (a note's value is "
+                           "its mean over seeds; the delta is paired on the same notes)",
+              "seconds": round(time.perf_counter() - t_all),
+              "eval": [{k: it[k] for k in ("id", "note", "reference", "claim_type")}
+                       for it in items]}
+    print(f"\nSFT alone vs SFT + DPO on {base.split('/')[-1]}: {len(items)} held-out notes, "
+          f"{seeds} seeds, {len(pairs)} counterfactual pairs")
+    print(f"{'arm':<9}{'invented':>9}{'95% CI':>18}{'accuracy':>10}{'95% CI':>18}{'ROUGE-L':>9}"
+          f"{'type':>6}{'amt':>6}{'date':>6}{'who':>6}{'s/step':>8}")
+    for a in arms:
+        ci, aci = a["invented_ci"], a["ci"]
+        sps = sum(s["seconds_per_step"] for s in a["per_seed"]) / len(a["per_seed"])
+        print(f"{a['name']:<9}{a['invented']:>9.3f}{f'[{ci[0]:.3f}, {ci[1]:.3f}]':>18}"
+              f"{a['accuracy']:>10.3f}{f'[{aci[0]:.3f}, {aci[1]:.3f}]':>18}{a['rouge_l']:>9.3f}"
+              f"{a['claim_type_stated']:>6.2f}{a['amount_stated']:>6.2f}{a['date_stated']:>6.2f}"
+              f"{a['claimant_stated']:>6.2f}{sps:>8.1f}")
+    print(f"delta invented (sft+dpo - sft): {report['delta_invented_dpo_vs_sft']:+.3f} "
+          f"{report['delta_invented_ci']}; delta accuracy CI {report['delta_accuracy_ci']}")
+    for m in pref:
+        print(f"seed {m['seed']}: held-out pairs reward accuracy {m['reward_accuracy']:.3f} "
+              f"(margin {m['reward_margin']:.3f}); logp accuracy {m['sft_logp_accuracy']:.3f} -> "
+              f"{m['logp_accuracy']:.3f}")
+    print(f"{report['seconds']} s in all")
+    return report
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=700, help="counterfactuals to make")
-    ap.add_argument("--dpo-steps", type=int, default=40)
+    ap.add_argument("--dpo-steps", type=int, default=None,
+                    help="dpo steps (default: the dpo head's one epoch; --sft-dpo: 8)")
     ap.add_argument("--gen", type=int, default=32, help="generator prompts")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--pays", action="store_true", help="only the 'does synthetic data pay' study")
@@ -314,17 +533,45 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--scarce", type=int, default=20)
     ap.add_argument("--model", default="static", help="embedding model of the probe")
+    ap.add_argument("--sft-dpo", action="store_true",
+                    help="only SFT alone vs SFT + DPO on the packaged SmolLM2 (slow on CPU)")
+    ap.add_argument("--sft-steps", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=4, help="sft batch (--sft-dpo)")
+    ap.add_argument("--dpo-batch-size", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=2e-3, help="sft learning rate (--sft-dpo)")
+    ap.add_argument("--dpo-lr", type=float, default=None, help="default: the dpo head's")
+    ap.add_argument("--beta", type=float, default=None, help="default: the dpo head's")
+    ap.add_argument("--max-eval", type=int, default=30)
+    ap.add_argument("--max-held", type=int, default=16,
+                    help="held-out counterfactual pairs scored before/after DPO (--sft-dpo)")
+    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--pairs", type=int, default=400, help="counterfactuals to make (--sft-dpo)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--base-model", default="smollm2-135m")
+    ap.add_argument("--out", help="write the --sft-dpo report (with every generation) here")
     args = ap.parse_args()
+    args.seeds_set = "--seeds" in sys.argv
     with tempfile.TemporaryDirectory() as tmp:
         ws = Workspace.create(Path(tmp) / "ws")
         load_sample(ws)
+        if args.sft_dpo:
+            report = sft_then_dpo(ws, seeds=args.seeds, sft_steps=args.sft_steps,
+                                  dpo_steps=args.dpo_steps or 8, batch_size=args.batch_size,
+                                  dpo_batch_size=args.dpo_batch_size, lr=args.lr,
+                                  dpo_lr=args.dpo_lr, beta=args.beta, max_eval=args.max_eval,
+                                  max_new_tokens=args.max_new_tokens, n_pairs=args.pairs,
+                                  threads=args.threads, base_model=args.base_model,
+                                  max_held=args.max_held)
+            if args.out:
+                Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            return
         if args.pays:
             does_synthetic_pay(ws, args.seeds, args.per_class, args.scarce, args.model)
             return
         run_labeling(ws, LabelConfig(scheme="summary_quality"))
         catch_rates(ws, args.n)
         if not args.skip_train:
-            dpo_vs_sft(ws, args.n, args.dpo_steps)
+            dpo_vs_sft(ws, args.n, args.dpo_steps, args.seeds if args.seeds_set else 1)
         generator(ws, args.gen)
 
 

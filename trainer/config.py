@@ -26,7 +26,7 @@ CLASS_WEIGHTS = ("auto", "balanced", "none")
 # the data (trainer.classifier.choose_defaults) and the probe needs none of them. max_seq_length
 # is not here: both LoRA heads take it from the data (trainer.lengths.default_max_seq_length).
 SFT_DEFAULTS = {"learning_rate": 2e-4, "epochs": 1.0, "batch_size": 8, "eval_max_examples": 200}
-METHODS = ("lora", "qlora")
+METHODS = ("auto", "lora", "qlora", "full")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -44,7 +44,8 @@ class TrainConfig:
         "help": "sft: causal-LM supervised fine-tune on a chat/alpaca export; probe: logistic "
                 "regression on the cached sentence embeddings of a classification export "
                 "(seconds on CPU); classifier: LoRA fine-tune of the encoder on the same export "
-                "(minutes); dpo: preference tuning (TRL DPOTrainer, LoRA) on a preference export",
+                "(minutes); dpo: preference tuning (TRL DPOTrainer; LoRA, or every weight on a "
+                "tiny base, see method) on a preference export",
         "choices": HEADS})
     base_model: str | None = field(default=None, metadata={
         "help": "local folder or hub id of the base model, or smollm2-135m (the pretrained "
@@ -52,15 +53,19 @@ class TrainConfig:
                 "sft -> the workspace's tiny random Llama, built on first use; classifier -> the "
                 "packaged all-MiniLM-L6-v2; probe -> the embedding model, 'default' = the "
                 "packaged all-MiniLM-L6-v2 that dedup caches"})
-    method: str = field(default="lora", metadata={
-        "help": "lora, or qlora = LoRA over a 4-bit NF4 base (bitsandbytes)", "choices": METHODS})
+    method: str = field(default="auto", metadata={
+        "help": "lora; qlora = LoRA over a 4-bit NF4 base (bitsandbytes); full = every weight "
+                "trains, no adapter (dpo head only); auto = lora, except full for the dpo head on "
+                "a base under 20M parameters (the tiny random Llama: LoRA on random weights "
+                "measured weaker, docs/benchmarks.md)", "choices": METHODS})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
     target_modules: str = field(default="all-linear", metadata={
         "help": "modules that get adapters: all-linear or a comma-separated list of names"})
     learning_rate: float | None = field(default=None, metadata={
-        "help": "peak learning rate (default: sft 2e-4; classifier by train size)"})
+        "help": "peak learning rate (default: sft 2e-4; dpo 2e-4 with LoRA, 1e-3 full; "
+                "classifier by train size)"})
     epochs: float | None = field(default=None, metadata={
         "help": "passes over the train split (default: sft 1; classifier: a step budget by "
                 "train size, see max_steps)"})
@@ -171,6 +176,11 @@ class TrainConfig:
                 bad("init_adapter", "must be a run id or an adapter folder, or null")
             if self.head != "dpo":
                 bad("init_adapter", "is for the dpo head (SFT, then DPO on top)")
+            if self.method == "full":
+                bad("init_adapter", "trains the SFT run's LoRA adapter on, so it needs method "
+                                    "lora or auto, not full")
+        if self.method == "full" and self.head != "dpo":
+            bad("method", "full (every weight trains) is for the dpo head only")
         if not isinstance(self.warmup_ratio, (int, float)) or not 0 <= self.warmup_ratio < 1:
             bad("warmup_ratio", "must be in [0, 1)")
         if not isinstance(self.target_modules, str) or not self.target_modules.strip():

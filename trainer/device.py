@@ -12,17 +12,59 @@ from dataclasses import dataclass
 
 from trainer.config import TrainConfig
 
-__all__ = ["Plan", "plan_device"]
+__all__ = ["Plan", "plan_device", "auto_method", "base_parameters", "FULL_BELOW_PARAMS"]
 
 
 @dataclass
 class Plan:
     device: str                  # cpu | cuda
-    method: str                  # lora | qlora (after any fallback)
+    method: str                  # lora | qlora | full (auto resolved, after any fallback)
     bf16: bool
     gradient_checkpointing: bool
     notices: list[str]
     budget_bytes: int | None = None   # set: autotune within it (CUDA + bf16 only)
+
+
+# Bases smaller than this train every weight under method auto (the dpo head): the tiny random
+# Llamas of trainer.tiny (~1M and ~4M parameters) have no pretrained weights worth freezing, and
+# the reference copy full fine-tuning needs costs a few MB. SmolLM2-135M and up keep LoRA.
+FULL_BELOW_PARAMS = 20_000_000
+
+
+def base_parameters(base: str | None) -> int | None:
+    """Parameters of a local safetensors model folder, read from the file headers (no weights
+    loaded); None for a hub id or a folder without safetensors."""
+    from pathlib import Path
+
+    if not base or not Path(base).is_dir():
+        return None
+    files = sorted(Path(base).glob("*.safetensors"))
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    n = 0
+    for f in files:
+        with safe_open(str(f), framework="pt") as st:
+            for key in st.keys():
+                shape = st.get_slice(key).get_shape()
+                size = 1
+                for d in shape:
+                    size *= d
+                n += size
+    return n
+
+
+def auto_method(cfg: TrainConfig) -> tuple[str, str | None]:
+    """What method auto means for this config: lora, except full for the dpo head (without an
+    SFT adapter to start from) on a base under `FULL_BELOW_PARAMS`; and why, when not lora."""
+    if cfg.head != "dpo" or cfg.init_adapter is not None:
+        return "lora", None
+    n = base_parameters(cfg.base_model)
+    if n is None or n >= FULL_BELOW_PARAMS:
+        return "lora", None
+    return "full", (f"method auto: full fine-tune (the base has {n / 1e6:.1f}M parameters, under "
+                    f"{FULL_BELOW_PARAMS // 10**6}M; set method=lora for an adapter)")
 
 
 def plan_device(cfg: TrainConfig) -> Plan:
@@ -39,6 +81,10 @@ def plan_device(cfg: TrainConfig) -> Plan:
         notices.append("device cuda asked but CUDA is not available: training on CPU")
         device = "cpu"
     method = cfg.method
+    if method == "auto":
+        method, why = auto_method(cfg)
+        if why:
+            notices.append(why)
     if method == "qlora":
         ok, why = bnb_available()
         if not ok:

@@ -83,8 +83,10 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
         raise TrainError(f"export {version} is in {fmt} format; the {cfg.head} head needs "
                          f"{' or '.join(_FORMATS[cfg.head])} (re-export in another format, or "
                          f"pick head={other})")
-    if cfg.head in ("sft", "dpo"):
+    if cfg.head == "sft":
         cfg = cfg.with_defaults(**SFT_DEFAULTS)
+    elif cfg.head == "dpo":   # the rest from the pairs, once tokenised (trainer.dpo)
+        cfg = cfg.with_defaults(eval_max_examples=SFT_DEFAULTS["eval_max_examples"])
     train_rows = read_split(ws, version, "train")
     if not train_rows:
         raise TrainError(f"export {version} has an empty train split ({path / 'train.jsonl'})")
@@ -132,7 +134,7 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
                                  progress, echo, events)
         elif cfg.head == "dpo":
             ev, steps = _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress,
-                                 ws)
+                                 ws, echo, events)
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
                                         cbs, ckpt, progress, echo, events)
@@ -274,13 +276,16 @@ def resolve_init_adapter(ws, cfg: TrainConfig, base: str) -> Path | None:
     return path
 
 
-def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws):
+def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws, echo, events):
     from trainer.dpo import build_dpo_trainer, pair_logps, preference_metrics
 
     init = resolve_init_adapter(ws, cfg, base)
     trainer, tok, notices, max_len = build_dpo_trainer(cfg, base, plan, train_rows, eval_rows,
                                                        rd.checkpoints, callbacks=cbs,
                                                        progress=progress, init_adapter=init)
+    _say_defaults(trainer.dpo_defaults, echo, events)
+    for n in notices:
+        echo(f"notice: {n}")
     plan.notices.extend(notices)
     # Before training the policy *is* the reference: a fresh adapter's B matrices are zero, and
     # an SFT adapter's frozen copy is the reference.
@@ -293,7 +298,8 @@ def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws
     tuned_m = {**preference_metrics(tuned, ref, cfg.dpo_beta),
                "train_loss": round(out.training_loss, 4)}
     ev = {"base": base_m, "tuned": tuned_m, "beta": cfg.dpo_beta,
-          "init_adapter": str(init) if init else None,
+          "init_adapter": str(init) if init else None, "defaults": trainer.dpo_defaults,
+          "max_seq_length": max_len,
           "pairs": [{"chosen": str(r["chosen"])[:200], "rejected": str(r["rejected"])[:200],
                      "base_margin": round(b[0] - b[1], 3), "tuned_margin": round(t[0] - t[1], 3)}
                     for r, b, t in list(zip(eval_rows, ref, tuned))[:5]]}

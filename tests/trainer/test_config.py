@@ -15,12 +15,14 @@ def test_every_field_has_help_and_specs_cover_fields():
         assert f.metadata.get("help"), f.name
     specs = {s["name"]: s for s in TrainConfig.field_specs()}
     assert specs.keys() == {f.name for f in dataclasses.fields(TrainConfig)}
-    assert specs["method"]["choices"] == ("lora", "qlora") and specs["lora_r"]["type"] == "int"
+    assert specs["method"]["choices"] == ("auto", "lora", "qlora", "full") and specs["lora_r"]["type"] == "int"
     assert specs["bf16"]["type"] == "bool"
 
 
 @pytest.mark.parametrize("kwargs, field", [
-    ({"method": "full"}, "train.method"), ({"lora_r": 0}, "train.lora_r"),
+    ({"method": "full"}, "train.method"), ({"method": "ful"}, "train.method"),
+    ({"head": "dpo", "method": "full", "init_adapter": "run-1"}, "train.init_adapter"),
+    ({"lora_r": 0}, "train.lora_r"),
     ({"max_steps": 0}, "train.max_steps"), ({"learning_rate": 2.0}, "train.learning_rate"),
     ({"lora_dropout": 1.0}, "train.lora_dropout"), ({"head": "rm"}, "train.head"),
     ({"class_weight": "inverse"}, "train.class_weight"), ({"probe_c": 0}, "train.probe_c"),

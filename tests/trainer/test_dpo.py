@@ -63,11 +63,17 @@ def test_preference_export_trains_two_steps_with_dpotrainer(toy_ws, tiny_model):
     assert any("lora_B" in n for n in changed)
 
 
-def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_model):
+@pytest.mark.parametrize("method", ["lora", "auto"])
+def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_model, method):
+    # auto on the tiny Llama (~0.2M parameters here) is a full fine-tune: no adapter, every
+    # weight moves, the reference is a second copy of the base
+    import torch
+    from safetensors.torch import load_file
+
     exp = export_dataset(corrected_ws(toy_ws), scheme="quality", format="preference",
                          eval_fraction=0.25)
-    out = train(toy_ws, exp.version, dpo_cfg(tiny_model, max_steps=8), progress=False,
-                echo=quiet)
+    out = train(toy_ws, exp.version, dpo_cfg(tiny_model, max_steps=8, method=method),
+                progress=False, echo=quiet)
     assert out["status"] == "done" and out["steps"] == 8
     rd = RunDir(toy_ws.path / "runs" / out["run_id"])
     ev = json.loads(rd.eval_json.read_text())
@@ -79,8 +85,16 @@ def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_
     events = [json.loads(l) for l in rd.events.read_text().splitlines()]
     assert {"start", "log", "eval", "end"} <= {e["event"] for e in events}
     assert [e for e in events if e["event"] == "log"][-1]["tokens"] > 0     # tokens/s shown
-    assert (rd.adapter / "adapter_config.json").is_file()
     assert any(rd.checkpoints.glob("checkpoint-*"))
+    if method == "lora":
+        assert ev["method"] == "lora" and (rd.adapter / "adapter_config.json").is_file()
+        return
+    assert ev["method"] == "full" and not (rd.adapter / "adapter_config.json").exists()
+    assert any("method auto: full fine-tune" in n for n in ev["notices"])
+    base_w = load_file(f"{tiny_model}/model.safetensors")
+    tuned_w = load_file(str(rd.adapter / "model.safetensors"))
+    assert tuned_w.keys() == base_w.keys()
+    assert all(not torch.equal(base_w[k], tuned_w[k]) for k in base_w)   # every weight trained
 
 
 def test_dpo_head_refuses_an_sft_export(toy_ws, tiny_model):
@@ -129,6 +143,65 @@ def test_init_adapter_errors_name_the_field(toy_ws, tiny_model):
     with pytest.raises(TrainError, match="init_adapter: 'no-such-run' is neither"):
         train(toy_ws, pref.version, dpo_cfg(tiny_model, max_steps=1, init_adapter="no-such-run"),
               progress=False, echo=quiet)
+
+
+def test_dpo_defaults_come_from_the_pairs_and_the_method(tiny_model):
+    from trainer.dpo import DPO_LEARNING_RATE, choose_dpo_defaults
+
+    cfg = TrainConfig(head="dpo")
+    lengths = [(70, 60), (130, 120), (90, 85)]          # (tokens, first differing token)
+    full, chosen = choose_dpo_defaults(cfg, "full", lengths, model_max=1024)
+    assert (full.batch_size, full.epochs, full.max_seq_length) == (8, 1.0, 192)  # 130 -> 192
+    assert full.learning_rate == DPO_LEARNING_RATE["full"] == 1e-3
+    assert "longest of 3 pairs (130 tokens)" in chosen["max_seq_length"]["why"]
+    lora, _ = choose_dpo_defaults(cfg, "lora", lengths, model_max=128)
+    assert lora.learning_rate == 2e-4 and lora.max_seq_length == 128        # capped by the model
+    mine, chosen = choose_dpo_defaults(TrainConfig(head="dpo", learning_rate=5e-3,
+                                                   max_seq_length=64), "full", lengths, 1024)
+    assert (mine.learning_rate, mine.max_seq_length) == (5e-3, 64)
+    assert "learning_rate" not in chosen and "max_seq_length" not in chosen
+
+
+def test_auto_method_is_full_for_dpo_on_a_tiny_base_only(tiny_model):
+    from trainer.device import auto_method, base_parameters, plan_device
+
+    from transformers import AutoModelForCausalLM
+
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model).parameters())
+    assert base_parameters(tiny_model) == n            # read from the safetensors headers
+    assert plan_device(TrainConfig(head="dpo", base_model=tiny_model)).method == "full"
+    assert auto_method(TrainConfig(head="sft", base_model=tiny_model)) == ("lora", None)
+    assert auto_method(TrainConfig(head="dpo", base_model=tiny_model,
+                                   init_adapter="run-1"))[0] == "lora"
+    assert auto_method(TrainConfig(head="dpo", base_model="org/not-local"))[0] == "lora"
+    assert plan_device(TrainConfig(head="dpo", base_model=tiny_model, method="lora")).method \
+        == "lora"
+
+
+def test_pairs_cut_before_they_differ_are_reported_or_refused(tmp_path, tiny_model):
+    from trainer.device import plan_device
+    from trainer.dpo import build_dpo_trainer
+
+    def row(note, good, bad):
+        return {"prompt": [{"role": "user", "content": note}],
+                "chosen": [{"role": "assistant", "content": good}],
+                "rejected": [{"role": "assistant", "content": bad}]}
+
+    long_note = "the pipe burst and water flooded the kitchen floor " * 6
+    rows = [row(long_note, "water claim 12", "water claim 99"),
+            row("fire", "fire claim 7", "fire claim 8")]
+    cfg = TrainConfig(head="dpo", base_model=tiny_model, max_steps=1, max_seq_length=32)
+    plan = plan_device(cfg)
+    _, _, notices, max_len = build_dpo_trainer(cfg, tiny_model, plan, rows, [], tmp_path / "a",
+                                               progress=False)
+    assert max_len == 32 and any("1 of 2 train pairs differ only after it" in n for n in notices)
+    with pytest.raises(TrainError, match="every train pair's chosen and rejected"):
+        build_dpo_trainer(cfg, tiny_model, plan, rows[:1], [], tmp_path / "b", progress=False)
+    # unset, the limit is the longest pair's: nothing is cut
+    unset = TrainConfig(head="dpo", base_model=tiny_model, max_steps=1)
+    trainer, _, notices, max_len = build_dpo_trainer(unset, tiny_model, plan, rows, [],
+                                                     tmp_path / "c", progress=False)
+    assert not notices and max_len == trainer.dpo_defaults["max_seq_length"]["value"] >= 64
 
 
 def test_preference_metrics_arithmetic():
