@@ -208,7 +208,9 @@ def _fit_score(encode, train: list[tuple[str, str]], test_texts, test_y, classes
     from trainer.probe import fit_probe
 
     X = encode([t for t, _ in train])
-    model = fit_probe(X, [y for _, y in train], classes, c=None, balanced=balanced, seed=seed)
+    # balanced None: the CV chooses the weighting, as the product's default does; True: forced
+    model = fit_probe(X, [y for _, y in train], classes, c=None,
+                      class_weight="balanced" if balanced else None, seed=seed)
     return model.predict(encode(test_texts))
 
 
