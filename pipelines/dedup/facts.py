@@ -29,8 +29,10 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Facts", "FactCheck", "extract_facts", "compare_facts", "shingles", "jaccard",
-           "loose_key", "divergence", "KINDS"]
+import numpy as np
+
+__all__ = ["Facts", "FactCheck", "FactTable", "extract_facts", "compare_facts", "shingles",
+           "jaccard", "loose_key", "divergence", "KINDS"]
 
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
@@ -328,3 +330,55 @@ def divergence(text_a: str, text_b: str, *, min_shared: float = 0.5, max_tail: f
         return ""
     return (f"text differs after {p} shared characters: "
             f"'{rest_a[:40]}' vs '{rest_b[:40]}'")
+
+
+class FactTable:
+    """Every record's facts as compact columns: per exact kind (`KINDS`) the set's hash and
+    size, plus each record's fact count (`Facts.size`) and its blocking keys.
+
+    A run holds one row per record (~80 bytes: 1M records in ~80 MB) instead of a `Facts` per
+    record (~2.7 KB), and `conflicts` refuses in bulk the candidate pairs whose facts differ for
+    certain, which is ~99% of the candidates of templated data (measured: 105,717 of 107,795
+    at 10k), before any per-pair object is built.
+    """
+
+    def __init__(self, texts: list[str], facts_of=extract_facts, blocking: bool = False):
+        n = len(texts)
+        self.hashes = {k: np.zeros(n, dtype=np.int64) for k in KINDS}
+        self.sizes = {k: np.zeros(n, dtype=np.int32) for k in KINDS}
+        self.size = np.zeros(n, dtype=np.int32)
+        # blocking key -> records (see pairs._blocked_pairs): an identifier, an amount on a date
+        self.blocks: dict[str, list[int]] = {}
+        for u, text in enumerate(texts):
+            f = facts_of(text)
+            for kind in KINDS:
+                s = getattr(f, kind)
+                if s:
+                    self.hashes[kind][u] = hash(s)
+                    self.sizes[kind][u] = len(s)
+            self.size[u] = f.size
+            if blocking:
+                for ident in f.ident:
+                    self.blocks.setdefault("i" + ident, []).append(u)
+                for amount in f.amount:
+                    for date in f.date:
+                        self.blocks.setdefault(f"a{amount}d{date}", []).append(u)
+        self.kinds = [k for k in KINDS if self.sizes[k].any()]   # only kinds some record has
+
+    def conflicts(self, i: np.ndarray, j: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+        """For each pair (i[p], j[p]): True where `compare_facts` is certain to say "conflict".
+
+        A kind conflicts when both sets are non-empty and neither contains the other; two sets
+        of one size with different hashes are different sets, so neither contains the other.
+        Sets of different sizes, or equal hashes, are left to `compare_facts` (False here), as
+        are proper nouns (compared loosely). So a True is always a refusal `verify_pair` makes
+        too, with the same rule; a False is checked pair by pair.
+        """
+        out = np.zeros(len(i), dtype=bool)
+        for start in range(0, len(i), block):   # bounded temporaries at ~10^7 pairs
+            a, b = i[start:start + block], j[start:start + block]
+            hit = out[start:start + block]
+            for kind in self.kinds:
+                sa, sb = self.sizes[kind][a], self.sizes[kind][b]
+                hit |= (sa > 0) & (sa == sb) & (self.hashes[kind][a] != self.hashes[kind][b])
+        return out
