@@ -172,7 +172,7 @@ def extract_facts(text: str) -> Facts:
     text = _REL_WORD.sub(cut("date", lambda m: "rel:" + " ".join(m.group(1).lower().split())
                              .replace("tonight", "today")), text)
     text = _WEEKDAY.sub(cut("date", lambda m: "wd:" + m.group(1).lower()[:3]), text)
-    if any(c.isdigit() for c in text):
+    if any(map(str.isdigit, text)):
         # Dates compare as month-day; their year joins the numbers, so "March 8" (no year)
         # agrees with "3/8/26" and a wrong year still conflicts.
         def iso(m):
@@ -215,7 +215,7 @@ def extract_facts(text: str) -> Facts:
         text = _QUANTITY.sub(cut("quantity", quantity), text)
         text = _IDENT.sub(cut("ident", lambda m: m.group(0).lower().replace("_", "-")), text)
         found["number"].update(m.group(0).replace(",", "") for m in _NUMBER.finditer(text))
-    if "_" in text or "(" in text or any(c.isupper() for c in text[1:]):
+    if "_" in text or "(" in text or any(map(str.isupper, text[1:])):
         found["code"].update(m.group(0) for m in _CODE_IDENT.finditer(text)
                              if "_" in m.group(0) or any(c.isupper() for c in m.group(0)[1:])
                              or text[m.end():m.end() + 1] == "(")
