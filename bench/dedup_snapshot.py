@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,16 +51,32 @@ def snapshot(n: int, clusters: bool) -> dict:
             rid = dict(conn.execute("SELECT row, record_id FROM record_sources"))
         ids = [rid[r] for r in range(1, n + 1)]
         load = os.getloadavg()[0]
+        # the resident memory sampled every 0.1 s, its maximum per stage (the stage last reported)
+        current, stage_peak, running = ["start"], {}, [True]
+
+        def sample():
+            while running[0]:
+                rss = _rss()["VmRSS"]
+                stage_peak[current[0]] = max(stage_peak.get(current[0], 0), rss)
+                time.sleep(0.1)
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+
+        def on_progress(p) -> None:
+            current[0] = p.stage
+            stage_end[p.stage] = (round(time.perf_counter() - t0, 1), _rss())
         t0 = time.perf_counter()
-        res = run_dedup(ws, DedupConfig(model="auto"), on_progress=lambda p: stage_end.__setitem__(
-            p.stage, (round(time.perf_counter() - t0, 1), _rss())))
+        res = run_dedup(ws, DedupConfig(model="auto"), on_progress=on_progress)
         wall = time.perf_counter() - t0
+        running[0] = False
+        sampler.join()
         groups = collections.defaultdict(set)
         for r, o in zip(ids, origin):
             groups[o].add(r)
         truth = {p for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
         s = bench._score(bench._found_pairs(res), truth, [])
         out = {"n": n, "wall_s": round(wall, 1), "timings": res.timings, "stage_end": stage_end,
+               "stage_peak_rss_mb": stage_peak,
                "rss_mb": _rss(), "rules": res.rules, "stages": res.stages,
                "counts": {k: getattr(res, k) for k in (
                    "units", "candidates", "merged_pairs", "conflicts",

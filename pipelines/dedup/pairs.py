@@ -535,8 +535,11 @@ def _blocked_pairs(found: np.ndarray, vectors: np.ndarray, facts: "FactTable",
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     extra = np.unique(np.concatenate(parts))
     extra = extra[~_isin_sorted(extra, found) & (extra // n != extra % n)]
-    ea, eb = extra // n, extra % n
-    es = np.einsum("ij,ij->i", vectors[ea], vectors[eb]).astype(np.float32)
+    es = np.empty(len(extra), dtype=np.float32)
+    for start in range(0, len(extra), 65536):   # two gathered rows a pair: ~130 MB a block
+        part = extra[start:start + 65536]
+        es[start:start + len(part)] = np.einsum("ij,ij->i", vectors[part // n],
+                                                vectors[part % n])
     keep = es >= config.candidate_threshold
     return extra[keep], np.minimum(es[keep], 1.0)
 
