@@ -496,6 +496,14 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _rss_now_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def _components(n: int, pairs) -> list[list[int]]:
     parent = list(range(n))
 
@@ -531,14 +539,18 @@ def _datasketch_alone(texts: list[str], threshold: float = 0.8, num_perm: int = 
     return out
 
 
-def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool) -> dict:
+def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool,
+              baselines: bool = True) -> dict:
     """End to end at n short records: generate, ingest (timed apart), `run_dedup` with the
     defaults (committed), P / R / originals lost, then the baselines in the same process:
     datasketch MinHashLSH alone (on all records up to `lsh_max`, else timed on the first
     `lsh_max` and extrapolated linearly) and MiniLM encode + FAISS (encode timed on
     `minilm_sample` texts and extrapolated linearly; FAISS k-NN timed on min(n, lsh_max)
     random 384-dim vectors with the index `auto` picks at n, scaled linearly to n: a floor).
-    The dedup run's peak RSS is read before the baselines load anything."""
+    The dedup run's peak RSS is read before the baselines load anything, and the resident
+    memory at the end of each stage (`stage_rss_mb`, from /proc). `baselines=False`
+    (`--no-baselines`): the dedup run alone, for sizes where the baselines were measured
+    smaller and are extrapolated."""
     import numpy as np
 
     from pipelines.dedup import DedupConfig, run_dedup
@@ -570,10 +582,16 @@ def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool)
         del ingested
 
         cfg = DedupConfig(model=model)
+        stage_rss: dict[str, float] = {}
+
+        def note_rss(p) -> None:   # the last report of a stage: its end
+            stage_rss[p.stage] = _rss_now_mb()
         t = time.perf_counter()
-        first = run_dedup(ws, cfg)
+        first = run_dedup(ws, cfg, on_progress=note_rss)
         out["dedup_s"] = round(time.perf_counter() - t, 1)
         out["dedup_rss_mb"] = _peak_rss_mb()
+        out["stage_rss_mb"] = stage_rss
+        out["load_average_after_dedup"] = round(os.getloadavg()[0], 1)
         out["timings"] = first.timings
         out["stages"] = first.stages
         out["rules"] = first.rules
@@ -597,6 +615,9 @@ def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool)
             out["rerun_s"] = round(time.perf_counter() - t, 1)
             out["rerun_timings"] = again.timings
             del again
+        if not baselines:
+            out["peak_rss_mb"] = _peak_rss_mb()
+            return out
 
         # baseline 1: datasketch MinHashLSH alone (threshold 0.8), clusters = components
         unique = list(dict.fromkeys(ids))
@@ -648,9 +669,9 @@ def _scale_table(results: list[dict]) -> str:
                "datasketch alone s (P / R) | MiniLM+FAISS s (extrapolated)"]
     for r in results:
         t, st, q = r["timings"], r["stages"], r["quality"]
-        ds = r["datasketch_alone"]
+        ds = r.get("datasketch_alone", {"seconds_at_n": "-"})
         dq = (f" ({ds['precision']:.3f} / {ds['recall']:.3f})" if "precision" in ds
-              else f" (extrapolated from {ds['records_timed']})")
+              else f" (extrapolated from {ds['records_timed']})" if "records_timed" in ds else "")
         lines.append(
             f"{r['records']} | {r['ingest_s']} | {r['dedup_s']} | "
             + " | ".join(str(t.get(k, t.get("pairs_cached", "")) if k == "search" else t.get(k, ""))
@@ -658,7 +679,7 @@ def _scale_table(results: list[dict]) -> str:
             + f" | {st['fuzzy']['seconds']} | {st['semantic']['seconds']} | {r['index']} | "
               f"{q['precision']:.3f} | {q['recall']:.3f} | {q['originals_lost']} | "
               f"{r['dedup_rss_mb']:.0f} | {ds['seconds_at_n']}{dq} | "
-              f"{r['minilm_faiss']['total_s']}")
+              f"{r.get('minilm_faiss', {}).get('total_s', '-')}")
     return "\n".join(lines)
 
 
@@ -750,6 +771,8 @@ def main() -> None:
                     help="--scale: datasketch alone runs on at most this many records "
                          "(extrapolated linearly above)")
     ap.add_argument("--rerun", action="store_true", help="--scale: time a re-run as well")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="--scale: the dedup run alone (no datasketch, no MiniLM + FAISS)")
     ap.add_argument("--crossover", type=_sizes, default=None, metavar="N,N,...",
                     help="flat vs HNSW vs IVF search time and recall at each size")
     ap.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
@@ -758,7 +781,8 @@ def main() -> None:
         else args.model
     if args.one and args.one[0] in ("scale", "crossover"):
         n = int(args.one[1])
-        res = (run_scale(n, scale_model, args.minilm_sample, args.lsh_max, args.rerun)
+        res = (run_scale(n, scale_model, args.minilm_sample, args.lsh_max, args.rerun,
+                         not args.no_baselines)
                if args.one[0] == "scale" else run_crossover(n, scale_model, args.neighbours))
         print(json.dumps(res))
         return
@@ -768,7 +792,8 @@ def main() -> None:
         for n in sizes:
             cmd = ["--one", kind, str(n), "--model", args.model, "--neighbours",
                    str(args.neighbours), "--minilm-sample", str(args.minilm_sample),
-                   "--lsh-max", str(args.lsh_max)] + ["--rerun"] * args.rerun
+                   "--lsh-max", str(args.lsh_max)] + ["--rerun"] * args.rerun \
+                + ["--no-baselines"] * args.no_baselines
             results.append(_subprocess_json(cmd))
             print(json.dumps(results[-1]), flush=True)
             if args.json:   # after each size, so a long run keeps what it finished

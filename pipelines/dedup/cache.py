@@ -6,8 +6,8 @@ result depends only on the candidates (keyed by `pairs.candidates_key`: records,
 settings), the verification fields of the config (`DedupConfig.cache_key("verification")`) and
 the code that checks; the key digests all three, so a changed record, threshold or fact rule
 misses and verifies again. Stored at `indexes/dedup-verified.json`, written atomically. A refused
-pair read back keeps its rule and its cosine (on the `Pair`: what the counts read), not its
-lexical score and fact text, which nothing shows; a merged pair keeps its whole check.
+pair read back is its rule and its cosine (the graph's columns: what the counts read), as in the
+graph a run builds; a merged pair keeps its whole check.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from pipelines.dedup.config import DedupConfig
 from pipelines.dedup.pairs import (
-    Candidates, Pair, PairCheck, PairGraph, Unit, exact_units, write_json_atomic,
+    RULES, Candidates, Pair, PairCheck, PairGraph, Unit, exact_units, write_json_atomic,
 )
 from pipelines.store import Workspace
 
@@ -30,8 +32,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["verification_key", "load_verified", "save_verified", "gc_paused", "cached_units"]
 
-_FORMAT = 2
-_BASE = ord("a")   # rule codes: one letter per refused pair
+_FORMAT = 3
+_BASE = ord("a")   # rule codes: one letter per candidate, "a" + its index in RULES
 
 
 @contextlib.contextmanager
@@ -88,50 +90,44 @@ def load_verified(ws: Workspace, key: str, units: list[Unit],
 
 def _read_verified(path: Path, key: str, units: list[Unit], candidates: Candidates):
     raw = json.loads(path.read_text(encoding="utf-8"))
-    if raw.get("key") != key or len(raw["codes"]) != len(candidates.pairs):
+    if raw.get("key") != key or len(raw["codes"]) != len(candidates):
         return None
-    rules, codes = raw["rules"], raw["codes"]
-    full = {int(pos): row for pos, row in raw["merged"].items()}
+    codes = np.frombuffer(raw["codes"].encode("ascii"), dtype=np.uint8) - np.uint8(_BASE)
+    if len(codes) and codes.max() >= len(RULES):
+        raise ValueError("rule code out of range")
     ids = [u.id for u in units]
-    # one check per refused rule, shared (never mutated): half the objects of 10^5 pairs; the
-    # pair keeps its own cosine
-    refused = {chr(_BASE + n): PairCheck(False, None, None, "", 0, rule)
-               for n, rule in enumerate(rules)}
-    pairs = [Pair(ids[i], ids[j], "semantic", cos,
-                  refused[code] if pos not in full else PairCheck(True, cos, *full[pos]))
-             for pos, ((i, j, cos), code) in enumerate(zip(candidates.pairs, codes))]
+    ci, cj, ccos = candidates.i, candidates.j, candidates.cosine
+    pairs = []
+    for pos, row in raw["merged"].items():
+        p = int(pos)
+        cos = float(ccos[p])
+        cos = None if cos != cos else cos
+        pairs.append(Pair(ids[ci[p]], ids[cj[p]], "semantic", cos, PairCheck(True, cos, *row), p))
+    pairs.sort(key=lambda p: p.pos)
     pairs += [Pair(a, b, "same_prompt", cos, PairCheck(bool(merged), cos, *rest))
               for a, b, cos, merged, *rest in raw["same_prompt"]]
     sizes = {int(u): int(n) for u, n in raw["sizes"].items()}
-    return PairGraph(raw["index"], pairs), sizes
+    return PairGraph(raw["index"], pairs, codes.copy(), ccos), sizes
 
 
 def save_verified(ws: Workspace, key: str, graph: PairGraph, sizes: dict[int, int]) -> None:
     """Write atomically (temp file, then rename); JSON floats round-trip exactly.
 
-    The semantic pairs are those of the candidate cache, in its order: a refused one is stored as
-    its rule alone (one character; tens of thousands of conflicts in templated data), a merged
-    one with its whole check. Same-prompt pairs are stored whole.
+    The semantic pairs are those of the candidate cache, in its order: each is stored as its
+    rule (one character, `RULES` from "a"; tens of thousands of conflicts in templated data),
+    a merged one with its whole check as well. Same-prompt pairs are stored whole.
     """
-    path = _path(ws)
-    rules: list[str] = []
-    codes: list[str] = []
-    merged: dict[str, list] = {}
-    same_prompt: list[list] = []
-    for p in graph.pairs:
-        c = p.check
-        if p.kind == "same_prompt":
-            same_prompt.append([p.a, p.b, p.cosine, c.merged, c.lexical, c.facts, c.shared,
-                                c.rule, c.detail])
-            continue
-        if c.merged:
-            merged[str(len(codes))] = [c.lexical, c.facts, c.shared, c.rule, c.detail]
-        if c.rule not in rules:
-            rules.append(c.rule)
-        codes.append(chr(_BASE + rules.index(c.rule)))
-    write_json_atomic(path, {"key": key, "index": graph.index, "rules": rules, "codes": "".join(codes),
-                       "merged": merged, "same_prompt": same_prompt,
-                       "sizes": {str(u): n for u, n in sizes.items()}})
+    codes, _ = graph.rule_columns()
+    merged = {str(p.pos): [p.check.lexical, p.check.facts, p.check.shared, p.check.rule,
+                           p.check.detail] for p in graph.semantic() if p.merged}
+    same_prompt = [[p.a, p.b, p.cosine, p.check.merged, p.check.lexical, p.check.facts,
+                    p.check.shared, p.check.rule, p.check.detail]
+                   for p in graph.pairs if p.kind == "same_prompt"]
+    write_json_atomic(_path(ws), {
+        "key": key, "index": graph.index,
+        "codes": (codes.astype(np.uint8) + np.uint8(_BASE)).tobytes().decode("ascii"),
+        "merged": merged, "same_prompt": same_prompt,
+        "sizes": {str(u): n for u, n in sizes.items()}})
 
 
 # -- exact units --------------------------------------------------------------------------------

@@ -31,15 +31,17 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
 from pipelines.dedup.cache import (
     cached_units, gc_paused, load_verified, save_verified, verification_key,
 )
 from pipelines.dedup.clusters import find_stars, member_rows
 from pipelines.dedup.config import DedupConfig
 from pipelines.dedup.decisions import decide
-from pipelines.dedup.facts import extract_facts
+from pipelines.dedup.facts import FactTable, extract_facts
 from pipelines.dedup.pairs import (
-    PairCheck, PairGraph, candidates_key, find_candidates, head_vectors,
+    RULES, PairCheck, PairGraph, candidates_key, find_candidates, head_vectors,
     load_candidates, save_candidates, verify_pair, verify_pairs,
 )
 from pipelines.dedup.progress import ProgressCallback, StageProgress, StageReporter
@@ -169,24 +171,30 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
 
     # The search is the costly part after embedding; it depends on no verification setting, so
     # an unchanged workspace (or one at another threshold) reuses the stored candidates.
-    facts_of = functools.lru_cache(maxsize=None)(extract_facts)   # one extraction per text
+    # Facts: one compact row per unit (`FactTable`, built once, for blocking and the bulk
+    # refusals); a `Facts` object only for the texts a pair is checked on, memoised and bounded
+    # (a `Facts` is ~2.7 KB: 1M of them would not fit the memory a run is allowed).
+    facts_of = functools.lru_cache(maxsize=1 << 17)(extract_facts)
+    texts = [u.head["text"] for u in units]
+    table = _lazy(lambda: FactTable(texts, extract_facts, blocking=config.fact_blocking)
+                  if config.verify else None)
     key = candidates_key(model_key, config, units)
-    with gc_paused():
-        candidates = load_candidates(ws, key)
+    candidates = load_candidates(ws, key)
     result.pair_cache = candidates is not None
     if not config.fuzzy:
         report.end("fuzzy", "off")
     if candidates is None:
-        candidates = find_candidates(head_vectors(emb, units), [u.head["text"] for u in units],
-                                     facts_of, config, progress=progress,
-                                     on_progress=report.update)
+        vectors = head_vectors(emb, units)
+        candidates = find_candidates(vectors, texts, table() if vectors is not None else None,
+                                     config, progress=progress, on_progress=report.update)
+        del vectors
         save_candidates(ws, key, candidates)
     report.end("fuzzy", "cached" if result.pair_cache else "")
     report.end("semantic", "off" if emb is None else "cached" if result.pair_cache else "")
     clock.lap("pairs_cached" if result.pair_cache else "search")
 
     graph, sizes = _verified(ws, verification_key(key, config), units, candidates, emb,
-                             facts_of, config, result, progress, report)
+                             facts_of, table, config, result, progress, report)
     _count_pairs(result, graph, config)
     _count_stages(result, units, candidates, graph, clock, config)
     clock.lap("verified_cached" if result.verify_cache else "verify")
@@ -229,8 +237,19 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     return result
 
 
-def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, config: DedupConfig,
-              result: DedupResult, progress: bool,
+def _lazy(make):
+    """`make()` on the first call, the same value after."""
+    box: list = []
+
+    def get():
+        if not box:
+            box.append(make())
+        return box[0]
+    return get
+
+
+def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, table,
+              config: DedupConfig, result: DedupResult, progress: bool,
               report: StageReporter) -> tuple[PairGraph, dict[int, int]]:
     """The checked pair graph and the fact sizes of the units in merged pairs (the centres'
     tie-break: the richer record), from the verification cache when `key` matches."""
@@ -239,31 +258,32 @@ def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, config:
     if cached is not None:
         return cached
     graph = verify_pairs(units, candidates, emb, facts_of, config, progress=progress,
-                         on_progress=report.updater("verify"))
+                         on_progress=report.updater("verify"), facts=table())
     unit_of = {u.id: i for i, u in enumerate(units)}
     sizes = {}
     if config.verify:
+        fact_size = table().size
         for p in graph.semantic():
             if p.merged:
                 for u in (unit_of[p.a], unit_of[p.b]):
-                    sizes[u] = facts_of(units[u].head["text"]).size
+                    sizes[u] = int(fact_size[u])
     save_verified(ws, key, graph, sizes)
     return graph, sizes
 
 
 def _count_pairs(result: DedupResult, graph: PairGraph, config: DedupConfig) -> None:
-    semantic = graph.semantic()
+    codes, cosines = graph.rule_columns()
+    counts = np.bincount(codes, minlength=len(RULES)) if len(codes) else np.zeros(len(RULES), int)
+    rules = {RULES[k]: int(c) for k, c in enumerate(counts) if c}
     result.index = graph.index
-    result.candidates = len(semantic)
-    result.merged_pairs = sum(1 for p in semantic if p.merged)
-    conflicts = [p for p in semantic if p.check.rule in ("conflict", "divergent")]
-    result.conflicts = len(conflicts)
-    result.conflicts_above_threshold = sum(1 for p in conflicts if p.cosine is not None
-                                           and p.cosine >= config.threshold)
-    result.segments = sum(1 for p in semantic if p.check.rule == "segment")
-    rules: dict[str, int] = defaultdict(int)
-    for p in semantic:
-        rules[p.check.rule] += 1
+    result.candidates = len(codes)
+    result.merged_pairs = sum(1 for p in graph.semantic() if p.merged)
+    conflicts = np.isin(codes, [RULES.index("conflict"), RULES.index("divergent")])
+    result.conflicts = int(conflicts.sum())
+    # in float64, as each pair's check compares its cosine (NaN: no cosine, never above)
+    result.conflicts_above_threshold = int(
+        (conflicts & (cosines.astype(np.float64) >= config.threshold)).sum())
+    result.segments = rules.get("segment", 0)
     result.rules = dict(sorted(rules.items()))
 
 

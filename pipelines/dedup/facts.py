@@ -29,10 +29,12 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
+
 from pipelines.textscript import dense_share, spaced
 
-__all__ = ["Facts", "FactCheck", "extract_facts", "compare_facts", "shingles", "jaccard",
-           "loose_key", "divergence", "KINDS"]
+__all__ = ["Facts", "FactCheck", "FactTable", "extract_facts", "compare_facts", "shingles",
+           "jaccard", "loose_key", "divergence", "KINDS"]
 
 _MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december"]
@@ -188,7 +190,7 @@ def extract_facts(text: str) -> Facts:
     text = _REL_WORD.sub(cut("date", lambda m: "rel:" + " ".join(m.group(1).lower().split())
                              .replace("tonight", "today")), text)
     text = _WEEKDAY.sub(cut("date", lambda m: "wd:" + m.group(1).lower()[:3]), text)
-    if any(c.isdigit() for c in text):
+    if any(map(str.isdigit, text)):
         # Dates compare as month-day; their year joins the numbers, so "March 8" (no year)
         # agrees with "3/8/26" and a wrong year still conflicts.
         def iso(m):
@@ -231,7 +233,7 @@ def extract_facts(text: str) -> Facts:
         text = _QUANTITY.sub(cut("quantity", quantity), text)
         text = _IDENT.sub(cut("ident", lambda m: m.group(0).lower().replace("_", "-")), text)
         found["number"].update(m.group(0).replace(",", "") for m in _NUMBER.finditer(text))
-    if "_" in text or "(" in text or any(c.isupper() for c in text[1:]):
+    if "_" in text or "(" in text or any(map(str.isupper, text[1:])):
         found["code"].update(m.group(0) for m in _CODE_IDENT.finditer(text)
                              if "_" in m.group(0) or any(c.isupper() for c in m.group(0)[1:])
                              or text[m.end():m.end() + 1] == "(")
@@ -348,3 +350,56 @@ def divergence(text_a: str, text_b: str, *, min_shared: float = 0.5, max_tail: f
         return ""
     return (f"text differs after {p} shared characters: "
             f"'{rest_a[:40]}' vs '{rest_b[:40]}'")
+
+
+class FactTable:
+    """Every record's facts as compact columns: per exact kind (`KINDS`) the set's hash and
+    size, plus each record's fact count (`Facts.size`) and its blocking keys.
+
+    A run holds one row per record (~80 bytes: 1M records in ~80 MB) instead of a `Facts` per
+    record (~2.7 KB), and `conflicts` refuses in bulk the candidate pairs whose facts differ for
+    certain before any per-pair object is built (the 10k scale set: 99,238 of its 107,795
+    candidates; the other 6,479 conflicts, on names or sets of different sizes, are found
+    pair by pair).
+    """
+
+    def __init__(self, texts: list[str], facts_of=extract_facts, blocking: bool = False):
+        n = len(texts)
+        self.hashes = {k: np.zeros(n, dtype=np.int64) for k in KINDS}
+        self.sizes = {k: np.zeros(n, dtype=np.int32) for k in KINDS}
+        self.size = np.zeros(n, dtype=np.int32)
+        # blocking key -> records (see pairs._blocked_pairs): an identifier, an amount on a date
+        self.blocks: dict[str, list[int]] = {}
+        for u, text in enumerate(texts):
+            f = facts_of(text)
+            for kind in KINDS:
+                s = getattr(f, kind)
+                if s:
+                    self.hashes[kind][u] = hash(s)
+                    self.sizes[kind][u] = len(s)
+            self.size[u] = f.size
+            if blocking:
+                for ident in f.ident:
+                    self.blocks.setdefault("i" + ident, []).append(u)
+                for amount in f.amount:
+                    for date in f.date:
+                        self.blocks.setdefault(f"a{amount}d{date}", []).append(u)
+        self.kinds = [k for k in KINDS if self.sizes[k].any()]   # only kinds some record has
+
+    def conflicts(self, i: np.ndarray, j: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+        """For each pair (i[p], j[p]): True where `compare_facts` is certain to say "conflict".
+
+        A kind conflicts when both sets are non-empty and neither contains the other; two sets
+        of one size with different hashes are different sets, so neither contains the other.
+        Sets of different sizes, or equal hashes, are left to `compare_facts` (False here), as
+        are proper nouns (compared loosely). So a True is always a refusal `verify_pair` makes
+        too, with the same rule; a False is checked pair by pair.
+        """
+        out = np.zeros(len(i), dtype=bool)
+        for start in range(0, len(i), block):   # bounded temporaries at ~10^7 pairs
+            a, b = i[start:start + block], j[start:start + block]
+            hit = out[start:start + block]
+            for kind in self.kinds:
+                sa, sb = self.sizes[kind][a], self.sizes[kind][b]
+                hit |= (sa > 0) & (sa == sb) & (self.hashes[kind][a] != self.hashes[kind][b])
+        return out

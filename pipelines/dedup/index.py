@@ -71,17 +71,22 @@ def knn_pairs(vectors: np.ndarray, k: int, min_sim: float, kind: str,
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     index = build_index(vectors, kind)
     k = min(k + 1, n)
-    rows, cols, sims = [], [], []
+    keys, sims = [], []
     for start in range(0, n, batch):  # batches keep the (batch x k) result small
         sim, nb = index.search(vectors[start:start + batch], k)
         q = np.repeat(np.arange(start, start + len(nb), dtype=np.int64), k)
         nb, sim = nb.reshape(-1).astype(np.int64), sim.reshape(-1)
         keep = (nb >= 0) & (nb != q) & (sim >= min_sim)
-        rows.append(q[keep]); cols.append(nb[keep]); sims.append(sim[keep])
-    i = np.concatenate(rows); j = np.concatenate(cols); s = np.concatenate(sims)
-    a, b = np.minimum(i, j), np.maximum(i, j)
-    order = np.lexsort((-s, b, a))
-    a, b, s = a[order], b[order], s[order]
-    first = np.ones(len(a), dtype=bool)
-    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    return a[first], b[first], np.minimum(s[first], 1.0).astype(np.float32)
+        q, nb = q[keep], nb[keep]
+        # each pair as one int64 (i * n + j, i < j): 12 bytes a neighbour kept, not 20
+        keys.append(np.minimum(q, nb) * n + np.maximum(q, nb))
+        sims.append(sim[keep])
+    del index
+    key, s = np.concatenate(keys), np.concatenate(sims)
+    del keys, sims
+    order = np.lexsort((-s, key))      # by pair, the larger score first
+    key, s = key[order], s[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key = key[first]
+    return key // n, key % n, np.minimum(s[first], 1.0).astype(np.float32)

@@ -1,7 +1,7 @@
 """From records to a verified pair graph: exact units -> candidate pairs -> checks.
 
 Pure functions over typed data (no SQL, no model); the one file they touch is the candidate cache
-(`indexes/dedup-pairs.json`). `pipelines.dedup.clusters` turns the graph into stars.
+(`indexes/dedup-pairs.npz`). `pipelines.dedup.clusters` turns the graph into stars.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from pipelines.dedup.config import DedupConfig
 from pipelines.dedup.facts import (
-    Facts, compare_facts, divergence, gram_size, jaccard, loose_key, shingles,
+    Facts, FactTable, compare_facts, divergence, gram_size, jaccard, loose_key, shingles,
 )
 from pipelines.dedup.index import choose_index, knn_pairs
 from pipelines.embed import Embeddings
@@ -233,15 +233,42 @@ def conversation_key(rec: dict[str, Any]) -> str | None:
 # -- candidates: FAISS neighbours plus fact blocking ------------------------------------------------
 @dataclass
 class Candidates:
-    """The candidate pairs of a run, over unit indices (i < j): what the cache holds.
+    """The candidate pairs of a run, over unit indices (i < j), as columns sorted by (i, j):
+    what the cache holds.
 
-    `stages` counts the pairs each stage proposed first (fuzzy, semantic, blocking).
+    Columns, not tuples: ~12 pairs a record, so 1M records give ~12M pairs (13 bytes each here,
+    ~150 as Python tuples). `cosine` is NaN where there are no vectors. `stages` counts the
+    pairs each stage proposed first (fuzzy, semantic, blocking).
     """
 
     index: str                                     # the FAISS index kind searched ("" if none)
-    pairs: list[tuple[int, int, float | None]]     # (unit i, unit j, cosine or None)
+    i: np.ndarray                                  # int32 unit indices, i < j
+    j: np.ndarray
+    cosine: np.ndarray                             # float32, NaN: no vectors
     stages: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.i)
+
+    @property
+    def pairs(self) -> list[tuple[int, int, float | None]]:
+        """(i, j, cosine or None) per pair: for small collections and tests."""
+        return [(i, j, None if c != c else c) for i, j, c in
+                zip(self.i.tolist(), self.j.tolist(), self.cosine.tolist())]
+
+    @classmethod
+    def from_keys(cls, index: str, n: int, keys: np.ndarray, cosine: np.ndarray,
+                  **kw) -> "Candidates":
+        """From sorted pair keys `i * n + j` (`_pair_keys`) and their cosines."""
+        return cls(index, (keys // max(n, 1)).astype(np.int32), (keys % max(n, 1)).astype(np.int32),
+                   np.asarray(cosine, dtype=np.float32), **kw)
+
+
+def _pair_keys(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Each pair (i < j) as one int64, `i * n + j`: sorting keys sorts pairs by (i, j), and
+    `np.unique` / `np.searchsorted` dedupe and look them up without a Python set."""
+    return np.asarray(i, dtype=np.int64) * n + np.asarray(j, dtype=np.int64)
 
 
 def head_vectors(emb: Embeddings | None, units: list[Unit]) -> np.ndarray | None:
@@ -250,8 +277,10 @@ def head_vectors(emb: Embeddings | None, units: list[Unit]) -> np.ndarray | None
     if not units:
         return emb.vectors[:0]
     pos_of = {rid: i for i, rid in enumerate(emb.ids)}
-    return emb.vectors[np.fromiter((pos_of[u.id] for u in units), dtype=np.int64,
-                                   count=len(units))]
+    rows = np.fromiter((pos_of[u.id] for u in units), dtype=np.int64, count=len(units))
+    if len(rows) == len(emb.vectors) and np.array_equal(rows, np.arange(len(rows))):
+        return emb.vectors    # every record its own unit, in order: no copy (1 GB at 1M)
+    return emb.vectors[rows]
 
 
 def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
@@ -260,7 +289,18 @@ def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
     """Pairs whose character 5-gram sets look alike to MinHash-LSH (`datasketch`) at `threshold`.
 
     LSH proposes; the exact Jaccard in `verify_pair` decides. Cost grows linearly with the data
-    (one MinHash per text, banded buckets), unlike comparing every pair.
+    (one MinHash per text, banded buckets), unlike comparing every pair. A set of (i, j), i < j:
+    `fuzzy_keys` gives the same pairs as sorted int64 keys (what `find_candidates` reads).
+    """
+    n = len(texts)
+    return {(k // n, k % n) for k in fuzzy_keys(texts, threshold, num_perm, progress, scheduler,
+                                                on_progress).tolist()}
+
+
+def fuzzy_keys(texts: list[str], threshold: float, num_perm: int = 64,
+               progress: bool = False, scheduler: str | None = None,
+               on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """`fuzzy_pairs` as sorted, distinct pair keys `i * n + j` (`_pair_keys`).
 
     The same pairs as `datasketch`'s `MinHash.bulk` + `MinHashLSH` insert/query one record at a
     time (its permutations, its hash, its bands; tests/pipelines/test_dedup_scale.py checks the
@@ -275,7 +315,7 @@ def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
 
     n = len(texts)
     if n < 2:
-        return set()
+        return np.zeros(0, dtype=np.int64)
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)   # its bands: b of r rows
     signatures = np.empty((n, num_perm), dtype=np.uint32)
     bar = tqdm(total=n, desc="fuzzy (MinHash-LSH)", unit=" rec", disable=not progress)
@@ -287,21 +327,37 @@ def fuzzy_pairs(texts: list[str], threshold: float, num_perm: int = 64,
                 on_progress(start + len(block), n)
     finally:
         bar.close()
-    out: set[tuple[int, int]] = set()
+    keys = []
     for band in range(lsh.b):
         rows = np.ascontiguousarray(signatures[:, band * lsh.r:(band + 1) * lsh.r])
         _, bucket = np.unique(rows.view(np.dtype((np.void, rows.dtype.itemsize * lsh.r))),
                               return_inverse=True)
-        bucket = bucket.reshape(-1)
-        order = np.argsort(bucket, kind="stable")             # members in record order
-        ends = np.flatnonzero(np.diff(bucket[order])) + 1
-        bounds = np.concatenate([[0], ends, [n]])
-        for g in np.flatnonzero(np.diff(bounds) >= 2):
-            members = order[bounds[g]:bounds[g + 1]].tolist()
-            for x in range(len(members)):
-                for y in range(x + 1, len(members)):
-                    out.add((members[x], members[y]))
-    return out
+        keys.append(_bucket_pairs(bucket.reshape(-1), n))
+    return np.unique(np.concatenate(keys))
+
+
+def _bucket_pairs(bucket: np.ndarray, n: int) -> np.ndarray:
+    """Keys of every pair of records that share a bucket (`bucket[r]`: record r's bucket).
+
+    Members sorted by bucket then record; the pairs of a bucket of s members are each member
+    with the ones d = 1 .. s-1 places after it, taken a distance d at a time over the members
+    of buckets larger than d: as many steps of work as pairs, and no Python loop per pair.
+    """
+    order = np.argsort(bucket, kind="stable").astype(np.int64)   # members in record order
+    sorted_b = bucket[order]
+    starts = np.flatnonzero(np.r_[True, sorted_b[1:] != sorted_b[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    end = np.repeat(starts + sizes, sizes)          # one past each member's bucket
+    pos = np.flatnonzero(np.repeat(sizes, sizes) >= 2)
+    out = []
+    d = 1
+    while len(pos):
+        pos = pos[pos + d < end[pos]]
+        if not len(pos):
+            break
+        out.append(order[pos] * n + order[pos + d])
+        d += 1
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 _MINHASH_BLOCK = 2048
@@ -399,55 +455,70 @@ def _fmix32(hv: np.ndarray) -> np.ndarray:
     return hv ^ (hv >> np.uint32(16))
 
 
-def find_candidates(vectors: np.ndarray | None, texts: list[str], facts_of: FactsOf,
+def find_candidates(vectors: np.ndarray | None, texts: list[str], facts: "FactTable | None",
                     config: DedupConfig, progress: bool = False,
                     on_progress: Callable[[str, int, int], None] | None = None) -> Candidates:
     """The cascade after the exact level: fuzzy (MinHash-LSH) pairs, then each head's
-    `neighbours` nearest at cosine >= `candidate_threshold`, plus (with the checks on) the pairs
-    that share a rare exact fact. Every pair carries its cosine when there are vectors.
-    `on_progress(stage, done, total)` follows the "fuzzy" and "semantic" stages."""
+    `neighbours` nearest at cosine >= `candidate_threshold`, plus (with the checks on, from the
+    blocking keys of `facts`) the pairs that share a rare exact fact. Every pair carries its
+    cosine when there are vectors. `on_progress(stage, done, total)` follows the "fuzzy" and
+    "semantic" stages. Pairs stay int64 keys and numpy columns throughout (no set of tuples)."""
     report = on_progress or (lambda stage, done, total: None)
     import time
 
+    n = len(texts)
     stages: dict[str, int] = {}
     seconds: dict[str, float] = {}
-    found: dict[tuple[int, int], float | None] = {}
+    fuzzy = np.zeros(0, dtype=np.int64)
     t = time.perf_counter()
     if config.fuzzy:
-        for p in sorted(fuzzy_pairs(texts, config.fuzzy_threshold, progress=progress,
-                                    scheduler=config.scheduler,
-                                    on_progress=lambda d, n: report("fuzzy", d, n))):
-            found[p] = None
-        stages["fuzzy"] = len(found)
+        fuzzy = fuzzy_keys(texts, config.fuzzy_threshold, progress=progress,
+                           scheduler=config.scheduler,
+                           on_progress=lambda d, total: report("fuzzy", d, total))
+        stages["fuzzy"] = len(fuzzy)
         seconds["fuzzy"] = round(time.perf_counter() - t, 3)
-    index = ""
-    if vectors is not None:
-        t = time.perf_counter()
-        report("semantic", 0, len(vectors))
-        index = choose_index(len(vectors), config.index, config.flat_max)
-        a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, index)
-        if config.verify and config.fact_blocking:
-            a2, b2, s2 = _add_blocked_pairs(a, b, sims, vectors, [facts_of(t) for t in texts],
-                                            config)
-            stages["blocking"] = len(a2) - len(a)
-            a, b, sims = a2, b2, s2
-        new = 0
-        for i, j, c in zip(a.tolist(), b.tolist(), sims.tolist()):
-            new += (i, j) not in found
-            found[(i, j)] = c
-        stages["semantic"] = new - stages.get("blocking", 0)
-        for (i, j), c in found.items():   # fuzzy-only pairs: their cosine, for the record
-            if c is None:
-                found[(i, j)] = min(float(vectors[i] @ vectors[j]), 1.0)
-        seconds["semantic"] = round(time.perf_counter() - t, 3)
-        report("semantic", len(vectors), len(vectors))
-    pairs = [(i, j, c) for (i, j), c in sorted(found.items())]
-    return Candidates(index, pairs, stages, seconds)
+    if vectors is None:
+        return Candidates.from_keys("", n, fuzzy, np.full(len(fuzzy), np.nan, np.float32),
+                                    stages=stages, seconds=seconds)
+    t = time.perf_counter()
+    report("semantic", 0, len(vectors))
+    index = choose_index(len(vectors), config.index, config.flat_max)
+    a, b, sims = knn_pairs(vectors, config.neighbours, config.candidate_threshold, index)
+    found = _pair_keys(a, b, n)                       # sorted by (a, b), distinct
+    del a, b
+    if config.verify and config.fact_blocking and facts is not None:
+        extra, extra_sims = _blocked_pairs(found, vectors, facts, config, n)
+        stages["blocking"] = len(extra)
+        if len(extra):
+            found = np.concatenate([found, extra])
+            sims = np.concatenate([sims, extra_sims])
+            order = np.argsort(found, kind="stable")
+            found, sims = found[order], sims[order]
+    stages["semantic"] = int((~_isin_sorted(found, fuzzy)).sum()) - stages.get("blocking", 0)
+    keys = np.union1d(fuzzy, found)
+    cosine = np.full(len(keys), np.nan, dtype=np.float32)
+    cosine[np.searchsorted(keys, found)] = sims
+    # fuzzy-only pairs: their cosine, for the record (one dot product each, as before)
+    for p in np.flatnonzero(np.isnan(cosine)).tolist():
+        i, j = divmod(int(keys[p]), n)
+        cosine[p] = min(float(vectors[i] @ vectors[j]), 1.0)
+    seconds["semantic"] = round(time.perf_counter() - t, 3)
+    report("semantic", len(vectors), len(vectors))
+    return Candidates.from_keys(index, n, keys, cosine, stages=stages, seconds=seconds)
 
 
-def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: np.ndarray,
-                       facts: list[Facts], config: DedupConfig):
-    """Add candidates that share a rare exact fact: an identifier, or an amount on a date.
+def _isin_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """`np.isin(keys, sorted_keys)` for a sorted, distinct `sorted_keys` (one binary search)."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[at] == keys
+
+
+def _blocked_pairs(found: np.ndarray, vectors: np.ndarray, facts: "FactTable",
+                   config: DedupConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates, not among `found` (sorted keys), that share a rare exact fact: an
+    identifier, or an amount on a date. Sorted keys and their cosines (>= candidate_threshold).
 
     In templated data a reworded copy can rank below dozens of *different* claims from the same
     template (measured: rank 20-2000 at 20k-100k records), beyond any practical k. Records that
@@ -455,33 +526,34 @@ def _add_blocked_pairs(a: np.ndarray, b: np.ndarray, sims: np.ndarray, vectors: 
     the fact check then refuses the ones that differ elsewhere. Buckets larger than
     `block_max` (a common value, not an identifying one) are skipped.
     """
-    buckets: dict[str, list[int]] = defaultdict(list)
-    for u, f in enumerate(facts):
-        for ident in f.ident:
-            buckets["i" + ident].append(u)
-        for amount in f.amount:
-            for date in f.date:
-                buckets[f"a{amount}d{date}"].append(u)
-    seen = set(zip(a.tolist(), b.tolist()))
-    extra: set[tuple[int, int]] = set()
-    for members in buckets.values():
+    parts = []
+    for members in facts.blocks.values():
         if 2 <= len(members) <= config.block_max:
-            for x in range(len(members)):
-                for y in range(x + 1, len(members)):
-                    p = (min(members[x], members[y]), max(members[x], members[y]))
-                    if p not in seen:
-                        extra.add(p)
-    if not extra:
-        return a, b, sims
-    ea = np.fromiter((p[0] for p in extra), dtype=np.int64, count=len(extra))
-    eb = np.fromiter((p[1] for p in extra), dtype=np.int64, count=len(extra))
-    es = np.einsum("ij,ij->i", vectors[ea], vectors[eb]).astype(np.float32)
+            m = np.asarray(members, dtype=np.int64)
+            x, y = np.triu_indices(len(m), 1)
+            lo, hi = np.minimum(m[x], m[y]), np.maximum(m[x], m[y])
+            parts.append(_pair_keys(lo, hi, n))
+    if not parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    extra = np.unique(np.concatenate(parts))
+    extra = extra[~_isin_sorted(extra, found) & (extra // n != extra % n)]
+    es = np.empty(len(extra), dtype=np.float32)
+    for start in range(0, len(extra), 65536):   # two gathered rows a pair: ~130 MB a block
+        part = extra[start:start + 65536]
+        es[start:start + len(part)] = np.einsum("ij,ij->i", vectors[part // n],
+                                                vectors[part % n])
     keep = es >= config.candidate_threshold
-    return (np.concatenate([a, ea[keep]]), np.concatenate([b, eb[keep]]),
-            np.concatenate([sims, np.minimum(es[keep], 1.0)]))
+    return extra[keep], np.minimum(es[keep], 1.0)
 
 
 # -- the pair graph ------------------------------------------------------------------------------
+# What a refused candidate keeps: its rule, as an index into RULES (one byte a pair). Merged
+# rules and refused rules share the list; `PairGraph.rules` holds the index per candidate.
+RULES = ("conflict", "divergent", "segment", "weak", "lexical", "cosine", "near_copy",
+         "paraphrase")
+_RULE = {r: k for k, r in enumerate(RULES)}
+
+
 @dataclass(slots=True)
 class Pair:
     """Two records compared: the heads of two units (`semantic`: found by the fuzzy or the
@@ -493,6 +565,7 @@ class Pair:
     kind: str                     # semantic | same_prompt
     cosine: float | None
     check: PairCheck | None = None   # None until verified
+    pos: int = -1                 # a semantic pair's position in `Candidates` (-1: none)
 
     @property
     def merged(self) -> bool:
@@ -501,62 +574,124 @@ class Pair:
 
 @dataclass
 class PairGraph:
-    """Every pair a run compared, verified: what clustering reads."""
+    """Every pair a run compared, verified: what clustering reads.
+
+    `pairs` holds the pairs checked in full: every merged semantic pair (with its `PairCheck`)
+    and every same-prompt pair. A refused candidate is only its rule in `rules` (the index in
+    `RULES`, one per candidate, in `Candidates` order) and its cosine in `cosines`: ~99% of the
+    candidates of templated data, never a Python object. A graph built from pairs alone
+    (`rules` None) counts its `pairs`.
+    """
 
     index: str
     pairs: list[Pair]
+    rules: np.ndarray | None = None        # uint8 per candidate, into RULES
+    cosines: np.ndarray | None = None      # float32 per candidate, NaN: none
 
     def semantic(self) -> list[Pair]:
+        """The semantic pairs checked in full (with `rules`: the merged ones)."""
         return [p for p in self.pairs if p.kind == "semantic"]
 
     def prompt_checks(self) -> dict[str, PairCheck]:
         """Same-prompt copy id -> the check of its response against its head's."""
         return {p.b: p.check for p in self.pairs if p.kind == "same_prompt" and p.check}
 
+    def rule_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rule index, cosine) of every semantic candidate, merged or refused."""
+        if self.rules is not None:
+            return self.rules, self.cosines
+        sem = self.semantic()
+        return (np.array([_RULE[p.check.rule] for p in sem], dtype=np.uint8),
+                np.array([np.nan if p.cosine is None else p.cosine for p in sem],
+                         dtype=np.float32))
+
 
 def verify_pairs(units: list[Unit], candidates: Candidates, emb: Embeddings | None,
                  facts_of: FactsOf, config: DedupConfig, progress: bool = False,
-                 on_progress: Callable[[int, int], None] | None = None) -> PairGraph:
+                 on_progress: Callable[[int, int], None] | None = None,
+                 facts: "FactTable | None" = None) -> PairGraph:
     """The candidates and every same-prompt copy, each with its `verify_pair` check;
-    `on_progress(done, total)` every 512 pairs and at the end."""
+    `on_progress(done, total)` every 512 pairs and at the end.
+
+    The refusals that need no per-pair work come first, on whole columns: segments of one
+    conversation (a conversation id per unit) and facts that conflict for certain
+    (`FactTable.conflicts`). Only the rest meet `verify_pair` one by one, and only the merged
+    ones keep a `PairCheck`: the result is the one `verify_pair` gives every pair
+    (tests/pipelines/test_dedup_scale.py checks it on mixed hard negatives).
+    """
     from tqdm import tqdm
 
-    pairs = [Pair(units[i].id, units[j].id, "semantic", cos) for i, j, cos in candidates.pairs]
+    n_cand = len(candidates)
+    rules = np.full(n_cand, _RULE["weak"], dtype=np.uint8)
+    todo = np.ones(n_cand, dtype=bool)            # candidates left for verify_pair
+    ci, cj, ccos = candidates.i, candidates.j, candidates.cosine
+    ids = [u.id for u in units]
+    if not config.verify:                         # the plain rule: cosine >= threshold
+        ok = ccos.astype(np.float64) >= config.threshold     # NaN (no vectors): False
+        rules[ok] = _RULE["cosine"]
+        todo[:] = False
+    if not config.same_conversation and n_cand:
+        # once per record, not per pair (it parses the record's metadata)
+        keys = [conversation_key(u.head) for u in units]
+        if any(k is not None for k in keys):
+            code: dict[str, int] = {}
+            conv = np.array([-1 if k is None else code.setdefault(k, len(code)) for k in keys],
+                            dtype=np.int64)
+            seg = (conv[ci] >= 0) & (conv[ci] == conv[cj])
+            rules[seg] = _RULE["segment"]
+            todo &= ~seg
+    if config.verify and n_cand:
+        if facts is None:
+            facts = FactTable([u.head["text"] for u in units], facts_of)
+        conflict = todo & facts.conflicts(ci, cj)
+        rules[conflict] = _RULE["conflict"]
+        todo &= ~conflict
+    rest = np.flatnonzero(todo)
+    pairs: list[Pair] = []
+    if not config.verify:
+        for p in np.flatnonzero(rules == _RULE["cosine"]).tolist():
+            c = float(ccos[p])
+            pairs.append(Pair(ids[ci[p]], ids[cj[p]], "semantic", c,
+                              PairCheck(True, c, None, "unchecked", 0, "cosine"), p))
     # Same prompt, different response: a duplicate only if the responses pass the same checks
     # as a semantic pair; otherwise kept, and clustered for a reviewer to choose.
-    pairs += [Pair(u.id, rec["id"], "same_prompt",
-                   None if emb is None else float(emb.get(u.id) @ emb.get(rec["id"])))
-              for u in units for rec, level in u.copies if level == "same_prompt"]
-    record = {r["id"]: r for u in units for r in [u.head] + [c for c, _ in u.copies]}
-    # once per record, not per pair (it parses the record's metadata)
-    conversation = {} if config.same_conversation else \
-        {u.id: conversation_key(u.head) for u in units}
-    store = ShingleStore([u.head["text"] for u in units]) \
-        if config.verify and candidates.pairs else None
-    for n, p in enumerate(tqdm(pairs, desc="verify", unit=" pair", disable=not progress,
-                               mininterval=0.5)):
-        if on_progress and n % 512 == 0:
-            on_progress(n, len(pairs))
-        ra, rb = record[p.a], record[p.b]
-        if p.kind == "semantic" and not config.same_conversation:
-            ka = conversation[p.a]
-            if ka is not None and ka == conversation[p.b]:
-                p.check = PairCheck(False, p.cosine, None, "unchecked", 0, "segment",
-                                    "segments of one source conversation")
-                continue
-        if p.kind == "same_prompt":   # the prompts are the same: compare what differs
-            ta, tb = ra["response"] or "", rb["response"] or ""
-        else:
-            ta, tb = ra["text"], rb["text"]
-        fa, fb = (facts_of(ta), facts_of(tb)) if config.verify else (Facts(), Facts())
-        lexical = None
-        if store is not None and p.kind == "semantic":   # the first len(candidates.pairs)
-            i, j, _ = candidates.pairs[n]
-            lexical = store.jaccard(i, j)
-        p.check = verify_pair(p.cosine, fa, fb, ta, tb, config, lexical)
+    prompt = [(u, rec) for u in units for rec, level in u.copies if level == "same_prompt"]
+    total = n_cand + len(prompt)
+    done = n_cand - len(rest)
     if on_progress:
-        on_progress(len(pairs), len(pairs))
-    return PairGraph(candidates.index, pairs)
+        on_progress(done, total)
+    store = None
+    if len(rest):   # shingles of the units the checks still read, each computed once
+        local = np.unique(np.concatenate([ci[rest], cj[rest]]))
+        store = ShingleStore([units[u].head["text"] for u in local.tolist()])
+        slot = dict(zip(local.tolist(), range(len(local))))
+    bar = tqdm(total=total, initial=done, desc="verify", unit=" pair", disable=not progress,
+               mininterval=0.5)
+    try:
+        for n, p in enumerate(rest.tolist()):
+            if on_progress and n % 512 == 0:
+                on_progress(done + n, total)
+            i, j = int(ci[p]), int(cj[p])
+            ta, tb = units[i].head["text"], units[j].head["text"]
+            cos = float(ccos[p])
+            check = verify_pair(None if cos != cos else cos, facts_of(ta), facts_of(tb), ta, tb,
+                                config, store.jaccard(slot[i], slot[j]))
+            rules[p] = _RULE[check.rule]
+            if check.merged:
+                pairs.append(Pair(ids[i], ids[j], "semantic", check.cosine, check, p))
+            bar.update(1)
+        for u, rec in prompt:   # the prompts are the same: compare what differs
+            cos = None if emb is None else float(emb.get(u.id) @ emb.get(rec["id"]))
+            ta, tb = u.head["response"] or "", rec["response"] or ""
+            fa, fb = (facts_of(ta), facts_of(tb)) if config.verify else (Facts(), Facts())
+            pairs.append(Pair(u.id, rec["id"], "same_prompt", cos,
+                              verify_pair(cos, fa, fb, ta, tb, config)))
+            bar.update(1)
+    finally:
+        bar.close()
+    if on_progress:
+        on_progress(total, total)
+    return PairGraph(candidates.index, pairs, rules, ccos)
 
 
 # -- the candidate cache -------------------------------------------------------------------------
@@ -571,19 +706,23 @@ def candidates_key(model_key: str, config: DedupConfig, units: list[Unit]) -> st
 
 
 def _cache_path(ws: Workspace) -> Path:
-    return ws.subdir("indexes") / "dedup-pairs.json"
+    return ws.subdir("indexes") / "dedup-pairs.npz"
 
 
 def load_candidates(ws: Workspace, key: str) -> Candidates | None:
     """The stored candidates if stored under `key`; None if absent, stale or unreadable."""
     path = _cache_path(ws)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("key") != key:
-            return None
-        return Candidates(raw["index"], [(int(i), int(j), None if s is None else float(s))
-                                         for i, j, s in raw["pairs"]],
-                          {k: int(v) for k, v in raw.get("stages", {}).items()})
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("key") != key:
+                return None
+            i, j, cosine = z["i"], z["j"], z["cosine"]
+        if not len(i) == len(j) == len(cosine):
+            raise ValueError("columns of different lengths")
+        return Candidates(meta["index"], i.astype(np.int32), j.astype(np.int32),
+                          cosine.astype(np.float32),
+                          {k: int(v) for k, v in meta.get("stages", {}).items()})
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # recompute
@@ -592,9 +731,19 @@ def load_candidates(ws: Workspace, key: str) -> Candidates | None:
 
 
 def save_candidates(ws: Workspace, key: str, candidates: Candidates) -> None:
-    """Write atomically; JSON floats round-trip exactly."""
-    write_json_atomic(_cache_path(ws), {"key": key, "index": candidates.index,
-                                        "stages": candidates.stages, "pairs": candidates.pairs})
+    """Write atomically (temp file, then rename): three columns, ~13 bytes a pair (the JSON
+    list of triples it replaces took ~40 and a Python tuple per pair to write)."""
+    path = _cache_path(ws)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, meta=np.array(json.dumps({"key": key, "index": candidates.index,
+                                                   "stages": candidates.stages})),
+                     i=candidates.i, j=candidates.j, cosine=candidates.cosine)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def _digest(ids: np.ndarray, vectors: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update("\n".join(ids.tolist()).encode("utf-8"))
-    h.update(np.ascontiguousarray(vectors).tobytes())
+    h.update(memoryview(np.ascontiguousarray(vectors)).cast("B"))   # the bytes, not a copy
     return h.hexdigest()
 
 
@@ -86,18 +86,30 @@ class EmbeddingCache:
             raise
         return path
 
-    def compact(self) -> None:
-        """Merge every chunk into one (fewer files to open on the next load)."""
+    def compact(self, ids: list[str] | None = None, vecs: np.ndarray | None = None) -> None:
+        """Merge every chunk into one (fewer files to open on the next load).
+
+        `ids`, `vecs`: every cached (id, vector) when the caller holds them already (as
+        `embed_records` does after a run), so they are not read back: at 1M records the chunks
+        read back, concatenated and re-indexed were three more copies of ~1 GB of vectors.
+        """
         chunks = self._chunks()
         if len(chunks) < 2:
             return
-        ids, vecs = self.load()
+        if ids is None or vecs is None:
+            ids, vecs = self.load()
         if vecs is None:
             return
         # dedupe (a record embedded twice after a crash between write and bookkeeping)
         seen: dict[str, int] = {}
         for i, rid in enumerate(ids):
             seen.setdefault(rid, i)
+        if len(seen) == len(ids):
+            merged = self.append(list(ids), vecs)
+            for c in chunks:
+                if c != merged:
+                    c.unlink(missing_ok=True)
+            return
         keep = np.fromiter(seen.values(), dtype=np.int64)
         merged = self.append([ids[i] for i in keep], vecs[keep])
         for c in chunks:

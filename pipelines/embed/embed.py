@@ -124,9 +124,11 @@ def embed_records(ws: Workspace, config: EmbedConfig | None = None, *,
             position[rid] = len(cached_ids)
             cached_ids.append(rid)
         parts = ([cached_vecs] if cached_vecs is not None else []) + new_parts
+        new_parts.clear()
         cached_vecs = np.concatenate(parts)
+        del parts   # the chunks' vectors, now copied: one copy held, not two
         if len(cache._chunks()) > COMPACT_AFTER_CHUNKS:
-            cache.compact()
+            cache.compact(cached_ids, cached_vecs)
     if cached_vecs is None:  # nothing asked for and nothing cached
         return Embeddings([], np.zeros((0, 0), dtype=np.float32), config.model, ref.key)
     rows = np.fromiter((position[rid] for rid in record_ids), dtype=np.int64, count=len(record_ids))

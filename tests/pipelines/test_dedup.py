@@ -515,13 +515,13 @@ def test_rerun_on_unchanged_data_reuses_candidates(fresh_ws, encoder):
     assert (again.candidates, again.conflicts) == (first.candidates, first.conflicts)
     # another threshold only re-verifies: the stored candidates serve, the answer is a fresh one's
     cached = run_dedup(fresh_ws, DedupConfig(threshold=0.95, min_shared_facts=20), commit=False)
-    (fresh_ws.path / "indexes" / "dedup-pairs.json").unlink()
+    (fresh_ws.path / "indexes" / "dedup-pairs.npz").unlink()
     fresh = run_dedup(fresh_ws, DedupConfig(threshold=0.95, min_shared_facts=20), commit=False)
     assert cached.pair_cache and not fresh.pair_cache
     assert [c.to_dict() for c in cached.cluster_list] == [c.to_dict() for c in fresh.cluster_list]
     assert cached.clusters < first.clusters   # the settings did change the verdicts
     assert not run_dedup(fresh_ws, DedupConfig(neighbours=4), commit=False).pair_cache
-    (fresh_ws.path / "indexes" / "dedup-pairs.json").write_text("{broken")
+    (fresh_ws.path / "indexes" / "dedup-pairs.npz").write_text("{broken")
     rebuilt = run_dedup(fresh_ws)   # a corrupt cache is recomputed, not fatal
     assert not rebuilt.pair_cache and rebuilt.clusters == first.clusters
     add(fresh_ws, ["A new record arrives about a hailstorm."])

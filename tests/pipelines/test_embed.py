@@ -213,3 +213,21 @@ def test_auto_decides_cpu_without_importing_torch_where_no_nvidia_driver_is_load
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[2]).stdout.split()
     assert out == ["False", "False"]   # a re-run with every vector cached never loads torch
+
+
+def test_cache_compaction_keeps_every_vector_once(tmp_path):
+    from pipelines.embed.cache import EmbeddingCache
+
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(6, 4)).astype(np.float32)
+    ids = [f"r{k}" for k in range(6)]
+    for held in (True, False):   # the vectors the caller holds, or read back from the chunks
+        cache = EmbeddingCache(tmp_path / f"held-{held}")
+        for part in ((0, 2), (2, 4), (4, 6)):
+            cache.append(ids[part[0]:part[1]], vecs[part[0]:part[1]])
+        cache.append(["r1"], vecs[1:2])           # a record written twice (a crash between)
+        got_ids, got = cache.load()
+        cache.compact(got_ids, got) if held else cache.compact()
+        assert len(cache._chunks()) == 1
+        back_ids, back = cache.load()
+        assert back_ids == ids and np.array_equal(back, vecs)
