@@ -551,11 +551,7 @@ def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool,
     memory at the end of each stage (`stage_rss_mb`, from /proc). `baselines=False`
     (`--no-baselines`): the dedup run alone, for sizes where the baselines were measured
     smaller and are extrapolated."""
-    import numpy as np
-
     from pipelines.dedup import DedupConfig, run_dedup
-    from pipelines.dedup.index import choose_index, knn_pairs
-    from pipelines.embed import encode_texts
     from pipelines.ingest import IngestConfig, ingest
     from pipelines.store import Workspace
 
@@ -619,46 +615,80 @@ def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool,
             out["peak_rss_mb"] = _peak_rss_mb()
             return out
 
-        # baseline 1: datasketch MinHashLSH alone (threshold 0.8), clusters = components
-        unique = list(dict.fromkeys(ids))
-        text_of = dict(zip(ids, texts))
-        sub = [text_of[r] for r in unique[:lsh_max]]
-        t = time.perf_counter()
-        pairs = _datasketch_alone(sub)
-        comps = _components(len(sub), pairs)
-        lsh_s = time.perf_counter() - t
-        lsh = {"records_timed": len(sub), "seconds": round(lsh_s, 1),
-               "extrapolated": len(sub) < len(unique),
-               "seconds_at_n": round(lsh_s * len(unique) / len(sub), 1)}
-        if len(sub) == len(unique):
-            found = {tuple(sorted((unique[a], unique[b])))
-                     for g in comps for a, b in itertools.combinations(g, 2)}
-            s = _score(found, truth, [])
-            lsh.update(precision=s["precision"], recall=s["recall"])
-        out["datasketch_alone"] = lsh
-        del pairs, comps, text_of
-
-        # baseline 2: MiniLM encode (sample, extrapolated) + FAISS k-NN of 384-dim vectors
-        sample = texts[:minilm_sample]
-        encode_texts(sample[:8], "default")                  # load the model first
-        t = time.perf_counter()
-        encode_texts(sample, "default")
-        per = (time.perf_counter() - t) / len(sample)
-        rng = np.random.default_rng(0)
-        m = min(len(unique), lsh_max)     # FAISS timed on m vectors, linear above (a floor)
-        vecs = rng.standard_normal((m, 384), dtype=np.float32)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        kind = choose_index(len(unique), cfg.index, cfg.flat_max)
-        t = time.perf_counter()
-        knn_pairs(vecs, cfg.neighbours, cfg.candidate_threshold, kind)
-        faiss_s = (time.perf_counter() - t) * len(unique) / m
-        del vecs
-        out["minilm_faiss"] = {"sample": len(sample), "texts_per_s": round(1 / per, 1),
-                               "encode_s_extrapolated": round(per * len(unique), 1),
-                               "faiss_index": kind, "faiss_vectors_timed": m,
-                               "faiss_s": round(faiss_s, 1),
-                               "total_s": round(per * len(unique) + faiss_s, 1)}
+        out.update(_scale_baselines(ids, texts, truth, cfg, lsh_max, minilm_sample))
         out["peak_rss_mb"] = _peak_rss_mb()
+    return out
+
+
+def run_scale_baselines(n: int, model: str, minilm_sample: int, lsh_max: int) -> dict:
+    """`run_scale`'s two baselines alone (`--scale N --baselines-only`), on the same generated
+    set, for a size whose dedup run was timed on its own (`--no-baselines`): records are the
+    texts folded as ingest folds them (`pipelines.ingest.record_id`)."""
+    from pipelines.dedup import DedupConfig
+    from pipelines.ingest.normalize import normalize_text, record_id
+
+    texts, origin = hard_negative_set(n, p=SCALE_P)
+    ids = [record_id("text", {"text": normalize_text(t)}) for t in texts]
+    groups = defaultdict(set)
+    for rec, o in zip(ids, origin):
+        groups[o].add(rec)
+    truth = {p for g in groups.values() for p in itertools.combinations(sorted(g), 2)}
+    out = {"data": f"scale {n} (baselines only)", "records_generated": n,
+           "records": len(set(ids)), "load_average_at_start": round(os.getloadavg()[0], 1)}
+    out.update(_scale_baselines(ids, texts, truth, DedupConfig(model=model), lsh_max,
+                                minilm_sample))
+    out["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    return out
+
+
+def _scale_baselines(ids: list[str], texts: list[str], truth: set, cfg, lsh_max: int,
+                     minilm_sample: int) -> dict:
+    """The two baselines of `run_scale` on the records `ids` (row i's record, texts[i] its
+    text; `truth`: the true duplicate pairs of record ids), with the dedup run's config."""
+    import numpy as np
+
+    from pipelines.dedup.index import choose_index, knn_pairs
+    from pipelines.embed import encode_texts
+
+    # baseline 1: datasketch MinHashLSH alone (threshold 0.8), clusters = components
+    unique = list(dict.fromkeys(ids))
+    text_of = dict(zip(ids, texts))
+    sub = [text_of[r] for r in unique[:lsh_max]]
+    t = time.perf_counter()
+    pairs = _datasketch_alone(sub)
+    comps = _components(len(sub), pairs)
+    lsh_s = time.perf_counter() - t
+    lsh = {"records_timed": len(sub), "seconds": round(lsh_s, 1),
+           "extrapolated": len(sub) < len(unique),
+           "seconds_at_n": round(lsh_s * len(unique) / len(sub), 1)}
+    if len(sub) == len(unique):
+        found = {tuple(sorted((unique[a], unique[b])))
+                 for g in comps for a, b in itertools.combinations(g, 2)}
+        s = _score(found, truth, [])
+        lsh.update(precision=s["precision"], recall=s["recall"])
+    out = {"datasketch_alone": lsh}
+    del pairs, comps, text_of
+
+    # baseline 2: MiniLM encode (sample, extrapolated) + FAISS k-NN of 384-dim vectors
+    sample = texts[:minilm_sample]
+    encode_texts(sample[:8], "default")                  # load the model first
+    t = time.perf_counter()
+    encode_texts(sample, "default")
+    per = (time.perf_counter() - t) / len(sample)
+    rng = np.random.default_rng(0)
+    m = min(len(unique), lsh_max)     # FAISS timed on m vectors, linear above (a floor)
+    vecs = rng.standard_normal((m, 384), dtype=np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    kind = choose_index(len(unique), cfg.index, cfg.flat_max)
+    t = time.perf_counter()
+    knn_pairs(vecs, cfg.neighbours, cfg.candidate_threshold, kind)
+    faiss_s = (time.perf_counter() - t) * len(unique) / m
+    del vecs
+    out["minilm_faiss"] = {"sample": len(sample), "texts_per_s": round(1 / per, 1),
+                           "encode_s_extrapolated": round(per * len(unique), 1),
+                           "faiss_index": kind, "faiss_vectors_timed": m,
+                           "faiss_s": round(faiss_s, 1),
+                           "total_s": round(per * len(unique) + faiss_s, 1)}
     return out
 
 
@@ -773,6 +803,9 @@ def main() -> None:
     ap.add_argument("--rerun", action="store_true", help="--scale: time a re-run as well")
     ap.add_argument("--no-baselines", action="store_true",
                     help="--scale: the dedup run alone (no datasketch, no MiniLM + FAISS)")
+    ap.add_argument("--baselines-only", action="store_true",
+                    help="--scale: the baselines alone, on the same generated set (for a size "
+                         "whose dedup run was timed with --no-baselines)")
     ap.add_argument("--crossover", type=_sizes, default=None, metavar="N,N,...",
                     help="flat vs HNSW vs IVF search time and recall at each size")
     ap.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
@@ -781,9 +814,13 @@ def main() -> None:
         else args.model
     if args.one and args.one[0] in ("scale", "crossover"):
         n = int(args.one[1])
-        res = (run_scale(n, scale_model, args.minilm_sample, args.lsh_max, args.rerun,
-                         not args.no_baselines)
-               if args.one[0] == "scale" else run_crossover(n, scale_model, args.neighbours))
+        if args.one[0] == "crossover":
+            res = run_crossover(n, scale_model, args.neighbours)
+        elif args.baselines_only:
+            res = run_scale_baselines(n, scale_model, args.minilm_sample, args.lsh_max)
+        else:
+            res = run_scale(n, scale_model, args.minilm_sample, args.lsh_max, args.rerun,
+                            not args.no_baselines)
         print(json.dumps(res))
         return
     if args.scale or args.crossover:
@@ -793,14 +830,17 @@ def main() -> None:
             cmd = ["--one", kind, str(n), "--model", args.model, "--neighbours",
                    str(args.neighbours), "--minilm-sample", str(args.minilm_sample),
                    "--lsh-max", str(args.lsh_max)] + ["--rerun"] * args.rerun \
-                + ["--no-baselines"] * args.no_baselines
+                + ["--no-baselines"] * args.no_baselines \
+                + ["--baselines-only"] * args.baselines_only
             results.append(_subprocess_json(cmd))
             print(json.dumps(results[-1]), flush=True)
             if args.json:   # after each size, so a long run keeps what it finished
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps(results, indent=1))
-        if kind == "scale":
+        if kind == "scale" and not args.baselines_only:
             print(_scale_table(results))
+        elif kind == "scale":
+            pass   # the JSON lines above are the figures
         else:
             print("n | " + " | ".join(f"{k} build+search s (recall)" for k in ("flat", "hnsw", "ivf")))
             for r in results:
