@@ -539,6 +539,14 @@ def _datasketch_alone(texts: list[str], threshold: float = 0.8, num_perm: int = 
     return out
 
 
+def write_texts(path: Path, texts: list[str]) -> Path:
+    """`texts` as a JSONL file of `{"text": ...}` rows, what the scale runs ingest."""
+    with path.open("w", encoding="utf-8") as fh:
+        for text in texts:
+            fh.write(json.dumps({"text": text}) + "\n")
+    return path
+
+
 def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool,
               baselines: bool = True) -> dict:
     """End to end at n short records: generate, ingest (timed apart), `run_dedup` with the
@@ -561,10 +569,7 @@ def run_scale(n: int, model: str, minilm_sample: int, lsh_max: int, rerun: bool,
                  "generate_s": round(time.perf_counter() - t, 1),
                  "load_average_at_start": round(os.getloadavg()[0], 1)}
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "scale.jsonl"
-        with data.open("w", encoding="utf-8") as fh:
-            for text in texts:
-                fh.write(json.dumps({"text": text}) + "\n")
+        data = write_texts(Path(tmp) / "scale.jsonl", texts)
         ws = Workspace.create(Path(tmp) / "ws")
         t = time.perf_counter()
         ingested = ingest(ws, [data], IngestConfig(schema="text"))

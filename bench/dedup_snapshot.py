@@ -41,10 +41,7 @@ def snapshot(n: int, clusters: bool) -> dict:
     texts, origin = bench.hard_negative_set(n, p=bench.SCALE_P)
     stage_end: dict[str, tuple[float, dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "scale.jsonl"
-        with data.open("w", encoding="utf-8") as fh:
-            for t in texts:
-                fh.write(json.dumps({"text": t}) + "\n")
+        data = bench.write_texts(Path(tmp) / "scale.jsonl", texts)
         ws = Workspace.create(Path(tmp) / "ws")
         ingest(ws, [data], IngestConfig(schema="text"))
         with ws.connect() as conn:
