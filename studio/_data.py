@@ -465,13 +465,9 @@ def dedup_defaults() -> "Any":
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _language_note(path: str, version: tuple, model: str) -> str | None:
-    from pipelines.embed.languages import ENGLISH_MODELS, language_note as note
+    from pipelines.embed.languages import workspace_language_note
 
-    if model not in ENGLISH_MODELS:
-        return None
-    with Workspace(Path(path)).connect() as conn:
-        texts = [r.text for _, r in zip(range(400), iter_records(conn, batch_size=400))]
-    return note(texts, model)
+    return workspace_language_note(Workspace(Path(path)), model)
 
 
 def language_note(model: str) -> str | None:

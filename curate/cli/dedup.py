@@ -26,18 +26,6 @@ def _short(text: str | None, n: int = _PREVIEW) -> str:
     return text[:n] + ("..." if len(text) > n else "")
 
 
-def _language_note(ws, model: str) -> str | None:
-    """`pipelines.embed.languages.language_note` on a sample of the workspace's records."""
-    from pipelines.embed.languages import ENGLISH_MODELS, language_note
-    from pipelines.store import iter_records
-
-    if model not in ENGLISH_MODELS:
-        return None
-    with ws.connect() as conn:   # ids are content hashes: the first rows are a fair sample
-        texts = [r.text for _, r in zip(range(400), iter_records(conn, batch_size=400))]
-    return language_note(texts, model)
-
-
 @dedup_app.callback(invoke_without_command=True)
 def dedup_cmd(
     ctx: typer.Context,
@@ -116,7 +104,9 @@ def dedup_cmd(
         fact_blocking=fact_blocking, block_max=block_max, flat_max=flat_max,
         batch_size=batch_size, scheduler=scheduler)
     if config.semantic:   # on stderr: a --json line on stdout stays clean
-        note = _language_note(ws, config.model)
+        from pipelines.embed.languages import workspace_language_note
+
+        note = workspace_language_note(ws, config.model)
         if note:
             typer.echo(f"note: {note}", err=True)
     try:

@@ -14,7 +14,7 @@ from collections import Counter
 from itertools import islice
 from typing import Iterable
 
-__all__ = ["ENGLISH_MODELS", "language_mix", "language_note"]
+__all__ = ["ENGLISH_MODELS", "language_mix", "language_note", "workspace_language_note"]
 
 ENGLISH_MODELS = ("default", "static", "auto")   # the packaged models: English training data
 _MIN_CHARS = 20   # shorter texts are too short for a language guess to mean much
@@ -54,3 +54,15 @@ def language_note(texts: Iterable[str], model: str, *, sample: int = 400,
             f"so on those records its similarity is weak evidence and dedup rests on the exact "
             f"and lexical stages; a multilingual sentence-transformers folder as --model would "
             f"give the semantic stage meaning there")
+
+
+def workspace_language_note(ws, model: str, *, sample: int = 400) -> str | None:
+    """`language_note` on the first `sample` records of the workspace `ws` (ids are content
+    hashes, so the first rows are a fair sample); None at once for a model of the user's own."""
+    if model not in ENGLISH_MODELS:
+        return None
+    from pipelines.store import iter_records
+
+    with ws.connect() as conn:
+        texts = [r.text for _, r in zip(range(sample), iter_records(conn, batch_size=sample))]
+    return language_note(texts, model, sample=sample)
