@@ -8,6 +8,7 @@ micro-batch, accumulation, checkpointed layers and liger within it (see docs/gpu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from trainer.config import TrainConfig
@@ -46,12 +47,7 @@ def base_parameters(base: str | None) -> int | None:
     n = 0
     for f in files:
         with safe_open(str(f), framework="pt") as st:
-            for key in st.keys():
-                shape = st.get_slice(key).get_shape()
-                size = 1
-                for d in shape:
-                    size *= d
-                n += size
+            n += sum(math.prod(st.get_slice(key).get_shape()) for key in st.keys())
     return n
 
 

@@ -176,8 +176,10 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
     # (a `Facts` is ~2.7 KB: 1M of them would not fit the memory a run is allowed).
     facts_of = functools.lru_cache(maxsize=1 << 17)(extract_facts)
     texts = [u.head["text"] for u in units]
-    table = _lazy(lambda: FactTable(texts, extract_facts, blocking=config.fact_blocking)
-                  if config.verify else None)
+    # built on first use (not at all when both caches hold), then the same table
+    table = functools.cache(
+        lambda: FactTable(texts, extract_facts, blocking=config.fact_blocking)
+        if config.verify else None)
     key = candidates_key(model_key, config, units)
     candidates = load_candidates(ws, key)
     result.pair_cache = candidates is not None
@@ -235,17 +237,6 @@ def run_dedup(ws: Workspace, config: DedupConfig | None = None, *, progress: boo
         clock.finish(result)
         finish_run(conn, run_id, result.to_dict())
     return result
-
-
-def _lazy(make):
-    """`make()` on the first call, the same value after."""
-    box: list = []
-
-    def get():
-        if not box:
-            box.append(make())
-        return box[0]
-    return get
 
 
 def _verified(ws: Workspace, key: str, units, candidates, emb, facts_of, table,
