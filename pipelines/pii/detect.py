@@ -53,8 +53,9 @@ _BYTE_AFTER = re.compile(r" [0-9a-fA-F]{2}\b")
 _PHONE_RUN = re.compile(r"(?<![\w+.,/-])0\d{9,10}(?![\w-]|[.,/:]\d)")
 _PHONE_CUE = re.compile(
     r"(?:phone|tel|telephone|mobile|mob|cell|fax|call|ring|text|whatsapp|telefon|handy|mobil|"
-    r"anrufen|erreichbar|t[ée]l[ée]phone|t[ée]l|portable|appeler|tel[ée]fono|m[óo]vil|llamar|telefono|"
-    r"cellulare|chiamare|telefoon|bellen|telefone|celular|ligar|nummer|number|no|nr|num[ée]ro)"
+    r"anrufen|erreichbar|t[ée]l[ée]phone|t[ée]l|portable|appeler|tel[ée]fono|m[óo]vil|llamar|"
+    r"telefono|cellulare|chiamare|telefoon|bellen|telefone|celular|ligar|nummer|number|no|nr|"
+    r"num[ée]ro)"
     r"\.?:?\s*(?:(?:is|es|est|ist|[èe]|at|on|unter|au|al)\s+)?$", re.IGNORECASE)
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -184,13 +185,14 @@ def _patterns(text: str) -> Iterable[Span]:
             yield Span(m.start(), m.end(), "PHONE", conf, m.group())
     if "0" in text:
         for m in _PHONE_NATIONAL.finditer(text):
-            if 9 <= sum(c.isdigit() for c in m.group()) <= 11:
-                cued = _PHONE_CUE.search(text[max(0, m.start() - 30):m.start()])
-                if _BYTE_BEFORE.search(text, max(0, m.start() - 3), m.start()) or \
-                        _BYTE_AFTER.match(text, m.end()):
-                    continue   # a hex dump ("34 35 01 06 29 01 02 04 10"), not a number
-                if cued or not any(c in m.group() for c in ".-"):
-                    yield Span(m.start(), m.end(), "PHONE", 0.85 if cued else 0.75, m.group())
+            if not 9 <= sum(c.isdigit() for c in m.group()) <= 11:
+                continue
+            if _BYTE_BEFORE.search(text, max(0, m.start() - 3), m.start()) or \
+                    _BYTE_AFTER.match(text, m.end()):
+                continue   # a hex dump ("34 35 01 06 29 01 02 04 10"), not a number
+            cued = _PHONE_CUE.search(text[max(0, m.start() - 30):m.start()])
+            if cued or not any(c in m.group() for c in ".-"):
+                yield Span(m.start(), m.end(), "PHONE", 0.85 if cued else 0.75, m.group())
         for m in _PHONE_RUN.finditer(text):
             if _PHONE_CUE.search(text[max(0, m.start() - 30):m.start()]):
                 yield Span(m.start(), m.end(), "PHONE", 0.8, m.group())

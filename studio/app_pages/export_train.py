@@ -86,8 +86,9 @@ with _data.show_errors():
                                           "preference": "dpo"}.get(preview["format"], "sft"))
         if preview["format"] == "classification":
             st.caption("First result: **probe** (logistic regression on the cached sentence "
-                       "embeddings and the texts' words, seconds). Next step: pick head **classifier** for the LoRA "
-                       "fine-tune (minutes); both report the same metrics.")
+                       "embeddings and the texts' words, seconds). Next step: pick head "
+                       "**classifier** for the LoRA fine-tune (minutes); both report the same "
+                       "metrics.")
     if defaults.head == "sft" and defaults.base_model is None:
         defaults = defaults.replace(base_model=demo_sft_base())   # `make studio`: SmolLM2
     if defaults.head == "sft":
