@@ -24,7 +24,7 @@ from pipelines.export.preference import render_pair, select_pairs
 from pipelines.export.render import render_row
 from pipelines.export.select import Selection, is_synthetic_row, resolve_format, select_rows
 from pipelines.export.turns import estimate_tokens, length_summary
-from pipelines.pii import Redactor, metadata_names
+from pipelines.pii import Redactor, metadata_names, name_edit_names, pair_names
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
 from pipelines.store.pairs import judged_pairs
@@ -161,6 +161,17 @@ def _dump_line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
+def _strings(obj: Any) -> list[str]:
+    """Every string inside a rendered row (message contents, fields), roles left out."""
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, list):
+        return [s for x in obj for s in _strings(x)]
+    if isinstance(obj, dict):
+        return [s for k, v in obj.items() if k != "role" for s in _strings(v)]
+    return []
+
+
 def _next_version(exports: Path) -> str:
     nums = [int(m.group(1)) for p in exports.iterdir() if (m := _VERSION_RE.match(p.name))]
     return f"v{(max(nums) + 1 if nums else 1):04d}"
@@ -177,12 +188,21 @@ def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
     entries: list[dict[str, Any]] = []
     handles = {s: open(tmp / f"{s}.jsonl", "w", encoding="utf-8") for s in ("train", "eval")}
     lines = {"train": 0, "eval": 0}
+    # A name the detector finds only through a name edit (pii.name_edit_names) is the source
+    # record's claimant: it is redacted in the other pairs of that record, and anywhere else
+    learnt = list(dict.fromkeys(n for row in sel.rows if fmt == "preference"
+                                for n in name_edit_names(row.chosen, row.rejected, row.names)))
     try:
         for row in sel.rows:
             rendered = (render_pair(row, cfg.preference_style) if fmt == "preference"
                         else render_row(row, fmt, cfg.system_prompt))
-            # A preference pair has no single record's metadata; the text detectors still run.
-            names = metadata_names(row.record.record.meta) if hasattr(row, "record") else []
+            if fmt == "preference":
+                # one set of names for the whole pair (prompt and both answers), so a name
+                # found on one side is redacted on every side (pii.pair_names)
+                names = pair_names(_strings(rendered), row.chosen, row.rejected,
+                                   [*row.names, *learnt])
+            else:
+                names = metadata_names(row.record.record.meta)
             rendered = redactor.redact_obj(rendered, names)
             if redactor.mode != "none":
                 for s in redactor.leftover(rendered, names):

@@ -31,6 +31,7 @@ from pipelines.export.config import ExportConfig
 from pipelines.export.render import record_messages
 from pipelines.export.select import (Selection, cap_synthetic, final_label,
                                      resolve_accept_labels, split_of)
+from pipelines.pii import metadata_names
 from pipelines.records import Candidate
 from pipelines.store.pairs import PairJudgment, StoredPair
 
@@ -50,6 +51,7 @@ class PreferenceRow:
     rejected: str
     source_id: str
     synthetic: bool
+    names: tuple[str, ...] = ()   # person names in the source record's metadata (PII step)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "split": self.split, "origin": self.label,
@@ -65,6 +67,10 @@ def _answer(cand: Candidate) -> str | None:
         last = [t for t in rec.turns if t.role == "assistant"]
         return last[-1].content if last else None
     return rec.response
+
+
+def _meta_names(*cands: Candidate) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for c in cands for n in metadata_names(c.record.meta)))
 
 
 def _prompt(cand: Candidate, system_prompt: str | None) -> list[dict[str, str]]:
@@ -133,7 +139,8 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
             continue
         rows.append(PreferenceRow(pair.pair_id, split(source), "pairwise", pair.origin,
                                   _prompt(source, cfg.system_prompt), chosen.record.response,
-                                  rejected.record.response, source.id, synthetic))
+                                  rejected.record.response, source.id, synthetic,
+                                  _meta_names(source, other)))
 
     for cand in cands:
         syn = cand.record.synthetic
@@ -163,7 +170,7 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
                     rows.append(PreferenceRow(
                         f"{source.id}>{cand.id}", split(source), "counterfactual",
                         str(syn.get("edit") or "edit"), _prompt(source, cfg.system_prompt),
-                        chosen, cand.record.response, source.id, True))
+                        chosen, cand.record.response, source.id, True, _meta_names(source)))
             continue
         st = cand.state
         if (st.review_status == "reviewed" and st.edited_response and not st.excluded
@@ -173,7 +180,8 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
             if original and original.strip() != st.edited_response.strip():
                 rows.append(PreferenceRow(cand.id, split(cand), "correction", "review",
                                           _prompt(cand, cfg.system_prompt), st.edited_response,
-                                          original, cand.id, syn is not None))
+                                          original, cand.id, syn is not None,
+                                          _meta_names(cand)))
     if cfg.synthetic == "cap":
         rows = cap_synthetic(rows, cfg.synthetic_cap, skip, key=lambda r: "pairs")
     return Selection(rows=rows, skipped=skipped)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
-__all__ = ["Span", "PII_TYPES", "detect", "luhn_ok", "iban_ok", "metadata_names"]
+__all__ = ["Span", "PII_TYPES", "detect", "luhn_ok", "iban_ok", "metadata_names", "pair_names",
+           "name_edit_names"]
 
 PII_TYPES = ("EMAIL", "PHONE", "CREDIT_CARD", "IBAN", "SSN", "IP_ADDRESS", "URL_CREDENTIALS",
              "PERSON")
@@ -277,3 +278,55 @@ def detect(text: str, *, names: Iterable[str] = (), types: Iterable[str] | None 
         if all(s.end <= t.start or s.start >= t.end for t in taken):
             taken.append(s)
     return sorted(taken, key=lambda s: s.start)
+
+
+_NAME_SHAPE = re.compile(rf"[{_UP}][\w'\u00c0-\u017f-]*\.?(?:\s+[{_UP}][\w'\u00c0-\u017f-]*\.?){{0,2}}")
+
+
+def pair_names(texts: Iterable[str], chosen: str, rejected: str,
+               names: Iterable[str] = ()) -> list[str]:
+    """The person names to redact in every string of a preference pair (`texts`: its prompt's
+    strings and both answers), so the pair is redacted alike on all sides: `names`, every name
+    found in any of the strings ("Ngozi Okafor" found after "from" but missed at a sentence
+    start is one name of the pair), and `name_edit_names` of the two answers."""
+    known = list(dict.fromkeys(names))
+    for text in texts:
+        known += [s.value for s in _names(text, known) if s.value not in known]
+    return known + [n for n in name_edit_names(chosen, rejected, known) if n not in known]
+
+
+def name_edit_names(chosen: str, rejected: str, names: Iterable[str] = ()) -> list[str]:
+    """Where two answers differ only in a name (a counterfactual's name edit, a reviewer's
+    corrected claimant) and the name is found on one side, the other side's text there is a
+    name too, even when neither of its words is in the name lists. Without this a name edit
+    exported as "the note's name vs <PERSON>": the real name left in (the note's too) and the
+    pair teaching placeholders."""
+    import difflib
+
+    known = list(dict.fromkeys(names))
+    out: list[str] = []
+    words = [list(re.finditer(r"\S+", t)) for t in (chosen, rejected)]
+    spans = [detect(t, names=known, types=("PERSON",)) for t in (chosen, rejected)]
+    ops = difflib.SequenceMatcher(None, [m.group() for m in words[0]],
+                                  [m.group() for m in words[1]], autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        if tag != "replace":
+            continue
+        for side, (a1, a2), (b1, b2) in ((0, (i1, i2), (j1, j2)), (1, (j1, j2), (i1, i2))):
+            here, there = words[side], words[1 - side]
+            start, end = here[a1].start(), here[a2 - 1].end()
+            span = next((s for s in spans[side] if s.start < end and start < s.end), None)
+            if span is None:
+                continue
+            # the name's words on this side, the differing ones and any shared ones around them
+            # ("Ngozi Garcia" -> "Ngozi Smith"): the same shared words frame the other side's
+            w1 = min(i for i, m in enumerate(here) if m.end() > span.start)
+            w2 = max(i for i, m in enumerate(here) if m.start() < span.end) + 1
+            lo, hi = b1 - max(0, a1 - w1), b2 + max(0, w2 - a2)
+            if lo < 0 or hi > len(there) or hi <= lo:
+                continue
+            other = (chosen, rejected)[1 - side][there[lo].start():there[hi - 1].end()]
+            other = other.strip(".,;:!?()[]\"'")
+            if _NAME_SHAPE.fullmatch(other) and other not in known and other not in out:
+                out.append(other)
+    return out

@@ -7,7 +7,8 @@ import pytest
 
 from pipelines.errors import ConfigError, ExportError
 from pipelines.export import export_dataset, load_manifest, read_split
-from pipelines.pii import PiiConfig, Redactor, detect, iban_ok, luhn_ok, metadata_names, run_pii
+from pipelines.pii import (PiiConfig, Redactor, detect, iban_ok, luhn_ok, metadata_names,
+                          pair_names, run_pii)
 from pipelines.store import NewRecord, Workspace, upsert_record, utcnow
 from pipelines.store.exports import put_label
 from pipelines.store.filters import pii_counts, read_pii_spans
@@ -73,6 +74,34 @@ def test_metadata_names_are_found_verbatim():
     names = metadata_names({"adjuster": "T. Lindqvist", "state": "IL", "claimant_name": "x"})
     assert names == ["T. Lindqvist"]
     assert types("T. Lindqvist approved it", names=names) == [("PERSON", "T. Lindqvist")]
+
+
+def test_a_pair_is_redacted_alike_on_every_side():
+    """A name edit whose real name the gazetteer misses ("Ngozi Kowalski": neither word listed):
+    the invented name is found, so the real one at the same place is a name of the pair too, and
+    it is redacted in the note as well; a name found in one string counts for all of them."""
+    note = "Received call from Ngozi Kowalski on Mar 25 re a burst pipe in Tampa, FL."
+    chosen = "Water damage: Ngozi Kowalski (Tampa, FL) reports a burst pipe."
+    rejected = "Water damage: Jennifer Campbell (Tampa, FL) reports a burst pipe."
+    assert not detect(note) and not detect(chosen)          # the gap this closes
+    names = pair_names([note, chosen, rejected], chosen, rejected)
+    assert set(names) == {"Jennifer Campbell", "Ngozi Kowalski"}
+    red = Redactor("placeholder")
+    assert [red.redact(t, names) for t in (note, chosen)] == [
+        "Received call from <PERSON> on Mar 25 re a burst pipe in Tampa, FL.",
+        "Water damage: <PERSON> (Tampa, FL) reports a burst pipe."]
+    # only the surname edited: the shared given name is part of the name on both sides
+    c, r = "Maria Lopez filed in Tampa.", "Maria Kowalski filed in Tampa."
+    assert set(pair_names([c, r], c, r)) == {"Maria Lopez", "Maria Kowalski"}
+    # a name found in the note but not in an answer (sentence start) is redacted in both
+    c = "Maria Lopez filed a claim for $4,250."
+    assert pair_names(["Call from Maria Lopez.", c, c + " Policy X."], c, c + " Policy X.") \
+        == ["Maria Lopez"]
+    # edits that are not names add nothing, even next to a found name
+    for other in ("Jennifer Campbell (Tampa, GA) reports", "Jennifer Campbell (Tampa, FL) says"):
+        a, b = f"Water damage: Jennifer Campbell (Tampa, FL) reports.", f"Water damage: {other}."
+        assert pair_names([a, b], a, b) == ["Jennifer Campbell"]
+    assert pair_names([], "Fire damage.", "Water damage.") == []
 
 
 def test_placeholder_and_consistent_surrogates():

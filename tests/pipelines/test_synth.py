@@ -79,13 +79,14 @@ def test_an_edit_with_nothing_to_edit_is_not_applicable():
         apply_edit("tone", NOTE, GOOD, random.Random(0))
 
 
-def make_ws(tmp_path, n: int = 6) -> Workspace:
+def make_ws(tmp_path, n: int = 6, name: str = "Maria Lopez") -> Workspace:
     ws = Workspace.create(tmp_path / "ws")
     ws.config_path.write_text(CURATION, encoding="utf-8")
     with ws.transaction() as conn:
         for i in range(n):
             note = NOTE.replace("$4,250.00", f"${4250 + i},00".replace(",00", ".00"))
             summary = GOOD.replace("$4,250", f"${4250 + i}")
+            note, summary = note.replace("Maria Lopez", name), summary.replace("Maria Lopez", name)
             upsert_record(conn, NewRecord(id=f"r{i}", kind="instruction", text=note + summary,
                                           prompt=note, response=summary, file="x", row=i + 1),
                           utcnow())
@@ -218,6 +219,25 @@ def test_sft_export_excludes_or_caps_synthetic_and_keeps_them_out_of_eval(tmp_pa
     assert ex.skipped["synthetic"] == 6
     cap = export_dataset(ws, synthetic="cap", synthetic_cap=0.5, **kw)   # 1 real REJECT
     assert load_manifest(ws, cap.version)["counts"]["synthetic"]["train"] == 1
+
+
+def test_preference_export_redacts_a_name_the_gazetteer_misses(tmp_path):
+    """The claimant "Ngozi Kowalski" is in no name list, so alone it is not found; the name
+    edit's invented name is, and the pair is redacted alike: in the note, chosen and rejected."""
+    from pipelines.export import export_dataset
+    from pipelines.pii import detect
+
+    assert not detect(NOTE.replace("Maria Lopez", "Ngozi Kowalski"))
+    ws = make_ws(tmp_path, name="Ngozi Kowalski")
+    res = make_counterfactuals(ws, CounterfactualConfig(n=6))
+    assert "name" in {c.edit.kind for c in res.created}
+    for pii in ("placeholder", "surrogate"):
+        out = export_dataset(ws, scheme="summary_quality", format="preference",
+                             eval_fraction=0.0, pii=pii, force=True)
+        text = (out.path / "train.jsonl").read_text(encoding="utf-8")
+        assert "Ngozi" not in text and "Kowalski" not in text, pii
+    # under placeholders the name pair is one answer twice (left out); surrogates keep it
+    assert out.train == 6
 
 
 def test_export_synthetic_options_are_validated():
