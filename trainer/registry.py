@@ -5,8 +5,9 @@
     remove_model(ws, entry.name)       # deletes the adapter folder and the row
 
 One row per model in the `models` table of `studio.db` (SQL in `pipelines/store/models.py`):
-its name (what a client asks for, `<scheme>-<head>-<export>` by default), kind (`adapter` or
-`router`), head (`sft`, `classifier`, `router`), task (`<scheme>/<head>`), base model, export
+its name (what a client asks for, `<scheme>-<head>-<export>` by default), kind (`adapter`;
+`model` for a full fine-tune, whose folder holds the whole weights; or `router`), head (`sft`,
+`classifier`, `dpo`, `router`), task (`<scheme>/<head>`), base model, export
 version, the run it came from, its folder, size on disk and evaluation (the run's eval.json).
 A base model is only ever a string (a folder or a hub id), compared as given.
 """
@@ -95,12 +96,18 @@ def _put(ws, conn, entry: ModelEntry) -> None:
 
 
 def _entry_for_run(ws, summary: dict[str, Any], taken: set[str]) -> ModelEntry | None:
-    """The registry row of one finished run, or None when it left no adapter."""
+    """The registry row of one finished run, or None when it left no adapter (or full model)."""
     from pipelines.export import load_manifest
 
     run = Path(summary["path"]).resolve()
     adapter = run / "adapter"
-    if summary["status"] != "done" or not (adapter / "adapter_config.json").is_file():
+    if (adapter / "adapter_config.json").is_file():
+        kind = "adapter"
+    elif (adapter / "config.json").is_file() and any(adapter.glob("*.safetensors")):
+        kind = "model"      # a full fine-tune (dpo head, method full): the whole weights
+    else:
+        return None
+    if summary["status"] != "done":
         return None
     cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
     head = cfg.get("head") or summary.get("head") or "sft"
@@ -118,7 +125,7 @@ def _entry_for_run(ws, summary: dict[str, Any], taken: set[str]) -> ModelEntry |
     while name in taken:
         n += 1
         name = f"{stem}-{n}"
-    return ModelEntry(name=name, kind="adapter", head=head, path=str(adapter),
+    return ModelEntry(name=name, kind=kind, head=head, path=str(adapter),
                       size_bytes=folder_size(adapter), created_at=utcnow(), scheme=scheme,
                       base_model=cfg.get("base_model"), export=export,
                       run_id=summary["run_id"], classes=classes, evaluation=evaluation)

@@ -33,7 +33,7 @@ def _score(e) -> str:
     if e.kind == "router":
         return f"routing accuracy {ev.get('accuracy')}" if ev else "-"
     tuned = ev.get("tuned") or {}
-    for k in ("accuracy", "macro_f1", "eval_loss"):
+    for k in ("accuracy", "macro_f1", "reward_accuracy", "eval_loss"):
         if tuned.get(k) is not None:
             return f"{k} {tuned[k]}"
     return "-"

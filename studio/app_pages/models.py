@@ -12,7 +12,7 @@ st.caption("Every finished run's adapter, the router between them, and a place t
 
 with _data.show_errors():
     entries = _data.registered_models()
-    adapters = [e for e in entries if e.kind == "adapter"]
+    adapters = [e for e in entries if e.kind in ("adapter", "model")]
     routers = [e for e in entries if e.kind == "router"]
 
     st.subheader("Registry")
@@ -22,11 +22,13 @@ with _data.show_errors():
     else:
         def score(e):
             tuned = (e.evaluation or {}).get("tuned") or {}
-            return next((f"{k} {tuned[k]}" for k in ("accuracy", "macro_f1", "eval_loss")
+            return next((f"{k} {tuned[k]}" for k in ("accuracy", "macro_f1", "reward_accuracy",
+                                                     "eval_loss")
                          if tuned.get(k) is not None), "-")
 
         st.dataframe(pd.DataFrame([{
-            "name": e.name, "task": e.task, "base model": e.base_model, "export": e.export,
+            "name": e.name, "task": e.task, "kind": e.kind, "base model": e.base_model,
+            "export": e.export,
             "size (KiB)": round(e.size_bytes / 1024), "tuned": score(e), "run": e.run_id}
             for e in adapters]), hide_index=True, width="stretch")
 
