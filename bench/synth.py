@@ -4,7 +4,7 @@ generator cost.
 Usage: python bench/synth.py [--n 700] [--dpo-steps 40] [--gen 32]
        python bench/synth.py --pays [--seeds 5] [--per-class 30] [--scarce 20]
        python bench/synth.py --sft-dpo [--seeds 2] [--sft-steps 16] [--dpo-steps 8] \
-           [--max-eval 30] [--max-new-tokens 48] [--out report.json]
+           [--max-eval 30] [--max-new-tokens 48] [--rpo 1.0] [--out report.json]
 
 1. Counterfactuals on the sample's accepted summary_quality records (gold held out): caught /
    missed per edit kind by the scheme's LF set, against the baseline set without the three LFs
@@ -382,7 +382,7 @@ def _invented_flags(per_seed: list[dict]) -> list[float]:
 def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, batch_size: int,
                  dpo_batch_size: int, lr: float, dpo_lr: float | None, beta: float | None,
                  max_eval: int, max_new_tokens: int, n_pairs: int, threads: int,
-                 base_model: str, max_held: int = 16, say=print) -> dict:
+                 base_model: str, max_held: int = 16, rpo: float = 0.0, say=print) -> dict:
     """Per seed: LoRA SFT on the curated summaries, greedy summaries of the held-out gold notes;
     then DPO from that SFT adapter (its frozen copy is the reference) on counterfactual pairs of
     the SFT's own training records, and the same summaries again. Both are scored by
@@ -416,7 +416,9 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
     say(f"sft rows {len(sft_rows)}, dpo pairs {len(pairs)} (from curated records only), "
         f"held-out notes {len(items)}, held-out pairs {len(held)}; {len(held_ids)} gold held out")
     prompts = [it["prompt"] for it in items]
-    per = {"sft": [], "sft+dpo": []}
+    # plain DPO, and with --rpo W DPO + W x the SFT loss on chosen (RPO), from the same SFT model
+    dpo_arms = [("sft+dpo", 0.0)] + ([("sft+rpo", rpo)] if rpo else [])
+    per = {"sft": [], **{arm: [] for arm, _ in dpo_arms}}
     pref = []
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sft-dpo-") as tmp:
@@ -445,39 +447,42 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
                 f"{gen_s:.0f} s generate; invented {per['sft'][-1]['invented']:.3f}, "
                 f"accuracy {per['sft'][-1]['accuracy']:.3f}")
             del tr
-            dcfg = TrainConfig(head="dpo", max_steps=dpo_steps, batch_size=dpo_batch_size,
-                               learning_rate=dpo_lr, init_adapter=str(adapter),
-                               **({"dpo_beta": beta} if beta else {}), **common)
-            tr, tok, _, max_len = build_dpo_trainer(dcfg, base, plan, pairs, [],
-                                                   Path(tmp) / f"dpo{seed}", progress=False,
-                                                   init_adapter=adapter)
-            t0 = time.perf_counter()
-            ref = pair_logps(tr.model, tok, held, max_len)
-            ref_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            out = tr.train()
-            dpo_s = time.perf_counter() - t0
-            tuned = pair_logps(tr.model, tok, held, max_len)
-            m = {**preference_metrics(tuned, ref, dcfg.dpo_beta), "seed": seed,
-                 "sft_logp_accuracy": preference_metrics(ref)["logp_accuracy"],
-                 "learning_rate": tr.args.learning_rate, "beta": dcfg.dpo_beta,
-                 "max_seq_length": max_len,
-                 "train_loss": round(float(out.training_loss), 4)}
-            pref.append(m)
-            t0 = time.perf_counter()
-            texts = generate(tr.model, tok, prompts, max_new_tokens, batch_size=8)
-            gen_s = time.perf_counter() - t0
-            per["sft+dpo"].append({"seed": seed, **_score(items, texts), "generations": texts,
-                                   "train_seconds": round(dpo_s, 1),
-                                   "generate_seconds": round(gen_s, 1),
-                                   "train_loss": m["train_loss"],
-                                   "seconds_per_step": round(dpo_s / max(1, tr.state.global_step), 1)})
-            say(f"seed {seed} dpo: {dpo_s:.0f} s train ({dpo_s / dpo_steps:.1f} s/step), "
-                f"{ref_s:.0f} s to score {len(held)} held-out pairs, {gen_s:.0f} s generate; "
-                f"invented {per['sft+dpo'][-1]['invented']:.3f}, accuracy "
-                f"{per['sft+dpo'][-1]['accuracy']:.3f}; held-out reward accuracy "
-                f"{m['reward_accuracy']:.3f} (sft logp accuracy {m['sft_logp_accuracy']:.3f})")
-            del tr
+            for arm, sft_weight in dpo_arms:
+                dcfg = TrainConfig(head="dpo", max_steps=dpo_steps, batch_size=dpo_batch_size,
+                                   learning_rate=dpo_lr, init_adapter=str(adapter),
+                                   dpo_sft_weight=sft_weight,
+                                   **({"dpo_beta": beta} if beta else {}), **common)
+                tr, tok, _, max_len = build_dpo_trainer(dcfg, base, plan, pairs, [],
+                                                       Path(tmp) / f"{arm}{seed}", progress=False,
+                                                       init_adapter=adapter)
+                t0 = time.perf_counter()
+                ref = pair_logps(tr.model, tok, held, max_len)
+                ref_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                out = tr.train()
+                dpo_s = time.perf_counter() - t0
+                tuned = pair_logps(tr.model, tok, held, max_len)
+                m = {**preference_metrics(tuned, ref, dcfg.dpo_beta), "seed": seed, "arm": arm,
+                     "sft_logp_accuracy": preference_metrics(ref)["logp_accuracy"],
+                     "learning_rate": tr.args.learning_rate, "beta": dcfg.dpo_beta,
+                     "sft_weight": sft_weight, "max_seq_length": max_len,
+                     "train_loss": round(float(out.training_loss), 4)}
+                pref.append(m)
+                t0 = time.perf_counter()
+                texts = generate(tr.model, tok, prompts, max_new_tokens, batch_size=8)
+                gen_s = time.perf_counter() - t0
+                per[arm].append({"seed": seed, **_score(items, texts), "generations": texts,
+                                 "train_seconds": round(dpo_s, 1),
+                                 "generate_seconds": round(gen_s, 1),
+                                 "train_loss": m["train_loss"],
+                                 "seconds_per_step": round(dpo_s / max(1, tr.state.global_step),
+                                                           1)})
+                say(f"seed {seed} {arm}: {dpo_s:.0f} s train ({dpo_s / dpo_steps:.1f} s/step), "
+                    f"{ref_s:.0f} s to score {len(held)} held-out pairs, {gen_s:.0f} s generate; "
+                    f"invented {per[arm][-1]['invented']:.3f}, accuracy "
+                    f"{per[arm][-1]['accuracy']:.3f}; held-out reward accuracy "
+                    f"{m['reward_accuracy']:.3f} (sft logp accuracy {m['sft_logp_accuracy']:.3f})")
+                del tr
     arms = [_arm_row(name, len(sft_rows) if name == "sft" else len(pairs), 0, ps)
             for name, ps in per.items()]
     for a in arms:
@@ -486,6 +491,17 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
                          paired_delta=True)
     acc_delta = bootstrap_ci(*[[float(v["accurate"]) for s in per[k] for v in s["per_note"]]
                                for k in ("sft", "sft+dpo")], paired_delta=True)
+    deltas = {}
+    for arm, _ in dpo_arms[1:]:
+        deltas[arm] = {
+            "invented_vs_sft": [round(x, 4) for x in bootstrap_ci(
+                _invented_flags(per["sft"]), _invented_flags(per[arm]), paired_delta=True)],
+            "accuracy_vs_sft": [round(x, 4) for x in bootstrap_ci(
+                *[[float(v["accurate"]) for s in per[k] for v in s["per_note"]]
+                  for k in ("sft", arm)], paired_delta=True)],
+            "accuracy_vs_dpo": [round(x, 4) for x in bootstrap_ci(
+                *[[float(v["accurate"]) for s in per[k] for v in s["per_note"]]
+                  for k in ("sft+dpo", arm)], paired_delta=True)]}
     report = {"base_model": base, "seeds": seeds, "n_eval": len(items), "n_pairs": len(pairs),
               "pair_edits": {k: sum(p["edit"] == k for p in pairs)
                              for k in sorted({p["edit"] for p in pairs})},
@@ -497,6 +513,7 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
               "delta_invented_dpo_vs_sft": round(arms[1]["invented"] - arms[0]["invented"], 4),
               "delta_invented_ci": [round(x, 4) for x in delta],
               "delta_accuracy_ci": [round(x, 4) for x in acc_delta],
+              "rpo_deltas": deltas,
               "ci_method": "95% percentile bootstrap over the held-out notes (a note's value is "
                            "its mean over seeds; the delta is paired on the same notes)",
               "seconds": round(time.perf_counter() - t_all),
@@ -515,8 +532,11 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
               f"{a['claimant_stated']:>6.2f}{sps:>8.1f}")
     print(f"delta invented (sft+dpo - sft): {report['delta_invented_dpo_vs_sft']:+.3f} "
           f"{report['delta_invented_ci']}; delta accuracy CI {report['delta_accuracy_ci']}")
+    for arm, d in deltas.items():
+        print(f"{arm}: invented vs sft CI {d['invented_vs_sft']}; accuracy vs sft CI "
+              f"{d['accuracy_vs_sft']}, vs sft+dpo CI {d['accuracy_vs_dpo']}")
     for m in pref:
-        print(f"seed {m['seed']}: held-out pairs reward accuracy {m['reward_accuracy']:.3f} "
+        print(f"seed {m['seed']} {m['arm']}: held-out pairs reward accuracy {m['reward_accuracy']:.3f} "
               f"(margin {m['reward_margin']:.3f}); logp accuracy {m['sft_logp_accuracy']:.3f} -> "
               f"{m['logp_accuracy']:.3f}")
     print(f"{report['seconds']} s in all")
@@ -549,6 +569,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--pairs", type=int, default=400, help="counterfactuals to make (--sft-dpo)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rpo", type=float, default=0.0,
+                    help="--sft-dpo: also an arm with this weight of the SFT loss added to DPO "
+                         "(RPO, the dpo head's dpo_sft_weight)")
     ap.add_argument("--base-model", default="smollm2-135m")
     ap.add_argument("--out", help="write the --sft-dpo report (with every generation) here")
     args = ap.parse_args()
@@ -563,7 +586,7 @@ def main() -> None:
                                   dpo_lr=args.dpo_lr, beta=args.beta, max_eval=args.max_eval,
                                   max_new_tokens=args.max_new_tokens, n_pairs=args.pairs,
                                   threads=args.threads, base_model=args.base_model,
-                                  max_held=args.max_held)
+                                  max_held=args.max_held, rpo=args.rpo)
             if args.out:
                 Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
             return

@@ -121,6 +121,10 @@ class TrainConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "tokens generated per sample (sft)"})
     dpo_beta: float = field(default=0.1, metadata={
         "help": "DPO's beta: how far the tuned model may move from the reference (dpo)"})
+    dpo_sft_weight: float = field(default=0.0, metadata={
+        "help": "dpo: weight of an SFT (negative log-likelihood) term on the chosen answers "
+                "added to the DPO loss (RPO; TRL loss_type [sigmoid, sft]), against a model "
+                "learning to say less; 0 = plain DPO"})
     init_adapter: str | None = field(default=None, metadata={
         "help": "dpo: start from this SFT run's adapter (a run id of the workspace or an adapter "
                 "folder) on the same base; the reference model is that adapter, frozen (SFT, "
@@ -171,6 +175,8 @@ class TrainConfig:
             bad("probe_words", "must be true or false")
         if not isinstance(self.dpo_beta, (int, float)) or self.dpo_beta <= 0:
             bad("dpo_beta", "must be > 0")
+        if not isinstance(self.dpo_sft_weight, (int, float)) or self.dpo_sft_weight < 0:
+            bad("dpo_sft_weight", "must be >= 0")
         if self.init_adapter is not None:
             if not isinstance(self.init_adapter, str) or not self.init_adapter.strip():
                 bad("init_adapter", "must be a run id or an adapter folder, or null")

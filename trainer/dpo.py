@@ -148,6 +148,8 @@ def build_dpo_trainer(cfg: TrainConfig, base: str, plan: Plan, train_rows: list[
         **trl_args(cfg, plan, output_dir),
         max_length=max_len,
         beta=cfg.dpo_beta,
+        **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, float(cfg.dpo_sft_weight)]}
+           if cfg.dpo_sft_weight else {}),
         seed=cfg.seed,
         data_seed=cfg.seed,
         include_num_input_tokens_seen="non_padding",   # tokens/s in the events, as for sft

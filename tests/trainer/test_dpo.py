@@ -86,9 +86,16 @@ def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_
     assert {"start", "log", "eval", "end"} <= {e["event"] for e in events}
     assert [e for e in events if e["event"] == "log"][-1]["tokens"] > 0     # tokens/s shown
     assert any(rd.checkpoints.glob("checkpoint-*"))
+    from trainer.registry import list_models
+
+    [entry] = [e for e in list_models(toy_ws) if e.run_id == out["run_id"]]
+    assert entry.head == "dpo" and entry.path == str(rd.adapter.resolve())
+    assert entry.evaluation["tuned"]["reward_accuracy"] == tuned["reward_accuracy"]
     if method == "lora":
         assert ev["method"] == "lora" and (rd.adapter / "adapter_config.json").is_file()
+        assert entry.kind == "adapter"
         return
+    assert entry.kind == "model" and entry.size_bytes > 0     # the whole weights, listed too
     assert ev["method"] == "full" and not (rd.adapter / "adapter_config.json").exists()
     assert any("method auto: full fine-tune" in n for n in ev["notices"])
     base_w = load_file(f"{tiny_model}/model.safetensors")
@@ -202,6 +209,29 @@ def test_pairs_cut_before_they_differ_are_reported_or_refused(tmp_path, tiny_mod
     trainer, _, notices, max_len = build_dpo_trainer(unset, tiny_model, plan, rows, [],
                                                      tmp_path / "c", progress=False)
     assert not notices and max_len == trainer.dpo_defaults["max_seq_length"]["value"] >= 64
+
+
+def test_an_sft_term_joins_the_dpo_loss_when_weighted(tmp_path, tiny_model):
+    """dpo_sft_weight W > 0 trains on DPO + W x NLL of chosen (TRL's RPO); 0 is plain DPO, and
+    the combined loss really is larger (the NLL of chosen is positive) on the same batch."""
+    from pipelines.errors import ConfigError
+    from trainer.device import plan_device
+    from trainer.dpo import build_dpo_trainer
+
+    with pytest.raises(ConfigError, match="dpo_sft_weight"):
+        TrainConfig(head="dpo", dpo_sft_weight=-1)
+    rows = [{"prompt": [{"role": "user", "content": f"note {i}"}],
+             "chosen": [{"role": "assistant", "content": f"claim {i}"}],
+             "rejected": [{"role": "assistant", "content": f"claim {i}0"}]} for i in range(4)]
+    losses = {}
+    for w in (0.0, 1.0):
+        cfg = TrainConfig(head="dpo", base_model=tiny_model, max_steps=1, batch_size=4,
+                          dpo_sft_weight=w, seed=0)
+        trainer, *_ = build_dpo_trainer(cfg, tiny_model, plan_device(cfg), rows, [],
+                                        tmp_path / str(w), progress=False)
+        assert trainer.args.loss_type == (["sigmoid", "sft"] if w else ["sigmoid"])
+        losses[w] = trainer.train().training_loss
+    assert losses[1.0] > losses[0.0] + 1.0       # + the NLL of "claim i" on a random model
 
 
 def test_preference_metrics_arithmetic():
