@@ -79,6 +79,8 @@ def describe_source(path: Path) -> str:
         return f"folder of {len(shards)} {detect_format(shards[0])[0]} shard(s)"
     fmt, compression = detect_format(path)
     described = fmt + (f" ({compression})" if compression else "")
+    if fmt == "text" and _excel_unicode_text(path, compression):
+        return "tsv (UTF-16 text with a tab-separated header: Excel's \"Unicode text\")"
     if fmt == "csv":
         delimiter = _csv_delimiter(_first_line(path, compression))
         if delimiter != ",":
@@ -110,8 +112,19 @@ def read_rows(path: Path, *, text_field: str = "text", max_field_chars: int = 1_
     yield from _read_file(path, text_field, encoding)
 
 
+def _excel_unicode_text(path: Path, compression: str | None) -> bool:
+    """A `.txt` that Excel saved as "Unicode text": a UTF-16 byte-order mark and a header row
+    separated by tabs. It is a table, read as TSV (as lines, every row would be one record)."""
+    with _open_binary(path, compression) as fh:
+        if fh.read(2) not in (b"\xff\xfe", b"\xfe\xff"):
+            return False
+    return "\t" in _first_line(path, compression)
+
+
 def _read_file(path: Path, text_field: str, encoding: str = "utf-8") -> Iterator[RawRow]:
     fmt, compression = detect_format(path)
+    if fmt == "text" and path.stat().st_size and _excel_unicode_text(path, compression):
+        fmt = "tsv"
     if path.stat().st_size == 0:
         raise InputError("the file is empty (0 bytes)", file=str(path))
     if fmt == "parquet":

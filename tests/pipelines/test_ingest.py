@@ -347,6 +347,29 @@ def test_encodings_other_than_utf8(fresh_ws, tmp_path):
         IngestConfig(encoding="klingon")
 
 
+def test_excel_unicode_text_saved_as_txt_is_a_table(fresh_ws, tmp_path):
+    """Excel's "Save as Unicode text" writes `.txt`: UTF-16, tab-separated, a header row. Read
+    as lines it became one record per row with the tabs inside; now it is read as TSV. A UTF-16
+    `.txt` without tabs in its first line stays plain text lines, as does a UTF-8 one with tabs."""
+    from pipelines.ingest.readers import describe_source
+
+    sheet = tmp_path / "sheet.txt"
+    sheet.write_text("text\tlabel\r\nBurst pipe in Zürich\tneg\r\nAll fine\tpos\r\n",
+                     encoding="utf-16")
+    lines16 = tmp_path / "notes16.txt"
+    lines16.write_text("first note\nsecond note\n", encoding="utf-16")
+    tabbed = tmp_path / "tabbed.txt"
+    tabbed.write_text("a\tb\nc\td\n", encoding="utf-8")
+    assert describe_source(sheet).startswith("tsv (UTF-16")
+    assert describe_source(lines16) == describe_source(tabbed) == "text"
+    res = ingest(fresh_ws, [sheet, lines16, tabbed])
+    assert res.added == 6
+    with fresh_ws.connect() as conn:
+        got = {r.text: r.raw_label for r in iter_records(conn)}
+    assert got == {"Burst pipe in Zürich": "neg", "All fine": "pos", "first note": None,
+                   "second note": None, "a\tb": None, "c\td": None}
+
+
 def test_openai_messages_jsonl_gz(fresh_ws, tmp_path):
     import gzip
 
