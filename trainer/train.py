@@ -133,8 +133,9 @@ def train(ws, export: str, cfg: TrainConfig | None = None, *, run_id: str | None
             ev, steps = _run_sft(cfg, base, plan, train_rows, eval_rows, fmt, rd, cbs, ckpt,
                                  progress, echo, events)
         elif cfg.head == "dpo":
+            origins = _eval_origins(manifest, len(eval_rows)) if on.startswith("eval") else None
             ev, steps = _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress,
-                                 ws, echo, events)
+                                 ws, echo, events, origins)
         else:
             ev, steps = _run_classifier(ws, cfg, base, plan, train_rows, eval_rows, manifest, rd,
                                         cbs, ckpt, progress, echo, events)
@@ -276,7 +277,17 @@ def resolve_init_adapter(ws, cfg: TrainConfig, base: str) -> Path | None:
     return path
 
 
-def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws, echo, events):
+def _eval_origins(manifest, n: int) -> list[str] | None:
+    """Where each of the first `n` eval pairs came from (the manifest's per-row label:
+    counterfactual | correction | pairwise), or None when the manifest does not say."""
+    by_line = {e["line"]: e.get("label") for e in manifest.get("records", [])
+               if e.get("split") == "eval"}
+    out = [by_line.get(i) for i in range(1, n + 1)]
+    return out if all(out) else None
+
+
+def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws, echo, events,
+             origins=None):
     from trainer.dpo import build_dpo_trainer, pair_logps, preference_metrics
 
     init = resolve_init_adapter(ws, cfg, base)
@@ -297,7 +308,13 @@ def _run_dpo(cfg, base, plan, train_rows, eval_rows, rd, cbs, ckpt, progress, ws
     base_m = preference_metrics(ref, ref, cfg.dpo_beta)
     tuned_m = {**preference_metrics(tuned, ref, cfg.dpo_beta),
                "train_loss": round(out.training_loss, 4)}
-    ev = {"base": base_m, "tuned": tuned_m, "beta": cfg.dpo_beta,
+    by_origin = {}
+    for origin in sorted(set(origins or ())):
+        idx = [i for i, o in enumerate(origins) if o == origin]
+        pick = lambda xs: [xs[i] for i in idx]   # noqa: E731
+        by_origin[origin] = {"base": preference_metrics(pick(ref), pick(ref), cfg.dpo_beta),
+                             "tuned": preference_metrics(pick(tuned), pick(ref), cfg.dpo_beta)}
+    ev = {"base": base_m, "tuned": tuned_m, "beta": cfg.dpo_beta, "by_origin": by_origin,
           "init_adapter": str(init) if init else None, "defaults": trainer.dpo_defaults,
           "max_seq_length": max_len,
           "pairs": [{"chosen": str(r["chosen"])[:200], "rejected": str(r["rejected"])[:200],

@@ -82,6 +82,10 @@ def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_
     assert tuned["n_pairs"] == base["n_pairs"] > 0
     assert tuned["reward_margin"] > 0 and tuned["reward_accuracy"] >= 0.5
     assert tuned["logp_margin"] > base["logp_margin"]
+    # per origin of the pairs (here all are reviewer corrections): the same figures
+    assert ev["by_origin"].keys() == {"correction"}
+    assert ev["by_origin"]["correction"]["tuned"] == {k: tuned[k] for k in
+                                                      ev["by_origin"]["correction"]["tuned"]}
     events = [json.loads(l) for l in rd.events.read_text().splitlines()]
     assert {"start", "log", "eval", "end"} <= {e["event"] for e in events}
     assert [e for e in events if e["event"] == "log"][-1]["tokens"] > 0     # tokens/s shown
