@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from pipelines.config import SchemeConfig
 from pipelines.errors import ExportError
@@ -85,11 +85,13 @@ def resolve_accept_labels(cfg: ExportConfig, scheme: SchemeConfig, fmt: str) -> 
 
 
 def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig,
-                fmt: str) -> Selection:
+                fmt: str, rejected: Collection[str] = ()) -> Selection:
     """Apply the export rules in order; count every reason a record is left out.
 
     1. excluded by dedup/filter -> out (a quality rule's exclusion is counted under its reason,
-       e.g. "filter: refusal");
+       e.g. "filter: refusal"); a record in `rejected` (the rejected side of an imported
+       preference pair, `store.pairs.rejected_ids`) -> out as "preference: rejected side",
+       unless a reviewer labelled it (the person's label then decides, as in rule 3);
     2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
        and for the export's scheme its gold label is its final label;
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
@@ -130,6 +132,10 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
         if cand.state.excluded:
             by = cand.state.excluded_by
             skip("excluded" if by in (None, "dedup") else by)
+            continue
+        if cand.id in rejected and not (cand.state.review_status == "reviewed"
+                                        and cand.state.human_label):
+            skip("preference: rejected side")
             continue
         synthetic = cand.record.synthetic is not None
         if synthetic and cfg.synthetic == "exclude":
