@@ -90,8 +90,9 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
 
     1. excluded by dedup/filter -> out (a quality rule's exclusion is counted under its reason,
        e.g. "filter: refusal"); a record in `rejected` (the rejected side of an imported
-       preference pair, `store.pairs.rejected_ids`) -> out as "preference: rejected side",
-       unless a reviewer labelled it (the person's label then decides, as in rule 3);
+       preference pair, `store.pairs.rejected_ids`, or a private copy of one) -> out as
+       "preference: rejected side", unless a reviewer labelled it (the person's label then
+       decides, as in rule 3);
     2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
        and for the export's scheme its gold label is its final label;
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
@@ -133,8 +134,8 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             by = cand.state.excluded_by
             skip("excluded" if by in (None, "dedup") else by)
             continue
-        if cand.id in rejected and not (cand.state.review_status == "reviewed"
-                                        and cand.state.human_label):
+        if _rejected_side(cand, rejected) and not (cand.state.review_status == "reviewed"
+                                                   and cand.state.human_label):
             skip("preference: rejected side")
             continue
         synthetic = cand.record.synthetic is not None
@@ -169,6 +170,14 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
     if cfg.synthetic == "cap":
         rows = cap_synthetic(rows, cfg.synthetic_cap, skip)
     return Selection(rows=rows, skipped=skipped, conditions=conditions, gold=gold)
+
+
+def _rejected_side(cand: Candidate, rejected: Collection[str]) -> bool:
+    """Whether `cand` is an imported pair's rejected answer, or a private copy of one (the same
+    answer with its PII replaced)."""
+    syn = cand.record.synthetic
+    copied = syn.get("source_id") if syn is not None and syn.get("method") == "private" else None
+    return cand.id in rejected or (copied is not None and copied in rejected)
 
 
 def is_synthetic_row(row) -> bool:

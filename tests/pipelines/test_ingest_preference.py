@@ -14,7 +14,7 @@ from pipelines.config import FieldMap
 from pipelines.errors import ExportError, InputError
 from pipelines.export import export_dataset, load_manifest, read_split
 from pipelines.ingest import IngestConfig, ingest, preview
-from pipelines.store import Workspace, iter_records, utcnow
+from pipelines.store import NewRecord, Workspace, iter_records, upsert_record, utcnow
 from pipelines.store.exports import put_dedup, put_label, put_review
 from pipelines.store.pairs import (PairJudgment, StoredPair, add_pairs, imported_pairs,
                                    resolve_pair_batch, store_pair_judgments)
@@ -210,6 +210,12 @@ def test_rejected_sides_never_train_as_good_examples(ws, tmp_path):
     ingest(ws, [write_jsonl(tmp_path / "a.jsonl", SHAPES["standard"][0])])
     with pytest.raises(ExportError, match="rejected side: 2.*--format preference"):
         export_dataset(ws, scheme="quality", format="chat", eval_fraction=0.0)
+    (_, bad), _ = _ids(ws).values()
+    with ws.transaction() as conn:   # a private copy of a rejected side (pipelines.synth.private)
+        upsert_record(conn, NewRecord(
+            id="rcopy", kind="instruction", text="x", prompt="Summarise: a pipe burst.",
+            response="Fire damage, shed.", meta={"synthetic": {"method": "private",
+                                                               "source_id": bad}}), utcnow())
     with ws.transaction() as conn:   # the label model accepts every record, rejected sides too
         for rid in conn.execute("SELECT id FROM records").fetchall():
             put_label(conn, rid[0], "quality", "ACCEPT", 0.99)
@@ -217,12 +223,16 @@ def test_rejected_sides_never_train_as_good_examples(ws, tmp_path):
         res = export_dataset(ws, scheme="quality", format=fmt, eval_fraction=0.0)
         rows = read_split(ws, res.version, "train")
         text = json.dumps(rows)
-        assert res.skipped["preference: rejected side"] == 2 and len(rows) == 2
+        assert res.skipped["preference: rejected side"] == 3 and len(rows) == 2
         assert "Water damage, kitchen." in text and "Fire damage, garage." in text
     res = export_dataset(ws, scheme="quality", format="alpaca", eval_fraction=0.0)
     outputs = {r["instruction"]: r["output"] for r in read_split(ws, res.version, "train")}
     assert outputs == {"Summarise: a pipe burst in the kitchen.": "Water damage, kitchen.",
                        "Summarise: lightning hit the garage.": "Fire damage, garage."}
+    with ws.transaction() as conn:   # a reviewer who accepts a rejected side has the last word
+        put_review(conn, bad, "quality", human_label="ACCEPT")
+    res = export_dataset(ws, scheme="quality", format="chat", eval_fraction=0.0)
+    assert res.skipped["preference: rejected side"] == 2 and res.train == 3
 
 
 def test_pairs_of_one_prompt_share_a_split(ws, tmp_path):
