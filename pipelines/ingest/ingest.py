@@ -2,8 +2,9 @@
 
 Rows are validated one by one while the file streams; valid rows are written inside one
 transaction that spans every file of the call. A preference row (`formats`: `preference`,
-`preference_implicit`) is two records and the pair that ranks them (`preference.build_pair`). Without `skip_invalid`, the first bad row raises
-`InputError` and the transaction rolls back, so the workspace is exactly as it was. With it, bad
+`preference_implicit`) is two records and the pair that ranks them (`preference.build_pair`).
+Without `skip_invalid`, the first bad row raises `InputError` and the transaction rolls back,
+so the workspace is exactly as it was. With it, bad
 rows go to a reject report (file, row, line, field, reason) and the rest is stored, unless they
 are more than `max_reject_share` of the rows: then it rolls back too.
 """

@@ -46,7 +46,8 @@ def assistant(text):
 
 
 def hh(*turns: str) -> str:
-    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}"
+                   for i, t in enumerate(turns))
 
 
 # Each shape: its rows, the layout, the record kind, and the pairs expected back in TRL's
@@ -144,8 +145,8 @@ def test_renamed_columns_and_a_csv_of_json_messages(ws, tmp_path):
     assert (res.files[0].layout, res.pairs) == ("preference", 1)
     out = export_dataset(ws, scheme="quality", format="preference", eval_fraction=0.0,
                          pii="none", allow_pii=True, preference_style="standard")
-    assert {(r["prompt"], r["chosen"], r["rejected"]) for r in read_split(ws, out.version, "train")} \
-        == {("What burst?", "The pipe.", "The door."), ("Who called?", "Ann.", "Bob.")}
+    got = {(r["prompt"], r["chosen"], r["rejected"]) for r in read_split(ws, out.version, "train")}
+    assert got == {("What burst?", "The pipe.", "The door."), ("Who called?", "Ann.", "Bob.")}
 
 
 def test_malformed_rows_are_one_line_each_and_the_rest_ingests(ws, tmp_path):
@@ -316,6 +317,15 @@ def test_dry_run_names_the_layout_and_shows_the_first_pair(ws, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "layout: preference_implicit -> pairs of chat records" in out
     assert "prompt <- the turns both share" in out
-    assert "  | user: Then what?" in out and "  | Call a plumber." in out and "  | Ignore it." in out
+    assert "  | user: Then what?" in out and "  | Call a plumber." in out
+    assert "  | Ignore it." in out
+    renamed = write_jsonl(tmp_path / "renamed.jsonl", [
+        {"question": "What burst?", "better": "The pipe.", "worse": "The door."}])
+    assert curate(["ingest", str(renamed), "--workspace", str(ws.path), "--dry-run", "--json",
+                   "--prompt-field", "question", "--chosen-field", "better",
+                   "--rejected-field", "worse"]) == 0
+    (shown,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files"]
+    assert shown["layout"] == "preference" and shown["fields"]["chosen"] == "better"
+    assert shown["first_pair"]["rejected"]["response"] == "The door."
     with ws.connect() as conn:
         assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 0
