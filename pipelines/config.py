@@ -72,6 +72,10 @@ class FieldMap:
     system: str = field(default="system", metadata={"help": "optional column with a system prompt"})
     messages: str = field(default="messages", metadata={"help": "column with chat messages"})
     label: str = field(default="label", metadata={"help": "optional column with a raw label"})
+    chosen: str = field(default="chosen", metadata={
+        "help": "column with the preferred answer of a preference pair"})
+    rejected: str = field(default="rejected", metadata={
+        "help": "column with the dispreferred answer of a preference pair"})
 
     def __post_init__(self):
         for f in fields(self):

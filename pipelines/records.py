@@ -130,7 +130,7 @@ class RecordState:
     """What the later steps say about a record under one label scheme."""
 
     excluded: bool = False                # by dedup, the on-topic filter or a quality rule
-    excluded_by: str | None = None        # 'dedup', or the quality filters' reason
+    excluded_by: str | None = None        # the quality filters' reason, else 'dedup'
     label: str | None = None              # the weak label
     confidence: float | None = None
     label_model: str | None = None        # label_model | majority

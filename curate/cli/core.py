@@ -26,10 +26,14 @@ from pipelines.store import list_records, stage_counts
 def _print_ingest(result: IngestResult) -> None:
     for f in result.files:
         layout = f" [{f.layout}]" if f.layout else ""
-        echo(f"{Path(f.file).name}{layout}: {f.rows} rows -> {f.added} added, {f.duplicates} "
-             f"exact duplicates folded, {f.unchanged} unchanged, {f.rejected} rejected")
+        pairs = (f"{f.pairs} new preference pairs, their records: "
+                 if (f.layout or "").startswith("preference") else "")
+        echo(f"{Path(f.file).name}{layout}: {f.rows} rows -> {pairs}{f.added} added, "
+             f"{f.duplicates} exact duplicates folded, {f.unchanged} unchanged, {f.rejected} "
+             f"rejected")
     echo(f"total: {result.added} added, {result.duplicates} duplicates, {result.unchanged} "
-         f"unchanged, {result.rejected} rejected")
+         f"unchanged, {result.rejected} rejected"
+         + (f", {result.pairs} new preference pairs" if result.pairs else ""))
     if result.cleaned:
         echo("control characters stripped (rows per field): "
              + ", ".join(f"{k}={v}" for k, v in sorted(result.cleaned.items())))
@@ -48,18 +52,36 @@ def _print_ingest(result: IngestResult) -> None:
         echo(f"reject report: {result.reject_report}")
 
 
+def _prompt_lines(rec) -> list[str]:
+    """The prompt of a preference side as `role: content` lines (instruction: the prompt)."""
+    if rec.messages:
+        return [f"{m['role']}: {m['content']}" for m in rec.messages[:-1]]
+    return (rec.prompt or "").splitlines()
+
+
 def _print_preview(p: Preview) -> None:
     rec = p.record
     echo(f"file: {p.file}")
     echo(f"format: {p.source}")
-    echo(f"layout: {p.layout.name} -> {rec.kind} records")
-    echo(f"fields: {p.layout.describe()}")
+    pair = p.pair
+    echo(f"layout: {p.layout.name} -> {'pairs of ' if pair else ''}{rec.kind} records")
+    echo(f"fields: {p.layout.describe()}"
+         + ("" if pair is None or "prompt" in p.layout.fields else
+            ", prompt <- the turns both share"))
     for s in p.skipped:
         echo(f"skipped before it: {s}")
-    echo(f"first record (row {rec.row}{f' of {Path(rec.file).name}' if rec.file != p.file else ''}"
-         f", id {rec.id}):")
-    for line in rec.text.splitlines() or [""]:
-        echo(f"  | {line}")
+    where = f"row {rec.row}{f' of {Path(rec.file).name}' if rec.file != p.file else ''}"
+    sides = ((("chosen", pair.chosen), ("rejected", pair.rejected)) if pair else
+             (("record", rec),))
+    if pair:
+        echo(f"first pair ({where}): prompt")
+        for line in _prompt_lines(pair.chosen):
+            echo(f"  | {line}")
+    for name, one in sides:
+        echo(f"{name} ({where}, id {one.id}):" if pair else f"first record ({where}, id {one.id}):")
+        for line in ([one.response or ""] if pair else one.text.splitlines()) or [""]:
+            for part in line.splitlines() or [""]:
+                echo(f"  | {part}")
     extra = {k: v for k, v in (("label", rec.raw_label), ("gold", rec.gold or None),
                                ("conditions", rec.meta.get("conditions")),
                                ("meta keys", [k for k in rec.meta if k != "conditions"] or None))
@@ -67,6 +89,11 @@ def _print_preview(p: Preview) -> None:
     for k, v in extra.items():
         echo(f"  {k}: {v}")
     echo("dry run: nothing stored")
+
+
+def _record_json(rec) -> dict:
+    return {"id": rec.id, "text": rec.text, "prompt": rec.prompt, "response": rec.response,
+            "messages": rec.messages}
 
 
 @app.command("init")
@@ -102,6 +129,10 @@ def ingest_cmd(
     system_field: Optional[str] = typer.Option(None, help="Column holding a system prompt."),
     messages_field: Optional[str] = typer.Option(None, help="Column holding chat messages."),
     label_field: Optional[str] = typer.Option(None, help="Column holding a raw label."),
+    chosen_field: Optional[str] = typer.Option(
+        None, help="Column holding a preference pair's preferred answer (chosen)."),
+    rejected_field: Optional[str] = typer.Option(
+        None, help="Column holding a preference pair's other answer (rejected)."),
     gold_prefix: Optional[str] = typer.Option(None, help="Prefix of gold-label columns (gold_)."),
     skip_invalid: bool = typer.Option(False, "--skip-invalid",
                                       help="Ingest valid rows; write a reject report for the rest."),
@@ -122,8 +153,9 @@ def ingest_cmd(
     """Ingest files into the workspace (creating it if needed). Re-ingesting adds nothing.
 
     Without --skip-invalid a bad row rejects the whole call and nothing is stored. The row
-    layout (text, prompt/response, Alpaca, OpenAI messages, ShareGPT conversations) is detected
-    from the first row's keys unless --schema is given; --dry-run shows what was detected.
+    layout (text, prompt/response, Alpaca, OpenAI messages, ShareGPT conversations,
+    prompt/chosen/rejected preference pairs) is detected from the first row's keys unless
+    --schema is given; --dry-run shows what was detected.
 
     Example: curate ingest sharegpt.json.gz --workspace ws --dry-run
     """
@@ -135,7 +167,8 @@ def ingest_cmd(
         ws = open_workspace(workspace, create=True)
         cfg = load_config(ws.config_path)
     overrides = {"text": text_field, "prompt": prompt_field, "response": response_field,
-                 "system": system_field, "messages": messages_field, "label": label_field}
+                 "system": system_field, "messages": messages_field, "label": label_field,
+                 "chosen": chosen_field, "rejected": rejected_field}
     from dataclasses import replace
 
     fmap = replace(cfg.fields, **{k: v for k, v in overrides.items() if v})
@@ -151,9 +184,9 @@ def ingest_cmd(
             _print_preview(p)
         emit({"dry_run": True, "files": [
             {"file": p.file, "format": p.source, "layout": p.layout.name, "kind": p.record.kind,
-             "fields": p.layout.fields, "first_record": {
-                 "id": p.record.id, "text": p.record.text, "prompt": p.record.prompt,
-                 "response": p.record.response, "messages": p.record.messages}}
+             "fields": p.layout.fields, "first_record": _record_json(p.record),
+             **({"first_pair": {"chosen": _record_json(p.pair.chosen),
+                                "rejected": _record_json(p.pair.rejected)}} if p.pair else {})}
             for p in previews]}, as_json)
         return
     with on_interrupt("nothing was ingested (one transaction, rolled back); the workspace is as "

@@ -27,7 +27,7 @@ from pipelines.export.turns import estimate_tokens, length_summary
 from pipelines.pii import Redactor, metadata_names, name_edit_names, pair_names
 from pipelines.store import Candidate, Workspace, finish_run, start_run, utcnow
 from pipelines.store.exports import iter_export_candidates, latest_runs, source_files
-from pipelines.store.pairs import judged_pairs
+from pipelines.store.pairs import imported_pairs, judged_pairs, rejected_ids
 
 __all__ = ["ExportResult", "resolve_config", "preview_export", "export_dataset", "list_exports",
            "export_path", "load_manifest", "read_split", "diff_exports", "parse_version"]
@@ -108,11 +108,12 @@ def _select(ws: Workspace, cfg: ExportConfig, scheme,
         with ws.connect() as conn:
             cands = list(iter_export_candidates(conn, scheme.name))
     fmt = resolve_format(cfg, scheme, {c.record.kind for c in cands})
-    if fmt == "preference":
-        with ws.connect() as conn:
-            judged = judged_pairs(conn)
-        return fmt, select_pairs(cands, cfg, scheme, judged)
-    return fmt, select_rows(cands, cfg, scheme, fmt)
+    with ws.connect() as conn:
+        if fmt == "preference":
+            judged, imported = judged_pairs(conn), imported_pairs(conn)
+            return fmt, select_pairs(cands, cfg, scheme, judged, imported)
+        rejected = rejected_ids(conn)
+    return fmt, select_rows(cands, cfg, scheme, fmt, rejected)
 
 
 def _synthetic_counts(sel: Selection) -> dict[str, int]:
@@ -365,6 +366,9 @@ def _empty_train_message(scheme: str, fmt: str, cfg: ExportConfig, sel: Selectio
         hints.append(f"lower min_confidence (now {cfg.min_confidence})")
     if any(k.startswith("label ") for k in sel.skipped):
         hints.append("widen accept_labels")
+    if sel.skipped.get("preference: rejected side"):
+        hints.append("export imported preference pairs with --format preference (or their "
+                     "chosen answers with --include-unlabelled)")
     if sel.skipped.get("unlabelled"):
         hints.append("label or review more records")
     if not hints:

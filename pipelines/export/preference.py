@@ -1,6 +1,6 @@
 """Preference pairs (`prompt`, `chosen`, `rejected`) for DPO: what the `preference` format exports.
 
-Three sources of pairs, all from the workspace:
+Four sources of pairs, all from the workspace:
 
 - **counterfactuals** (`pipelines.synth`): chosen = the accepted source response, rejected = the
   edited one the scheme's LFs caught. Left out when the source is no longer accepted or is
@@ -13,9 +13,16 @@ Three sources of pairs, all from the workspace:
   `pairwise: judges tied`), nor does a pair one of whose records a quality rule excluded. A
   judged pair replaces the automatic counterfactual pair of the same two records: the people
   win over the LFs, as human labels win over the label model.
+- **imported** (`curate ingest` of a preference data set, `pipelines.ingest.preference`): the
+  file's chosen and rejected answers, as stored in `imported_pairs`. Left out when a quality
+  rule excluded a side (dedup does not count, as above), when the same two records were judged
+  in pairwise review (that judgment is exported instead) or reviewers labelled the rejected
+  side accepted and the chosen one not (people win over the file), and when the file ranks the
+  two both ways.
 
 A pair is split by its *source* record's id hash (gold sources go to eval), so a source and its
-counterfactuals never straddle train and eval. Rows come in TRL's conversational form by default
+counterfactuals never straddle train and eval; an imported pair by its prompt's hash, so every
+pair of one prompt is on one side. Rows come in TRL's conversational form by default
 (`prompt` = messages, `chosen`/`rejected` = one assistant message each), which `DPOTrainer`
 renders with the model's chat template, or as plain strings (`preference_style: standard`).
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from collections import Counter
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from pipelines.config import SchemeConfig
@@ -33,19 +41,21 @@ from pipelines.export.select import (Selection, cap_synthetic, final_label,
                                      resolve_accept_labels, split_of)
 from pipelines.pii import metadata_names
 from pipelines.records import Candidate
-from pipelines.store.pairs import PairJudgment, StoredPair
+from pipelines.store.pairs import ImportedPair, PairJudgment, StoredPair
 
 __all__ = ["PreferenceRow", "select_pairs", "render_pair", "pick_of"]
 
 
 @dataclass
 class PreferenceRow:
-    """One pair; `label` names where it came from (counterfactual | correction | pairwise)."""
+    """One pair; `label` names where it came from (counterfactual | correction | pairwise |
+    imported)."""
 
     id: str                       # "<source id>><rejected id>" or the corrected record's id
     split: str
-    label: str                    # counterfactual | correction | pairwise
-    label_source: str             # the edit kind, "review", or the pairwise pair's origin
+    label: str                    # counterfactual | correction | pairwise | imported
+    label_source: str             # the edit kind, "review", the pairwise pair's origin, or the
+    #                               file an imported pair came from
     prompt: list[dict[str, str]]  # messages up to the answer
     chosen: str
     rejected: str
@@ -97,10 +107,12 @@ def pick_of(judgments: Sequence[PairJudgment]) -> str | None:
 
 
 def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig,
-                 judged: Sequence[tuple[StoredPair, Sequence[PairJudgment]]] = ()) -> Selection:
+                 judged: Sequence[tuple[StoredPair, Sequence[PairJudgment]]] = (),
+                 imported: Sequence[ImportedPair] = ()) -> Selection:
     """Every preference pair the workspace holds under `scheme`, with reasons for those left out.
 
-    `judged` are the pairwise-review pairs with their judgments (`store.pairs.judged_pairs`).
+    `judged` are the pairwise-review pairs with their judgments (`store.pairs.judged_pairs`),
+    `imported` the pairs ingested from preference data sets (`store.pairs.imported_pairs`).
     """
     cands = list(candidates)
     by_id = {c.id: c for c in cands}
@@ -141,6 +153,8 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
                                   _prompt(source, cfg.system_prompt), chosen.record.response,
                                   rejected.record.response, source.id, synthetic,
                                   _meta_names(source, other)))
+
+    rows.extend(_imported_rows(imported, by_id, judged_ids, cfg, accept, skip))
 
     for cand in cands:
         syn = cand.record.synthetic
@@ -185,6 +199,44 @@ def select_pairs(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sch
     if cfg.synthetic == "cap":
         rows = cap_synthetic(rows, cfg.synthetic_cap, skip, key=lambda r: "pairs")
     return Selection(rows=rows, skipped=skipped)
+
+
+def _imported_rows(imported: Sequence[ImportedPair], by_id: dict[str, Candidate],
+                   judged_ids: set[frozenset[str]], cfg: ExportConfig, accept: set[str],
+                   skip) -> list[PreferenceRow]:
+    """The rows of the imported pairs (rules in the module docstring)."""
+    directions = {(p.chosen_id, p.rejected_id) for p in imported}
+
+    def human(c: Candidate) -> str | None:
+        return c.state.human_label if c.state.review_status == "reviewed" else None
+
+    rows = []
+    for p in imported:
+        chosen, rejected = by_id.get(p.chosen_id), by_id.get(p.rejected_id)
+        if chosen is None or rejected is None:
+            skip("imported: record gone")
+            continue
+        synthetic = chosen.record.synthetic is not None or rejected.record.synthetic is not None
+        if frozenset((p.chosen_id, p.rejected_id)) in judged_ids:
+            skip("imported: judged in pairwise review")
+        elif (p.rejected_id, p.chosen_id) in directions:
+            skip("imported: ranked both ways")
+        elif any(c.state.excluded and c.state.excluded_by != "dedup" for c in (chosen, rejected)):
+            skip("imported: a side excluded")
+        elif human(rejected) in accept and human(chosen) not in accept | {None}:
+            skip("imported: reviewers preferred the rejected side")
+        elif synthetic and cfg.synthetic == "exclude":
+            skip("synthetic")
+        elif not (chosen.record.response and rejected.record.response):
+            skip("imported: empty response")
+        else:
+            split = ("eval" if chosen.record.gold or rejected.record.gold
+                     else split_of(p.prompt_id, cfg.eval_fraction))
+            rows.append(PreferenceRow(p.pair_id, split, "imported", Path(p.file).name,
+                                      _prompt(chosen, cfg.system_prompt), chosen.record.response,
+                                      rejected.record.response, chosen.id, synthetic,
+                                      _meta_names(chosen, rejected)))
+    return rows
 
 
 def render_pair(row: PreferenceRow, style: str = "conversational") -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from pipelines.config import SchemeConfig
 from pipelines.errors import ExportError
@@ -85,11 +85,14 @@ def resolve_accept_labels(cfg: ExportConfig, scheme: SchemeConfig, fmt: str) -> 
 
 
 def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: SchemeConfig,
-                fmt: str) -> Selection:
+                fmt: str, rejected: Collection[str] = ()) -> Selection:
     """Apply the export rules in order; count every reason a record is left out.
 
     1. excluded by dedup/filter -> out (a quality rule's exclusion is counted under its reason,
-       e.g. "filter: refusal");
+       e.g. "filter: refusal"); a record in `rejected` (the rejected side of an imported
+       preference pair, `store.pairs.rejected_ids`, or a private copy of one) -> out as
+       "preference: rejected side", unless a reviewer labelled it (the person's label then
+       decides, as in rule 3);
     2. a record with a gold label goes to eval, never train (it is the held-out evaluation set),
        and for the export's scheme its gold label is its final label;
     3. otherwise the final label (human > label model) must be one of the accepted labels, and
@@ -131,6 +134,10 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
             by = cand.state.excluded_by
             skip("excluded" if by in (None, "dedup") else by)
             continue
+        if _rejected_side(cand, rejected) and not (cand.state.review_status == "reviewed"
+                                                   and cand.state.human_label):
+            skip("preference: rejected side")
+            continue
         synthetic = cand.record.synthetic is not None
         if synthetic and cfg.synthetic == "exclude":
             skip("synthetic")
@@ -163,6 +170,14 @@ def select_rows(candidates: Iterable[Candidate], cfg: ExportConfig, scheme: Sche
     if cfg.synthetic == "cap":
         rows = cap_synthetic(rows, cfg.synthetic_cap, skip)
     return Selection(rows=rows, skipped=skipped, conditions=conditions, gold=gold)
+
+
+def _rejected_side(cand: Candidate, rejected: Collection[str]) -> bool:
+    """Whether `cand` is an imported pair's rejected answer, or a private copy of one (the same
+    answer with its PII replaced)."""
+    syn = cand.record.synthetic
+    copied = syn.get("source_id") if syn is not None and syn.get("method") == "private" else None
+    return cand.id in rejected or (copied is not None and copied in rejected)
 
 
 def is_synthetic_row(row) -> bool:

@@ -10,6 +10,8 @@ is given. Known shapes:
 | `alpaca` | `instruction`, `input`, `output`, optional `system`, `history` | instruction (chat with history) |
 | `openai` | `messages`: `[{role, content}]` | chat |
 | `sharegpt` | `conversations`: `[{from, value}]` | chat |
+| `preference` | `prompt`, `chosen`, `rejected` (strings or messages) | a pair of records (`pipelines.ingest.preference`) |
+| `preference_implicit` | `chosen`, `rejected` (whole transcripts) | a pair of records; prompt = their shared turns |
 
 The field map of the configuration (`--text-field` etc.) renames the generic keys.
 """
@@ -24,7 +26,8 @@ from pipelines.ingest.config import IngestConfig
 
 __all__ = ["Layout", "detect_layout", "LAYOUTS"]
 
-LAYOUTS = ("text", "instruction", "alpaca", "openai", "sharegpt")
+LAYOUTS = ("text", "instruction", "alpaca", "openai", "sharegpt", "preference",
+           "preference_implicit")
 SHAREGPT_KEY = "conversations"
 ALPACA = {"prompt": "instruction", "input": "input", "response": "output", "history": "history"}
 
@@ -32,7 +35,8 @@ ALPACA = {"prompt": "instruction", "input": "input", "response": "output", "hist
 @dataclass
 class Layout:
     name: str                       # one of LAYOUTS
-    kind: str                       # the record kind it gives (alpaca rows with history: chat)
+    kind: str                       # the record kind it gives (alpaca rows with history: chat;
+    #                                 preference: a pair of instruction or chat records)
     fields: dict[str, str] = field(default_factory=dict)   # record part -> input key
 
     def describe(self) -> str:
@@ -57,6 +61,13 @@ def detect_layout(values: dict[str, Any], config: IngestConfig, file: str,
     """
     f, schema = config.fields, config.schema
     label = f.label
+    if schema != "text" and f.chosen in values and f.rejected in values:
+        # before chat: UltraFeedback-style rows carry a `messages` copy of the chosen side
+        if f.prompt in values:
+            return Layout("preference", "preference", {"prompt": f.prompt, "chosen": f.chosen,
+                                                       "rejected": f.rejected})
+        return Layout("preference_implicit", "preference", {"chosen": f.chosen,
+                                                            "rejected": f.rejected})
     if schema in (None, "chat"):
         if f.messages in values:
             return _chat_layout(values, f.messages, label)
@@ -85,7 +96,8 @@ def detect_layout(values: dict[str, Any], config: IngestConfig, file: str,
     raise InputError(
         f"cannot tell the schema from the first row's keys ({found}): expected '{f.text}' "
         f"(text), '{f.prompt}'+'{f.response}' (instruction), 'instruction'+'output' (Alpaca), "
-        f"'{f.messages}' (OpenAI chat) or 'conversations' (ShareGPT). Map yours with "
-        f"fields.text, fields.prompt + fields.response, or fields.messages (and schema "
+        f"'{f.messages}' (OpenAI chat), 'conversations' (ShareGPT) or '{f.chosen}'+'{f.rejected}' "
+        f"(preference pairs). Map yours with fields.text, fields.prompt + fields.response, "
+        f"fields.messages or fields.chosen + fields.rejected (and schema "
         f"text|instruction|chat) in curation.yaml; the CLI's ingest flags are named after them "
         f"(e.g. --text-field)", file=file, row=row)

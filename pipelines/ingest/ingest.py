@@ -1,8 +1,10 @@
 """Ingest files and dataset folders into the workspace (formats: `readers`; layouts: `formats`).
 
 Rows are validated one by one while the file streams; valid rows are written inside one
-transaction that spans every file of the call. Without `skip_invalid`, the first bad row raises
-`InputError` and the transaction rolls back, so the workspace is exactly as it was. With it, bad
+transaction that spans every file of the call. A preference row (`formats`: `preference`,
+`preference_implicit`) is two records and the pair that ranks them (`preference.build_pair`).
+Without `skip_invalid`, the first bad row raises `InputError` and the transaction rolls back,
+so the workspace is exactly as it was. With it, bad
 rows go to a reject report (file, row, line, field, reason) and the rest is stored, unless they
 are more than `max_reject_share` of the rows: then it rolls back too.
 """
@@ -29,6 +31,7 @@ from pipelines.ingest.readers import RawRow, describe_source, read_rows
 from pipelines.records import Turn, render_turns
 from pipelines.paths import resolve_path
 from pipelines.store import NewRecord, Workspace, finish_run, start_run, upsert_record, utcnow
+from pipelines.store.pairs import NewPair, add_imported_pair
 
 __all__ = ["ingest", "preview", "IngestResult", "FileSummary", "Preview", "build_record",
            "CHAT_ROLES", "CONDITIONS"]
@@ -47,6 +50,7 @@ class FileSummary:
     duplicates: int = 0
     unchanged: int = 0
     rejected: int = 0
+    pairs: int = 0              # preference pairs stored (a preference row is two records)
     layout: str | None = None   # the detected row layout (sharegpt, alpaca, ...)
     cleaned: dict[str, int] = field(default_factory=dict)   # field -> stored rows stripped of
     #                                                          control characters (hygiene)
@@ -54,7 +58,9 @@ class FileSummary:
 
 @dataclass
 class IngestResult:
-    """What an ingest did. `rows == added + duplicates + unchanged`, plus `rejected` skipped.
+    """What an ingest did. `rows == added + duplicates + unchanged`, plus `rejected` skipped;
+    a preference row counts once in `rows` and twice (its two records) in the other three, and
+    `pairs` counts the preference pairs stored.
 
     `cleaned` counts stored rows per field that had control characters or ANSI escapes
     stripped (`hygiene`). `conditions` counts stored rows per named condition (`empty_turn`: a blank turn was dropped;
@@ -67,6 +73,7 @@ class IngestResult:
     duplicates: int = 0
     rejected: int = 0
     rows: int = 0
+    pairs: int = 0
     files: list[FileSummary] = field(default_factory=list)
     conditions: dict[str, int] = field(default_factory=dict)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -85,8 +92,9 @@ class Preview:
     file: str
     source: str            # the file format in words, e.g. "json (gzip)"
     layout: Layout
-    record: NewRecord
+    record: NewRecord      # a preference row's chosen side
     skipped: list[str]     # rows rejected before the first valid one (with skip_invalid)
+    pair: NewPair | None = None   # the first pair, for a preference layout
 
 
 def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConfig | None = None,
@@ -122,28 +130,33 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
                     continue
                 if file not in shas:
                     shas[file] = sha256_file(Path(file))
-                rec.file_sha256 = shas[file]
                 summary.rows += 1
                 for name in raw.cleaned:
                     summary.cleaned[name] = summary.cleaned.get(name, 0) + 1
-                for name in rec.meta.get("conditions", {}):
-                    result.conditions[name] = result.conditions.get(name, 0) + 1
-                outcome = upsert_record(conn, rec, now)
-                if outcome.added:
-                    summary.added += 1
-                elif outcome.new_source:
-                    summary.duplicates += 1
-                else:
-                    summary.unchanged += 1
-                for fname, values in outcome.conflicts.items():
-                    conflicts[(rec.id, fname)] = {"record_id": rec.id, "field": fname,
-                                                  "values": values, "file": file, "row": raw.row}
+                for one in ((rec.chosen, rec.rejected) if isinstance(rec, NewPair) else (rec,)):
+                    one.file_sha256 = shas[file]
+                    for name in one.meta.get("conditions", {}):
+                        result.conditions[name] = result.conditions.get(name, 0) + 1
+                    outcome = upsert_record(conn, one, now)
+                    if outcome.added:
+                        summary.added += 1
+                    elif outcome.new_source:
+                        summary.duplicates += 1
+                    else:
+                        summary.unchanged += 1
+                    for fname, values in outcome.conflicts.items():
+                        conflicts[(one.id, fname)] = {"record_id": one.id, "field": fname,
+                                                      "values": values, "file": file,
+                                                      "row": raw.row}
+                if isinstance(rec, NewPair) and add_imported_pair(conn, rec, now):
+                    summary.pairs += 1
         for s in result.files:
             result.rows += s.rows
             result.added += s.added
             result.duplicates += s.duplicates
             result.unchanged += s.unchanged
             result.rejected += s.rejected
+            result.pairs += s.pairs
             for name, n in s.cleaned.items():
                 result.cleaned[name] = result.cleaned.get(name, 0) + n
         for (_, fname) in conflicts:
@@ -155,7 +168,7 @@ def ingest(ws: Workspace, files: Iterable[str | os.PathLike], config: IngestConf
             result.reject_report = str(ws.subdir("rejects") / f"ingest-{now.replace(':', '')[:17]}"
                                                                 f"-{os.urandom(3).hex()}.csv")
         metrics = {k: v for k, v in result.to_dict().items() if k != "files"}
-        if result.added or result.duplicates or result.rejected:
+        if result.added or result.duplicates or result.rejected or result.pairs:
             run = start_run(conn, "ingest", {"files": [str(p) for p in paths],
                                              "schema": config.schema,
                                              "skip_invalid": config.skip_invalid})
@@ -188,12 +201,15 @@ def _check_reject_share(result: IngestResult, rejects: list[dict[str, Any]],
 
 
 def built_rows(path: Path, config: IngestConfig
-               ) -> Iterator[tuple[RawRow, str, Layout | None, NewRecord | InputError]]:
-    """Each row of `path` as `(raw, file, layout, record or the InputError that rejects it)`.
+               ) -> Iterator[tuple[RawRow, str, Layout | None, NewRecord | NewPair | InputError]]:
+    """Each row of `path` as `(raw, file, layout, record (a pair for a preference layout) or the
+    InputError that rejects it)`.
 
     The layout is detected from the first row that parses and then holds for the file (None
     until then); `ingest` and `preview` both read through here.
     """
+    from pipelines.ingest.preference import build_pair   # it builds on this module's helpers
+
     layout = None
     for raw in read_rows(path, text_field=config.fields.text,
                          max_field_chars=config.max_record_chars, encoding=config.encoding):
@@ -206,7 +222,8 @@ def built_rows(path: Path, config: IngestConfig
             raw.cleaned = tuple(cleaned)
             if layout is None:
                 layout = detect_layout(raw.values, config, file, row=raw.row)
-            yield raw, file, layout, build_record(raw, config, layout, file)
+            build = build_pair if layout.kind == "preference" else build_record
+            yield raw, file, layout, build(raw, config, layout, file)
         except InputError as exc:
             yield raw, file, layout, exc
 
@@ -227,8 +244,9 @@ def preview(path: str | os.PathLike, config: IngestConfig | None = None,
                 raise rec
             skipped.append(str(rec))
             continue
-        return Preview(file=str(path), source=describe_source(path), layout=layout, record=rec,
-                       skipped=skipped)
+        pair = rec if isinstance(rec, NewPair) else None
+        return Preview(file=str(path), source=describe_source(path), layout=layout,
+                       record=pair.chosen if pair else rec, skipped=skipped, pair=pair)
     raise InputError("no valid row to preview", file=str(path))
 
 

@@ -36,8 +36,9 @@ def iter_export_candidates(conn: sqlite3.Connection, scheme: str) -> Iterator[Ca
         SELECT r.id, r.kind, r.text, r.prompt, r.response, r.system, r.messages, r.raw_label,
                r.gold, r.meta, r.ingested_at,
                (COALESCE(d.excluded, 0) OR COALESCE(q.excluded, 0)) AS excluded,
-               CASE WHEN COALESCE(d.excluded, 0) THEN 'dedup'
-                    WHEN COALESCE(q.excluded, 0) THEN q.reason END AS excluded_by,
+               -- a quality rule's reason first: a pair ignores dedup exclusion, not a rule's
+               CASE WHEN COALESCE(q.excluded, 0) THEN q.reason
+                    WHEN COALESCE(d.excluded, 0) THEN 'dedup' END AS excluded_by,
                l.label, l.confidence, l.model AS label_model, l.run_id AS label_run_id,
                v.status AS review_status, v.human_label, v.edited_response
         FROM records r

@@ -1,9 +1,15 @@
-"""SQL for pairwise review (v8): the pairs pushed to Label Studio and every judgment pulled.
+"""SQL for pairs of records: pairwise review (v8) and imported preference pairs (v9).
+
+Pairwise review: the pairs pushed to Label Studio and every judgment pulled.
 
 The Label Studio side is in `pipelines.review.pairs`; this module only reads and writes the
 workspace. A pair is two records answering one prompt: `source_id` (the real or original
 response) and `other_id` (a counterfactual, a generated second response, or another stored
 response to the same prompt). `swapped` says which one reviewers saw on the left.
+
+Imported pairs (`imported_pairs`): two records a preference data set ranked, written by ingest
+(`NewPair`), read by the preference export (`imported_pairs`) and, for their rejected sides, by
+every other export format (`rejected_ids`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 from pipelines.records import Record
+from pipelines.store.records import NewRecord
 
 __all__ = [
     "StoredPair",
@@ -28,6 +35,11 @@ __all__ = [
     "pair_ratings",
     "judged_pairs",
     "pair_counts",
+    "NewPair",
+    "ImportedPair",
+    "add_imported_pair",
+    "imported_pairs",
+    "rejected_ids",
 ]
 
 
@@ -184,3 +196,49 @@ def pair_counts(conn: sqlite3.Connection) -> dict[str, int]:
         "in_flight": one("SELECT COUNT(*) FROM pairs WHERE task_id IS NULL"),
     }
 
+
+
+# -- imported preference pairs (v9) ----------------------------------------------------------
+@dataclass
+class NewPair:
+    """A validated preference row: two records answering one prompt, `chosen` preferred."""
+
+    chosen: NewRecord
+    rejected: NewRecord
+    prompt_id: str             # hash of the shared prompt turns: pairs of one prompt split alike
+
+    @property
+    def pair_id(self) -> str:
+        return f"{self.chosen.id}>{self.rejected.id}"
+
+
+@dataclass(frozen=True)
+class ImportedPair:
+    pair_id: str
+    chosen_id: str
+    rejected_id: str
+    prompt_id: str
+    file: str
+    row: int
+
+
+def add_imported_pair(conn: sqlite3.Connection, pair: NewPair, now: str) -> bool:
+    """Store a pair whose two records are stored; False when it was already there."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO imported_pairs (pair_id, chosen_id, rejected_id, prompt_id, file,"
+        " row, created_at) VALUES (?,?,?,?,?,?,?)",
+        (pair.pair_id, pair.chosen.id, pair.rejected.id, pair.prompt_id, pair.chosen.file,
+         pair.chosen.row, now))
+    return cur.rowcount == 1
+
+
+def imported_pairs(conn: sqlite3.Connection) -> list[ImportedPair]:
+    """Every imported pair, in ingestion order."""
+    return [ImportedPair(r["pair_id"], r["chosen_id"], r["rejected_id"], r["prompt_id"],
+                         r["file"], r["row"])
+            for r in conn.execute("SELECT * FROM imported_pairs ORDER BY rowid")]
+
+
+def rejected_ids(conn: sqlite3.Connection) -> set[str]:
+    """The records some imported pair rejected: never a good example in an SFT export."""
+    return {r[0] for r in conn.execute("SELECT DISTINCT rejected_id FROM imported_pairs")}

@@ -303,6 +303,22 @@ CREATE TABLE IF NOT EXISTS pair_judgments (
 CREATE INDEX IF NOT EXISTS pair_judgments_pair ON pair_judgments(pair_id);
 """
 
+# v9 (preference import): a pair of records an ingested preference data set ranked (TRL
+# prompt/chosen/rejected rows, HH-RLHF transcripts). Kept apart from `pairs`, which journals what
+# was pushed to Label Studio: an imported pair is data, not a review task.
+_V9 = """
+CREATE TABLE IF NOT EXISTS imported_pairs (
+    pair_id      TEXT PRIMARY KEY,             -- '<chosen_id>><rejected_id>'
+    chosen_id    TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    rejected_id  TEXT NOT NULL REFERENCES records(id) ON DELETE CASCADE,
+    prompt_id    TEXT NOT NULL,                -- hash of the shared prompt turns (the split key)
+    file         TEXT NOT NULL,                -- where it was first ingested from
+    row          INTEGER NOT NULL,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS imported_pairs_rejected ON imported_pairs(rejected_id);
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "records, sources, runs, dedup, labels, review", _V1),
     Migration(2, "dedup: members with pair scores, filter flags", _V2),
@@ -312,6 +328,7 @@ MIGRATIONS: list[Migration] = [
     Migration(6, "quality filters: signals, overrides; PII spans", _V6),
     Migration(7, "models: the registry of adapters and routers", _V7),
     Migration(8, "pairwise review: pairs and their judgments", _V8),
+    Migration(9, "imported preference pairs", _V9),
 ]
 
 SCHEMA_VERSION = max(m.version for m in MIGRATIONS)

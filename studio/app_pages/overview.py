@@ -36,7 +36,9 @@ if submitted:
                                           encoding=encoding)
             st.success(f"{result['rows']:,} rows: {result['added']:,} added, "
                        f"{result['duplicates']:,} exact duplicates folded, "
-                       f"{result['unchanged']:,} unchanged, {result['rejected']:,} rejected.")
+                       f"{result['unchanged']:,} unchanged, {result['rejected']:,} rejected"
+                       + (f"; {result['pairs']:,} new preference pairs (two records each)."
+                          if result["pairs"] else "."))
             if result["reject_report"]:
                 st.warning(f"Rejected rows are listed in `{result['reject_report']}`.")
 

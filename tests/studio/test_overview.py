@@ -58,3 +58,13 @@ def test_upload_of_a_windows_csv_with_its_encoding(studio_ws, page):
     with studio_ws.connect() as conn:
         assert conn.execute("SELECT COUNT(*) FROM records WHERE text LIKE 'Café roof, 5€%'"
                             ).fetchone()[0] == 1
+
+
+def test_upload_of_a_preference_file_reports_its_pairs(studio_ws, page):
+    at = page("overview")
+    at.file_uploader[0].set_value([("prefs.jsonl", b'{"note": "a pipe burst", "chosen": "water '
+                                    b'claim", "rejected": "fire claim"}\n', "application/json")])
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("2 added" in s.value and "1 new preference pairs" in s.value for s in at.success), \
+        [e.value for e in at.error]

@@ -108,6 +108,30 @@ def test_dpo_head_run_reports_preference_accuracy_before_and_after(toy_ws, tiny_
     assert all(not torch.equal(base_w[k], tuned_w[k]) for k in base_w)   # every weight trained
 
 
+def test_an_imported_preference_file_trains_two_steps_with_the_dpo_head(toy_ws, tiny_model,
+                                                                        tmp_path):
+    # TRL-conversational rows in, through ingest and the preference export, 2 DPO steps out
+    from pipelines.ingest import ingest
+    from tests.trainer.conftest import toy_rows
+
+    rows = [{"prompt": [{"role": "user", "content": note}],
+             "chosen": [{"role": "assistant", "content": summary}],
+             "rejected": [{"role": "assistant",
+                           "content": summary.replace(topic, "fire" if topic == "water"
+                                                      else "water")}]}
+            for _, topic, note, summary in toy_rows(12)]
+    f = tmp_path / "prefs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert ingest(toy_ws, [f]).pairs == 12
+    exp = export_dataset(toy_ws, scheme="quality", format="preference", eval_fraction=0.25)
+    assert exp.labels["train"] == {"imported": exp.train} and exp.train + exp.eval == 12
+    out = train(toy_ws, exp.version, dpo_cfg(tiny_model, max_steps=2, method="lora"),
+                progress=False, echo=quiet)
+    assert out["status"] == "done" and out["steps"] == 2
+    ev = json.loads(RunDir(toy_ws.path / "runs" / out["run_id"]).eval_json.read_text())
+    assert ev["tuned"]["n_pairs"] == exp.eval > 0
+
+
 def test_dpo_head_refuses_an_sft_export(toy_ws, tiny_model):
     exp = export_dataset(toy_ws, scheme="quality", format="chat", eval_fraction=0.25)
     with pytest.raises(TrainError, match="needs preference.*head=sft"):
