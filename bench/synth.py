@@ -123,6 +123,145 @@ def dpo_vs_sft(ws: Workspace, n: int, steps: int | None, seeds: int = 1) -> None
         print(f"{head:<6}{seconds:>9.1f}{rate:>10.1f}{rate / sft_rate:>7.2f}x")
 
 
+_FIXABLE = {"hallucinated_amount", "hallucinated_name", "wrong_state"}
+
+
+def _like(value: str, template: str) -> str:
+    """A dollar amount `value` ("2,105.00") written as `template` is ("$2105", "$2,105.00")."""
+    out = value if "," in template else value.replace(",", "")
+    if "." not in template and out.endswith(".00"):
+        out = out[:-3]
+    return "$" + out
+
+
+def reviewer_corrections(ws: Workspace) -> dict[str, int]:
+    """What a reviewer fixing the sample's real hallucinated summaries would store: for every
+    record whose truth flaws are a hallucinated amount, a hallucinated name or a wrong state
+    (and nothing else but PII), the summary with the wrong fact replaced by the note's (amount
+    and state from the record's own columns, the claimant as the PII detector finds it in the
+    note), stored as a review (ACCEPT + edited response), which the preference export turns into
+    a correction pair (chosen = the fix, rejected = the real hallucination). A fix the LFs still
+    reject, or a claimant not found, is not stored (counted)."""
+    from pipelines.pii import detect
+    from pipelines.store import iter_records
+    from pipelines.store.exports import put_review
+    from pipelines.weak_supervision import apply_lfs, load_lfs
+
+    truth = _truth(ws)
+    counts: dict[str, int] = {}
+    fixes: dict[str, str] = {}
+    with ws.connect() as conn:
+        recs = [r for r in iter_records(conn, with_gold=True) if r.id in truth]
+    for rec in recs:
+        t = truth[rec.id]
+        flaws = set(t["flaws"]) - {"pii_in_note", "pii_in_summary"}
+        if not flaws or not flaws <= _FIXABLE or not rec.response:
+            continue
+        d, fixed, meta = t.get("details") or {}, rec.response, rec.meta or {}
+        if "hallucinated_amount" in flaws and d.get("hallucinated") and meta.get("amount"):
+            fixed = fixed.replace(d["hallucinated"], _like(meta["amount"], d["hallucinated"]))
+        if "wrong_state" in flaws and d.get("summary_state") and meta.get("state"):
+            fixed = fixed.replace(f", {d['summary_state']}", f", {meta['state']}")
+        if "hallucinated_name" in flaws and d.get("hallucinated"):
+            adjuster = meta.get("adjuster") or ""
+            names = [sp.value for sp in detect(rec.prompt or "", types=("PERSON",))
+                     if sp.value not in adjuster and adjuster not in sp.value]
+            if not names:
+                counts["claimant not found"] = counts.get("claimant not found", 0) + 1
+                continue
+            fixed = fixed.replace(d["hallucinated"], names[0])
+        if fixed == rec.response:
+            counts["fact not found in the summary"] = counts.get("fact not found in the summary", 0) + 1
+            continue
+        fixes[rec.id] = fixed
+    lfs = load_lfs(ws, "summary_quality")
+    classes = list(lfs.scheme.classes)
+    rows = [{"id": r.id, "kind": "instruction", "prompt": r.prompt, "response": fixes[r.id],
+             "system": r.system, "meta": r.meta or {}, "text": f"{r.prompt}\n\n{fixes[r.id]}"}
+            for r in recs if r.id in fixes]
+    L = apply_lfs(rows, lfs.lfs, classes)[0] if rows else None
+    with ws.transaction() as conn:
+        for i, row in enumerate(rows):
+            if (L[i] == classes.index("REJECT")).any():
+                counts["fix still rejected by an LF"] = counts.get("fix still rejected by an LF", 0) + 1
+                continue
+            put_review(conn, row["id"], "summary_quality", human_label="ACCEPT",
+                       edited_response=row["response"], reviewer="bench")
+            counts["stored"] = counts.get("stored", 0) + 1
+    return counts
+
+
+def _score_on(run_path: Path, base: str, rows: list[dict]) -> dict:
+    """A finished dpo run's model (full fine-tune or LoRA adapter) scored on other pairs,
+    against the base as the reference: the figures `train()` reports, on `rows`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from trainer.dpo import pair_logps, preference_metrics
+
+    ev = json.loads((run_path / "eval.json").read_text())
+    adapter = run_path / "adapter"
+    tok = AutoTokenizer.from_pretrained(str(adapter))
+    ref_model = AutoModelForCausalLM.from_pretrained(base)
+    if (adapter / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(adapter))
+    ref = pair_logps(ref_model, tok, rows, ev["max_seq_length"])
+    tuned = pair_logps(model, tok, rows, ev["max_seq_length"])
+    return {"base": preference_metrics(ref, ref, ev["beta"]),
+            "tuned": preference_metrics(tuned, ref, ev["beta"])}
+
+
+def dpo_with_corrections(ws: Workspace, n: int, seeds: int) -> dict:
+    """DPO on the tiny Llama with the dpo head's defaults, trained (A) on counterfactual pairs
+    only and (B) on counterfactual + reviewer-correction pairs (`reviewer_corrections`), each
+    scored on the held-out pairs of both origins: does what DPO learns from synthetic edits carry
+    over to the real hallucinations a reviewer fixed, and what do the corrections add?"""
+    from pipelines.export import load_manifest, read_split
+    from pipelines.metrics import mean_ci
+    from trainer import TrainConfig, train
+
+    make_counterfactuals(ws, CounterfactualConfig(scheme="summary_quality", n=n))
+    only_cf = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.1)
+    counts = reviewer_corrections(ws)
+    both = export_dataset(ws, scheme="summary_quality", format="preference", eval_fraction=0.1)
+    m = load_manifest(ws, both.version)
+    held = read_split(ws, both.version, "eval")
+    origin = {e["line"]: e["label"] for e in m["records"] if e["split"] == "eval"}
+    held_corr = [r for i, r in enumerate(held, 1) if origin[i] == "correction"]
+    print(f"\n2c. dpo with reviewer corrections: {counts}; export A (counterfactuals) "
+          f"{only_cf.train} train / {only_cf.eval} held out; export B (+ corrections) "
+          f"{both.train} / {both.eval} (labels {m['counts'].get('labels') or m.get('labels')})")
+    common = dict(batch_size=8, cpu_threads=1, eval_max_examples=None, save_steps=10**6,
+                  generations=0)
+    results: dict[str, list] = {"A": [], "B": []}
+    print(f"{'train':<7}{'seed':>5}{'steps':>7}{'seconds':>9}{'held-out cf':>13}{'held-out corr':>15}")
+    for seed in range(seeds):
+        for arm, version in (("A", only_cf.version), ("B", both.version)):
+            t0 = time.perf_counter()
+            out = train(ws, version, TrainConfig(head="dpo", seed=seed, **common),
+                        progress=False, echo=lambda m: None)
+            seconds = time.perf_counter() - t0
+            ev = json.loads((Path(out["path"]) / "eval.json").read_text())
+            cf = ev["by_origin"]["counterfactual"]["tuned"]["reward_accuracy"]
+            if arm == "A":   # the correction pairs it never saw, scored with its model
+                corr = _score_on(Path(out["path"]), ev["base_model"], held_corr)["tuned"]
+            else:
+                corr = ev["by_origin"]["correction"]["tuned"]
+            results[arm].append({"seed": seed, "steps": out["steps"], "seconds": round(seconds, 1),
+                                 "counterfactual": cf, "correction": corr["reward_accuracy"],
+                                 "correction_n": corr["n_pairs"]})
+            print(f"{arm:<7}{seed:>5}{out['steps']:>7}{seconds:>9.1f}{cf:>13.3f}"
+                  f"{corr['reward_accuracy']:>15.3f}")
+    for arm, rs in results.items():
+        for key in ("counterfactual", "correction"):
+            mean, (lo, hi) = mean_ci([r[key] for r in rs]) if len(rs) > 1 else (rs[0][key], (0, 0))
+            print(f"{arm} held-out {key}: {mean:.3f} [{lo:.3f}, {hi:.3f}]")
+    return {"corrections": counts, "results": results}
+
+
 def generator(ws: Workspace, n: int) -> None:
     from trainer.tiny import ensure_workspace_model
 
@@ -569,6 +708,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--pairs", type=int, default=400, help="counterfactuals to make (--sft-dpo)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--corrections", action="store_true",
+                    help="only DPO on the tiny Llama trained on counterfactual pairs vs "
+                         "counterfactual + reviewer-correction pairs, scored on both")
     ap.add_argument("--rpo", type=float, default=0.0,
                     help="--sft-dpo: also an arm with this weight of the SFT loss added to DPO "
                          "(RPO, the dpo head's dpo_sft_weight)")
@@ -594,6 +736,11 @@ def main() -> None:
             does_synthetic_pay(ws, args.seeds, args.per_class, args.scarce, args.model)
             return
         run_labeling(ws, LabelConfig(scheme="summary_quality"))
+        if args.corrections:
+            report = dpo_with_corrections(ws, args.n, args.seeds)
+            if args.out:
+                Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            return
         catch_rates(ws, args.n)
         if not args.skip_train:
             dpo_vs_sft(ws, args.n, args.dpo_steps, args.seeds if args.seeds_set else 1)

@@ -64,7 +64,7 @@ class TrainConfig:
     target_modules: str = field(default="all-linear", metadata={
         "help": "modules that get adapters: all-linear or a comma-separated list of names"})
     learning_rate: float | None = field(default=None, metadata={
-        "help": "peak learning rate (default: sft 2e-4; dpo 2e-4 with LoRA, 1e-3 full; "
+        "help": "peak learning rate (default: sft 2e-4; dpo 2e-4 with LoRA, 2e-3 full; "
                 "classifier by train size)"})
     epochs: float | None = field(default=None, metadata={
         "help": "passes over the train split (default: sft 1; classifier: a step budget by "

@@ -187,7 +187,7 @@ def test_dpo_defaults_come_from_the_pairs_and_the_method(tiny_model):
     lengths = [(70, 60), (130, 120), (90, 85)]          # (tokens, first differing token)
     full, chosen = choose_dpo_defaults(cfg, "full", lengths, model_max=1024)
     assert (full.batch_size, full.epochs, full.max_seq_length) == (8, 1.0, 192)  # 130 -> 192
-    assert full.learning_rate == DPO_LEARNING_RATE["full"] == 1e-3
+    assert full.learning_rate == DPO_LEARNING_RATE["full"] == 2e-3
     assert "longest of 3 pairs (130 tokens)" in chosen["max_seq_length"]["why"]
     lora, _ = choose_dpo_defaults(cfg, "lora", lengths, model_max=128)
     assert lora.learning_rate == 2e-4 and lora.max_seq_length == 128        # capped by the model
