@@ -171,7 +171,7 @@ def reviewer_corrections(ws: Workspace) -> dict[str, int]:
                 continue
             fixed = fixed.replace(d["hallucinated"], names[0])
         if fixed == rec.response:
-            counts["fact not found in the summary"] = counts.get("fact not found in the summary", 0) + 1
+            counts["fact not in the summary"] = counts.get("fact not in the summary", 0) + 1
             continue
         fixes[rec.id] = fixed
     lfs = load_lfs(ws, "summary_quality")
@@ -183,7 +183,7 @@ def reviewer_corrections(ws: Workspace) -> dict[str, int]:
     with ws.transaction() as conn:
         for i, row in enumerate(rows):
             if (L[i] == classes.index("REJECT")).any():
-                counts["fix still rejected by an LF"] = counts.get("fix still rejected by an LF", 0) + 1
+                counts["fix rejected by an LF"] = counts.get("fix rejected by an LF", 0) + 1
                 continue
             put_review(conn, row["id"], "summary_quality", human_label="ACCEPT",
                        edited_response=row["response"], reviewer="bench")
@@ -237,7 +237,8 @@ def dpo_with_corrections(ws: Workspace, n: int, seeds: int) -> dict:
     common = dict(batch_size=8, cpu_threads=1, eval_max_examples=None, save_steps=10**6,
                   generations=0)
     results: dict[str, list] = {"A": [], "B": []}
-    print(f"{'train':<7}{'seed':>5}{'steps':>7}{'seconds':>9}{'held-out cf':>13}{'held-out corr':>15}")
+    print(f"{'train':<7}{'seed':>5}{'steps':>7}{'seconds':>9}{'held-out cf':>13}"
+          f"{'held-out corr':>15}")
     for seed in range(seeds):
         for arm, version in (("A", only_cf.version), ("B", both.version)):
             t0 = time.perf_counter()
@@ -675,7 +676,8 @@ def sft_then_dpo(ws: Workspace, *, seeds: int, sft_steps: int, dpo_steps: int, b
         print(f"{arm}: invented vs sft CI {d['invented_vs_sft']}; accuracy vs sft CI "
               f"{d['accuracy_vs_sft']}, vs sft+dpo CI {d['accuracy_vs_dpo']}")
     for m in pref:
-        print(f"seed {m['seed']} {m['arm']}: held-out pairs reward accuracy {m['reward_accuracy']:.3f} "
+        print(f"seed {m['seed']} {m['arm']}: held-out pairs reward accuracy "
+              f"{m['reward_accuracy']:.3f} "
               f"(margin {m['reward_margin']:.3f}); logp accuracy {m['sft_logp_accuracy']:.3f} -> "
               f"{m['logp_accuracy']:.3f}")
     print(f"{report['seconds']} s in all")

@@ -9,6 +9,7 @@ or a name the record's own metadata carries (e.g. a `claimant` column), found ve
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import unicodedata
@@ -280,7 +281,9 @@ def detect(text: str, *, names: Iterable[str] = (), types: Iterable[str] | None 
     return sorted(taken, key=lambda s: s.start)
 
 
-_NAME_SHAPE = re.compile(rf"[{_UP}][\w'\u00c0-\u017f-]*\.?(?:\s+[{_UP}][\w'\u00c0-\u017f-]*\.?){{0,2}}")
+# one to three capitalised words ("Ngozi Kowalski", "Mary-Jo O'Neil", "J. Smith")
+_NAME_WORD = rf"[{_UP}][\w'\u00c0-\u017f-]*\.?"
+_NAME_SHAPE = re.compile(rf"{_NAME_WORD}(?:\s+{_NAME_WORD}){{0,2}}")
 
 
 def pair_names(texts: Iterable[str], chosen: str, rejected: str,
@@ -301,8 +304,6 @@ def name_edit_names(chosen: str, rejected: str, names: Iterable[str] = ()) -> li
     name too, even when neither of its words is in the name lists. Without this a name edit
     exported as "the note's name vs <PERSON>": the real name left in (the note's too) and the
     pair teaching placeholders."""
-    import difflib
-
     known = list(dict.fromkeys(names))
     out: list[str] = []
     words = [list(re.finditer(r"\S+", t)) for t in (chosen, rejected)]
