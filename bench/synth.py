@@ -214,7 +214,9 @@ def _score_on(run_path: Path, base: str, rows: list[dict]) -> dict:
             "tuned": preference_metrics(tuned, ref, ev["beta"])}
 
 
-def dpo_with_corrections(ws: Workspace, n: int, seeds: int) -> dict:
+def dpo_with_corrections(ws: Workspace, n: int, seeds: int, base_model: str | None = None,
+                         steps: int | None = None, lr: float | None = None,
+                         batch_size: int = 8) -> dict:
     """DPO on the tiny Llama with the dpo head's defaults, trained (A) on counterfactual pairs
     only and (B) on counterfactual + reviewer-correction pairs (`reviewer_corrections`), each
     scored on the held-out pairs of both origins: does what DPO learns from synthetic edits carry
@@ -234,8 +236,9 @@ def dpo_with_corrections(ws: Workspace, n: int, seeds: int) -> dict:
     print(f"\n2c. dpo with reviewer corrections: {counts}; export A (counterfactuals) "
           f"{only_cf.train} train / {only_cf.eval} held out; export B (+ corrections) "
           f"{both.train} / {both.eval} (labels {m['counts'].get('labels') or m.get('labels')})")
-    common = dict(batch_size=8, cpu_threads=1, eval_max_examples=None, save_steps=10**6,
-                  generations=0)
+    common = dict(batch_size=batch_size, cpu_threads=1, eval_max_examples=None,
+                  save_steps=10**6, generations=0, base_model=base_model, learning_rate=lr,
+                  **({"max_steps": steps} if steps else {}))
     results: dict[str, list] = {"A": [], "B": []}
     print(f"{'train':<7}{'seed':>5}{'steps':>7}{'seconds':>9}{'held-out cf':>13}"
           f"{'held-out corr':>15}")
@@ -248,14 +251,21 @@ def dpo_with_corrections(ws: Workspace, n: int, seeds: int) -> dict:
             ev = json.loads((Path(out["path"]) / "eval.json").read_text())
             cf = ev["by_origin"]["counterfactual"]["tuned"]["reward_accuracy"]
             if arm == "A":   # the correction pairs it never saw, scored with its model
-                corr = _score_on(Path(out["path"]), ev["base_model"], held_corr)["tuned"]
+                import yaml
+
+                cfg = yaml.safe_load((Path(out["path"]) / "config.yaml").read_text())
+                scored = _score_on(Path(out["path"]), cfg["base_model"], held_corr)
             else:
-                corr = ev["by_origin"]["correction"]["tuned"]
+                scored = ev["by_origin"]["correction"]
+            corr, corr_base = scored["tuned"], scored["base"]
             results[arm].append({"seed": seed, "steps": out["steps"], "seconds": round(seconds, 1),
                                  "counterfactual": cf, "correction": corr["reward_accuracy"],
-                                 "correction_n": corr["n_pairs"]})
+                                 "correction_n": corr["n_pairs"],
+                                 "correction_logp": [corr_base["logp_accuracy"],
+                                                     corr["logp_accuracy"]]})
             print(f"{arm:<7}{seed:>5}{out['steps']:>7}{seconds:>9.1f}{cf:>13.3f}"
-                  f"{corr['reward_accuracy']:>15.3f}")
+                  f"{corr['reward_accuracy']:>15.3f}   corr logp acc "
+                  f"{corr_base['logp_accuracy']:.3f} -> {corr['logp_accuracy']:.3f}")
     for arm, rs in results.items():
         for key in ("counterfactual", "correction"):
             mean, (lo, hi) = mean_ci([r[key] for r in rs]) if len(rs) > 1 else (rs[0][key], (0, 0))
@@ -716,7 +726,8 @@ def main() -> None:
     ap.add_argument("--rpo", type=float, default=0.0,
                     help="--sft-dpo: also an arm with this weight of the SFT loss added to DPO "
                          "(RPO, the dpo head's dpo_sft_weight)")
-    ap.add_argument("--base-model", default="smollm2-135m")
+    ap.add_argument("--base-model", default=None,
+                    help="--sft-dpo: default smollm2-135m; --corrections: default the tiny Llama")
     ap.add_argument("--out", help="write the --sft-dpo report (with every generation) here")
     args = ap.parse_args()
     args.seeds_set = "--seeds" in sys.argv
@@ -729,7 +740,8 @@ def main() -> None:
                                   dpo_batch_size=args.dpo_batch_size, lr=args.lr,
                                   dpo_lr=args.dpo_lr, beta=args.beta, max_eval=args.max_eval,
                                   max_new_tokens=args.max_new_tokens, n_pairs=args.pairs,
-                                  threads=args.threads, base_model=args.base_model,
+                                  threads=args.threads,
+                                  base_model=args.base_model or "smollm2-135m",
                                   max_held=args.max_held, rpo=args.rpo)
             if args.out:
                 Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
@@ -739,7 +751,9 @@ def main() -> None:
             return
         run_labeling(ws, LabelConfig(scheme="summary_quality"))
         if args.corrections:
-            report = dpo_with_corrections(ws, args.n, args.seeds)
+            report = dpo_with_corrections(
+                ws, args.n, args.seeds, args.base_model,
+                args.dpo_steps, args.dpo_lr, args.dpo_batch_size if args.dpo_steps else 8)
             if args.out:
                 Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
             return
