@@ -102,6 +102,20 @@ def _date_md(m: re.Match) -> tuple[int, int] | None:
 
 
 def _new_amount(old: int, taken: set[int], rng: random.Random) -> int:
+    """A wrong figure for `old` (cents): half the time a slip of scale (x10, x2, /4 ...: a typo
+    or a unit error, the digits kept), half the time an unrelated figure of the same magnitude
+    written as `old` is (cents if it has cents, else as round), which is what a model that
+    invents an amount writes. Scale slips alone taught DPO a shortcut ("a multiple of the note's
+    figure is wrong") that did not carry over to real invented amounts (docs/benchmarks.md)."""
+    if rng.random() < 0.5:
+        factor = rng.uniform(0.2, 0.8) if rng.random() < 0.5 else rng.uniform(1.25, 5.0)
+        if old % 100:
+            new = int(old * factor) // 100 * 100 + rng.randrange(1, 100)
+        else:
+            unit = next(u for u in (10000, 1000, 100) if old % u == 0 or u == 100)
+            new = max(unit, int(round(old * factor / unit)) * unit)
+        if new not in taken and new != old:
+            return new
     for factor in rng.sample([3, 10, 2, 5, 0.5, 0.25], 6):
         new = int(round(old * factor / 100.0)) * 100 or 500 * 100
         if new not in taken:

@@ -71,6 +71,24 @@ def test_edits_keep_the_rest_of_the_summary_and_never_reuse_a_note_fact():
     assert "$" not in e.text and e.text.startswith("Water damage claim: Maria Lopez")
 
 
+def test_wrong_amounts_are_scale_slips_and_unrelated_figures_written_alike():
+    """Both kinds of invented amount (a model trained only on x10 / x2 slips learnt that
+    shortcut), never the note's figure, cents kept where the original has them."""
+    from pipelines.synth.edits import _new_amount
+
+    slips = {3, 10, 2, 5, 0.5, 0.25}
+    for old in (425000, 834334):            # $4,250 and $8,343.34
+        new = [_new_amount(old, {old}, random.Random(seed)) for seed in range(40)]
+        ratios = [n / old for n in new]
+        assert old not in new and all(0.19 < r < 10.1 for r in ratios)
+        scaled = [r for r in ratios if any(abs(r / f - 1) < 1e-3 for f in slips)]
+        assert 5 < len(scaled) < 35            # each kind about half the time
+        if old % 100:
+            assert sum(n % 100 != 0 for n in new) >= 5
+        else:
+            assert all(n % 100 == 0 for n in new)
+
+
 def test_an_edit_with_nothing_to_edit_is_not_applicable():
     plain = "Water damage claim after a burst pipe; drywall soaked for hours."
     for kind in ("amount", "date", "name", "place", "drop"):
