@@ -44,7 +44,7 @@ DPO_BATCH_SIZE = 8
 # counterfactual pairs: held-out reward accuracy 0.911 [0.873, 0.950] over 5 seeds, where 1e-3
 # gave 0.883 [0.824, 0.941] and 3e-3 0.914 (LoRA r 8 at 2e-3: 0.83); two epochs were no better
 # (0.88), so one epoch stays the default. With the mixed amount edits that replaced the scale
-# slips 0.878 (3 seeds), and real reviewer corrections stay at chance for this random model
+# slips 0.870 (5 seeds), and real reviewer corrections stay at chance for this random model
 # (docs/benchmarks.md 2c, 2d). lora: the sft head's rate, kept.
 DPO_LEARNING_RATE = {"lora": 2e-4, "qlora": 2e-4, "full": 2e-3}
 
