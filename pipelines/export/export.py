@@ -162,17 +162,6 @@ def _dump_line(obj: dict[str, Any]) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
-def _strings(obj: Any) -> list[str]:
-    """Every string inside a rendered row (message contents, fields), roles left out."""
-    if isinstance(obj, str):
-        return [obj]
-    if isinstance(obj, list):
-        return [s for x in obj for s in _strings(x)]
-    if isinstance(obj, dict):
-        return [s for k, v in obj.items() if k != "role" for s in _strings(v)]
-    return []
-
-
 def _next_version(exports: Path) -> str:
     nums = [int(m.group(1)) for p in exports.iterdir() if (m := _VERSION_RE.match(p.name))]
     return f"v{(max(nums) + 1 if nums else 1):04d}"
@@ -200,8 +189,8 @@ def _write_files(tmp: Path, sel: Selection, fmt: str, cfg: ExportConfig,
             if fmt == "preference":
                 # one set of names for the whole pair (prompt and both answers), so a name
                 # found on one side is redacted on every side (pii.pair_names)
-                names = pair_names(_strings(rendered), row.chosen, row.rejected,
-                                   [*row.names, *learnt])
+                texts = [*(m["content"] for m in row.prompt), row.chosen, row.rejected]
+                names = pair_names(texts, row.chosen, row.rejected, [*row.names, *learnt])
             else:
                 names = metadata_names(row.record.record.meta)
             rendered = redactor.redact_obj(rendered, names)
