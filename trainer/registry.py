@@ -56,6 +56,16 @@ class ModelEntry:
     def task(self) -> str:
         return f"{self.scheme or '-'}/{self.head}"
 
+    def score(self) -> str:
+        """Its headline evaluation in words: a router's routing accuracy, else the tuned run's
+        first of accuracy, macro-F1, reward accuracy (dpo) and eval loss; "-" without one."""
+        ev = self.evaluation or {}
+        if self.kind == "router":
+            return f"routing accuracy {ev.get('accuracy')}" if ev else "-"
+        tuned = ev.get("tuned") or {}
+        return next((f"{k} {tuned[k]}" for k in ("accuracy", "macro_f1", "reward_accuracy",
+                                                 "eval_loss") if tuned.get(k) is not None), "-")
+
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "task": self.task}
 
@@ -101,13 +111,13 @@ def _entry_for_run(ws, summary: dict[str, Any], taken: set[str]) -> ModelEntry |
 
     run = Path(summary["path"]).resolve()
     adapter = run / "adapter"
+    if summary["status"] != "done":
+        return None
     if (adapter / "adapter_config.json").is_file():
         kind = "adapter"
     elif (adapter / "config.json").is_file() and any(adapter.glob("*.safetensors")):
         kind = "model"      # a full fine-tune (dpo head, method full): the whole weights
     else:
-        return None
-    if summary["status"] != "done":
         return None
     cfg = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
     head = cfg.get("head") or summary.get("head") or "sft"

@@ -28,17 +28,6 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
 
 
-def _score(e) -> str:
-    ev = e.evaluation or {}
-    if e.kind == "router":
-        return f"routing accuracy {ev.get('accuracy')}" if ev else "-"
-    tuned = ev.get("tuned") or {}
-    for k in ("accuracy", "macro_f1", "reward_accuracy", "eval_loss"):
-        if tuned.get(k) is not None:
-            return f"{k} {tuned[k]}"
-    return "-"
-
-
 @models_app.command("list")
 def list_cmd(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
     """List registered models: name, task (scheme/head), base, export, size, evaluation.
@@ -51,7 +40,7 @@ def list_cmd(workspace: str = WorkspaceOpt, as_json: bool = JsonOpt):
     for e in entries:
         base = Path(e.base_model).name if e.base_model else "-"
         echo(f"{e.name:<32} {e.task:<22} {base:<22} {e.export or '-':<6} {_size(e.size_bytes):>9}  "
-             f"{_score(e)}")
+             f"{e.score()}")
     if not entries:
         echo("no models yet: train a run (curate train) and it is registered when it finishes")
     emit({"models": [e.to_dict() for e in entries]}, as_json)

@@ -12,25 +12,21 @@ st.caption("Every finished run's adapter, the router between them, and a place t
 
 with _data.show_errors():
     entries = _data.registered_models()
-    adapters = [e for e in entries if e.kind in ("adapter", "model")]
+    # the table lists full fine-tunes too; the router and the playground take adapters only
+    listed = [e for e in entries if e.kind in ("adapter", "model")]
+    adapters = [e for e in listed if e.kind == "adapter"]
     routers = [e for e in entries if e.kind == "router"]
 
     st.subheader("Registry")
-    if not adapters:
+    if not listed:
         st.info("No models yet: train a run on the Export & Train page (or `curate train`); "
                 "it is registered here when it finishes.")
     else:
-        def score(e):
-            tuned = (e.evaluation or {}).get("tuned") or {}
-            return next((f"{k} {tuned[k]}" for k in ("accuracy", "macro_f1", "reward_accuracy",
-                                                     "eval_loss")
-                         if tuned.get(k) is not None), "-")
-
         st.dataframe(pd.DataFrame([{
             "name": e.name, "task": e.task, "kind": e.kind, "base model": e.base_model,
             "export": e.export,
-            "size (KiB)": round(e.size_bytes / 1024), "tuned": score(e), "run": e.run_id}
-            for e in adapters]), hide_index=True, width="stretch")
+            "size (KiB)": round(e.size_bytes / 1024), "tuned": e.score(), "run": e.run_id}
+            for e in listed]), hide_index=True, width="stretch")
 
     st.subheader("Router")
     if routers:
