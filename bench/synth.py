@@ -38,6 +38,7 @@ import json
 import tempfile
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from pipelines.export import export_dataset
@@ -148,7 +149,7 @@ def reviewer_corrections(ws: Workspace) -> dict[str, int]:
     from pipelines.weak_supervision import apply_lfs, load_lfs
 
     truth = _truth(ws)
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     fixes: dict[str, str] = {}
     with ws.connect() as conn:
         recs = [r for r in iter_records(conn, with_gold=True) if r.id in truth]
@@ -167,11 +168,11 @@ def reviewer_corrections(ws: Workspace) -> dict[str, int]:
             names = [sp.value for sp in detect(rec.prompt or "", types=("PERSON",))
                      if sp.value not in adjuster and adjuster not in sp.value]
             if not names:
-                counts["claimant not found"] = counts.get("claimant not found", 0) + 1
+                counts["claimant not found"] += 1
                 continue
             fixed = fixed.replace(d["hallucinated"], names[0])
         if fixed == rec.response:
-            counts["fact not in the summary"] = counts.get("fact not in the summary", 0) + 1
+            counts["fact not in the summary"] += 1
             continue
         fixes[rec.id] = fixed
     lfs = load_lfs(ws, "summary_quality")
@@ -183,12 +184,12 @@ def reviewer_corrections(ws: Workspace) -> dict[str, int]:
     with ws.transaction() as conn:
         for i, row in enumerate(rows):
             if (L[i] == classes.index("REJECT")).any():
-                counts["fix rejected by an LF"] = counts.get("fix rejected by an LF", 0) + 1
+                counts["fix rejected by an LF"] += 1
                 continue
             put_review(conn, row["id"], "summary_quality", human_label="ACCEPT",
                        edited_response=row["response"], reviewer="bench")
-            counts["stored"] = counts.get("stored", 0) + 1
-    return counts
+            counts["stored"] += 1
+    return dict(counts)
 
 
 def _score_on(run_path: Path, base: str, rows: list[dict]) -> dict:
@@ -221,6 +222,8 @@ def dpo_with_corrections(ws: Workspace, n: int, seeds: int, base_model: str | No
     only and (B) on counterfactual + reviewer-correction pairs (`reviewer_corrections`), each
     scored on the held-out pairs of both origins: does what DPO learns from synthetic edits carry
     over to the real hallucinations a reviewer fixed, and what do the corrections add?"""
+    import yaml
+
     from pipelines.export import load_manifest, read_split
     from pipelines.metrics import mean_ci
     from trainer import TrainConfig, train
@@ -251,8 +254,6 @@ def dpo_with_corrections(ws: Workspace, n: int, seeds: int, base_model: str | No
             ev = json.loads((Path(out["path"]) / "eval.json").read_text())
             cf = ev["by_origin"]["counterfactual"]["tuned"]["reward_accuracy"]
             if arm == "A":   # the correction pairs it never saw, scored with its model
-                import yaml
-
                 cfg = yaml.safe_load((Path(out["path"]) / "config.yaml").read_text())
                 scored = _score_on(Path(out["path"]), cfg["base_model"], held_corr)
             else:

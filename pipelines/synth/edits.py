@@ -112,7 +112,7 @@ def _new_amount(old: int, taken: set[int], rng: random.Random) -> int:
         if old % 100:
             new = int(old * factor) // 100 * 100 + rng.randrange(1, 100)
         else:
-            unit = next(u for u in (10000, 1000, 100) if old % u == 0 or u == 100)
+            unit = next((u for u in (10000, 1000) if old % u == 0), 100)   # $100, $10 or $1
             new = max(unit, int(round(old * factor / unit)) * unit)
         if new not in taken and new != old:
             return new
