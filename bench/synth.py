@@ -76,7 +76,8 @@ def last_log(run_path: Path) -> dict:
     return [e for e in events if e["event"] == "log"][-1]
 
 
-def dpo_vs_sft(ws: Workspace, n: int, steps: int | None, seeds: int = 1) -> None:
+def dpo_vs_sft(ws: Workspace, n: int, steps: int | None, seeds: int = 1,
+               lr: float | None = None) -> None:
     """The dpo head with its defaults (method auto = full on the tiny Llama, lr 1e-3, one epoch,
     unless `steps` is given) over `seeds`; then the sft head on the chat export for tokens/s,
     the same steps and batch (lr 2e-3, as in earlier runs)."""
@@ -96,7 +97,8 @@ def dpo_vs_sft(ws: Workspace, n: int, steps: int | None, seeds: int = 1) -> None
     rows, accs = [], []
     for seed in range(seeds):
         t0 = time.perf_counter()
-        out = train(ws, pref.version, TrainConfig(head="dpo", seed=seed, **common,
+        out = train(ws, pref.version, TrainConfig(head="dpo", seed=seed, learning_rate=lr,
+                                                  **common,
                                                   **({"max_steps": steps} if steps else {})),
                     progress=False, echo=lambda m: None)
         seconds = time.perf_counter() - t0
@@ -760,7 +762,8 @@ def main() -> None:
             return
         catch_rates(ws, args.n)
         if not args.skip_train:
-            dpo_vs_sft(ws, args.n, args.dpo_steps, args.seeds if args.seeds_set else 1)
+            dpo_vs_sft(ws, args.n, args.dpo_steps, args.seeds if args.seeds_set else 1,
+                       args.dpo_lr)
         generator(ws, args.gen)
 
 
