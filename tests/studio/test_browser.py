@@ -175,6 +175,8 @@ def test_the_whole_loop_in_a_browser(studio_server, browser):
 
 
 def _the_whole_loop(page, studio) -> None:
+    from playwright.sync_api import expect
+
     t0 = time.time()
     last = [t0]
 
@@ -216,13 +218,17 @@ def _the_whole_loop(page, studio) -> None:
     # Label: write an LF in the editor, run it on the sample, save it and re-label.
     _open(page, studio, "label")
     page.get_by_role("tab", name="LF editor").click()
-    editor = page.locator("textarea").first
+    editor = page.get_by_label("Source")
+    # the template's text arrives after the text area does: reading it at once can give "",
+    # which then ran as an empty module ("no labeling function found", seen on a loaded box)
+    expect(editor).to_have_value(re.compile('"some phrase"'), timeout=60_000)
     source = editor.input_value().replace('"some phrase"', '"burst"')
+    assert '"burst"' in source
     editor.fill(source)
     editor.press("Control+Enter")  # commit the text area's value
     _idle(page)
     _click_until(page, "Run on sample", r"On \d+ records",
-                 failed=r"\(time limit\)|before reporting")
+                 failed=r"\(time limit\)|before reporting|no labeling function found")
     _idle(page)
     _shot(page, "3-lf-editor-coverage")
     page.get_by_role("button", name="Save and re-label").click()
